@@ -1,0 +1,5 @@
+"""``python -m actstore`` runs the command line."""
+
+from actstore.cli import main
+
+raise SystemExit(main())

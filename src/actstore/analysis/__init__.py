@@ -1,0 +1,3 @@
+"""actstore.analysis."""
+
+__all__: list[str] = []

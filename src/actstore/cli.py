@@ -1,0 +1,74 @@
+"""The ``actstore`` command line: a thin dispatcher over the library.
+
+User errors (:class:`actstore.errors.ActstoreError`) print one line, ``actstore: error: ...``, and
+exit with status 2; ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from actstore._version import __version__
+from actstore.errors import ActstoreError
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = """examples:
+  actstore demo
+  actstore extract --model /path/to/Qwen2.5-32B --prompts multiplication --out cache.zarr
+  actstore info cache.zarr
+  actstore probe fit cache.zarr --prompt-set arithmetic --target value
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand found in :mod:`actstore.commands`."""
+    import actstore.commands as commands
+
+    parser = argparse.ArgumentParser(
+        prog="actstore",
+        description="Extract per-token activations into a Zarr v3 cache; fit probes and detect.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"actstore {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks for errors (for bug reports)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"actstore.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line, so it can be added to any failing command as-is.
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.debug = debug
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ActstoreError as exc:
+        if args.debug:
+            raise
+        print(f"actstore: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("actstore: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,3 @@
+"""actstore.extractors."""
+
+__all__: list[str] = []

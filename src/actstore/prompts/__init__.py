@@ -1,0 +1,3 @@
+"""actstore.prompts."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""actstore.store."""
+
+__all__: list[str] = []
