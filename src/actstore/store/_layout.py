@@ -4,8 +4,8 @@ The rule
 --------
 * A **shard** is one block of ``block_size`` prompts x all layers x all tokens x ``d_model``:
   the unit one writer produces after one batch of forward passes, written whole, exactly once.
-  ``block_size`` is chosen so a shard holds about :data:`TARGET_SHARD_BYTES` (tens to a few hundred MB: few files,
-  which clusters with inode quotas need), never more prompts than the set has.
+  ``block_size`` is chosen so a shard holds about :data:`TARGET_SHARD_BYTES` (tens to a few hundred
+  MB: few files, which clusters with inode quotas need), never more prompts than the set has.
 * An **inner chunk** is ``chunk_prompts`` prompts x **one** layer x all tokens x ``d_model``, about
   :data:`TARGET_CHUNK_BYTES` (1 MiB) uncompressed; ``chunk_prompts`` divides ``block_size``.
   Reading one layer of many prompts (probe fitting) touches only that layer's chunks, contiguous in
