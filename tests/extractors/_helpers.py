@@ -92,3 +92,41 @@ def _bits(ts) -> np.ndarray:
     import torch
 
     return torch.stack(ts).view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+
+
+#: config.json of Qwen2.5-32B (the reference study's model): 64 layers, d_model 5120, bf16.
+QWEN25_32B_CONFIG = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "attention_dropout": 0.0,
+    "bos_token_id": 151643,
+    "eos_token_id": 151643,
+    "hidden_act": "silu",
+    "hidden_size": 5120,
+    "initializer_range": 0.02,
+    "intermediate_size": 27648,
+    "max_position_embeddings": 131072,
+    "max_window_layers": 64,
+    "model_type": "qwen2",
+    "num_attention_heads": 40,
+    "num_hidden_layers": 64,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 1000000.0,
+    "sliding_window": 131072,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "use_cache": True,
+    "use_sliding_window": False,
+    "vocab_size": 152064,
+}
+
+
+def copy_checkpoint(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """Copy a checkpoint directory, leaving out files whose names are in *skip*."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name not in skip:
+            shutil.copy2(f, dst / f.name)
+    return dst

@@ -328,12 +328,11 @@ def extract(
             provenance=prov,
         )
 
-    cache = create_cache(out, storage_options=storage_options)
-    backend_obj: Any = None
+    existing = _open_existing(out, storage_options)
     writer = None
-    if set_name in cache.prompt_sets and not needs_probe:
+    if existing is not None and set_name in existing.prompt_sets and not needs_probe:
         # Resuming: check the fingerprint and completion before paying for loading weights.
-        writer = cache.prompt_set_writer(set_name, spec_for(widths, {}), metadata)
+        writer = existing.prompt_set_writer(set_name, spec_for(widths, {}), metadata)
         if writer.is_complete():
             plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
             return ExtractionReport(
@@ -353,6 +352,8 @@ def extract(
         backend, model_dir, layer_idx, backend_hooks, torch_dtype, dev, cfg.n_layers, tokenizer
     )
     try:
+        # created only now, so a failure to load the model leaves no empty cache behind
+        cache = create_cache(out, storage_options=storage_options)
         widths = dict(backend_obj.widths)
         if writer is None:
             provenance = {
@@ -444,6 +445,16 @@ def _shard_done(
         seconds=time.perf_counter() - t0,
         message=f"{who}: all its blocks of {set_name!r} are already written; nothing to do",
     )
+
+
+def _open_existing(out: str, storage_options: dict[str, Any] | None) -> Any:
+    from actstore.errors import StoreNotFoundError
+    from actstore.store import open_cache
+
+    try:
+        return open_cache(out, mode="r+", storage_options=storage_options)
+    except StoreNotFoundError:
+        return None
 
 
 def _default_command() -> str:

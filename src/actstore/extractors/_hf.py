@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from actstore.errors import InvalidArgumentError, ModelLoadError
+from actstore.errors import ExtractionError, InvalidArgumentError, ModelLoadError
 from actstore.extractors._hooks import HF_HOOKS
 
 __all__ = ["HFBackend", "find_decoder_layers"]
@@ -48,7 +48,12 @@ def _load_model(path: str, torch_dtype: torch.dtype, device: torch.device) -> An
             if "Unrecognized configuration class" not in str(exc):
                 raise
             model = AutoModel.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (torch.OutOfMemoryError, MemoryError):
+        raise ExtractionError(
+            f"expected the model to fit in memory, got out of memory loading {path!r}; use a "
+            "GPU with more memory, several GPUs (--device cuda), or --dtype bfloat16"
+        ) from None
+    except Exception as exc:  # safetensors, json, torch: any failure means an unusable checkpoint
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(
             f"expected a loadable transformers checkpoint in {path!r}, got {first}; "
