@@ -9,7 +9,6 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +56,21 @@ def _read_text(path: Path) -> str:
 
 
 def _make_prompt(
-    path: Path, line: int, text: Any, labels: dict[str, Any], spans: dict[str, Any]
+    path: Path,
+    line: int,
+    text: Any,
+    labels: dict[str, Any],
+    spans: dict[str, Any],
+    *,
+    span_prefix: str = "spans.",
 ) -> Prompt:
     try:
         text, labels, spans = check_prompt_fields(text, labels, spans)
     except FieldError as exc:
-        raise _fail(path, line, exc.field, exc.message) from None
+        field = exc.field
+        if field.startswith("spans."):  # CSV files name span columns "span:NAME"
+            field = span_prefix + field[len("spans.") :]
+        raise _fail(path, line, field, exc.message) from None
     return Prompt(text=text, labels=labels, spans=spans)
 
 
@@ -77,16 +85,32 @@ def _finish(path: Path, prompts: list[Prompt], name: str | None, fmt: str) -> Pr
 
 
 # -- JSONL -----------------------------------------------------------------------------------
-def _no_duplicates(line: int, path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _fail(path, line, key, "expected each name once, got it twice; rename one")
-            out[key] = value
-        return out
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers the keys it saw more than once."""
 
-    return hook
+    duplicates: list[str]
+
+
+def _keep_duplicates(pairs: list[tuple[str, Any]]) -> _Object:
+    # json.loads keeps the last of duplicated keys silently; a prompt file with two "x" labels or
+    # two spans of one name is a mistake worth naming.
+    out = _Object()
+    out.duplicates = []
+    for key, value in pairs:
+        if key in out:
+            out.duplicates.append(key)
+        out[key] = value
+    return out
+
+
+def _check_duplicates(path: Path, line: int, obj: Any, prefix: str = "") -> None:
+    if isinstance(obj, _Object) and obj.duplicates:
+        raise _fail(
+            path,
+            line,
+            prefix + obj.duplicates[0],
+            "expected each name once per record, got it twice; rename or remove one",
+        )
 
 
 def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> PromptSet:
@@ -101,7 +125,7 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw, object_pairs_hook=_no_duplicates(lineno, path))
+            record = json.loads(raw, object_pairs_hook=_keep_duplicates)
         except json.JSONDecodeError as exc:
             raise _fail(
                 path, lineno, None, f"expected one JSON object per line, got invalid JSON ({exc})"
@@ -113,6 +137,8 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
                 None,
                 f"expected a JSON object, got {type(record).__name__}; write one object per line",
             )
+        _check_duplicates(path, lineno, record)
+        _check_duplicates(path, lineno, record.get("spans"), "spans.")
         if "text" not in record:
             raise _fail(path, lineno, "text", "expected a 'text' field, got none; add it")
         text = record.pop("text")
@@ -126,6 +152,15 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
                 "spans",
                 f"expected an object {{name: [start, end]}}, got {type(spans).__name__}",
             )
+        for key, value in record.items():
+            if isinstance(value, dict | list):
+                raise _fail(
+                    path,
+                    lineno,
+                    key,
+                    f"expected a number, a string or null as label value, got {json.dumps(value)}"
+                    "; labels are flat columns",
+                )
         labels = {k: v for k, v in record.items() if v is not None}
         prompts.append(_make_prompt(path, lineno, text, labels, spans))
     return _finish(path, prompts, name, "jsonl")
@@ -212,20 +247,21 @@ def read_csv(path: str | os.PathLike[str], *, name: str | None = None) -> Prompt
         raise _fail(path, 1, "text", f"expected a 'text' column, got columns {header}; add it")
 
     rows: list[tuple[int, list[str]]] = []
+    start = reader.line_num + 1  # first physical line of the next record (cells may span lines)
     try:
         for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise _fail(
-                    path,
-                    reader.line_num,
-                    None,
-                    f"expected {len(header)} cells (one per column), got {len(row)}",
-                )
-            rows.append((reader.line_num, row))
+            if any(cell.strip() for cell in row):
+                if len(row) != len(header):
+                    raise _fail(
+                        path,
+                        start,
+                        None,
+                        f"expected {len(header)} cells (one per column), got {len(row)}",
+                    )
+                rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise _fail(path, reader.line_num, None, f"expected valid CSV, got {exc}") from None
+        raise _fail(path, start, None, f"expected valid CSV, got {exc}") from None
 
     label_cols = [(i, h) for i, h in enumerate(header) if h != "text" and not h.startswith("span:")]
     span_cols = [(i, h[len("span:") :]) for i, h in enumerate(header) if h.startswith("span:")]
@@ -250,7 +286,7 @@ def read_csv(path: str | os.PathLike[str], *, name: str | None = None) -> Prompt
                     path, lineno, f"span:{s}", f"expected 'start:end' (integers), got {row[i]!r}"
                 )
             spans[s] = (int(m.group(1)), int(m.group(2)))
-        prompts.append(_make_prompt(path, lineno, row[text_i], labels, spans))
+        prompts.append(_make_prompt(path, lineno, row[text_i], labels, spans, span_prefix="span:"))
     return _finish(path, prompts, name, "csv")
 
 
