@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
-from actstore.prompts import Position, char_spans_to_token_masks, parse_position
+from actstore.prompts import (
+    Position,
+    char_spans_to_token_masks,
+    parse_position,
+    span_masks_for_set,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +116,27 @@ def test_token_mask_agrees_with_select(spec: str) -> None:
     for i in range(n_prompts):
         expected = position.select(int(n_tokens[i]), {k: v[i] for k, v in masks.items()})
         assert np.flatnonzero(got[i]).tolist() == expected.tolist(), (spec, i)
+
+
+def test_span_masks_for_set_stacks_and_pads() -> None:
+    spans = [SPANS, {"x": (0, 1)}]
+    offsets = [OFFSETS, [(0, 0), (0, 1), (1, 3)]]
+    special = [[True] + [False] * 6, [True, False, False]]
+    out = span_masks_for_set(spans, offsets, special)
+    assert list(out) == ["x", "y", "answer"]
+    assert out["answer"].shape == (2, 7)
+    for i in range(2):
+        single = char_spans_to_token_masks(spans[i], offsets[i], special[i])
+        for name in out:
+            expected = np.zeros(7, bool)
+            if name in single:
+                expected[: len(offsets[i])] = single[name]
+            assert out[name][i].tolist() == expected.tolist()
+    wide = span_masks_for_set(spans, offsets, span_names=["answer", "absent"], n_token=9)
+    assert list(wide) == ["answer", "absent"]
+    assert wide["answer"].shape == (2, 9)
+    assert not wide["absent"].any()
+    with pytest.raises(InvalidArgumentError, match="n_token >= the longest prompt"):
+        span_masks_for_set(spans, offsets, n_token=3)
+    with pytest.raises(InvalidArgumentError, match="one offsets"):
+        span_masks_for_set(spans, offsets[:1])

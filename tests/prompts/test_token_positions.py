@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actstore.prompts import Prompt, char_spans_to_token_masks, generate, parse_position
+from actstore.prompts import (
+    Prompt,
+    char_spans_to_token_masks,
+    generate,
+    parse_position,
+    span_masks_for_set,
+)
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
@@ -105,3 +111,18 @@ def test_before_first_token_is_the_bos(tokenizers: dict[str, Any]) -> None:
         # Without the special flag the BOS still stays out of every span: its offsets are (0, 0).
         assert not char_spans_to_token_masks(p.spans, offsets)["x"][0]
         assert tok.decode(np.asarray(ids)[masks["answer"]].tolist()).strip() == "56"
+
+
+def test_set_masks_with_real_tokens(tokenizers: dict[str, Any]) -> None:
+    tok = tokenizers["qwen2"]
+    ps = generate("kinetic_energy", 10, seed=1, cot="worked")
+    enc = tok(ps.texts, return_offsets_mapping=True, return_special_tokens_mask=True)
+    masks = span_masks_for_set(
+        [p.spans for p in ps], enc["offset_mapping"], enc["special_tokens_mask"],
+        span_names=ps.span_names,
+    )  # fmt: skip
+    assert list(masks) == ps.span_names
+    for i, p in enumerate(ps):
+        for name, mask in masks.items():
+            chosen = np.asarray(enc["input_ids"][i])[mask[i, : len(enc["input_ids"][i])]]
+            assert tok.decode(chosen.tolist()) == (p.span_text(name) if name in p.spans else "")

@@ -13,6 +13,7 @@ from actstore.prompts._positions import (
     Position,
     char_spans_to_token_masks,
     parse_position,
+    span_masks_for_set,
 )
 from actstore.prompts._prompt import Prompt
 from actstore.prompts._promptset import PromptSet
@@ -40,4 +41,5 @@ __all__ = [
     "parse_position",
     "read_prompt_file",
     "register_generator",
+    "span_masks_for_set",
 ]

@@ -12,7 +12,13 @@ import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 
-__all__ = ["POSITION_FORMS", "Position", "char_spans_to_token_masks", "parse_position"]
+__all__ = [
+    "POSITION_FORMS",
+    "Position",
+    "char_spans_to_token_masks",
+    "parse_position",
+    "span_masks_for_set",
+]
 
 POSITION_FORMS = ("last", "all", "before:SPAN", "span:SPAN")
 _KINDS = ("last", "all", "before", "span")
@@ -69,6 +75,57 @@ def char_spans_to_token_masks(
             )
         masks[name] = usable & (starts < end) & (ends > start)
     return masks
+
+
+def span_masks_for_set(
+    spans: Sequence[Mapping[str, tuple[int, int]]],
+    offsets: Sequence[Sequence[tuple[int, int]] | np.ndarray],
+    special: Sequence[Sequence[bool] | np.ndarray] | None = None,
+    *,
+    span_names: Sequence[str] | None = None,
+    n_token: int | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`char_spans_to_token_masks` for every prompt, stacked to (prompt, token) arrays.
+
+    Parameters
+    ----------
+    spans : sequence over prompts of Mapping[str, tuple[int, int]]
+        Each prompt's spans (``[p.spans for p in prompt_set]``).
+    offsets : sequence over prompts of (token, 2) offsets
+        Each prompt's offset mapping; prompts may have different lengths.
+    special : sequence over prompts of (token,) bool, optional
+        Each prompt's special-token flags.
+    span_names : sequence of str, optional
+        The spans to return, in order (default: the union in first-seen order). A prompt without
+        a span gets an all-False row.
+    n_token : int, optional
+        Width of the token dimension (default: the longest prompt); padding is False.
+
+    Returns
+    -------
+    dict[str, np.ndarray]
+        Span name -> bool array of shape (prompt, token).
+    """
+    if len(offsets) != len(spans) or (special is not None and len(special) != len(spans)):
+        raise InvalidArgumentError(
+            f"expected one offsets (and special) entry per prompt ({len(spans)}), got "
+            f"{len(offsets)} offsets" + ("" if special is None else f", {len(special)} special")
+        )
+    if span_names is None:
+        span_names = list(dict.fromkeys(name for s in spans for name in s))
+    lengths = [len(o) for o in offsets]
+    width = max(lengths, default=0) if n_token is None else int(n_token)
+    if lengths and max(lengths) > width:
+        raise InvalidArgumentError(
+            f"expected n_token >= the longest prompt ({max(lengths)} tokens), got {width}"
+        )
+    out = {name: np.zeros((len(spans), width), dtype=bool) for name in span_names}
+    for i, (prompt_spans, offs) in enumerate(zip(spans, offsets)):
+        wanted = {k: v for k, v in prompt_spans.items() if k in out}
+        masks = char_spans_to_token_masks(wanted, offs, None if special is None else special[i])
+        for name, mask in masks.items():
+            out[name][i, : mask.shape[0]] = mask
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
