@@ -123,3 +123,12 @@ def test_set_validation() -> None:
         PromptSet(name="x", prompts=("hello",))  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="non-empty string as prompt-set name"):
         PromptSet(name="", prompts=(Prompt(text="a"),))
+
+
+def test_from_records_matches_jsonl_shape() -> None:
+    ps = _set()
+    back = PromptSet.from_records([p.to_record() for p in ps], name="mixed")
+    assert back == ps
+    assert back.source == {}
+    with pytest.raises(InvalidArgumentError, match="'text': expected a string"):
+        PromptSet.from_records([{"value": 1}], name="x")

@@ -201,7 +201,11 @@ class PromptSet:
 
     @classmethod
     def from_records(
-        cls, records: Sequence[Mapping[str, Any]], *, name: str, source: Mapping[str, Any] = {}
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        name: str,
+        source: Mapping[str, Any] | None = None,
     ) -> PromptSet:
         """Build a set from dicts shaped like JSONL lines (``text``, labels, optional ``spans``)."""
         prompts = []
@@ -210,7 +214,7 @@ class PromptSet:
             text = rec.pop("text", None)
             spans = rec.pop("spans", None) or {}
             prompts.append(Prompt(text=text, labels=rec, spans=spans))  # type: ignore[arg-type]
-        return cls(name=name, prompts=tuple(prompts), source=source)
+        return cls(name=name, prompts=tuple(prompts), source=source or {})
 
 
 def _as_str(value: Any) -> str:
