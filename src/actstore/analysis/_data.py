@@ -1,0 +1,181 @@
+"""Where analysis reads from: a cache (path, URL or ``Cache``) or an in-memory ``xarray.Dataset``.
+
+Everything below works on one prompt set as an ``xarray.Dataset`` following the store contract:
+``resid_post (prompt, layer, token, d_model)``, ``n_tokens (prompt,)``, label columns ``(prompt,)``,
+``token_str (prompt, token)``, ``span (span,)`` and ``span_mask (prompt, span, token)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from actstore.errors import InvalidArgumentError, UnknownNameError
+
+__all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetSource:
+    """One prompt set opened for analysis."""
+
+    ds: xr.Dataset
+    prompt_set: str
+    cache: Any | None  # the store's Cache when opened from one (needed to write back)
+    url: str | None
+    fingerprint: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return fingerprint_digest(self.fingerprint)
+
+    @property
+    def model_fingerprint(self) -> Any:
+        return self.fingerprint.get("model")
+
+
+def fingerprint_digest(fingerprint: Mapping[str, Any]) -> str:
+    """Short sha256 of a fingerprint's canonical JSON (what saved probes record)."""
+    blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_fingerprint(ds: xr.Dataset) -> dict[str, Any]:
+    meta = ds.attrs.get("actstore", {})
+    if isinstance(meta, str):  # attributes written as a JSON string
+        meta = json.loads(meta)
+    fp = meta.get("fingerprint", {}) if isinstance(meta, Mapping) else {}
+    return dict(fp)
+
+
+def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
+    """Open ``prompt_set`` of ``cache`` (a path/URL, a ``Cache``, a ``DataTree`` or a ``Dataset``)."""
+    if isinstance(cache, xr.Dataset):
+        return SetSource(
+            ds=cache,
+            prompt_set=prompt_set,
+            cache=None,
+            url=None,
+            fingerprint=_set_fingerprint(cache),
+        )
+    if isinstance(cache, xr.DataTree):
+        if prompt_set not in cache.children:
+            raise UnknownNameError(
+                f"expected a prompt set of the tree ({sorted(cache.children)}), got {prompt_set!r}; "
+                "pass one of those names"
+            )
+        ds = cache[prompt_set].to_dataset()
+        return SetSource(
+            ds=ds, prompt_set=prompt_set, cache=None, url=None, fingerprint=_set_fingerprint(ds)
+        )
+    from actstore import store
+
+    cache_obj = (
+        store.open_cache(os.fspath(cache), mode=mode)
+        if isinstance(cache, str | os.PathLike)
+        else cache
+    )
+    if prompt_set not in cache_obj.prompt_sets:
+        raise UnknownNameError(
+            f"expected a prompt set of the cache {cache_obj.url} ({cache_obj.prompt_sets}), "
+            f"got {prompt_set!r}; pass one of those names"
+        )
+    ds = cache_obj.dataset(prompt_set)
+    return SetSource(
+        ds=ds,
+        prompt_set=prompt_set,
+        cache=cache_obj,
+        url=cache_obj.url,
+        fingerprint=_set_fingerprint(ds),
+    )
+
+
+def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
+    """The numeric label column ``target`` as float64 ``(prompt,)`` (NaN where missing)."""
+    if target not in ds.variables or ds[target].dims != ("prompt",):
+        labels = [
+            str(v) for v in ds.data_vars if ds[v].dims == ("prompt",) and v not in ("n_tokens",)
+        ]
+        raise UnknownNameError(
+            f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
+            f"{target!r}; pass --target with one of those"
+        )
+    values = np.asarray(ds[target].values)
+    if values.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"expected a numeric target column, got {target!r} of dtype {values.dtype}; "
+            "probes regress numbers: pass a numeric label"
+        )
+    return values.astype(np.float64)
+
+
+def span_masks(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Span name -> bool mask ``(prompt, token)``, read into memory (small)."""
+    if "span_mask" not in ds.variables:
+        return {}
+    masks = np.asarray(ds["span_mask"].values, dtype=bool)
+    names = [str(s) for s in ds["span"].values]
+    return {name: masks[:, i, :] for i, name in enumerate(names)}
+
+
+def _parse_position(spec: str) -> Any:
+    try:
+        from actstore.prompts import parse_position
+    except ImportError:  # TEMPORARY until actstore.prompts lands on main
+        return _FallbackPosition(spec)
+    return parse_position(spec)
+
+
+class _FallbackPosition:  # TEMPORARY: the contract's Position, for development only
+    def __init__(self, spec: str) -> None:
+        kind, _, span = spec.partition(":")
+        if kind not in ("last", "all", "before", "span"):
+            raise InvalidArgumentError(f"expected last|all|before:SPAN|span:SPAN, got {spec!r}")
+        self.kind, self.span = kind, (span or None)
+
+    def select(self, n: int, masks: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.kind == "last":
+            return np.array([n - 1])
+        if self.kind == "all":
+            return np.arange(n)
+        where = np.flatnonzero(masks[self.span][:n])
+        if self.kind == "span":
+            return where
+        return np.array([where[0] - 1]) if len(where) and where[0] > 0 else np.zeros(0, int)
+
+
+def select_positions(
+    ds: xr.Dataset, position: str, prompts: Sequence[int] | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token positions named by ``position`` for every prompt: ``(prompt_index, token_index)``.
+
+    ``prompt_index`` are positions along the ``prompt`` dimension (not labels), sorted, with the
+    tokens of each prompt in order; padding tokens are never selected.
+    """
+    pos = _parse_position(position)
+    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
+    masks = span_masks(ds)
+    if pos.span is not None and pos.span not in masks:
+        raise UnknownNameError(
+            f"expected a span of the prompt set ({', '.join(masks) or 'none'}), got "
+            f"{pos.span!r} in position {position!r}; use one of those or 'last'/'all'"
+        )
+    which = np.arange(len(n_tokens)) if prompts is None else np.asarray(prompts, dtype=np.int64)
+    p_out: list[np.ndarray] = []
+    t_out: list[np.ndarray] = []
+    for p in which:
+        n = int(n_tokens[p])
+        tok = np.asarray(pos.select(n, {k: m[p, :n] for k, m in masks.items()}), dtype=np.int64)
+        tok = np.unique(tok[(tok >= 0) & (tok < n)])
+        p_out.append(np.full(len(tok), p, dtype=np.int64))
+        t_out.append(tok)
+    if not p_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(p_out), np.concatenate(t_out)
