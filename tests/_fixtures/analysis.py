@@ -33,7 +33,7 @@ def planted_set(
 ) -> xr.Dataset:
     """One prompt set with a value planted along a fixed unit direction at ``signal_layer``.
 
-    ``kind="train"``: label ``value`` in [4, 361], planted at the last real token (position ``last``).
+    ``kind="train"``: label ``value`` in [4, 361], planted at the last real token.
     ``kind="test"``: label ``v_squared``, planted at one token marked by the span ``v_squared``;
     every other token of the signal layer carries a random in-range value along the same direction
     (distractors), so only the planted token matches the label.
@@ -98,7 +98,7 @@ def planted_set(
 def random_set(
     *, n: int, d_model: int, n_layers: int = 2, n_tokens_max: int = 4, seed: int = 0
 ) -> xr.Dataset:
-    """Well-conditioned random rows with a linear target at the last token, for sklearn comparisons."""
+    """Well-conditioned random rows, a linear target at the last token (sklearn comparisons)."""
     rng = np.random.default_rng(seed)
     acts = (rng.normal(size=(n, n_layers, n_tokens_max, d_model)) * 2 + 5).astype(np.float32)
     n_tokens = rng.integers(2, n_tokens_max + 1, size=n).astype(np.int32)

@@ -56,7 +56,7 @@ def _set_fingerprint(ds: xr.Dataset) -> dict[str, Any]:
 
 
 def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
-    """Open ``prompt_set`` of ``cache`` (a path/URL, a ``Cache``, a ``DataTree`` or a ``Dataset``)."""
+    """Open ``prompt_set`` of ``cache``: a path/URL, ``Cache``, ``DataTree`` or ``Dataset``."""
     if isinstance(cache, xr.Dataset):
         return SetSource(
             ds=cache,
@@ -68,7 +68,7 @@ def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
     if isinstance(cache, xr.DataTree):
         if prompt_set not in cache.children:
             raise UnknownNameError(
-                f"expected a prompt set of the tree ({sorted(cache.children)}), got {prompt_set!r}; "
+                f"expected a prompt set of the tree {sorted(cache.children)}, got {prompt_set!r}; "
                 "pass one of those names"
             )
         ds = cache[prompt_set].to_dataset()

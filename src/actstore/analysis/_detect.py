@@ -1,8 +1,8 @@
 """Detection: every layer's probe at every real token, with per-prompt statistics and controls.
 
 The reference study's number is the "average minimum error": for each prompt, the smallest
-``|prediction - target|`` over its tokens, averaged over prompts. With dozens of tokens per prompt that
-minimum is small by chance alone, so every statistic here is computed three times:
+``|prediction - target|`` over its tokens, averaged over prompts. With dozens of tokens per prompt
+that minimum is small by chance alone, so every statistic here is computed three times:
 
 * ``probe``: the fitted probe against the true target;
 * ``shuffled_probe``: the probe fitted on shuffled labels, against the true target;
@@ -40,9 +40,9 @@ class DetectionResult:
     predictions : ``(prompt, layer, token, probe)`` float32, NaN at padding; ``probe`` is ``fit``
         and (when the probes have one) ``control``.
     stats : ``(control, prompt, layer)`` statistics: ``best_token``, ``best_token_str``,
-        ``best_pred``, ``best_error``, ``z``, and when a span is known ``span_error``, ``span_rank``,
-        ``hit`` (best token inside the span). ``target`` ``(control, prompt)`` is what each row was
-        compared with.
+        ``best_pred``, ``best_error``, ``z``, and when a span is known ``span_error``,
+        ``span_rank``, ``hit`` (best token inside the span). ``target`` ``(control, prompt)``
+        is what each row was compared with.
     span : the span compared with, or ``None``.
     lineage : what was applied to what.
     """
@@ -101,13 +101,13 @@ class DetectionResult:
 def token_statistics(
     pred: np.ndarray, target: np.ndarray, n_tokens: np.ndarray, span: np.ndarray | None
 ) -> dict[str, np.ndarray]:
-    """Statistics of ``pred (prompt, layer, token)`` against ``target (prompt,)``, per prompt and layer.
+    """Statistics of ``pred (prompt, layer, token)`` against ``target (prompt,)`` per prompt, layer.
 
     Only the first ``n_tokens[p]`` tokens of prompt ``p`` count. ``span (prompt, token)`` marks the
     tokens of a named span (or ``None``). ``z`` is how far the best token's error lies below the
     prompt's mean token error, in standard deviations of that prompt's token errors.
     """
-    n_prompts, _, n_tok = pred.shape
+    n_tok = pred.shape[2]
     real = np.arange(n_tok)[None, :] < n_tokens[:, None]  # (prompt, token)
     err = np.abs(pred - target[:, None, None])
     err = np.where(real[:, None, :], err, np.nan)

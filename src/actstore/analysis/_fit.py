@@ -1,7 +1,8 @@
 """The fitting engine: cross-validated ridge for every layer from passes over row batches.
 
 Input is a factory of row batches (``(sample_slice, rows (m, L, d) float32)``, see
-:func:`._stats.iter_rows`), the targets ``Y (n, t)`` (column 0 the target, then controls) and fold ids.
+:func:`._stats.iter_rows`), the targets ``Y (n, t)`` (column 0 the target, then controls) and
+the fold ids.
 Output is a dict of float64 arrays with a leading layer axis.
 """
 

@@ -41,7 +41,7 @@ _FORMAT = "actstore-probes-npz/1"
 def _check_name(name: str) -> None:
     if not name or "/" in name or name.startswith(".") or not name.isprintable():
         raise InvalidArgumentError(
-            f"expected a probe name without '/' or leading '.', got {name!r}; pass e.g. 'value_last'"
+            f"expected a probe name without '/' or leading '.', got {name!r}; e.g. 'value_last'"
         )
 
 
@@ -92,7 +92,7 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
 
 
 def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
-    """Load probes saved by :func:`save_probes` (``.npz``, standalone ``.zarr``, or a cache + name)."""
+    """Load probes saved by :func:`save_probes`: ``.npz``, standalone ``.zarr``, or cache + name."""
     from actstore.analysis._probes import ProbeSet
 
     if isinstance(src, str | os.PathLike) and str(src).endswith(".npz"):
@@ -148,12 +148,12 @@ def check_compatible(
     if hook not in ds.variables:
         raise ProbeMismatchError(
             f"expected the activation {hook!r} the probes were fitted on in prompt set "
-            f"{src.prompt_set!r}, got only {sorted(map(str, ds.data_vars))}; use a cache with {hook}"
+            f"{src.prompt_set!r}, got {sorted(map(str, ds.data_vars))}; use a cache with {hook}"
         )
     d = int(ds.sizes["d_model"])
     if probes.d_model != d:
         raise ProbeMismatchError(
-            f"expected probes for d_model {d} (prompt set {src.prompt_set!r}), got probes fitted on "
+            f"expected probes for d_model {d} (prompt set {src.prompt_set!r}), got probes of "
             f"d_model {probes.d_model}; fit probes on activations of the same model"
         )
     stored = {int(v) for v in ds["layer"].values}

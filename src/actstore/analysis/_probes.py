@@ -1,4 +1,4 @@
-"""Ridge probes: the in-memory estimator, the per-layer :class:`ProbeSet`, and :func:`fit_probes`."""
+"""Ridge probes: the in-memory estimator, the per-layer :class:`ProbeSet`, :func:`fit_probes`."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Two exact solvers, chosen by the shape of the problem (as scikit-learn's ``Ridge`` does):
 
-* primal (samples >= d_model): from per-fold moments ``X^T X``, ``X^T y``, sums and counts, accumulated
-  chunk by chunk; the training statistics of fold ``f`` are the total minus fold ``f``'s.
+* primal (samples >= d_model): from per-fold moments ``X^T X``, ``X^T y``, sums and counts,
+  accumulated chunk by chunk; the training statistics of fold ``f`` are the total minus
+  fold ``f``'s.
 * dual (samples < d_model): from the rows themselves (fewer numbers than ``X^T X``) through the
   centred Gram matrix ``X X^T``; one eigendecomposition per fold gives every alpha.
 
@@ -37,14 +38,15 @@ _EIGH_FROM = 3
 def kfold_assign(n: int, k: int, seed: int) -> np.ndarray:
     """Fold id of each of ``n`` items, identical to ``KFold(k, shuffle=True, random_state=seed)``.
 
-    scikit-learn shuffles ``arange(n)`` with ``RandomState(seed)`` and cuts it into ``k`` consecutive
-    folds, the first ``n % k`` one item larger; reproducing that lets tests compare fold by fold.
+    scikit-learn shuffles ``arange(n)`` with ``RandomState(seed)`` and cuts it into ``k``
+    consecutive folds, the first ``n % k`` one item larger; reproducing that lets tests compare
+    fold by fold.
     """
     if k < 2:
         raise InvalidArgumentError(f"expected cv >= 2 folds, got {k}; pass cv=5 (or more)")
     if n < k:
         raise InvalidArgumentError(
-            f"expected at least cv={k} prompts with a label, got {n}; use fewer folds or more prompts"
+            f"expected at least cv={k} labelled prompts, got {n}; use fewer folds or more prompts"
         )
     order = np.arange(n)
     np.random.RandomState(seed).shuffle(order)
@@ -78,7 +80,7 @@ def r2_from_sums(sse: np.ndarray, sy: np.ndarray, syy: np.ndarray, n: np.ndarray
 def _spectral_solve(
     mat: np.ndarray, rhs: np.ndarray, alphas: np.ndarray
 ) -> np.ndarray:  # (m, m), (m, t) -> (m, t, A)
-    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric positive semidefinite)."""
+    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric PSD)."""
     alphas = np.asarray(alphas, dtype=np.float64)
     if len(alphas) < _EIGH_FROM:
         eye = np.eye(mat.shape[0])
@@ -137,10 +139,10 @@ def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarra
 def dual_fit(
     x: np.ndarray, gram: np.ndarray, y: np.ndarray, alpha: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Refit on all rows: coefficients ``(d, t)``, intercepts ``(t,)``, training predictions ``(n, t)``.
+    """Refit on all rows: coefficients ``(d, t)``, intercepts ``(t,)``, training predictions.
 
-    ``x`` (n, d) are the rows (float64) minus a constant shift, ``gram = x x^T``; ``alpha`` (t,) holds
-    one penalty per target column. The returned intercept is for the *shifted* rows.
+    ``x`` (n, d) are the rows (float64) minus a constant shift, ``gram = x x^T``; ``alpha`` (t,)
+    holds one penalty per target column. The returned intercept is for the *shifted* rows.
     """
     n = x.shape[0]
     kc, _ = _centre_gram(gram, np.arange(n))

@@ -24,7 +24,7 @@ _DEFAULT_PROMPT_CHUNK = 64
 
 
 def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarray:
-    """Rows ``(m, layer, d_model)`` float32 of a decoded ``(prompt, layer, token, d_model)`` block."""
+    """Rows ``(m, layer, d_model)`` float32 of a decoded ``(prompt, layer, token, d_model)``."""
     return np.ascontiguousarray(block[prompt, :, token, :], dtype=np.float32)
 
 
@@ -64,7 +64,7 @@ def iter_rows(
         p0 = int(bounds[c])
         tok = token[s0:s1]
         t0, t1 = int(tok.min()), int(tok.max()) + 1
-        # Only the token range this chunk needs is read (whole token chunks when the store chunks tokens).
+        # Only the token range this chunk needs is read (whole chunks if the store chunks tokens).
         sub = data[p0 : int(bounds[c + 1]), :, t0:t1]
         tasks.append((slice(s0, s1), dask.delayed(_take)(sub, prompt[s0:s1] - p0, tok - t0)))
     group = _parallelism()
