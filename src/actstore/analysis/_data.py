@@ -51,8 +51,13 @@ def _set_fingerprint(ds: xr.Dataset) -> dict[str, Any]:
     meta = ds.attrs.get("actstore", {})
     if isinstance(meta, str):  # attributes written as a JSON string
         meta = json.loads(meta)
-    fp = meta.get("fingerprint", {}) if isinstance(meta, Mapping) else {}
-    return dict(fp)
+    if not isinstance(meta, Mapping):
+        return {}
+    # A store-opened set carries {"spec": {"fingerprint": ...}, ...}; a hand-built one may carry
+    # {"fingerprint": ...} directly.
+    spec = meta.get("spec", {})
+    fp = spec.get("fingerprint") if isinstance(spec, Mapping) else None
+    return dict(fp if fp is not None else meta.get("fingerprint", {}))
 
 
 def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:

@@ -265,11 +265,11 @@ def _write_back(
         (values.shape[0], len(stored), values.shape[2], values.shape[3]), np.nan, dtype=np.float32
     )
     full[:, [stored.index(v) for v in layers]] = values
-    attrs = {"actstore_lineage": json.loads(json.dumps(lineage, default=str))}
+    attrs = json.loads(json.dumps(lineage, default=str))
     dims = ("prompt", "layer", "token")
     src.cache.write_derived(src.prompt_set, name, full[..., 0], dims=dims, attrs=attrs)
     if values.shape[3] > 1:
-        attrs_c = {"actstore_lineage": {**attrs["actstore_lineage"], "control": "shuffled_probe"}}
+        attrs_c = {**attrs, "control": "shuffled_probe"}
         src.cache.write_derived(
             src.prompt_set, f"{name}_control", full[..., 1], dims=dims, attrs=attrs_c
         )

@@ -52,11 +52,12 @@ def iter_rows(
     """
     data = act.data
     if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, -1, -1, -1))
-    data = data[:, np.asarray(layer_pos)] if len(layer_pos) != data.shape[1] else data
+        data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, 1, -1, -1))
     bounds = np.cumsum((0, *data.chunks[0]))
     starts = np.searchsorted(prompt, bounds)
-    tasks: list[tuple[slice, object]] = []
+    # One task per (chunk of prompts, layer): the store chunks one layer at a time, so a task
+    # decodes only what it needs and memory stays at a few chunks whatever the cache size.
+    chunk_tasks: list[tuple[slice, list[object]]] = []
     for c in range(len(bounds) - 1):
         s0, s1 = int(starts[c]), int(starts[c + 1])
         if s0 == s1:
@@ -64,14 +65,22 @@ def iter_rows(
         p0 = int(bounds[c])
         tok = token[s0:s1]
         t0, t1 = int(tok.min()), int(tok.max()) + 1
-        # Only the token range this chunk needs is read (whole chunks if the store chunks tokens).
-        sub = data[p0 : int(bounds[c + 1]), :, t0:t1]
-        tasks.append((slice(s0, s1), dask.delayed(_take)(sub, prompt[s0:s1] - p0, tok - t0)))
-    group = _parallelism()
-    for i in range(0, len(tasks), group):
-        batch = tasks[i : i + group]
-        rows = dask.compute(*[t for _, t in batch], scheduler=scheduler)
-        yield from zip((s for s, _ in batch), rows)
+        local_p, local_t = prompt[s0:s1] - p0, tok - t0
+        layer_tasks = [
+            dask.delayed(_take)(
+                data[p0 : int(bounds[c + 1]), int(j) : int(j) + 1, t0:t1], local_p, local_t
+            )
+            for j in layer_pos
+        ]
+        chunk_tasks.append((slice(s0, s1), layer_tasks))
+    group = max(1, _parallelism() // max(1, len(layer_pos)))
+    for i in range(0, len(chunk_tasks), group):
+        batch = chunk_tasks[i : i + group]
+        flat = [t for _, tasks in batch for t in tasks]
+        rows = dask.compute(*flat, scheduler=scheduler)
+        n_l = len(layer_pos)
+        for b, (sl, _) in enumerate(batch):
+            yield sl, np.concatenate(rows[b * n_l : (b + 1) * n_l], axis=1)
 
 
 @dataclass
