@@ -115,7 +115,9 @@ def random_set(
     )
 
 
-def write_set(url: str | Path, name: str, ds: xr.Dataset, *, block_size: int = 16) -> Any:
+def write_set(
+    url: str | Path, name: str, ds: xr.Dataset, *, block_size: int = 16, dtype: str = "float32"
+) -> Any:
     """Write a synthetic prompt set into a real cache through the store API; returns the Cache."""
     from actstore import store
 
@@ -127,7 +129,7 @@ def write_set(url: str | Path, name: str, ds: xr.Dataset, *, block_size: int = 1
         n_tokens_max=ds.sizes["token"],
         layers=layers,
         d_model=ds.sizes["d_model"],
-        dtype="float32",
+        dtype=dtype,
         block_size=block_size,
         fingerprint=ds.attrs["actstore"]["fingerprint"],
     )
@@ -145,7 +147,7 @@ def write_set(url: str | Path, name: str, ds: xr.Dataset, *, block_size: int = 1
         span_masks={s: ds["span_mask"].values[:, i] for i, s in enumerate(spans)},
     )
     writer = cache.prompt_set_writer(name, spec, meta)
-    acts = ds["resid_post"].values
+    acts = ds["resid_post"].values.astype(store.numpy_dtype(dtype))
     for b in range(writer.n_blocks):
         start, stop = writer.block_range(b)
         writer.write_block(b, {"resid_post": acts[start:stop]})
@@ -159,3 +161,13 @@ def planted_pair() -> tuple[xr.Dataset, xr.Dataset]:
         planted_set(n_prompts=120, kind="train", seed=1),
         planted_set(n_prompts=120, kind="test", seed=2),
     )
+
+
+@pytest.fixture(scope="session")
+def planted_cache(tmp_path_factory: pytest.TempPathFactory, planted_pair) -> Path:
+    """A real cache holding the planted pair as prompt sets ``arithmetic`` and ``physics``."""
+    url = tmp_path_factory.mktemp("planted") / "planted.zarr"
+    train, test = planted_pair
+    write_set(url, "arithmetic", train)
+    write_set(url, "physics", test)
+    return url

@@ -93,6 +93,11 @@ def _fit_dual(
     return out
 
 
+def _apply(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``x (m, d)`` times ``coef (d, t, A)`` -> ``(m, t, A)`` as one BLAS matmul."""
+    return (x @ coef.reshape(coef.shape[0], -1)).reshape(x.shape[0], *coef.shape[1:])
+
+
 def _layer_groups(n_layers: int, per_layer: int, max_memory: int) -> list[np.ndarray]:
     size = max(1, min(n_layers, max_memory // max(per_layer, 1)))
     return [np.arange(i, min(i + size, n_layers)) for i in range(0, n_layers, size)]
@@ -135,11 +140,11 @@ def _fit_primal(
                 x = block[:, j].astype(np.float64) - mom.shift[j]
                 for f in np.unique(fs):
                     sel = fs == f
-                    pred = np.einsum("md,dta->mta", x[sel], coefs[f]) + icepts[f]
+                    pred = _apply(x[sel], coefs[f]) + icepts[f]
                     res = ys[sel][:, :, None] - pred
                     sse[j, f] += (res**2).sum(0)
                     sae[j, f] += np.abs(res).sum(0)
-                pred = np.einsum("md,dta->mta", x, coefs[k]) + icepts[k]
+                pred = _apply(x, coefs[k]) + icepts[k]
                 res = ys[:, :, None] - pred
                 sse[j, k] += (res**2).sum(0)
                 sae[j, k] += np.abs(res).sum(0)

@@ -13,7 +13,7 @@ from actstore._version import __version__
 from actstore.analysis._data import label_vector, open_source, select_positions
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._ridge import kfold_assign
-from actstore.analysis._stats import iter_rows
+from actstore.analysis._stats import chunk_prompts, iter_rows
 from actstore.errors import InvalidArgumentError, UnknownNameError
 
 __all__ = ["ProbeSet", "RidgeProbe", "fit_probes"]
@@ -276,7 +276,9 @@ def fit_probes(
     kind = choose_solver(solver, len(prompt), d)
 
     def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        return iter_rows(ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler)
+        return iter_rows(
+            ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
+        )
 
     out = fit_engine(
         batches,

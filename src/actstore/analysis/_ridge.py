@@ -77,6 +77,11 @@ def r2_from_sums(sse: np.ndarray, sy: np.ndarray, syy: np.ndarray, n: np.ndarray
     return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))
 
 
+def _matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a (m, j)`` times ``b (j, t, A)`` -> ``(m, t, A)`` as one BLAS matmul."""
+    return (a @ b.reshape(b.shape[0], -1)).reshape(a.shape[0], *b.shape[1:])
+
+
 def _spectral_solve(
     mat: np.ndarray, rhs: np.ndarray, alphas: np.ndarray
 ) -> np.ndarray:  # (m, m), (m, t) -> (m, t, A)
@@ -88,7 +93,7 @@ def _spectral_solve(
     lam, vec = np.linalg.eigh(mat)
     proj = vec.T @ rhs  # (m, t)
     scaled = proj[:, :, None] / (lam[:, None, None] + alphas[None, None, :])
-    return np.einsum("ij,jta->ita", vec, scaled)
+    return _matmul3(vec, scaled)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,7 +130,7 @@ def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarra
         kc_tt, kc_cross = _centre_gram(gram, np.flatnonzero(train))
         y_mean = y[train].mean(axis=0)
         dual = _spectral_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
-        pred = np.einsum("ij,jta->ita", kc_cross[test], dual) + y_mean[None, :, None]
+        pred = _matmul3(kc_cross[test], dual) + y_mean[None, :, None]
         resid = y[test][:, :, None] - pred
         sse = (resid**2).sum(axis=0)
         yt = y[test]
@@ -183,7 +188,7 @@ def primal_solve(
     """
     mx, my, cxx, cxy = _centred(n, sx, sy, sxx, sxy)
     w = _spectral_solve(cxx, cxy, alphas)
-    return w, my[:, None] - np.einsum("d,dta->ta", mx, w)
+    return w, my[:, None] - _matmul3(mx[None, :], w)[0]
 
 
 def primal_fold_solutions(

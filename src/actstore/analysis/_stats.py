@@ -18,9 +18,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-__all__ = ["Moments", "iter_rows"]
+__all__ = ["Moments", "chunk_prompts", "iter_rows"]
 
 _DEFAULT_PROMPT_CHUNK = 64
+_TASK_BYTES = 4 * 2**20
+_ROWS_BYTES = 16 * 2**20
 
 
 def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarray:
@@ -44,19 +46,28 @@ def iter_rows(
     token: np.ndarray,
     *,
     scheduler: str | None = None,
+    unit: int = 1,
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield ``(sample_slice, rows)`` with ``rows`` float32 ``(m, len(layer_pos), d_model)``.
 
     ``prompt`` / ``token`` (n,) select the samples (prompt positions sorted ascending);
     ``sample_slice`` says which of them a batch holds. ``layer_pos`` are positions along ``layer``.
+    ``unit`` is the store's inner chunk along ``prompt``: tasks are aligned to it.
     """
     data = act.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, 1, -1, -1))
-    bounds = np.cumsum((0, *data.chunks[0]))
+    # Tasks cover ~_TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
+    # decodes only its own inner chunks and memory stays at a few tasks whatever the cache size.
+    per_prompt = max(1, data.shape[2] * data.shape[3] * data.dtype.itemsize)
+    # Returned rows (float32, all layers) are bounded too: with every token a sample they are as
+    # large as what was read.
+    rows_per_prompt = max(1.0, len(prompt) / max(1, len(np.unique(prompt))))
+    row_bytes = rows_per_prompt * len(layer_pos) * data.shape[3] * 4
+    step = max(1, min(_TASK_BYTES // per_prompt, int(_ROWS_BYTES // row_bytes)))
+    step = max(unit, step - step % unit)
+    bounds = np.append(np.arange(0, data.shape[0], step), data.shape[0])
     starts = np.searchsorted(prompt, bounds)
-    # One task per (chunk of prompts, layer): the store chunks one layer at a time, so a task
-    # decodes only what it needs and memory stays at a few chunks whatever the cache size.
     chunk_tasks: list[tuple[slice, list[object]]] = []
     for c in range(len(bounds) - 1):
         s0, s1 = int(starts[c]), int(starts[c + 1])
@@ -73,14 +84,20 @@ def iter_rows(
             for j in layer_pos
         ]
         chunk_tasks.append((slice(s0, s1), layer_tasks))
-    group = max(1, _parallelism() // max(1, len(layer_pos)))
+    n_l = len(layer_pos)
+    group = max(1, 2 * _parallelism() // n_l)
     for i in range(0, len(chunk_tasks), group):
         batch = chunk_tasks[i : i + group]
-        flat = [t for _, tasks in batch for t in tasks]
-        rows = dask.compute(*flat, scheduler=scheduler)
-        n_l = len(layer_pos)
+        rows = dask.compute(*[t for _, tasks in batch for t in tasks], scheduler=scheduler)
         for b, (sl, _) in enumerate(batch):
             yield sl, np.concatenate(rows[b * n_l : (b + 1) * n_l], axis=1)
+
+
+def chunk_prompts(ds: xr.Dataset) -> int:
+    """Prompts per stored inner chunk (from the store's layout attribute), else 1."""
+    meta = ds.attrs.get("actstore") or {}
+    layout = meta.get("layout", {}) if isinstance(meta, dict) else {}
+    return max(1, int(layout.get("chunk_prompts", 1)))
 
 
 @dataclass
