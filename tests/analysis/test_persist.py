@@ -56,7 +56,7 @@ def test_roundtrip_npz_without_pickle(tmp_path, probes) -> None:
 def test_roundtrip_standalone_zarr(tmp_path, probes) -> None:
     save_probes(probes, tmp_path / "p.zarr")
     _same(load_probes(tmp_path / "p.zarr"), probes)
-    with pytest.raises(InvalidArgumentError, match="npz or .zarr"):
+    with pytest.raises(InvalidArgumentError, match=r"npz or \.zarr"):
         save_probes(probes, tmp_path / "p.bin")
 
 

@@ -46,7 +46,8 @@ def status(key):
 url = sys.argv[1]
 actstore.open(url, "arithmetic")  # warm up the imports and the metadata reads
 before = status("VmRSS")
-probes = fit_probes(url, prompt_set="arithmetic", target="value", position="all", alphas=[1.0, 10.0])
+probes = fit_probes(url, prompt_set="arithmetic", target="value", position="all",
+                    alphas=[1.0, 10.0])
 print(json.dumps({"growth": status("VmHWM") - before, "n": probes.lineage["n_samples"],
                   "solver": probes.lineage["solver"], "cv_r2": probes.metrics()[3]["cv_r2"]}))
 """
