@@ -130,32 +130,6 @@ def span_masks(ds: xr.Dataset) -> dict[str, np.ndarray]:
     return {name: masks[:, i, :] for i, name in enumerate(names)}
 
 
-def _parse_position(spec: str) -> Any:
-    try:
-        from actstore.prompts import parse_position
-    except ImportError:  # TEMPORARY until actstore.prompts lands on main
-        return _FallbackPosition(spec)
-    return parse_position(spec)
-
-
-class _FallbackPosition:  # TEMPORARY: the contract's Position, for development only
-    def __init__(self, spec: str) -> None:
-        kind, _, span = spec.partition(":")
-        if kind not in ("last", "all", "before", "span"):
-            raise InvalidArgumentError(f"expected last|all|before:SPAN|span:SPAN, got {spec!r}")
-        self.kind, self.span = kind, (span or None)
-
-    def select(self, n: int, masks: Mapping[str, np.ndarray]) -> np.ndarray:
-        if self.kind == "last":
-            return np.array([n - 1])
-        if self.kind == "all":
-            return np.arange(n)
-        where = np.flatnonzero(masks[self.span][:n])
-        if self.kind == "span":
-            return where
-        return np.array([where[0] - 1]) if len(where) and where[0] > 0 else np.zeros(0, int)
-
-
 def select_positions(
     ds: xr.Dataset, position: str, prompts: Sequence[int] | np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +138,9 @@ def select_positions(
     ``prompt_index`` are positions along the ``prompt`` dimension (not labels), sorted, with the
     tokens of each prompt in order; padding tokens are never selected.
     """
-    pos = _parse_position(position)
+    from actstore.prompts import parse_position
+
+    pos = parse_position(position)
     n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
     masks = span_masks(ds)
     if pos.span is not None and pos.span not in masks:
@@ -172,15 +148,10 @@ def select_positions(
             f"expected a span of the prompt set ({', '.join(masks) or 'none'}), got "
             f"{pos.span!r} in position {position!r}; use one of those or 'last'/'all'"
         )
-    which = np.arange(len(n_tokens)) if prompts is None else np.asarray(prompts, dtype=np.int64)
-    p_out: list[np.ndarray] = []
-    t_out: list[np.ndarray] = []
-    for p in which:
-        n = int(n_tokens[p])
-        tok = np.asarray(pos.select(n, {k: m[p, :n] for k, m in masks.items()}), dtype=np.int64)
-        tok = np.unique(tok[(tok >= 0) & (tok < n)])
-        p_out.append(np.full(len(tok), p, dtype=np.int64))
-        t_out.append(tok)
-    if not p_out:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(p_out), np.concatenate(t_out)
+    keep = np.zeros(len(n_tokens), dtype=bool)
+    keep[np.arange(len(n_tokens)) if prompts is None else np.asarray(prompts, dtype=np.int64)] = (
+        True
+    )
+    mask = pos.token_mask(n_tokens, masks) & keep[:, None]
+    prompt, token = np.nonzero(mask)  # row-major: prompts ascending, tokens in order
+    return prompt.astype(np.int64), token.astype(np.int64)
