@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from actstore.analysis._detect import CONTROLS, DetectionResult, detect, token_statistics
 from actstore.analysis._persist import check_compatible, load_probes, save_probes
+from actstore.analysis._plots import (
+    plot_alpha_curves,
+    plot_heatmaps,
+    plot_layer_summary,
+    plot_traces,
+)
 from actstore.analysis._probes import ProbeSet, RidgeProbe, fit_probes
+from actstore.analysis._report import write_figures, write_report
 from actstore.analysis._ridge import kfold_assign
 
 __all__ = [
@@ -20,6 +27,12 @@ __all__ = [
     "fit_probes",
     "kfold_assign",
     "load_probes",
+    "plot_alpha_curves",
+    "plot_heatmaps",
+    "plot_layer_summary",
+    "plot_traces",
     "save_probes",
     "token_statistics",
+    "write_figures",
+    "write_report",
 ]

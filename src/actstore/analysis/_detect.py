@@ -45,12 +45,15 @@ class DetectionResult:
         is what each row was compared with.
     span : the span compared with, or ``None``.
     lineage : what was applied to what.
+    tokens : ``token_str (prompt, token)``, ``n_tokens (prompt,)``, ``target (prompt,)`` and, with a
+        span, ``span_mask (prompt, token)``: what plots and reports label things with.
     """
 
     predictions: xr.DataArray
     stats: xr.Dataset
     span: str | None
     lineage: dict[str, Any]
+    tokens: xr.Dataset
 
     def summary(self) -> list[dict[str, Any]]:
         """Per layer: mean minimum error (the reference's number) beside its controls, hit rates."""
@@ -252,7 +255,21 @@ def detect(
     )
     if write:
         _write_back(src, name, values, probes.layers, lineage)
-    return DetectionResult(predictions=pred, stats=stats, span=span, lineage=lineage)
+    n_tok = values.shape[2]
+    tokens = xr.Dataset(
+        {
+            "token_str": (
+                ("prompt", "token"),
+                token_str if token_str is not None else np.full((len(y), n_tok), ""),
+            ),
+            "n_tokens": ("prompt", n_tokens),
+            "target": ("prompt", y),
+        },
+        coords={"prompt": ds["prompt"].values},
+    )
+    if span_arr is not None:
+        tokens["span_mask"] = (("prompt", "token"), span_arr)
+    return DetectionResult(predictions=pred, stats=stats, span=span, lineage=lineage, tokens=tokens)
 
 
 def _write_back(
