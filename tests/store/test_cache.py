@@ -282,3 +282,44 @@ def test_create_cache_is_idempotent_and_keeps_data(synthetic_cache) -> None:
     assert cache.attrs["provenance"] == {}
     writer = cache.prompt_set_writer("arith", syn.spec, syn.metadata)
     assert writer.missing_blocks() == []
+
+
+def test_read_only_location_is_a_read_only_error(tmp_path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ReadOnlyError, match="writable"):
+            create_cache(ro / "c.zarr")
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("exc", "err"),
+    [
+        (PermissionError(13, "Permission denied"), ReadOnlyError),
+        (OSError(28, "No space left on device"), "DiskFullError"),
+    ],
+)
+def test_write_failures_leave_block_unrecorded(tmp_path, monkeypatch, exc, err) -> None:
+    from zarr.storage import LocalStore
+
+    import actstore.errors as errors
+
+    err = getattr(errors, err) if isinstance(err, str) else err
+    syn = make_synthetic()
+    _, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
+
+    async def failing_set(self, key, value, *args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(LocalStore, "set", failing_set)
+    with pytest.raises(err, match="expected"):
+        writer.write_block(1, {"resid_post": syn.activations["resid_post"][5:10]})
+    monkeypatch.undo()
+    assert writer.missing_blocks() == [1, 2, 3, 4]

@@ -86,10 +86,15 @@ def create_cache(
         "library_versions": _library_versions(),
         "provenance": _jsonable(dict(provenance or {}), "provenance"),
     }
-    # mode "a" creates the group only when it is missing; a concurrent creator's group is reused.
-    root = zarr.open_group(store=store, mode="a", zarr_format=3)
-    if ATTR_KEY not in root.attrs:
-        root.attrs[ATTR_KEY] = info
+    try:
+        # mode "a" creates the group only when it is missing; a concurrent creator's is reused.
+        root = zarr.open_group(store=store, mode="a", zarr_format=3)
+        if ATTR_KEY not in root.attrs:
+            root.attrs[ATTR_KEY] = info
+    except PermissionError as exc:
+        raise ReadOnlyError(
+            f"expected a writable location for a new cache, got {exc}; pick a writable path"
+        ) from None
     return open_cache(url, mode="r+", storage_options=storage_options)
 
 
