@@ -323,3 +323,20 @@ def test_write_failures_leave_block_unrecorded(tmp_path, monkeypatch, exc, err) 
         writer.write_block(1, {"resid_post": syn.activations["resid_post"][5:10]})
     monkeypatch.undo()
     assert writer.missing_blocks() == [1, 2, 3, 4]
+
+
+def test_string_dtype_inputs_are_accepted(tmp_path) -> None:
+    syn = make_synthetic()
+    sdt = np.dtypes.StringDType()
+    meta = dataclasses.replace(
+        syn.metadata,
+        token_str=np.asarray(syn.metadata.token_str.astype(str), dtype=sdt),
+        labels={"template": np.asarray(syn.metadata.labels["template"], dtype=sdt)},
+    )
+    cache = create_cache(tmp_path / "c.zarr")
+    cache.prompt_set_writer("arith", syn.spec, meta)
+    with pytest.warns(IncompleteCacheWarning):
+        ds = actstore.open(tmp_path / "c.zarr", group="arith")
+    assert ds["template"].dtype == object
+    assert list(ds["template"].values) == list(syn.metadata.labels["template"])
+    assert ds["token_str"].values[0, 0] == syn.metadata.token_str[0, 0]
