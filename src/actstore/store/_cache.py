@@ -148,6 +148,27 @@ def open_cache(
     return Cache(url=url, store=store, root=root, mode=mode, storage_options=storage_options)
 
 
+def _missing_from_listing(store: Any, prompt_set: str, n_blocks: int) -> list[int]:
+    """Blocks without a completion marker, from one listing of the marker chunks.
+
+    A marker chunk exists only once its block was written (the writer stores 1; nothing ever
+    stores 0), so listing ``<set>/_blocks_done/c/`` answers for every block in one request per
+    1000 blocks on object stores, instead of one read per block.
+    """
+    prefix = f"{prompt_set}/{DONE_ARRAY}/c/"
+
+    async def keys() -> set[int]:
+        found = set()
+        async for key in store.list_prefix(prefix):
+            tail = key[len(prefix) :]
+            if tail.isdigit():
+                found.add(int(tail))
+        return found
+
+    done = sync(keys())
+    return [b for b in range(n_blocks) if b not in done]
+
+
 async def _has_any_key(store: Any) -> bool:
     async for _ in store.list():
         return True
@@ -250,8 +271,7 @@ class Cache:
         n_blocks = int(info["layout"]["n_blocks"])
         if not info.get("ready"):
             return list(range(n_blocks))
-        done = self.group(prompt_set)[DONE_ARRAY][:]
-        return [int(b) for b in np.flatnonzero(np.asarray(done) == 0)]
+        return _missing_from_listing(self.store, prompt_set, n_blocks)
 
     def is_complete(self, prompt_set: str | None = None) -> bool:
         """True when every block of *prompt_set* (default: of every prompt set) is recorded."""
