@@ -340,3 +340,29 @@ def test_string_dtype_inputs_are_accepted(tmp_path) -> None:
     assert ds["template"].dtype == object
     assert list(ds["template"].values) == list(syn.metadata.labels["template"])
     assert ds["token_str"].values[0, 0] == syn.metadata.token_str[0, 0]
+
+
+def test_interrupted_creation_is_reported_by_open_info_and_copy(tmp_path) -> None:
+    from actstore.errors import IncompleteCacheError
+    from actstore.store import cache_info, copy_cache
+
+    a, b = make_synthetic(seed=1), make_synthetic(seed=2)
+    path = tmp_path / "c.zarr"
+    write_synthetic(path, a, name="done")
+    write_synthetic(path, b, name="broken", blocks=[])
+    meta_path = path / "broken" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["actstore"]["ready"] = False
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(IncompleteCacheError, match="interrupted"):
+        actstore.open(path, group="broken")
+    with pytest.warns(IncompleteCacheWarning, match="'broken'"):
+        tree = actstore.open(path)
+    assert set(tree.children) == {"done"}
+    info = cache_info(path)
+    assert info["prompt_sets"]["broken"]["ready"] is False
+    assert info["complete"] is False
+    copy_cache(path, tmp_path / "copy.zarr")
+    assert open_cache(tmp_path / "copy.zarr").prompt_sets == ["done"]
+    with pytest.raises(IncompleteCacheError):
+        copy_cache(path, tmp_path / "copy2.zarr", prompt_sets=["broken"])
