@@ -366,3 +366,17 @@ def test_interrupted_creation_is_reported_by_open_info_and_copy(tmp_path) -> Non
     assert open_cache(tmp_path / "copy.zarr").prompt_sets == ["done"]
     with pytest.raises(IncompleteCacheError):
         copy_cache(path, tmp_path / "copy2.zarr", prompt_sets=["broken"])
+
+
+def test_activations_selects_layers_and_names_unknown_ones(synthetic_cache) -> None:
+    path, syn = synthetic_cache
+    cache = open_cache(path)
+    x = cache.activations("arith", layers=[6, 1], dtype="float32")
+    assert x.dims == ("prompt", "layer", "token", "d_model")
+    np.testing.assert_array_equal(
+        x.values, syn.activations["resid_post"][:, [2, 0]].astype(np.float32)
+    )
+    with pytest.raises(UnknownNameError, match=r"\[5\]"):
+        cache.activations("arith", layers=[5])
+    with pytest.raises(UnknownNameError, match="'resid_mid'"):
+        cache.activations("arith", "resid_mid")

@@ -316,6 +316,34 @@ class Cache:
 
         return open_prompt_set(self, prompt_set, dtype=dtype)
 
+    def activations(
+        self,
+        prompt_set: str,
+        hook: str = "resid_post",
+        *,
+        layers: list[int] | tuple[int, ...] | None = None,
+        dtype: str | None = None,
+    ) -> xr.DataArray:
+        """Lazy activations ``(prompt, layer, token, d_model)`` of *hook*, optionally some layers.
+
+        *layers* are real layer indices; an unknown hook or layer raises
+        :class:`UnknownNameError` naming what exists.
+        """
+        spec = self.spec(prompt_set)
+        if hook not in spec.hooks:
+            raise UnknownNameError(
+                f"expected a stored variable of prompt set {prompt_set!r} (one of "
+                f"{list(spec.hooks)}), got {hook!r}"
+            )
+        missing = [la for la in layers or () if la not in spec.layers]
+        if missing:
+            raise UnknownNameError(
+                f"expected layers of prompt set {prompt_set!r} (from {list(spec.layers)}), got "
+                f"{missing}; pick stored layers"
+            )
+        data = self.dataset(prompt_set, dtype=dtype)[hook]
+        return data if layers is None else data.sel(layer=list(layers))
+
     def tree(self, *, dtype: str | None = None) -> xr.DataTree:
         """The whole cache as a lazy :class:`xarray.DataTree`."""
         from actstore.store._open import open_tree
