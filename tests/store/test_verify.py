@@ -75,3 +75,10 @@ def test_blocks_not_yet_written_are_not_problems(tmp_path) -> None:
     write_synthetic(tmp_path / "i.zarr", make_synthetic(), blocks=[1])
     assert open_cache(tmp_path / "i.zarr").missing_blocks("arith") == [0, 2, 3, 4]
     assert verify_cache(tmp_path / "i.zarr").ok
+
+
+def test_damaged_array_metadata_is_named(cache_path) -> None:
+    meta = cache_path / "arith" / "token_id" / "zarr.json"
+    meta.write_text(meta.read_text()[:-20])  # truncated JSON
+    report = verify_cache(cache_path)
+    assert [(p.kind, p.key) for p in report.problems] == [("metadata", "arith/token_id/zarr.json")]
