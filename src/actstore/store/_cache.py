@@ -22,6 +22,7 @@ from actstore.errors import (
     UnknownNameError,
 )
 from actstore.store._dtype import register_bfloat16
+from actstore.store._partial import is_partial
 from actstore.store._schema import (
     ATTR_KEY,
     DONE_ARRAY,
@@ -71,11 +72,16 @@ def create_cache(
     url = normalize_url(url)
     store = make_store(url, read_only=False, storage_options=storage_options)
     if sync(store.exists("zarr.json")):
-        return open_cache(url, mode="r+", storage_options=storage_options)
+        try:
+            return open_cache(url, mode="r+", storage_options=storage_options)
+        except NotACacheError:
+            # a creation killed between writing the root group and its attributes: finish it
+            if not _is_bare_root(store):
+                raise
     path = url if is_local(url) else None
     if path is not None and os.path.isfile(path):
         raise NotACacheError(f"expected a directory for a new cache, got the file {url!r}")
-    if path is not None and os.path.isdir(path) and os.listdir(path):
+    if path is not None and os.path.isdir(path) and _user_files(path):
         raise NotACacheError(
             f"expected an empty or new directory for a new cache, got {url!r} with other files "
             "in it; pick a new path"
@@ -96,6 +102,20 @@ def create_cache(
             f"expected a writable location for a new cache, got {exc}; pick a writable path"
         ) from None
     return open_cache(url, mode="r+", storage_options=storage_options)
+
+
+def _user_files(path: str) -> list[str]:
+    """Files of a directory, ignoring zarr's temporary ``.partial`` files of a killed creation."""
+    return [f for f in os.listdir(path) if not is_partial(f)]
+
+
+def _is_bare_root(store: Any) -> bool:
+    """True for a root group with no attributes and no members (an interrupted creation)."""
+    try:
+        root = zarr.open_group(store=store, mode="r", zarr_format=3)
+        return not dict(root.attrs) and not any(True for _ in root.members())
+    except Exception:  # damaged metadata is not "bare": leave it to open_cache's message
+        return False
 
 
 def open_cache(

@@ -33,6 +33,7 @@ from actstore.store._schema import (
     spec_from_json,
     spec_to_json,
 )
+from actstore.store._partial import remove_block_partials, remove_partials
 from actstore.store._storage import creation_lock
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ class PromptSetWriter:
                     f"them (ml_dtypes.bfloat16 for bfloat16) or create the set with that dtype"
                 )
             arrays[hook] = arr
+        # a write of this block killed earlier may have left temporary files; only we write it
+        remove_block_partials(self.cache.url, self.name, list(arrays), b)
         try:
             for hook, arr in arrays.items():
                 # a shard-aligned slice: zarr encodes and stores the whole shard in one put
@@ -203,6 +206,9 @@ def _open_writer_locked(
             f"{type(metadata).__name__}"
         )
     arrays = metadata.checked(spec)  # validate everything before the first byte is written
+    # a creation killed mid-write left temporary files: nothing else writes here before "ready"
+    remove_partials(cache.url, name)
+    remove_partials(cache.url, recursive=False)
     layout = choose_layout(
         n_prompts=spec.n_prompts,
         n_layers=len(spec.layers),

@@ -1,0 +1,136 @@
+"""Reads that fail loudly: damaged or deleted chunks raise :class:`CorruptCacheError`, not numbers.
+
+zarr checks each chunk's crc32c on read and raises a bare ``ValueError`` deep inside a dask task;
+a shard file that was deleted, or truncated to nothing, reads silently as the fill value (zeros).
+:func:`guard_prompt_set` closes both holes for a prompt set opened with :func:`actstore.open`:
+
+* at open, every block recorded complete must have its shard objects, and (on a local disk)
+  each must be at least as long as its shard index: otherwise the open fails naming them;
+* every variable is read through :class:`GuardedArray`, which turns any decode failure into
+  :class:`CorruptCacheError` naming the array, the chunk keys and the fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+from zarr.core.sync import sync
+
+from actstore.errors import CorruptCacheError
+from actstore.store._schema import DONE_ARRAY
+from actstore.store._storage import is_local, is_zip
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from actstore.store._cache import Cache
+
+__all__ = ["GuardedArray", "damaged_shards", "guard_prompt_set", "min_shard_bytes"]
+
+_FIX = "run `actstore verify {url}` to list the damage and `actstore repair {url}` to fix it"
+
+
+def min_shard_bytes(arr: zarr.Array) -> int:
+    """Smallest possible size of a stored shard: its index (16 bytes per chunk + crc32c)."""
+    if arr.shards is None:
+        return 1
+    per_shard = int(np.prod([s // c for s, c in zip(arr.shards, arr.chunks)]))
+    return 16 * per_shard + 4
+
+
+def damaged_shards(cache: Cache, name: str, hooks: list[str], done: set[int]) -> list[str]:
+    """Keys of shard objects of recorded blocks that are absent or shorter than their index."""
+    bad = []
+    root = Path(cache.url) if is_local(cache.url) and not is_zip(cache.url) else None
+    for hook in hooks:
+        arr = zarr.open_array(store=cache.store, path=f"{name}/{hook}", mode="r")
+        prefix = f"{name}/{hook}/"
+
+        async def keys(prefix: str = prefix) -> set[str]:
+            return {k[len(prefix) :] async for k in cache.store.list_prefix(prefix + "c/")}
+
+        present = sync(keys())
+        floor = min_shard_bytes(arr)
+        outer: tuple[int, ...] = arr.shards or arr.chunks  # type: ignore[assignment]
+        rest = [range(max(1, -(-s // c))) for s, c in zip(arr.shape[1:], outer[1:])]
+        for b in sorted(done):
+            for tail in itertools.product(*rest):
+                key = arr.metadata.encode_chunk_key((b, *tail))
+                if key not in present:
+                    bad.append(f"{prefix}{key} (block {b}: deleted)")
+                elif root is not None and (root / prefix / key).stat().st_size < floor:
+                    bad.append(f"{prefix}{key} (block {b}: truncated)")
+    return bad
+
+
+class GuardedArray:
+    """A zarr array whose reads raise :class:`CorruptCacheError` naming the damaged chunks."""
+
+    def __init__(self, arr: zarr.Array, path: str, url: str) -> None:
+        self._arr = arr
+        self.path = path
+        self.url = url
+        self.shape = arr.shape
+        self.dtype = arr.dtype
+        self.ndim = arr.ndim
+
+    def _keys(self, key: tuple[slice, ...]) -> list[str]:
+        outer: tuple[int, ...] = self._arr.shards or self._arr.chunks  # type: ignore[assignment]
+        ranges = []
+        for k, c, s in zip(key, outer, self.shape):
+            start, stop, _ = k.indices(s) if isinstance(k, slice) else (int(k), int(k) + 1, 1)
+            ranges.append(range(start // c, max(start // c + 1, -(-stop // c))))
+        return [
+            f"{self.path}/{self._arr.metadata.encode_chunk_key(coords)}"
+            for coords in itertools.islice(itertools.product(*ranges), 8)
+        ]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        try:
+            return self._arr[key]
+        except Exception as exc:  # any decode failure means damaged bytes
+            keys = ", ".join(self._keys(key))
+            raise CorruptCacheError(
+                f"expected intact data in array {self.path!r} of {self.url!r}, got "
+                f"{type(exc).__name__}: {exc} reading chunk(s) {keys}; " + _FIX.format(url=self.url)
+            ) from None
+
+
+def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) -> xr.Dataset:
+    """Check recorded shards exist, then read every dask-backed variable through a guard."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    from actstore.store._cache import _missing_from_listing
+
+    n_blocks = int(cache.set_info(name)["layout"]["n_blocks"])
+    done = set(range(n_blocks)) - set(_missing_from_listing(cache.store, name, n_blocks))
+    bad = damaged_shards(cache, name, hooks, done)
+    if bad:
+        shown = "; ".join(bad[:10]) + ("; ..." if len(bad) > 10 else "")
+        raise CorruptCacheError(
+            f"expected a shard for every block recorded complete in prompt set {name!r}, got "
+            f"{len(bad)} damaged: {shown}; " + _FIX.format(url=cache.url)
+        )
+    group = zarr.open_group(store=cache.store, path=name, mode="r")
+    for var in list(ds.variables):
+        data = ds[var].variable._data
+        if var in ds.indexes or var == DONE_ARRAY or not isinstance(data, da.Array):
+            continue
+        arr = group[str(var)]
+        guarded = GuardedArray(arr, f"{name}/{var}", cache.url)  # type: ignore[arg-type]
+        dask_arr = da.from_array(
+            guarded,
+            chunks=data.chunks,
+            name=f"actstore-{var}-{tokenize(cache.url, name, var, data.chunks)}",
+            asarray=False,
+            lock=False,
+            meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
+        )
+        ds[var] = ds[var].copy(data=dask_arr)
+    return ds
