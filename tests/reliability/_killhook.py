@@ -6,7 +6,8 @@ It patches zarr's ``LocalStore`` write function (``zarr.storage._local._put``, w
 
 * ``ACTSTORE_FAULT_ROOT``: the cache directory (keys are logged relative to it).
 * ``ACTSTORE_FAULT_LOG``: append one line per event: ``put <key> <occurrence> <nbytes> <flag>``
-  (flag ``exclusive`` for zarr's create-if-absent puts, else ``-``) or ``forward - <occurrence> 0 -``.
+  (flag ``exclusive`` for zarr's create-if-absent puts, else ``-``) or
+  ``forward - <occurrence> 0 -``.
 * ``ACTSTORE_FAULT_KILL``: ``<kind> <key> <occurrence> <phase>``: when that event happens, SIGKILL
   this process. Phases: ``before`` (nothing written), ``mid`` (half the bytes in zarr's
   ``.partial`` file: killed inside the write), ``after`` (the put landed; the caller never

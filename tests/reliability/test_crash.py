@@ -1,10 +1,11 @@
 """Crash anywhere: SIGKILL a real extraction at seeded kill points, resume, compare bit for bit.
 
 Each kill point is a named event of the job, reached deterministically through a test-only hook
-(``tests/reliability/_killhook.py``): a store write (``before`` it, ``mid``-write with half the
-bytes in zarr's ``.partial`` file, ``after`` it landed, or ``torn``: half the bytes at the final key,
-as on a filesystem without atomic rename) or a forward pass. They cover cache creation and every
-metadata update, every phase of a shard write, the completion markers and the compute between.
+(``tests/reliability/_killhook.py``): a store write (``before`` it, ``mid``-write with half
+the bytes in zarr's ``.partial`` file, ``after`` it landed, or ``torn``: half the bytes at the
+final key, as on a filesystem without atomic rename) or a forward pass. They cover cache creation
+and every metadata update, every phase of a shard write, the completion markers and the compute
+between.
 After each kill the cache opens (or refuses with a clear error), the same job resumes in a fresh
 call, and the finished cache must equal an uninterrupted run's file for file, bit for bit.
 """

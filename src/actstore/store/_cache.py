@@ -142,6 +142,11 @@ def open_cache(
     except OSError as exc:
         raise NotACacheError(f"expected a Zarr v3 cache at {url!r}, got {exc}") from None
     if not has_root:
+        if is_local(url) and os.path.isdir(url) and os.listdir(url) and not _user_files(url):
+            raise StoreNotFoundError(  # a creation killed while writing the root: start again
+                f"expected a cache at {url!r}, got only the temporary files of an interrupted "
+                "creation; re-run the extraction to create it"
+            )
         if not is_local(url) and not sync(_has_any_key(store)):
             raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there")
         raise NotACacheError(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from actstore.store._cache import Cache
 
-__all__ = ["GuardedArray", "damaged_shards", "guard_prompt_set", "min_shard_bytes"]
+__all__ = ["GuardedArray", "damaged_shards", "guard_prompt_set", "min_shard_bytes", "open_failure"]
 
 _FIX = "run `actstore verify {url}` to list the damage and `actstore repair {url}` to fix it"
 
@@ -108,6 +108,9 @@ def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) 
 
     from actstore.store._cache import _missing_from_listing
 
+    lost = [h for h in hooks if h not in ds.variables]
+    if lost:  # xarray skips an array whose zarr.json does not parse: never a silent gap
+        raise open_failure(cache, name, KeyError(f"arrays {lost} unreadable"))
     n_blocks = int(cache.set_info(name)["layout"]["n_blocks"])
     done = set(range(n_blocks)) - set(_missing_from_listing(cache.store, name, n_blocks))
     bad = damaged_shards(cache, name, hooks, done)
@@ -134,3 +137,19 @@ def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) 
         )
         ds[var] = ds[var].copy(data=dask_arr)
     return ds
+
+
+def open_failure(cache: Cache, name: str, exc: Exception) -> CorruptCacheError:
+    """The error for a prompt set that xarray could not open: name damaged metadata if any."""
+    from actstore.store._walk import iter_arrays_safely
+
+    damaged = [
+        f"{path}/zarr.json ({type(err).__name__}: {err})"
+        for path, err in iter_arrays_safely(cache.store, f"{name}/")
+        if isinstance(err, Exception)
+    ]
+    what = "; ".join(damaged) if damaged else f"{type(exc).__name__}: {exc}"
+    return CorruptCacheError(
+        f"expected readable metadata in prompt set {name!r} of {cache.url!r}, got {what}; "
+        + _FIX.format(url=cache.url)
+    )

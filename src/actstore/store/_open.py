@@ -14,6 +14,7 @@ from actstore.errors import (
     InvalidArgumentError,
     UnknownNameError,
 )
+from actstore.store._guard import guard_prompt_set, open_failure
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
 
 if TYPE_CHECKING:
@@ -91,15 +92,19 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
             stacklevel=3,
         )
     chunks = {"prompt": int(info["layout"]["read_prompts"]), "layer": 1}
-    ds = xr.open_zarr(
-        cache.store,
-        group=name,
-        consolidated=False,
-        chunks=chunks,
-        zarr_format=3,
-        use_zarr_fill_value_as_mask=False,
-        decode_times=False,
-    )
+    try:
+        ds = xr.open_zarr(
+            cache.store,
+            group=name,
+            consolidated=False,
+            chunks=chunks,
+            zarr_format=3,
+            use_zarr_fill_value_as_mask=False,
+            decode_times=False,
+        )
+    except Exception as exc:  # damaged metadata or coordinates: name the part
+        raise open_failure(cache, name, exc) from None
+    ds = guard_prompt_set(cache, name, ds, list(info["spec"]["hooks"]))
     ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
     if dtype is not None:
         for hook in info["spec"]["hooks"]:

@@ -15,10 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from actstore.store._storage import is_local, is_zip
 
-__all__ = ["PARTIAL_SUFFIX", "is_partial", "remove_block_partials", "remove_partials"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "clear_block",
+    "is_partial",
+    "remove_block_partials",
+    "remove_partials",
+]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -64,3 +71,16 @@ def remove_block_partials(url: str, prompt_set: str, arrays: Iterable[str], bloc
         path.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def clear_block(store: Any, prompt_set: str, arrays: Iterable[str], block: int) -> None:
+    """Delete whatever shard objects of an unrecorded block exist (leftovers of a killed write)."""
+    from zarr.core.sync import sync
+
+    async def run() -> None:
+        for name in arrays:
+            prefix = f"{prompt_set}/{name}/c/{block}/"
+            async for key in store.list_prefix(prefix):
+                await store.delete(key)
+
+    sync(run())

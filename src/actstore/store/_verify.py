@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from zarr.core.sync import sync
 
-from actstore.store._cache import open_cache
+from actstore.store._cache import _missing_from_listing, open_cache
+from actstore.store._guard import min_shard_bytes
 from actstore.store._schema import DONE_ARRAY
 from actstore.store._walk import chunk_grid, iter_arrays_safely
 
@@ -66,10 +67,10 @@ def verify_cache(
         n_blocks = int(info["layout"]["n_blocks"])
         done = np.zeros(n_blocks, bool)
         if info.get("ready"):
-            try:
-                done = np.asarray(cache.group(name)[DONE_ARRAY][:]) == 1
-            except Exception:  # a damaged marker chunk is named below, in the chunk loop
-                done = np.zeros(n_blocks, bool)
+            # from the listing of marker objects: one damaged marker (named below, in the chunk
+            # loop) must not hide the state of every other block
+            done[:] = True
+            done[_missing_from_listing(cache.store, name, n_blocks)] = False
         complete_blocks[name] = done
     for path, arr in iter_arrays_safely(cache.store):
         if isinstance(arr, Exception):
@@ -86,6 +87,7 @@ def verify_cache(
         hooks = cache.set_info(set_name)["spec"]["hooks"] if set_name in complete_blocks else []
         is_hook = "/" in path and path.split("/", 1)[1] in hooks
         is_done = path.endswith(f"/{DONE_ARRAY}")
+        floor = min_shard_bytes(arr)
         for coords, sel, key in chunk_grid(arr):
             full_key = f"{path}/{key}"
             exists = sync(cache.store.exists(full_key))
@@ -100,6 +102,12 @@ def verify_cache(
                     )
                 continue
             report.n_objects += 1
+            # a shard cut shorter than its index reads silently as fill values: name it
+            if arr.shards is not None and sync(cache.store.getsize(full_key)) < floor:
+                report.problems.append(
+                    Problem(kind="corrupt", key=full_key, detail="truncated below its shard index")
+                )
+                continue
             try:
                 arr[sel]
             except Exception as exc:  # any decode failure means the bytes are damaged

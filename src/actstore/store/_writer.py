@@ -21,6 +21,7 @@ from actstore.errors import (
 from actstore.store._arrays import activation_compressors, require_array
 from actstore.store._dtype import BFLOAT16
 from actstore.store._layout import Layout, choose_layout
+from actstore.store._partial import clear_block, remove_block_partials, remove_partials
 from actstore.store._schema import (
     ACT_DIMS,
     ATTR_KEY,
@@ -33,7 +34,6 @@ from actstore.store._schema import (
     spec_from_json,
     spec_to_json,
 )
-from actstore.store._partial import remove_block_partials, remove_partials
 from actstore.store._storage import creation_lock
 
 if TYPE_CHECKING:
@@ -129,8 +129,11 @@ class PromptSetWriter:
                     f"them (ml_dtypes.bfloat16 for bfloat16) or create the set with that dtype"
                 )
             arrays[hook] = arr
-        # a write of this block killed earlier may have left temporary files; only we write it
+        # A write of this block killed earlier may have left temporary files or a torn shard
+        # (on stores without atomic puts). The block is unrecorded, so whatever is there is
+        # garbage, and zarr's shard writer would read (and choke on) an existing shard first.
         remove_block_partials(self.cache.url, self.name, list(arrays), b)
+        clear_block(self.cache.store, self.name, list(arrays), b)
         try:
             for hook, arr in arrays.items():
                 # a shard-aligned slice: zarr encodes and stores the whole shard in one put
@@ -253,24 +256,10 @@ def _stored_info(cache: Cache, name: str) -> dict[str, Any] | None:
 def _create_arrays(
     group: zarr.Group, spec: PromptSetSpec, layout: Layout, meta: dict[str, np.ndarray]
 ) -> None:
-    p, t, n_layers = spec.n_prompts, spec.n_tokens_max, len(spec.layers)
-    dtype = numpy_dtype(spec.dtype)
+    p, t = spec.n_prompts, spec.n_tokens_max
     for hook in spec.hooks:
-        require_array(
-            group,
-            hook,
-            shape=(p, n_layers, t, spec.d_model),
-            dtype=dtype,
-            chunks=layout.chunk_shape(t, spec.d_model),
-            shards=layout.shard_shape(n_layers, t, spec.d_model),
-            compressors=activation_compressors(spec.itemsize),
-            dims=ACT_DIMS,
-            fill_value=0,
-            attributes={"hook": hook, "description": HOOK_DOCS.get(hook, hook)},
-        )
-    done = require_array(
-        group, DONE_ARRAY, shape=(layout.n_blocks,), dtype="uint8", chunks=(1,), dims=("block",)
-    )
+        require_array(group, hook, **bookkeeping_array_args(spec, layout, hook))
+    done = require_array(group, DONE_ARRAY, **bookkeeping_array_args(spec, layout, DONE_ARRAY))
     coords = {
         "prompt": (np.arange(p, dtype=np.int64), ("prompt",)),
         "layer": (np.asarray(spec.layers, dtype=np.int32), ("layer",)),
@@ -284,6 +273,27 @@ def _create_arrays(
     for name, values in meta.items():
         _write_meta(group, name, values, dims_of.get(name, ("prompt",)), layout.read_prompts)
     del done  # created last among the bookkeeping; zeros (fill) mean "not written"
+
+
+def bookkeeping_array_args(spec: PromptSetSpec, layout: Layout, name: str) -> dict[str, Any]:
+    """``require_array`` arguments of a hook array or of the completion-marker array.
+
+    Their metadata follows from the spec and layout alone, so ``actstore repair`` can rewrite a
+    damaged ``zarr.json`` of either exactly as it was created.
+    """
+    if name == DONE_ARRAY:
+        return {"shape": (layout.n_blocks,), "dtype": "uint8", "chunks": (1,), "dims": ("block",)}
+    t, n_layers = spec.n_tokens_max, len(spec.layers)
+    return {
+        "shape": (spec.n_prompts, n_layers, t, spec.d_model),
+        "dtype": numpy_dtype(spec.dtype),
+        "chunks": layout.chunk_shape(t, spec.d_model),
+        "shards": layout.shard_shape(n_layers, t, spec.d_model),
+        "compressors": activation_compressors(spec.itemsize),
+        "dims": ACT_DIMS,
+        "fill_value": 0,
+        "attributes": {"hook": name, "description": HOOK_DOCS.get(name, name)},
+    }
 
 
 def _write_meta(

@@ -1,0 +1,109 @@
+"""``actstore repair``: make a damaged cache's bad blocks resumable, optionally re-extract them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from actstore.errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+_EPILOG = """examples:
+  actstore verify cache.zarr                      # list the damage
+  actstore repair cache.zarr --dry-run            # what repair would do
+  actstore repair cache.zarr                      # unrecord damaged blocks; then re-run the
+                                                  # original `actstore extract` command
+  actstore repair cache.zarr --from-extraction --model /models/Qwen2.5-32B \\
+      --prompts physics.jsonl                     # unrecord and rewrite them now
+"""
+
+
+def _reextract(args: argparse.Namespace, cache_url: str, set_name: str) -> Any:
+    """Resume the extraction of *set_name* with the stored spec's layers, dtype, hooks, blocks."""
+    from actstore.extractors import extract
+    from actstore.store import open_cache
+
+    cache = open_cache(cache_url)
+    spec = cache.spec(set_name)
+    fp, prov = dict(spec.fingerprint), dict(spec.provenance)
+    bos = fp.get("bos", {})
+    return extract(
+        model=args.model,
+        prompts=args.prompts,
+        out=cache_url,
+        set_name=set_name,
+        layers=list(spec.layers),
+        hooks=tuple(spec.hooks),
+        backend=str(fp.get("backend", "hf")),
+        dtype=spec.dtype,
+        device=args.device,
+        max_batch_tokens=args.max_batch_tokens or int(prov.get("max_batch_tokens", 8192)),
+        bos=str(bos.get("mode", "auto")) if isinstance(bos, dict) else "auto",
+        block_size=spec.block_size,
+        n_prompts=args.n,
+        seed=args.seed,
+        progress=False,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from actstore.store._repair import format_repair, repair_cache
+
+    if args.from_extraction and (not args.model or not args.prompts):
+        raise InvalidArgumentError(
+            "expected --model and --prompts with --from-extraction, got "
+            f"--model {args.model!r} --prompts {args.prompts!r}; pass the extraction's model "
+            "directory and prompt set (generator name or file)"
+        )
+    report = repair_cache(args.cache, dry_run=args.dry_run)
+    out: dict[str, Any] = report.to_json()
+    lines = [format_repair(report)]
+    if args.from_extraction and not args.dry_run and report.blocks:
+        sets = [args.set_name] if args.set_name else sorted(report.blocks)
+        if len(sets) > 1:
+            raise InvalidArgumentError(
+                f"expected one damaged prompt set per --from-extraction run, got {sets}; pass "
+                "--set-name with the matching --prompts (the blocks stay unrecorded until then)"
+            )
+        rep = _reextract(args, report.url, sets[0])
+        out["extraction"] = {"blocks_written": rep.blocks_written, "complete": rep.complete}
+        lines.append(f"re-extracted: {rep.message}")
+    print(json.dumps(out, indent=2) if args.json else "\n".join(lines))
+    return 0 if report.ok else 1
+
+
+def register(subparsers: Any) -> None:
+    """Add ``repair`` to the ``actstore`` command line."""
+    p = subparsers.add_parser(
+        "repair",
+        help="unrecord damaged blocks (and rebuild activation metadata) so resume rewrites them",
+        description=(
+            "Find damage with the same checks as `actstore verify`. Damaged, truncated or deleted "
+            "shards and damaged completion markers: the block is unrecorded, so re-running the "
+            "extraction rewrites exactly those shards. A damaged zarr.json of an activation array "
+            "is rebuilt from the stored spec. Other damage is reported (exit 1)."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("cache", help="local cache path or fsspec URL (not a .zip: read-only)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="report what would be done; change nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--from-extraction",
+        action="store_true",
+        help="after unrecording, re-run the extraction now (needs --model and --prompts); the "
+        "stored layers, dtype, hooks, block size and batch size are reused",
+    )
+    p.add_argument("--model", help="the extraction's local checkpoint directory")
+    p.add_argument("--prompts", help="the extraction's prompt generator name or .jsonl/.csv file")
+    p.add_argument("--set-name", help="the damaged prompt set to re-extract (default: the one)")
+    p.add_argument("--n", type=int, help="number of prompts the generator made (as extracted)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (as extracted, default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--max-batch-tokens", type=int, help="default: the value the cache records")
+    p.set_defaults(func=_run)
