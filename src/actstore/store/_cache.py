@@ -22,6 +22,7 @@ from actstore.errors import (
     UnknownNameError,
 )
 from actstore.store._dtype import register_bfloat16
+from actstore.store._enospc import disk_full_as_error
 from actstore.store._partial import is_partial
 from actstore.store._schema import (
     ATTR_KEY,
@@ -94,9 +95,10 @@ def create_cache(
     }
     try:
         # mode "a" creates the group only when it is missing; a concurrent creator's is reused.
-        root = zarr.open_group(store=store, mode="a", zarr_format=3)
-        if ATTR_KEY not in root.attrs:
-            root.attrs[ATTR_KEY] = info
+        with disk_full_as_error(url, "creating the cache"):
+            root = zarr.open_group(store=store, mode="a", zarr_format=3)
+            if ATTR_KEY not in root.attrs:
+                root.attrs[ATTR_KEY] = info
     except PermissionError as exc:
         raise ReadOnlyError(
             f"expected a writable location for a new cache, got {exc}; pick a writable path"

@@ -20,6 +20,7 @@ from actstore.errors import (
 )
 from actstore.store._arrays import activation_compressors, require_array
 from actstore.store._dtype import BFLOAT16
+from actstore.store._enospc import disk_full_as_error
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._partial import clear_block, remove_block_partials, remove_partials
 from actstore.store._schema import (
@@ -148,8 +149,9 @@ class PromptSetWriter:
             if exc.errno != errno.ENOSPC:
                 raise
             raise DiskFullError(
-                f"expected free space to write block {b} of {self.name!r}, got a full disk; free "
-                "space and re-run: the block is not recorded, so resume rewrites it"
+                f"expected free space in {self.cache.url!r} to write block {b} of {self.name!r}, "
+                "got a full disk; free space and re-run the same command: the block is not "
+                "recorded, so resume rewrites it"
             ) from None
 
     def missing_blocks(self) -> list[int]:
@@ -175,7 +177,7 @@ def open_writer(
         raise InvalidArgumentError(
             f"expected a prompt-set name, got the reserved group name {PROBES_GROUP!r}; rename it"
         )
-    with creation_lock(cache.url):
+    with creation_lock(cache.url), disk_full_as_error(cache.url, f"creating prompt set {name!r}"):
         return _open_writer_locked(cache, name, spec, metadata)
 
 
