@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -237,9 +238,9 @@ def _validate(cfg: ExperimentConfig) -> None:
             parse_position(pc.position)
         except ActstoreError as exc:
             raise ConfigError(f"config key '{key}.position': {exc}") from None
-        if not pc.alphas or any(a <= 0 for a in pc.alphas):
+        if not pc.alphas or any(not math.isfinite(a) or a <= 0 for a in pc.alphas):
             raise ConfigError(
-                f"config key '{key}.alphas': expected positive numbers, got {list(pc.alphas)}"
+                f"config key '{key}.alphas': expected finite positive numbers, got {list(pc.alphas)}"
             )
         if pc.cv < 2:
             raise ConfigError(f"config key '{key}.cv': expected an integer >= 2, got {pc.cv}")
