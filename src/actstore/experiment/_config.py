@@ -240,7 +240,8 @@ def _validate(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"config key '{key}.position': {exc}") from None
         if not pc.alphas or any(not math.isfinite(a) or a <= 0 for a in pc.alphas):
             raise ConfigError(
-                f"config key '{key}.alphas': expected finite positive numbers, got {list(pc.alphas)}"
+                f"config key '{key}.alphas': expected finite positive numbers, "
+                f"got {list(pc.alphas)}"
             )
         if pc.cv < 2:
             raise ConfigError(f"config key '{key}.cv': expected an integer >= 2, got {pc.cv}")
