@@ -325,9 +325,9 @@ def resolve_layers(extract: ExtractConfig, n_layers: int) -> tuple[int, ...]:
     import numpy as np
 
     def rule(r: str) -> tuple[int, ...]:
-        if r == "all":
+        k = n_layers if r == "all" else int(r.split(":")[1])
+        if k >= n_layers:
             return tuple(range(n_layers))
-        k = min(int(r.split(":")[1]), n_layers)
         picks = np.rint(np.linspace(0, n_layers - 1, k + 1)[1:]).astype(int)
         return tuple(sorted({int(p) for p in picks}))
 
