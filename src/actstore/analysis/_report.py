@@ -123,13 +123,17 @@ def write_report(
     *,
     title: str = "actstore experiment",
     prompts: Sequence[int] | None = None,
+    figures: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md`` and ``report.html`` (figures beside them) into ``out_dir``.
 
-    Returns the paths: ``markdown``, ``html`` and one per figure.
+    ``figures`` (from :func:`write_figures` into the same ``out_dir``) reuses figures already
+    drawn instead of drawing them again. Returns the paths: ``markdown``, ``html`` and one per
+    figure.
     """
     out = Path(out_dir)
-    figures = write_figures(probes, result, out, prompts=prompts)
+    if figures is None:
+        figures = write_figures(probes, result, out, prompts=prompts)
     tables = _tables(probes, result)
     lineage = {"probes": probes.lineage}
     if result is not None:

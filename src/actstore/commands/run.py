@@ -9,7 +9,8 @@ from typing import Any
 __all__ = ["register"]
 
 _RUN_EPILOG = """examples:
-  actstore run experiments/velocity_computation.toml --model /path/to/Qwen2.5-32B --out runs/velocity
+  actstore run experiments/velocity_computation.toml --model /path/to/Qwen2.5-32B \
+      --out runs/velocity
   actstore run experiments/velocity_computation.toml --out runs/velocity --stage probes --force
   actstore run experiments/velocity_computation_positions.toml --model ./tiny --out runs/pos --json
   actstore run experiments/velocity_computation.toml --check     # validate the config only
@@ -18,7 +19,7 @@ stages: extract, probes, detect, plots, report (each skipped when its inputs are
 """
 
 _DEMO_EPILOG = """examples:
-  actstore demo                      # train (or reuse) the tiny model, run the study on it and its twin
+  actstore demo            # train (or reuse) the tiny model; run the study on it and its twin
   actstore demo --out demo_out --retrain
 """
 
@@ -32,7 +33,9 @@ def register(sub: Any) -> None:
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="experiment config (TOML), e.g. experiments/velocity_computation.toml")
+    p.add_argument(
+        "config", help="experiment config (TOML), e.g. experiments/velocity_computation.toml"
+    )
     p.add_argument("--model", help="local model directory (overrides [model] path)")
     p.add_argument("--out", help="output folder (default: runs/<config name>)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides [extract] device)")
@@ -42,7 +45,9 @@ def register(sub: Any) -> None:
         choices=("extract", "probes", "detect", "plots", "report"),
         help="run only this stage (repeatable); default: all",
     )
-    p.add_argument("--force", action="store_true", help="re-run the chosen stages even if up to date")
+    p.add_argument(
+        "--force", action="store_true", help="re-run the chosen stages even if up to date"
+    )
     p.add_argument("--check", action="store_true", help="validate the config and exit")
     p.add_argument("--json", action="store_true", help="print the stage records as JSON")
     p.set_defaults(func=_run)
@@ -51,8 +56,9 @@ def register(sub: Any) -> None:
         "demo",
         help="the whole study on a tiny model trained here, beside its random-initialised twin",
         description=(
-            "Train (once, then reuse) a tiny Qwen2-architecture model on the prompt generators' text, "
-            "run the velocity-computation study on it and on its untrained twin, and write a report."
+            "Train (once, then reuse) a tiny Qwen2-architecture model on the prompt generators' "
+            "text, run the velocity-computation study on it and on its untrained twin, and write "
+            "a report."
         ),
         epilog=_DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -18,6 +18,7 @@ from typing import Any
 
 from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
+from actstore.experiment._index import write_index
 
 __all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
 
@@ -60,7 +61,8 @@ class ExperimentRun:
         The validated config.
     out : path
         Output folder: ``cache.zarr`` (activations, probes, detection variables), ``state.json``,
-        ``results/`` (JSON metrics), ``figures/`` and ``report.md`` / ``report.html``.
+        ``results/`` (JSON metrics), ``report/<probe>/`` (figures and per-probe reports) and
+        ``report.md`` / ``report.html`` (the index).
     model : path, optional
         Model directory; overrides ``config.model.path``.
     device : str, optional
@@ -87,8 +89,8 @@ class ExperimentRun:
         self.label = label or config.name
         self.cache_url = str(self.out / "cache.zarr")
         self.results_dir = self.out / "results"
-        self.figures_dir = self.out / "figures"
         self._state_path = self.out / "state.json"
+        self._results: dict[str, Any] = {}
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict[str, str]:
@@ -135,8 +137,7 @@ class ExperimentRun:
         return list(det.probes) or [p.name for p in self.config.probes]
 
     def _detect_fp(self, probe: str) -> str:
-        det = self.config.detect
-        assert det is not None  # noqa: S101 - callers check; not input validation
+        det = self._detect_cfg()
         return config_hash(self._probe_fp(probe), self._extract_fp(det.prompt_set), det)
 
     def _plots_fp(self) -> str:
@@ -218,8 +219,11 @@ class ExperimentRun:
                 for p in self._detect_probes()
             ]
         if stage == "plots":
-            return [("plots", self._plots_fp(), self._run_plots, self.figures_dir.exists)]
+            return [("plots", self._plots_fp(), self._run_plots, self._figures_exist)]
         return [("report", self._report_fp(), self._run_report, self.report_path.exists)]
+
+    def _figures_exist(self) -> bool:
+        return all(any(self._report_dir(p.name).glob("*.png")) for p in self.config.probes)
 
     @property
     def report_path(self) -> Path:
@@ -240,8 +244,7 @@ class ExperimentRun:
     def _run_extract(self, set_name: str) -> str:
         from actstore.extractors import extract, read_model_config
 
-        assert self.model is not None  # noqa: S101 - checked in run()
-        n_layers = read_model_config(self.model).n_layers
+        n_layers = read_model_config(str(self.model)).n_layers
         layers = resolve_layers(self.config.extract, n_layers)
         ex = self.config.extract
         report = extract(
@@ -280,8 +283,7 @@ class ExperimentRun:
     def _run_detect(self, probe: str) -> str:
         from actstore.analysis import detect, load_probes
 
-        det = self.config.detect
-        assert det is not None  # noqa: S101 - only scheduled when [detect] exists
+        det = self._detect_cfg()
         probes = load_probes(self.cache_url, name=probe)
         result = detect(
             self.cache_url,
@@ -292,14 +294,82 @@ class ExperimentRun:
             span=det.span,
             seed=det.seed,
         )
+        self._results[probe] = result
         self._write_json(f"detect_{probe}.json", result.to_dict())
         return f"best layer {result.best_layer}"
 
+    def _detection(self, probe: str) -> Any:
+        """The detection result of ``probe``: from this run's detect stage, else recomputed."""
+        if probe in self._results:
+            return self._results[probe]
+        from actstore.analysis import detect, load_probes
+
+        det = self._detect_cfg()
+        result = detect(
+            self.cache_url,
+            load_probes(self.cache_url, name=probe),
+            prompt_set=det.prompt_set,
+            target=det.target,
+            write=False,
+            span=det.span,
+            seed=det.seed,
+        )
+        self._results[probe] = result
+        return result
+
+    def _report_dir(self, probe: str) -> Path:
+        return self.out / "report" / probe
+
     def _run_plots(self) -> str:
-        raise NotImplementedError
+        from actstore.analysis import load_probes
+        from actstore.analysis._report import write_figures
+
+        detected = set(self._detect_probes())
+        n = 0
+        for pc in self.config.probes:
+            result = self._detection(pc.name) if pc.name in detected else None
+            paths = write_figures(
+                load_probes(self.cache_url, name=pc.name),
+                result,
+                self._report_dir(pc.name),
+                prompts=self._plot_prompts(),
+            )
+            n += len(paths)
+        return f"{n} figures"
+
+    def _plot_prompts(self) -> list[int]:
+        return list(range(self.config.report.n_problems))
 
     def _run_report(self) -> str:
-        raise NotImplementedError
+        from actstore.analysis import load_probes
+        from actstore.analysis._report import FIGURES, write_report
+
+        detected = set(self._detect_probes())
+        sections = []
+        for pc in self.config.probes:
+            result = self._detection(pc.name) if pc.name in detected else None
+            figures = {
+                key: self._report_dir(pc.name) / fname
+                for key, fname in FIGURES.items()
+                if (self._report_dir(pc.name) / fname).exists()
+            }
+            paths = write_report(
+                load_probes(self.cache_url, name=pc.name),
+                result,
+                self._report_dir(pc.name),
+                title=f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})",
+                prompts=self._plot_prompts(),
+                figures=figures or None,
+            )
+            sections.append((pc, paths))
+        write_index(self, sections)
+        return f"{self.report_path}"
+
+    def _detect_cfg(self) -> Any:
+        det = self.config.detect
+        if det is None:  # pragma: no cover - only scheduled when [detect] exists
+            raise ConfigError("the config has no [detect] table; add one to run detection")
+        return det
 
 
 def _json_default(obj: Any) -> Any:
