@@ -15,17 +15,22 @@
 set -euo pipefail
 
 MODEL=${MODEL:-/path/to/Qwen2.5-32B}
-CACHE=${CACHE:-$SCRATCH/velocity.zarr}
+CACHE=${CACHE:-runs/velocity_computation/cache.zarr}   # where `actstore run` looks
 N=${SLURM_ARRAY_TASK_COUNT:-1}
 I=${SLURM_ARRAY_TASK_ID:-0}
 LAYERS=7,15,23,31,47,55,63
 
-# Two prompt sets of the reference study; each array task does its share of both.
-actstore extract --model "$MODEL" --prompts multiplication --n 1000 --seed 0 \
-    --set-name multiplication --layers "$LAYERS" --out "$CACHE" --shard "$I/$N"
-actstore extract --model "$MODEL" --prompts kinetic_energy --n 50 --seed 2 --option cot=worked \
-    --set-name physics --layers "$LAYERS" --out "$CACHE" --shard "$I/$N"
+# The prompt files are written once, before the array starts (same seed -> same prompts anywhere):
+#   actstore prompts write arithmetic arithmetic.jsonl --n 2000 --seed 0
+#   actstore prompts write kinetic_energy physics.jsonl --n 50 --seed 2 -o cot=worked
+# Each array task then does its share of both prompt sets.
+actstore extract --model "$MODEL" --prompts arithmetic.jsonl --set-name arithmetic \
+    --layers "$LAYERS" --out "$CACHE" --shard "$I/$N" --progress log
+actstore extract --model "$MODEL" --prompts physics.jsonl --set-name physics \
+    --layers "$LAYERS" --out "$CACHE" --shard "$I/$N" --progress log
 
-# After the array finishes (e.g. in a dependent job):
+# After the array finishes (e.g. in a dependent job, or on a laptop after copying runs/):
 #   actstore info "$CACHE"
 #   actstore verify "$CACHE"
+#   actstore run experiments/velocity_computation.toml --out runs/velocity_computation
+#     (extraction is found complete and skipped; probes, detection, plots and report run on CPU)

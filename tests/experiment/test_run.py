@@ -192,5 +192,29 @@ def test_cli_check_and_missing_model(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2
-    assert bad.stderr.startswith("actstore: error: no model given")
+    assert bad.stderr.startswith("actstore: error: no model given and prompt set 'arithmetic'")
     assert "Traceback" not in bad.stderr
+
+
+def test_cache_filled_elsewhere_is_analysed_without_a_model(finished_run, tmp_path: Path) -> None:
+    """Copy only the cache (as after a cluster job) and run the analysis stages without a model."""
+    import shutil
+
+    run, _, _ = finished_run
+    out = tmp_path / "laptop"
+    out.mkdir()
+    shutil.copytree(run.cache_url, out / "cache.zarr")
+    lines: list[str] = []
+    records = ExperimentRun(run.config, out=out, model=None, log=lines.append).run(
+        ["extract", "probes"]
+    )
+    assert [(r.stage, r.status) for r in records][:2] == [
+        ("extract:arithmetic", "skipped"),
+        ("extract:physics", "skipped"),
+    ]
+    assert any("no model needed" in line for line in lines)
+    moved = json.loads((out / "results" / "probes_last.json").read_text())
+    original = json.loads((run.results_dir / "probes_last.json").read_text())
+    assert [r["cv_r2"] for r in moved["layers"]] == pytest.approx(
+        [r["cv_r2"] for r in original["layers"]]
+    )

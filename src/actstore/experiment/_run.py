@@ -126,9 +126,26 @@ class ExperimentRun:
             self.device,
         )
 
+    def _data_fp(self, set_name: str) -> str:
+        """What downstream stages depend on: the stored set's fingerprint once it is complete.
+
+        Using the cache's own fingerprint (model weights, tokenizer, prompts, layers) rather than
+        the model path lets a cache extracted elsewhere (a cluster) be analysed here unchanged.
+        """
+        from actstore.errors import ActstoreError
+        from actstore.store import open_cache
+
+        try:
+            cache = open_cache(self.cache_url)
+            if set_name in cache.prompt_sets and cache.is_complete(set_name):
+                return config_hash(dict(cache.spec(set_name).fingerprint))
+        except ActstoreError:
+            pass
+        return self._extract_fp(set_name)
+
     def _probe_fp(self, probe: str) -> str:
         pc = self.config.probe(probe)
-        return config_hash(self._extract_fp(pc.prompt_set), pc)
+        return config_hash(self._data_fp(pc.prompt_set), pc)
 
     def _detect_probes(self) -> list[str]:
         det = self.config.detect
@@ -138,7 +155,7 @@ class ExperimentRun:
 
     def _detect_fp(self, probe: str) -> str:
         det = self._detect_cfg()
-        return config_hash(self._probe_fp(probe), self._extract_fp(det.prompt_set), det)
+        return config_hash(self._probe_fp(probe), self._data_fp(det.prompt_set), det)
 
     def _plots_fp(self) -> str:
         return config_hash(
@@ -159,19 +176,27 @@ class ExperimentRun:
                 raise InvalidArgumentError(
                     f"expected stages among {', '.join(STAGES)}, got {s!r}; fix --stage"
                 )
-        if "extract" in chosen and not self.model:
-            raise ConfigError(
-                "no model given: expected --model PATH or [model] path in the config; "
-                "pass a local checkpoint directory"
-            )
         state = self._load_state()
         records: list[StageRecord] = []
-        steps: list[tuple[str, str, Callable[[], str], Callable[[], bool]]] = []
+        steps: list[tuple[str, Callable[[], str], Callable[[], str], Callable[[], bool]]] = []
         for stage in STAGES:
             if stage not in chosen:
                 continue
             steps.extend(self._steps(stage))
-        for key, fp, fn, done in steps:
+        for key, fp_of, fn, done in steps:
+            # Fingerprints are taken when the step is reached: upstream stages may just have run.
+            fp = fp_of()
+            if key.startswith("extract:") and not self.model:
+                if done():
+                    # A cache filled elsewhere (e.g. a SLURM array): analysis needs no model.
+                    records.append(StageRecord(stage=key, status="skipped", seconds=0.0))
+                    self.log(f"[{self.label}] {key}: cache complete, no model needed, skipped")
+                    continue
+                raise ConfigError(
+                    f"no model given and prompt set '{key.split(':', 1)[1]}' is not in "
+                    f"{self.cache_url} yet: expected --model PATH or [model] path in the config; "
+                    "pass a local checkpoint directory"
+                )
             if not force and state.get(key) == fp and done():
                 records.append(StageRecord(stage=key, status="skipped", seconds=0.0))
                 self.log(f"[{self.label}] {key}: up to date, skipped")
@@ -186,13 +211,15 @@ class ExperimentRun:
             self.log(f"[{self.label}] {key}: done in {dt:.1f} s{' - ' + detail if detail else ''}")
         return records
 
-    def _steps(self, stage: str) -> list[tuple[str, str, Callable[[], str], Callable[[], bool]]]:
+    def _steps(
+        self, stage: str
+    ) -> list[tuple[str, Callable[[], str], Callable[[], str], Callable[[], bool]]]:
         cfg = self.config
         if stage == "extract":
             return [
                 (
                     f"extract:{ps.name}",
-                    self._extract_fp(ps.name),
+                    lambda n=ps.name: self._extract_fp(n),
                     lambda n=ps.name: self._run_extract(n),
                     lambda n=ps.name: self._extract_done(n),
                 )
@@ -202,7 +229,7 @@ class ExperimentRun:
             return [
                 (
                     f"probes:{pc.name}",
-                    self._probe_fp(pc.name),
+                    lambda n=pc.name: self._probe_fp(n),
                     lambda n=pc.name: self._run_probes(n),
                     lambda n=pc.name: (self.results_dir / f"probes_{n}.json").exists(),
                 )
@@ -212,15 +239,15 @@ class ExperimentRun:
             return [
                 (
                     f"detect:{p}",
-                    self._detect_fp(p),
+                    lambda n=p: self._detect_fp(n),
                     lambda n=p: self._run_detect(n),
                     lambda n=p: (self.results_dir / f"detect_{n}.json").exists(),
                 )
                 for p in self._detect_probes()
             ]
         if stage == "plots":
-            return [("plots", self._plots_fp(), self._run_plots, self._figures_exist)]
-        return [("report", self._report_fp(), self._run_report, self.report_path.exists)]
+            return [("plots", self._plots_fp, self._run_plots, self._figures_exist)]
+        return [("report", self._report_fp, self._run_report, self.report_path.exists)]
 
     def _figures_exist(self) -> bool:
         return all(any(self._report_dir(p.name).glob("*.png")) for p in self.config.probes)
