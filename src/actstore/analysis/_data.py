@@ -106,7 +106,9 @@ def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
     """The numeric label column ``target`` as float64 ``(prompt,)`` (NaN where missing)."""
     if target not in ds.variables or ds[target].dims != ("prompt",):
         labels = [
-            str(v) for v in ds.data_vars if ds[v].dims == ("prompt",) and v not in ("n_tokens",)
+            str(v)
+            for v in ds.data_vars
+            if ds[v].dims == ("prompt",) and v != "n_tokens" and ds[v].dtype.kind in "biuf"
         ]
         raise UnknownNameError(
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
