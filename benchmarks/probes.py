@@ -25,6 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+# --threads N pins BLAS threads for both sides (this process and the actstore child) before numpy
+# loads: on a shared, oversubscribed machine threaded BLAS on small matrices mostly spins.
+if "--threads" in sys.argv:
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _n
+
 import numpy as np
 
 LAYERS = (7, 15, 23, 31, 47, 55, 63)
@@ -119,6 +126,7 @@ def main() -> None:
     ap.add_argument("--d", type=int, nargs="+", default=[1024, 5120])
     ap.add_argument("--prompts", type=int, default=500)
     ap.add_argument("--tokens", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads for both sides")
     ap.add_argument("--workdir", default=None, help="where to write the caches (default: tmp)")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="actstore-bench-"))
