@@ -250,3 +250,35 @@ def test_write_and_read_dataset(synthetic_cache) -> None:
         cache.read_dataset("probes/none")
     with pytest.raises(InvalidArgumentError, match="not a prompt set"):
         cache.write_dataset("arith", ds)
+
+
+def test_creation_interrupted_before_ready_is_finished_on_resume(tmp_path) -> None:
+    from actstore.errors import IncompleteCacheError
+
+    syn = make_synthetic()
+    path = tmp_path / "c.zarr"
+    write_synthetic(path, syn, blocks=[])
+    # simulate a crash during creation: the set's attrs exist, its metadata is not marked ready
+    meta_path = path / "arith" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["actstore"]["ready"] = False
+    meta_path.write_text(json.dumps(meta))
+    (path / "arith" / "text" / "c" / "0").unlink()
+    cache = open_cache(path, mode="r+")
+    assert cache.missing_blocks("arith") == [0, 1, 2, 3, 4]
+    with pytest.raises(IncompleteCacheError, match="interrupted during creation"):
+        cache.prompt_set_writer("arith")
+    writer = cache.prompt_set_writer("arith", syn.spec, syn.metadata)
+    assert writer.missing_blocks() == [0, 1, 2, 3, 4]
+    with pytest.warns(IncompleteCacheWarning):
+        ds = actstore.open(path, group="arith")
+    assert [str(t) for t in ds["text"].values] == list(syn.metadata.text)
+
+
+def test_create_cache_is_idempotent_and_keeps_data(synthetic_cache) -> None:
+    path, syn = synthetic_cache
+    cache = create_cache(path, provenance={"other": 1})
+    assert cache.is_complete()
+    assert cache.attrs["provenance"] == {}
+    writer = cache.prompt_set_writer("arith", syn.spec, syn.metadata)
+    assert writer.missing_blocks() == []

@@ -5,7 +5,9 @@ One cache is one Zarr v3 group with one subgroup per prompt set; activations hav
 """
 
 from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._copy import CopyReport, copy_cache
 from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
+from actstore.store._info import cache_info
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._open import open
 from actstore.store._schema import (
@@ -15,6 +17,7 @@ from actstore.store._schema import (
     PromptSetMetadata,
     PromptSetSpec,
 )
+from actstore.store._verify import Problem, VerifyReport, verify_cache
 from actstore.store._writer import PromptSetWriter, numpy_dtype
 
 __all__ = [
@@ -24,14 +27,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "BFloat16",
     "Cache",
+    "CopyReport",
     "Layout",
+    "Problem",
     "PromptSetMetadata",
     "PromptSetSpec",
     "PromptSetWriter",
+    "VerifyReport",
+    "cache_info",
     "choose_layout",
+    "copy_cache",
     "create_cache",
     "numpy_dtype",
     "open",
     "open_cache",
     "register_bfloat16",
+    "verify_cache",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, ContainsGroupError
 
 from actstore.errors import CorruptCacheError
@@ -19,15 +19,14 @@ _CONFIG = {"write_empty_chunks": True}
 
 
 def activation_compressors(itemsize: int) -> tuple[Any, ...]:
-    """Lossless compression of activations: byte-shuffled zstd (Blosc), then a crc32c checksum.
+    """Lossless compression of activations: zstd level 1, then a crc32c checksum per chunk.
 
-    Byte shuffling groups the sign/exponent bytes of the floats together, which zstd compresses
-    much better than interleaved bytes (measured in the README).
+    Measured on synthetic bfloat16 activations (README): zstd level 1 and 3 and byte-shuffled
+    Blosc-zstd all give about 1.26x; level 1 writes and reads fastest, and activation reads are
+    CPU-bound, so the cheapest of the equal-ratio codecs wins.
     """
-    return (
-        BloscCodec(cname="zstd", clevel=1, shuffle="shuffle", typesize=itemsize, blocksize=0),
-        Crc32cCodec(),
-    )
+    del itemsize  # the same codec for every dtype; kept so the rule can depend on it later
+    return (ZstdCodec(level=1), Crc32cCodec())
 
 
 def meta_compressors() -> tuple[Any, ...]:

@@ -113,9 +113,14 @@ def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
                 f"expected numeric or str variables, got objects in {var.name!r}; no pickle"
             )
     ds = ds.copy()
-    for var in ds.variables.values():
+    encoding = {}
+    for name, var in ds.variables.items():
         var.encoding = {}
-    ds.to_zarr(cache.store, group=path, mode="w", consolidated=False, zarr_format=3)
+        # crc32c on every chunk, as for the rest of the cache, so `actstore verify` checks these too
+        encoding[name] = {"compressors": meta_compressors()}
+    ds.to_zarr(
+        cache.store, group=path, mode="w", consolidated=False, zarr_format=3, encoding=encoding
+    )
 
 
 def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:

@@ -63,7 +63,7 @@ def choose_layout(
     if block_size is None:
         block_size = max(1, round(TARGET_SHARD_BYTES / (per_prompt_layer * n_layers)))
         block_size = min(block_size, n_prompts)
-        if block_size > target_cp:
+        if target_cp < block_size < n_prompts:
             block_size -= block_size % target_cp  # so that 1 MiB inner chunks tile the shard
     block_size = int(block_size)
     # the inner chunk must tile the shard: the largest divisor of block_size up to the target

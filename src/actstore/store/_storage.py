@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from zarr.storage import FsspecStore, LocalStore, ZipStore
 
 from actstore.errors import InvalidArgumentError
 
-__all__ = ["is_local", "is_zip", "local_path", "make_store", "normalize_url"]
+__all__ = ["creation_lock", "is_local", "is_zip", "local_path", "make_store", "normalize_url"]
 
 
 def normalize_url(url: str | os.PathLike[str]) -> str:
@@ -47,7 +49,9 @@ def make_store(
                 f"expected a writable cache location, got the zip file {url!r}; zip caches are "
                 "read-only: write to a directory and `actstore copy` it to a .zip"
             )
-        return ZipStore(url, mode="r")
+        store = ZipStore(url, mode="r")
+        store._sync_open()  # opens the zip file now (FileNotFoundError here, not on first read)
+        return store
     if is_local(url):
         if storage_options:
             raise InvalidArgumentError(
@@ -55,3 +59,25 @@ def make_store(
             )
         return LocalStore(url, read_only=read_only)
     return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Serialise prompt-set creation between processes sharing a local cache.
+
+    Takes an advisory ``flock`` on the cache's root ``zarr.json`` (no extra files that zarr would
+    warn about). Object stores have no such lock: there, creation re-reads what was stored and
+    refuses a mismatch, which catches all but a near-simultaneous race between different specs.
+    """
+    root = Path(url) / "zarr.json" if is_local(url) and not is_zip(url) else None
+    if root is None or not root.exists():
+        yield
+        return
+    import fcntl
+
+    with open(root, "rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -30,6 +30,7 @@ from actstore.store._schema import (
     spec_from_json,
     spec_to_json,
 )
+from actstore.store._storage import creation_lock
 
 if TYPE_CHECKING:
     from actstore.store._cache import Cache
@@ -151,6 +152,16 @@ def open_writer(
         raise InvalidArgumentError(
             f"expected a prompt-set name, got the reserved group name {PROBES_GROUP!r}; rename it"
         )
+    with creation_lock(cache.url):
+        return _open_writer_locked(cache, name, spec, metadata)
+
+
+def _open_writer_locked(
+    cache: Cache,
+    name: str,
+    spec: PromptSetSpec | None,
+    metadata: PromptSetMetadata | None,
+) -> PromptSetWriter:
     info = _stored_info(cache, name)
     if info is not None:
         stored = spec_from_json(info["spec"])

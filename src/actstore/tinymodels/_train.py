@@ -1,0 +1,400 @@
+"""The demo's tiny Qwen2, trained here on CPU on text from the prompt generators, and its twin.
+
+The trained model learns the arithmetic of the prompt sets (the answer after "equals" becomes
+predictable), so probes on its residual stream find real structure; its random-initialised twin
+(same config, same init seed, no training) is the control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import InvalidArgumentError, ModelLoadError
+from actstore.tinymodels._random import MARKER, init_weights, make_config, save_model
+from actstore.tinymodels._tokenizer import EOS_TOKEN, build_tokenizer
+
+__all__ = [
+    "DEFAULT_DATA",
+    "RECIPE_VERSION",
+    "TRAINING_LOG",
+    "build_random_twin",
+    "train_tiny_model",
+    "training_texts",
+]
+
+#: Bumped whenever the training code changes what a given set of arguments produces.
+RECIPE_VERSION = 1
+#: Loss curve and evaluation numbers, written into the model directory.
+TRAINING_LOG = "training_log.json"
+#: (generator, number of prompts, options) of the default training text (``actstore.prompts``).
+DEFAULT_DATA: tuple[tuple[str, int, Mapping[str, Any]], ...] = (
+    ("multiplication", 6000, {}),
+    ("squaring", 3000, {}),
+    ("kinetic_energy", 600, {"cot": "worked"}),
+)
+_TRAILING_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*$")
+
+
+def training_texts(
+    data: Sequence[tuple[str, int, Mapping[str, Any]]] = DEFAULT_DATA, *, seed: int = 0
+) -> list[str]:
+    """Generate the training text with :func:`actstore.prompts.generate`, one set per entry.
+
+    Each entry ``(generator, n, options)`` is generated with its own seed (``seed + 1000 * i``),
+    so the sets do not share their random draws.
+    """
+    from actstore.prompts import generate
+
+    texts: list[str] = []
+    for i, (name, n, options) in enumerate(data):
+        texts.extend(
+            p.text for p in generate(name, n, seed=seed + 1000 * i, **dict(options)).prompts
+        )
+    return texts
+
+
+def train_tiny_model(
+    out_dir: str | Path,
+    *,
+    texts: Iterable[str] | None = None,
+    data: Sequence[tuple[str, int, Mapping[str, Any]]] = DEFAULT_DATA,
+    data_seed: int = 0,
+    seed: int = 0,
+    steps: int = 600,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    warmup: int = 30,
+    weight_decay: float = 0.01,
+    n_layers: int = 4,
+    d_model: int = 128,
+    n_heads: int = 4,
+    n_kv_heads: int | None = 2,
+    d_mlp: int | None = None,
+    vocab_size: int = 512,
+    max_position: int = 512,
+    init_std: float = 0.02,
+    eval_fraction: float = 0.05,
+    eval_every: int = 100,
+    threads: int = 1,
+) -> Path:
+    """Train a tiny Qwen2 causal LM with plain torch on CPU and save it as a checkpoint directory.
+
+    The tokenizer is trained on the same text first (:func:`build_tokenizer`, Qwen2 pipeline).
+    Weights start from :func:`init_weights` with ``seed`` (so :func:`build_random_twin` rebuilds
+    the untrained start exactly); batches are drawn with ``seed`` too, from length-sorted buckets
+    so that the long kinetic-energy texts do not pad every batch. AdamW, linear warm-up, cosine
+    decay, gradient clipping at 1. The same arguments and thread count give identical weights.
+
+    Writes ``config.json``, ``model.safetensors``, tokenizer files, ``training_log.json`` (loss
+    every 10 steps, held-out loss / answer-token loss / answer exact-match accuracy every
+    ``eval_every`` steps, seconds) and ``tinymodel.json`` (all arguments; written last).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Destination directory.
+    texts : iterable of str, optional
+        Training text; default: :func:`training_texts` of ``data`` with ``data_seed``.
+    data, data_seed
+        Prompt generators used when ``texts`` is None.
+    seed : int
+        Seed of the weight init and of the batch order.
+    steps, batch_size, lr, warmup, weight_decay
+        Optimisation: number of updates, prompts per batch, peak learning rate, warm-up steps.
+    n_layers, d_model, n_heads, n_kv_heads, d_mlp, vocab_size, max_position, init_std
+        Model shape (see :func:`build_random_model`); ``init_std`` 0.02 as Qwen2's own init.
+    eval_fraction : float
+        Share of the texts held out for evaluation (never trained on).
+    eval_every : int
+        Evaluate every this many steps (and at the start and the end).
+    threads : int
+        ``torch.set_num_threads`` during training (restored afterwards).
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    params = _train_params(locals())  # first statement: the arguments only
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    text_list = list(training_texts(data, seed=data_seed) if texts is None else texts)
+    if len(text_list) < 20 or not all(isinstance(t, str) and t for t in text_list):
+        raise InvalidArgumentError(
+            f"expected at least 20 non-empty training texts, got {len(text_list)}; pass more text"
+        )
+    if not 0 < eval_fraction < 1:
+        raise InvalidArgumentError(f"expected 0 < eval_fraction < 1, got {eval_fraction!r}")
+    out = Path(out_dir)
+    build_tokenizer(
+        out, corpus=text_list, vocab_size=vocab_size, arch="qwen2", model_max_length=max_position
+    )
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    eos = tok.token_to_id(EOS_TOKEN)
+    encoded = [[*e.ids, eos] for e in tok.encode_batch(text_list)]
+    too_long = max(len(e) for e in encoded)
+    if too_long > max_position:
+        raise InvalidArgumentError(
+            f"expected texts of at most max_position={max_position} tokens, got {too_long}; "
+            "raise max_position"
+        )
+
+    gen = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(len(text_list), generator=gen).tolist()
+    n_eval = max(1, round(eval_fraction * len(text_list)))
+    eval_idx, train_idx = order[:n_eval], order[n_eval:]
+    eval_set = _answer_eval_set([text_list[i] for i in eval_idx], tok, eos)
+
+    cfg = make_config(
+        arch="qwen2",
+        vocab_size=tok.get_vocab_size(),
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        d_mlp=d_mlp,
+        max_position=max_position,
+        bos_token_id=None,
+        eos_token_id=eos,
+    )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        init_weights(model, seed=seed, std=init_std)
+        log = _train_loop(
+            model,
+            [encoded[i] for i in train_idx],
+            eval_set,
+            gen=gen,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            warmup=warmup,
+            weight_decay=weight_decay,
+            eval_every=eval_every,
+            pad_id=eos,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+    model.eval()
+    save_model(model, out)
+    log.update(
+        n_train_texts=len(train_idx),
+        n_eval_texts=n_eval,
+        threads=threads,
+        torch_version=torch.__version__,
+        texts_sha256=_texts_hash(text_list),
+    )
+    (out / TRAINING_LOG).write_text(json.dumps(log, indent=1) + "\n")
+    record = {"kind": "trained", "arch": "qwen2", **params, "recipe_version": RECIPE_VERSION}
+    record["vocab_size"] = tok.get_vocab_size()
+    record["texts_sha256"] = log["texts_sha256"]
+    (out / MARKER).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def build_random_twin(out_dir: str | Path, *, like: str | Path) -> Path:
+    """Write the untrained twin of a :func:`train_tiny_model` checkpoint.
+
+    Same config, same tokenizer, same init seed: exactly the weights training started from.
+    The twin's ``tinymodel.json`` has ``kind="random_twin"`` and the trained model's path.
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    src = Path(like)
+    record = _read_marker(src)
+    if record.get("kind") != "trained":
+        raise InvalidArgumentError(
+            f"expected a directory written by train_tiny_model, got kind={record.get('kind')!r} "
+            f"in {src}; pass the trained model's directory"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(src / name, out / name)
+    cfg = AutoConfig.from_pretrained(src)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    init_weights(model, seed=record["seed"], std=record["init_std"])
+    save_model(model.eval(), out)
+    twin = {**record, "kind": "random_twin", "twin_of": str(src.resolve())}
+    (out / MARKER).write_text(json.dumps(twin, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _train_params(args: Mapping[str, Any]) -> dict[str, Any]:
+    skip = {"out_dir", "texts"}
+    params = {k: v for k, v in args.items() if k not in skip}
+    params["data"] = [[name, n, dict(opts)] for name, n, opts in args["data"]]
+    return params
+
+
+def _texts_hash(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _read_marker(path: Path) -> dict[str, Any]:
+    marker = path / MARKER
+    if not marker.is_file():
+        raise ModelLoadError(
+            f"expected a tiny model directory with {MARKER}, got {path}; build it with "
+            "actstore.tinymodels first"
+        )
+    return json.loads(marker.read_text())
+
+
+def _answer_eval_set(texts: Sequence[str], tok: Any, eos: int) -> dict[str, Any]:
+    """Token ids of held-out texts, and which target positions are the trailing answer."""
+    rows, answer_masks = [], []
+    for text in texts:
+        enc = tok.encode(text)
+        ids = [*enc.ids, eos]
+        m = _TRAILING_NUMBER.search(text)
+        start = m.start(1) if m else len(text)
+        mask = [a >= start and b > a for a, b in enc.offsets] + [False]
+        rows.append(ids)
+        answer_masks.append(mask)
+    return {"ids": rows, "answer": answer_masks}
+
+
+def _batches(lengths: Sequence[int], batch_size: int, gen: Any) -> list[list[int]]:
+    """One epoch of batches from length-sorted buckets of 8 batches, in random order."""
+    import torch
+
+    perm = torch.randperm(len(lengths), generator=gen).tolist()
+    group = 8 * batch_size
+    batches = []
+    for g in range(0, len(perm), group):
+        chunk = sorted(perm[g : g + group], key=lambda i: lengths[i])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    order = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in order]
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def _token_losses(model: Any, ids: Any, mask: Any) -> Any:
+    """Next-token cross-entropy at every position (batch, token - 1), zero where padded."""
+    import torch
+
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    targets = ids[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
+    return loss * mask[:, 1:], logits
+
+
+def _evaluate(model: Any, eval_set: Mapping[str, Any], pad_id: int) -> dict[str, float]:
+    import torch
+
+    model.eval()
+    tot = n = ans_tot = ans_n = 0.0
+    exact = n_answers = 0
+    with torch.no_grad():
+        for b in range(0, len(eval_set["ids"]), 64):
+            rows = eval_set["ids"][b : b + 64]
+            ids, mask = _pad(rows, pad_id)
+            loss, logits = _token_losses(model, ids, mask)
+            tot += float(loss.sum())
+            n += float(mask[:, 1:].sum())
+            correct = logits.argmax(-1) == ids[:, 1:]
+            for i, amask in enumerate(eval_set["answer"][b : b + 64]):
+                # Target position t-1 predicts token t: the answer tokens are targets.
+                pos = [t - 1 for t, is_ans in enumerate(amask) if is_ans and t > 0]
+                if not pos:
+                    continue
+                ans_tot += float(loss[i, pos].sum())
+                ans_n += len(pos)
+                exact += bool(correct[i, pos].all())
+                n_answers += 1
+    model.train()
+    return {
+        "loss": tot / max(n, 1),
+        "answer_loss": ans_tot / max(ans_n, 1),
+        "answer_accuracy": exact / max(n_answers, 1),
+    }
+
+
+def _train_loop(
+    model: Any,
+    train: Sequence[Sequence[int]],
+    eval_set: Mapping[str, Any],
+    *,
+    gen: Any,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    weight_decay: float,
+    eval_every: int,
+    pad_id: int,
+) -> dict[str, Any]:
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    lengths = [len(r) for r in train]
+    log: dict[str, Any] = {"step": [], "train_loss": [], "eval": []}
+    log["eval"].append({"step": 0, **_evaluate(model, eval_set, pad_id)})
+    model.train()
+    queue: list[list[int]] = []
+    window: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(steps):
+        if not queue:
+            queue = _batches(lengths, batch_size, gen)
+        ids, mask = _pad([train[i] for i in queue.pop()], pad_id)
+        loss_tok, _ = _token_losses(model, ids, mask)
+        loss = loss_tok.sum() / mask[:, 1:].sum()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        window.append(float(loss.detach()))
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            log["step"].append(step + 1)
+            log["train_loss"].append(sum(window) / len(window))
+            window = []
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            log["eval"].append({"step": step + 1, **_evaluate(model, eval_set, pad_id)})
+    log["seconds"] = time.perf_counter() - t0
+    return log
