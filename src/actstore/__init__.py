@@ -1,11 +1,17 @@
 """actstore: extract per-token residual activations once, analyse them forever.
 
 Importing actstore is light: it never imports torch, transformers, transformer_lens or matplotlib.
+It registers the ``bfloat16`` Zarr v3 data type, so plain ``xarray.open_zarr`` / ``zarr.open`` read
+bfloat16 caches once ``actstore`` is imported.
 """
 
 from __future__ import annotations
 
 from actstore._version import __version__
 from actstore.errors import ActstoreError
+from actstore.store import open
+from actstore.store._dtype import register_bfloat16
 
-__all__ = ["ActstoreError", "__version__"]
+register_bfloat16()
+
+__all__ = ["ActstoreError", "__version__", "open"]

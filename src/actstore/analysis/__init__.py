@@ -1,3 +1,38 @@
-"""actstore.analysis."""
+"""actstore.analysis: probes, detection, plots and reports from a cache (numpy, xarray, dask only).
 
-__all__: list[str] = []
+Never imports torch, transformers or matplotlib at import time (plots import matplotlib inside).
+"""
+
+from __future__ import annotations
+
+from actstore.analysis._detect import CONTROLS, DetectionResult, detect, token_statistics
+from actstore.analysis._persist import check_compatible, load_probes, save_probes
+from actstore.analysis._plots import (
+    plot_alpha_curves,
+    plot_heatmaps,
+    plot_layer_summary,
+    plot_traces,
+)
+from actstore.analysis._probes import ProbeSet, RidgeProbe, fit_probes
+from actstore.analysis._report import write_figures, write_report
+from actstore.analysis._ridge import kfold_assign
+
+__all__ = [
+    "CONTROLS",
+    "DetectionResult",
+    "ProbeSet",
+    "RidgeProbe",
+    "check_compatible",
+    "detect",
+    "fit_probes",
+    "kfold_assign",
+    "load_probes",
+    "plot_alpha_curves",
+    "plot_heatmaps",
+    "plot_layer_summary",
+    "plot_traces",
+    "save_probes",
+    "token_statistics",
+    "write_figures",
+    "write_report",
+]

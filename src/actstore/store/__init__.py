@@ -1,3 +1,46 @@
-"""actstore.store."""
+"""actstore.store: the Zarr v3 activation cache.
 
-__all__: list[str] = []
+One cache is one Zarr v3 group with one subgroup per prompt set; activations have dims
+``(prompt, layer, token, d_model)``. See the README's store section for the schema.
+"""
+
+from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._copy import CopyReport, copy_cache
+from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
+from actstore.store._info import cache_info
+from actstore.store._layout import Layout, choose_layout
+from actstore.store._open import open
+from actstore.store._schema import (
+    ACT_DIMS,
+    PROBES_GROUP,
+    SCHEMA_VERSION,
+    PromptSetMetadata,
+    PromptSetSpec,
+)
+from actstore.store._verify import Problem, VerifyReport, verify_cache
+from actstore.store._writer import PromptSetWriter, numpy_dtype
+
+__all__ = [
+    "ACT_DIMS",
+    "BFLOAT16",
+    "PROBES_GROUP",
+    "SCHEMA_VERSION",
+    "BFloat16",
+    "Cache",
+    "CopyReport",
+    "Layout",
+    "Problem",
+    "PromptSetMetadata",
+    "PromptSetSpec",
+    "PromptSetWriter",
+    "VerifyReport",
+    "cache_info",
+    "choose_layout",
+    "copy_cache",
+    "create_cache",
+    "numpy_dtype",
+    "open",
+    "open_cache",
+    "register_bfloat16",
+    "verify_cache",
+]

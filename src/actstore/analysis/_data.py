@@ -1,0 +1,157 @@
+"""Where analysis reads from: a cache (path, URL or ``Cache``) or an in-memory ``xarray.Dataset``.
+
+Everything below works on one prompt set as an ``xarray.Dataset`` following the store contract:
+``resid_post (prompt, layer, token, d_model)``, ``n_tokens (prompt,)``, label columns ``(prompt,)``,
+``token_str (prompt, token)``, ``span (span,)`` and ``span_mask (prompt, span, token)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from actstore.errors import InvalidArgumentError, UnknownNameError
+
+__all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetSource:
+    """One prompt set opened for analysis."""
+
+    ds: xr.Dataset
+    prompt_set: str
+    cache: Any | None  # the store's Cache when opened from one (needed to write back)
+    url: str | None
+    fingerprint: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return fingerprint_digest(self.fingerprint)
+
+    @property
+    def model_fingerprint(self) -> Any:
+        return self.fingerprint.get("model")
+
+
+def fingerprint_digest(fingerprint: Mapping[str, Any]) -> str:
+    """Short sha256 of a fingerprint's canonical JSON (what saved probes record)."""
+    blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_fingerprint(ds: xr.Dataset) -> dict[str, Any]:
+    meta = ds.attrs.get("actstore", {})
+    if isinstance(meta, str):  # attributes written as a JSON string
+        meta = json.loads(meta)
+    if not isinstance(meta, Mapping):
+        return {}
+    # A store-opened set carries {"spec": {"fingerprint": ...}, ...}; a hand-built one may carry
+    # {"fingerprint": ...} directly.
+    spec = meta.get("spec", {})
+    fp = spec.get("fingerprint") if isinstance(spec, Mapping) else None
+    return dict(fp if fp is not None else meta.get("fingerprint", {}))
+
+
+def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
+    """Open ``prompt_set`` of ``cache``: a path/URL, ``Cache``, ``DataTree`` or ``Dataset``."""
+    if isinstance(cache, xr.Dataset):
+        return SetSource(
+            ds=cache,
+            prompt_set=prompt_set,
+            cache=None,
+            url=None,
+            fingerprint=_set_fingerprint(cache),
+        )
+    if isinstance(cache, xr.DataTree):
+        if prompt_set not in cache.children:
+            raise UnknownNameError(
+                f"expected a prompt set of the tree {sorted(cache.children)}, got {prompt_set!r}; "
+                "pass one of those names"
+            )
+        ds = cache[prompt_set].to_dataset()
+        return SetSource(
+            ds=ds, prompt_set=prompt_set, cache=None, url=None, fingerprint=_set_fingerprint(ds)
+        )
+    from actstore import store
+
+    cache_obj = (
+        store.open_cache(os.fspath(cache), mode=mode)
+        if isinstance(cache, str | os.PathLike)
+        else cache
+    )
+    if prompt_set not in cache_obj.prompt_sets:
+        raise UnknownNameError(
+            f"expected a prompt set of the cache {cache_obj.url} ({cache_obj.prompt_sets}), "
+            f"got {prompt_set!r}; pass one of those names"
+        )
+    ds = cache_obj.dataset(prompt_set)
+    return SetSource(
+        ds=ds,
+        prompt_set=prompt_set,
+        cache=cache_obj,
+        url=cache_obj.url,
+        fingerprint=_set_fingerprint(ds),
+    )
+
+
+def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
+    """The numeric label column ``target`` as float64 ``(prompt,)`` (NaN where missing)."""
+    if target not in ds.variables or ds[target].dims != ("prompt",):
+        labels = [
+            str(v) for v in ds.data_vars if ds[v].dims == ("prompt",) and v not in ("n_tokens",)
+        ]
+        raise UnknownNameError(
+            f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
+            f"{target!r}; pass --target with one of those"
+        )
+    values = np.asarray(ds[target].values)
+    if values.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"expected a numeric target column, got {target!r} of dtype {values.dtype}; "
+            "probes regress numbers: pass a numeric label"
+        )
+    return values.astype(np.float64)
+
+
+def span_masks(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Span name -> bool mask ``(prompt, token)``, read into memory (small)."""
+    if "span_mask" not in ds.variables:
+        return {}
+    masks = np.asarray(ds["span_mask"].values, dtype=bool)
+    names = [str(s) for s in ds["span"].values]
+    return {name: masks[:, i, :] for i, name in enumerate(names)}
+
+
+def select_positions(
+    ds: xr.Dataset, position: str, prompts: Sequence[int] | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token positions named by ``position`` for every prompt: ``(prompt_index, token_index)``.
+
+    ``prompt_index`` are positions along the ``prompt`` dimension (not labels), sorted, with the
+    tokens of each prompt in order; padding tokens are never selected.
+    """
+    from actstore.prompts import parse_position
+
+    pos = parse_position(position)
+    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
+    masks = span_masks(ds)
+    if pos.span is not None and pos.span not in masks:
+        raise UnknownNameError(
+            f"expected a span of the prompt set ({', '.join(masks) or 'none'}), got "
+            f"{pos.span!r} in position {position!r}; use one of those or 'last'/'all'"
+        )
+    keep = np.zeros(len(n_tokens), dtype=bool)
+    keep[np.arange(len(n_tokens)) if prompts is None else np.asarray(prompts, dtype=np.int64)] = (
+        True
+    )
+    mask = pos.token_mask(n_tokens, masks) & keep[:, None]
+    prompt, token = np.nonzero(mask)  # row-major: prompts ascending, tokens in order
+    return prompt.astype(np.int64), token.astype(np.int64)

@@ -1,0 +1,292 @@
+"""Detection: every layer's probe at every real token, with per-prompt statistics and controls.
+
+The reference study's number is the "average minimum error": for each prompt, the smallest
+``|prediction - target|`` over its tokens, averaged over prompts. With dozens of tokens per prompt
+that minimum is small by chance alone, so every statistic here is computed three times:
+
+* ``probe``: the fitted probe against the true target;
+* ``shuffled_probe``: the probe fitted on shuffled labels, against the true target;
+* ``random_target``: the fitted probe against a random in-range target (uniform between the set's
+  smallest and largest target value), i.e. the minimum error chance alone gives.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from actstore.analysis._data import SetSource, label_vector, open_source, span_masks
+from actstore.analysis._persist import check_compatible
+from actstore.analysis._probes import ProbeSet
+from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
+
+__all__ = ["CONTROLS", "DetectionResult", "detect", "token_statistics"]
+
+CONTROLS = ("probe", "shuffled_probe", "random_target")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectionResult:
+    """What :func:`detect` found.
+
+    Attributes
+    ----------
+    predictions : ``(prompt, layer, token, probe)`` float32, NaN at padding; ``probe`` is ``fit``
+        and (when the probes have one) ``control``.
+    stats : ``(control, prompt, layer)`` statistics: ``best_token``, ``best_token_str``,
+        ``best_pred``, ``best_error``, ``z``, and when a span is known ``span_error``,
+        ``span_rank``, ``hit`` (best token inside the span). ``target`` ``(control, prompt)``
+        is what each row was compared with.
+    span : the span compared with, or ``None``.
+    lineage : what was applied to what.
+    tokens : ``token_str (prompt, token)``, ``n_tokens (prompt,)``, ``target (prompt,)`` and, with a
+        span, ``span_mask (prompt, token)``: what plots and reports label things with.
+    """
+
+    predictions: xr.DataArray
+    stats: xr.Dataset
+    span: str | None
+    lineage: dict[str, Any]
+    tokens: xr.Dataset
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per layer: mean minimum error (the reference's number) beside its controls, hit rates."""
+        st = self.stats
+        rows = []
+        for i, layer in enumerate(st["layer"].values):
+            row: dict[str, Any] = {"layer": int(layer)}
+            for c, control in enumerate(st["control"].values):
+                best = st["best_error"].values[c, :, i]
+                row[f"{control}_mean_min_error"] = float(np.nanmean(best))
+                row[f"{control}_mean_z"] = float(np.nanmean(st["z"].values[c, :, i]))
+                if "hit" in st:
+                    row[f"{control}_hit_rate"] = float(np.nanmean(st["hit"].values[c, :, i]))
+                    row[f"{control}_median_span_rank"] = float(
+                        np.nanmedian(st["span_rank"].values[c, :, i])
+                    )
+            rows.append(row)
+        return rows
+
+    @property
+    def best_layer(self) -> int:
+        """Layer with the smallest mean minimum error of the fitted probe."""
+        rows = self.summary()
+        return min(rows, key=lambda r: r["probe_mean_min_error"])["layer"]
+
+    def per_prompt(self, control: str = "probe") -> list[dict[str, Any]]:
+        """Rows ``{prompt, layer, best_token, best_token_str, best_pred, best_error, z, ...}``."""
+        st = self.stats.sel(control=control)
+        names = [v for v in st.data_vars if st[v].dims == ("prompt", "layer")]
+        out = []
+        for p, prompt in enumerate(st["prompt"].values):
+            for i, layer in enumerate(st["layer"].values):
+                row: dict[str, Any] = {"prompt": int(prompt), "layer": int(layer)}
+                for v in names:
+                    val = st[v].values[p, i]
+                    row[v] = str(val) if isinstance(val, str) else float(val)
+                out.append(row)
+        return out
+
+    def to_dict(self, per_prompt: bool = True) -> dict[str, Any]:
+        """JSON-ready: lineage, span, per-layer summary and (optionally) per-prompt statistics."""
+        out: dict[str, Any] = {"lineage": self.lineage, "span": self.span, "layers": self.summary()}
+        if per_prompt:
+            out["prompts"] = {c: self.per_prompt(c) for c in self.stats["control"].values}
+        return out
+
+
+def token_statistics(
+    pred: np.ndarray, target: np.ndarray, n_tokens: np.ndarray, span: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """Statistics of ``pred (prompt, layer, token)`` against ``target (prompt,)`` per prompt, layer.
+
+    Only the first ``n_tokens[p]`` tokens of prompt ``p`` count. ``span (prompt, token)`` marks the
+    tokens of a named span (or ``None``). ``z`` is how far the best token's error lies below the
+    prompt's mean token error, in standard deviations of that prompt's token errors.
+    """
+    n_tok = pred.shape[2]
+    real = np.arange(n_tok)[None, :] < n_tokens[:, None]  # (prompt, token)
+    err = np.abs(pred - target[:, None, None])
+    err = np.where(real[:, None, :], err, np.nan)
+    filled = np.where(np.isnan(err), np.inf, err)
+    best = np.argmin(filled, axis=-1)  # (prompt, layer)
+    best_err = np.take_along_axis(filled, best[..., None], -1)[..., 0]
+    best_pred = np.take_along_axis(pred, best[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(err, axis=-1)
+        std = np.nanstd(err, axis=-1)
+        z = np.where(std > 0, (mean - best_err) / std, 0.0)
+    out = {"best_token": best, "best_pred": best_pred, "best_error": best_err, "z": z}
+    if span is not None:
+        in_span = span & real
+        has = in_span.any(axis=1)  # (prompt,)
+        span_err = np.where(in_span[:, None, :], filled, np.inf).min(axis=-1)
+        outside = real[:, None, :] & ~in_span[:, None, :]
+        rank = 1 + (outside & (filled < span_err[..., None])).sum(axis=-1)
+        out["span_error"] = np.where(has[:, None], span_err, np.nan)
+        out["span_rank"] = np.where(has[:, None], rank.astype(np.float64), np.nan)
+        hit = np.take_along_axis(in_span[:, None, :].repeat(pred.shape[1], 1), best[..., None], -1)
+        out["hit"] = np.where(has[:, None], hit[..., 0].astype(np.float64), np.nan)
+    return out
+
+
+def _predict(
+    src: SetSource, probes: ProbeSet, hook: str, scheduler: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions ``(prompt, probe layer, token, probe)`` float32, padding NaN, chunk by chunk."""
+    ds = src.ds
+    act = ds[hook].sel(layer=probes.layers).data
+    if not isinstance(act, da.Array):
+        act = da.from_array(np.asarray(act), chunks=(64, -1, -1, -1))
+    coefs, icepts = zip(
+        *[probes.weights(c) for c in ([False, True] if probes.has_control else [False])]
+    )
+    w = np.stack(coefs, axis=-1)  # (layer, d_model, probe)
+    b = np.stack(icepts, axis=-1)  # (layer, probe)
+    w_da = da.from_array(w, chunks=(act.chunks[1], act.chunks[3], -1))
+
+    def _cast(block: np.ndarray) -> np.ndarray:
+        return block.astype(np.float32)
+
+    # float32 activations times float64 weights: the product accumulates in float64.
+    pred = da.einsum("pltd,ldc->pltc", act.map_blocks(_cast, dtype=np.float32), w_da)
+    pred = (pred + b[None, :, None, :]).astype(np.float32)
+    (values,) = dask.compute(pred, scheduler=scheduler)
+    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
+    pad = np.arange(values.shape[2])[None, :] >= n_tokens[:, None]
+    values[pad[:, None, :, None].repeat(values.shape[1], 1).repeat(values.shape[3], 3)] = np.nan
+    return values, n_tokens
+
+
+def detect(
+    cache: Any,
+    probes: ProbeSet,
+    *,
+    prompt_set: str,
+    target: str,
+    name: str = "probe_pred",
+    write: bool = True,
+    span: str | None = None,
+    seed: int = 0,
+    allow_model_mismatch: bool = False,
+    scheduler: str | None = None,
+) -> DetectionResult:
+    """Apply each layer's probe at every real token of ``prompt_set`` and compare with ``target``.
+
+    Parameters
+    ----------
+    cache : a cache path/URL, a ``Cache`` (needed for ``write=True``) or an ``xarray.Dataset``.
+    probes : from :func:`fit_probes` or :func:`load_probes`; refused if its d_model, layers or model
+        fingerprint do not match the cache (``allow_model_mismatch`` lifts the last check only).
+    target : numeric label ``(prompt,)`` the predictions are compared with (e.g. ``"v_squared"``).
+    name : derived variable written back: ``name (prompt, layer, token)`` float32 for the probe and
+        ``name + "_control"`` for the shuffled-label probe, NaN at padding and unprobed layers.
+    span : span whose tokens are "where the value is written"; default: the span named like the
+        target, if the prompt set has one.
+    seed : seed of the random in-range target control.
+    """
+    src = open_source(cache, prompt_set, mode="r+" if write else "r")
+    hook = str(probes.lineage.get("hook", "resid_post"))
+    check_compatible(probes, src, hook=hook, allow_model_mismatch=allow_model_mismatch)
+    ds = src.ds
+    y = label_vector(ds, target)
+    masks = span_masks(ds)
+    if span is None and target in masks:
+        span = target
+    if span is not None and span not in masks:
+        raise UnknownNameError(
+            f"expected a span of prompt set {prompt_set!r} ({', '.join(masks) or 'none'}), got "
+            f"{span!r}; pass span= one of those or leave it out"
+        )
+    if write and src.cache is None:
+        raise ReadOnlyError(
+            "expected a cache to write predictions into, got an in-memory Dataset; "
+            "pass write=False or open the cache by path"
+        )
+    if not np.isfinite(y).any():
+        raise InvalidArgumentError(f"expected some finite {target!r} values, got none")
+    values, n_tokens = _predict(src, probes, hook, scheduler)
+    lo, hi = np.nanmin(y), np.nanmax(y)
+    y_random = np.random.default_rng(seed).uniform(lo, hi, size=len(y))
+    span_arr = masks[span] if span is not None else None
+    main = values[..., 0]
+    ctrl = values[..., 1] if values.shape[3] > 1 else np.full_like(main, np.nan)
+    per = [
+        token_statistics(main, y, n_tokens, span_arr),
+        token_statistics(ctrl, y, n_tokens, span_arr),
+        token_statistics(main, y_random, n_tokens, span_arr),
+    ]
+    token_str = np.asarray(ds["token_str"].values).astype(str) if "token_str" in ds else None
+    dims = ("control", "prompt", "layer")
+    data: dict[str, Any] = {k: (dims, np.stack([p[k] for p in per])) for k in per[0]}
+    # A prompt without any finite target (NaN label) has no statistics.
+    nan_rows = ~np.isfinite(y)
+    for key in data:
+        if key != "best_token":
+            data[key][1][:, nan_rows] = np.nan
+    if token_str is not None:
+        best = data["best_token"][1]
+        data["best_token_str"] = (dims, token_str[np.arange(len(y))[None, :, None], best])
+    data["target"] = (("control", "prompt"), np.stack([y, y, y_random]))
+    coords = {"control": list(CONTROLS), "prompt": ds["prompt"].values, "layer": probes.layers}
+    stats = xr.Dataset(data, coords=coords)
+    lineage = {
+        "probe": probes.lineage,
+        "prompt_set": prompt_set,
+        "target": target,
+        "span": span,
+        "seed": seed,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    pred = xr.DataArray(
+        values,
+        dims=("prompt", "layer", "token", "probe"),
+        coords={
+            "prompt": ds["prompt"].values,
+            "layer": probes.layers,
+            "probe": ["fit", "control"][: values.shape[3]],
+        },
+    )
+    if write:
+        _write_back(src, name, values, probes.layers, lineage)
+    n_tok = values.shape[2]
+    tokens = xr.Dataset(
+        {
+            "token_str": (
+                ("prompt", "token"),
+                token_str if token_str is not None else np.full((len(y), n_tok), ""),
+            ),
+            "n_tokens": ("prompt", n_tokens),
+            "target": ("prompt", y),
+        },
+        coords={"prompt": ds["prompt"].values},
+    )
+    if span_arr is not None:
+        tokens["span_mask"] = (("prompt", "token"), span_arr)
+    return DetectionResult(predictions=pred, stats=stats, span=span, lineage=lineage, tokens=tokens)
+
+
+def _write_back(
+    src: SetSource, name: str, values: np.ndarray, layers: list[int], lineage: dict
+) -> None:
+    import json
+
+    stored = [int(v) for v in src.ds["layer"].values]
+    full = np.full(
+        (values.shape[0], len(stored), values.shape[2], values.shape[3]), np.nan, dtype=np.float32
+    )
+    full[:, [stored.index(v) for v in layers]] = values
+    attrs = json.loads(json.dumps(lineage, default=str))
+    dims = ("prompt", "layer", "token")
+    src.cache.write_derived(src.prompt_set, name, full[..., 0], dims=dims, attrs=attrs)
+    if values.shape[3] > 1:
+        attrs_c = {**attrs, "control": "shuffled_probe"}
+        src.cache.write_derived(
+            src.prompt_set, f"{name}_control", full[..., 1], dims=dims, attrs=attrs_c
+        )

@@ -1,0 +1,313 @@
+"""Ridge probes: the in-memory estimator, the per-layer :class:`ProbeSet`, :func:`fit_probes`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from actstore._version import __version__
+from actstore.analysis._data import label_vector, open_source, select_positions
+from actstore.analysis._fit import choose_solver, fit_engine
+from actstore.analysis._ridge import kfold_assign
+from actstore.analysis._stats import chunk_prompts, iter_rows
+from actstore.errors import InvalidArgumentError, UnknownNameError
+
+__all__ = ["ProbeSet", "RidgeProbe", "fit_probes"]
+
+_ATTR = "actstore_probe"
+_CONTROLS = ("shuffle", "none")
+
+
+def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise InvalidArgumentError(
+            f"expected one or more finite alphas > 0, got {alphas!r}; pass e.g. alphas=[0.1, 1, 10]"
+        )
+    return arr
+
+
+class RidgeProbe:
+    """Ridge regression with intercept, alpha chosen by k-fold CV, on rows already in memory.
+
+    The same engine as :func:`fit_probes` (exact, equal to scikit-learn's ``Ridge``), for one
+    ``(sample, d_model)`` matrix.
+
+    Parameters
+    ----------
+    alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
+    cv : number of folds (``KFold(cv, shuffle=True, random_state=seed)``).
+    seed : fold seed.
+    solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
+
+    Attributes
+    ----------
+    coef_ : (d_model,)  intercept_ : float  alpha_ : float
+    cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
+    train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
+    """
+
+    def __init__(
+        self,
+        alphas: Sequence[float] | float = (1.0,),
+        *,
+        cv: int = 5,
+        seed: int = 0,
+        solver: str = "auto",
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.seed = seed
+        self.solver = solver
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
+        """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``."""
+        x = np.asarray(x)
+        y = np.asarray(y, dtype=np.float64)
+        if x.ndim != 2 or y.shape != (x.shape[0],):
+            raise InvalidArgumentError(
+                f"expected x (sample, d_model) and y (sample,), got {x.shape} and {y.shape}; "
+                "pass one row per sample"
+            )
+        alphas = _alphas(self.alphas)
+        fold = kfold_assign(len(y), self.cv, self.seed)
+        solver = choose_solver(self.solver, *x.shape)
+
+        def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+            yield slice(0, len(y)), x[:, None, :].astype(np.float32, copy=False)
+
+        out = fit_engine(
+            batches,
+            n_layers=1,
+            d=x.shape[1],
+            y=y[:, None],
+            fold=fold,
+            alphas=alphas,
+            solver=solver,
+            max_memory=2**62,
+        )
+        self.coef_ = out["coef"][0, 0]
+        self.intercept_ = float(out["intercept"][0, 0])
+        self.alpha_ = float(alphas[out["alpha_index"][0, 0]])
+        self.cv_r2_folds_ = out["cv_r2_fold"][0, :, 0]
+        self.cv_r2_ = self.cv_r2_folds_.mean(axis=0)
+        self.cv_mae_ = out["cv_mae_fold"][0, :, 0].mean(axis=0)
+        self.train_r2_ = out["train_r2"][0, 0]
+        self.train_mae_ = out["train_mae"][0, 0]
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``."""
+        return np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
+
+
+class ProbeSet:
+    """One fitted ridge probe per layer, with metrics, controls and lineage.
+
+    Backed by an ``xarray.Dataset`` (``.dataset``) with variables ``coef (layer, d_model)``,
+    ``intercept (layer)``, ``alpha (layer)``, ``cv_r2``/``cv_mae``/``train_r2``/``train_mae``
+    ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, and the same with a
+    ``control_`` prefix for the probe fitted on shuffled labels. ``.lineage`` is a JSON dict.
+    """
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self.dataset = dataset
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return dict(self.dataset.attrs[_ATTR])
+
+    @property
+    def layers(self) -> list[int]:
+        return [int(v) for v in self.dataset["layer"].values]
+
+    @property
+    def d_model(self) -> int:
+        return int(self.dataset.sizes["d_model"])
+
+    @property
+    def has_control(self) -> bool:
+        return "control_coef" in self.dataset
+
+    def weights(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64."""
+        pre = "control_" if control else ""
+        return (
+            np.asarray(self.dataset[pre + "coef"].values, dtype=np.float64),
+            np.asarray(self.dataset[pre + "intercept"].values, dtype=np.float64),
+        )
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's."""
+        ds = self.dataset
+        rows = []
+        for i, layer in enumerate(self.layers):
+            a = int(np.flatnonzero(ds["alpha_grid"].values == ds["alpha"].values[i])[0])
+            row = {
+                "layer": layer,
+                "alpha": float(ds["alpha"].values[i]),
+                "cv_r2": float(ds["cv_r2"].values[i, a]),
+                "cv_mae": float(ds["cv_mae"].values[i, a]),
+                "train_r2": float(ds["train_r2"].values[i, a]),
+            }
+            if self.has_control:
+                c = int(np.flatnonzero(ds["alpha_grid"].values == ds["control_alpha"].values[i])[0])
+                row["control_cv_r2"] = float(ds["control_cv_r2"].values[i, c])
+                row["control_cv_mae"] = float(ds["control_cv_mae"].values[i, c])
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """Lineage, metrics per layer and the CV curves (JSON-ready; no coefficients)."""
+        ds = self.dataset
+        return {
+            "lineage": self.lineage,
+            "layers": self.metrics(),
+            "alpha_grid": [float(a) for a in ds["alpha_grid"].values],
+            "cv_r2_by_alpha": {
+                str(layer): [float(v) for v in ds["cv_r2"].values[i]]
+                for i, layer in enumerate(self.layers)
+            },
+        }
+
+    def __repr__(self) -> str:
+        lin = self.lineage
+        return (
+            f"ProbeSet(target={lin.get('target')!r}, prompt_set={lin.get('prompt_set')!r}, "
+            f"position={lin.get('position')!r}, layers={self.layers}, d_model={self.d_model})"
+        )
+
+
+def _build_dataset(
+    out: dict[str, np.ndarray], *, layers: Sequence[int], alphas: np.ndarray, lineage: dict
+) -> xr.Dataset:
+    t = out["coef"].shape[1]
+    data: dict[str, Any] = {}
+    for col, pre in enumerate(["", "control_"][:t]):
+        idx = out["alpha_index"][:, col]
+        data[pre + "coef"] = (("layer", "d_model"), out["coef"][:, col])
+        data[pre + "intercept"] = (("layer",), out["intercept"][:, col])
+        data[pre + "alpha"] = (("layer",), alphas[idx])
+        data[pre + "cv_r2"] = (("layer", "alpha_grid"), out["cv_r2_fold"][:, :, col].mean(1))
+        data[pre + "cv_mae"] = (("layer", "alpha_grid"), out["cv_mae_fold"][:, :, col].mean(1))
+        data[pre + "cv_r2_fold"] = (
+            ("fold", "layer", "alpha_grid"),
+            out["cv_r2_fold"][:, :, col].transpose(1, 0, 2),
+        )
+        data[pre + "train_r2"] = (("layer", "alpha_grid"), out["train_r2"][:, col])
+        data[pre + "train_mae"] = (("layer", "alpha_grid"), out["train_mae"][:, col])
+    coords = {
+        "layer": np.asarray(layers, dtype=np.int64),
+        "alpha_grid": alphas,
+        "fold": np.arange(out["cv_r2_fold"].shape[1]),
+    }
+    return xr.Dataset(data, coords=coords, attrs={_ATTR: lineage})
+
+
+def fit_probes(
+    cache: Any,
+    *,
+    prompt_set: str,
+    target: str,
+    layers: Sequence[int] | None = None,
+    position: str = "last",
+    alphas: Sequence[float] | float = (1.0,),
+    cv: int = 5,
+    seed: int = 0,
+    control: str = "shuffle",
+    hook: str = "resid_post",
+    solver: str = "auto",
+    max_memory: int = 2 * 2**30,
+    scheduler: str | None = None,
+) -> ProbeSet:
+    """Fit one ridge probe per layer from a cache, out of core, with k-fold CV and a control.
+
+    Parameters
+    ----------
+    cache : a cache path/URL, a ``Cache``, an ``xarray.DataTree`` or the prompt set's ``Dataset``.
+    prompt_set : the prompt set to train on (e.g. ``"arithmetic"``).
+    target : numeric label column ``(prompt,)`` to regress (e.g. ``"value"``).
+    layers : real layer indices (the ``layer`` coordinate); ``None`` = every stored layer.
+    position : which tokens of each prompt are samples: ``last``, ``before:SPAN``, ``span:SPAN``,
+        ``all`` (every selected token is one sample labelled with its prompt's target; folds are
+        drawn over prompts, so no prompt is on both sides of a split).
+    alphas : penalty grid; the best mean held-out R² per layer is refitted on all samples.
+    cv, seed : ``KFold(cv, shuffle=True, random_state=seed)`` over prompts.
+    control : ``"shuffle"`` fits the same probes on labels permuted across prompts; ``"none"``.
+    solver : ``auto`` (dual when samples < d_model), ``primal`` (float64 ``X^T X`` per fold,
+        any number of samples) or ``dual``.
+    max_memory : bytes the primal statistics may take; layers are fitted in groups to stay below
+        (one pass over the data per group).
+    scheduler : dask scheduler for reading (default: threads, or the active distributed client).
+    """
+    if control not in _CONTROLS:
+        raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
+    alpha_arr = _alphas(alphas)
+    src = open_source(cache, prompt_set)
+    ds = src.ds
+    if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
+        raise UnknownNameError(
+            f"expected an activation variable (prompt, layer, token, d_model) named {hook!r} in "
+            f"prompt set {prompt_set!r}; pass hook= one of the stored hooks"
+        )
+    stored = [int(v) for v in ds["layer"].values]
+    wanted = stored if layers is None else [int(v) for v in layers]
+    missing = [v for v in wanted if v not in stored]
+    if missing or not wanted:
+        raise UnknownNameError(
+            f"expected layers among the stored {stored}, got {missing or wanted}; "
+            "pass layers that were extracted"
+        )
+    layer_pos = np.array([stored.index(v) for v in wanted])
+    y_prompt = label_vector(ds, target)
+    prompt, token = select_positions(ds, position, np.flatnonzero(np.isfinite(y_prompt)))
+    groups, inverse = np.unique(prompt, return_inverse=True)
+    fold = kfold_assign(len(groups), cv, seed)[inverse]
+    ys = [y_prompt[prompt]]
+    if control == "shuffle":
+        perm = np.random.default_rng(seed).permutation(len(groups))
+        ys.append(y_prompt[groups[perm]][inverse])
+    y = np.stack(ys, axis=1)
+    d = int(ds.sizes["d_model"])
+    kind = choose_solver(solver, len(prompt), d)
+
+    def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        return iter_rows(
+            ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
+        )
+
+    out = fit_engine(
+        batches,
+        n_layers=len(wanted),
+        d=d,
+        y=y,
+        fold=fold,
+        alphas=alpha_arr,
+        solver=kind,
+        max_memory=max_memory,
+    )
+    lineage = {
+        "kind": "ridge",
+        "prompt_set": prompt_set,
+        "target": target,
+        "position": position,
+        "layers": wanted,
+        "hook": hook,
+        "d_model": d,
+        "cv": cv,
+        "seed": seed,
+        "control": control,
+        "solver": kind,
+        "n_samples": len(prompt),
+        "n_prompts": len(groups),
+        "cache_url": src.url,
+        "cache_fingerprint": src.digest,
+        "model_fingerprint": src.model_fingerprint,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "actstore_version": __version__,
+    }
+    return ProbeSet(_build_dataset(out, layers=wanted, alphas=alpha_arr, lineage=lineage))

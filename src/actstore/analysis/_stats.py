@@ -1,0 +1,147 @@
+"""Out-of-core passes over the activations: selected rows chunk by chunk, float64 moments.
+
+Reading is dask's job (threaded scheduler by default, or whatever ``dask.distributed`` client is
+active): one task per storage chunk of prompts, which decodes that chunk, keeps only the selected
+(prompt, token) rows of the requested layers and returns them as float32. The caller accumulates
+float64 statistics from the returned rows, so memory is bounded by the statistics plus a few chunks,
+whatever the size of the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+__all__ = ["Moments", "chunk_prompts", "iter_rows"]
+
+_DEFAULT_PROMPT_CHUNK = 64
+_TASK_BYTES = 4 * 2**20
+_ROWS_BYTES = 16 * 2**20
+
+
+def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarray:
+    """Rows ``(m, layer, d_model)`` float32 of a decoded ``(prompt, layer, token, d_model)``."""
+    return np.ascontiguousarray(block[prompt, :, token, :], dtype=np.float32)
+
+
+def _parallelism() -> int:
+    try:
+        from distributed import default_client
+
+        return max(2, len(default_client().scheduler_info()["workers"]) * 2)
+    except (ImportError, ValueError):
+        return max(2, os.cpu_count() or 2)
+
+
+def iter_rows(
+    act: xr.DataArray,
+    layer_pos: np.ndarray,
+    prompt: np.ndarray,
+    token: np.ndarray,
+    *,
+    scheduler: str | None = None,
+    unit: int = 1,
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(sample_slice, rows)`` with ``rows`` float32 ``(m, len(layer_pos), d_model)``.
+
+    ``prompt`` / ``token`` (n,) select the samples (prompt positions sorted ascending);
+    ``sample_slice`` says which of them a batch holds. ``layer_pos`` are positions along ``layer``.
+    ``unit`` is the store's inner chunk along ``prompt``: tasks are aligned to it.
+    """
+    data = act.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, 1, -1, -1))
+    # Tasks cover ~_TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
+    # decodes only its own inner chunks and memory stays at a few tasks whatever the cache size.
+    per_prompt = max(1, data.shape[2] * data.shape[3] * data.dtype.itemsize)
+    # Returned rows (float32, all layers) are bounded too: with every token a sample they are as
+    # large as what was read.
+    rows_per_prompt = max(1.0, len(prompt) / max(1, len(np.unique(prompt))))
+    row_bytes = rows_per_prompt * len(layer_pos) * data.shape[3] * 4
+    step = max(1, min(_TASK_BYTES // per_prompt, int(_ROWS_BYTES // row_bytes)))
+    step = max(unit, step - step % unit)
+    bounds = np.append(np.arange(0, data.shape[0], step), data.shape[0])
+    starts = np.searchsorted(prompt, bounds)
+    chunk_tasks: list[tuple[slice, list[object]]] = []
+    for c in range(len(bounds) - 1):
+        s0, s1 = int(starts[c]), int(starts[c + 1])
+        if s0 == s1:
+            continue
+        p0 = int(bounds[c])
+        tok = token[s0:s1]
+        t0, t1 = int(tok.min()), int(tok.max()) + 1
+        local_p, local_t = prompt[s0:s1] - p0, tok - t0
+        layer_tasks = [
+            dask.delayed(_take)(
+                data[p0 : int(bounds[c + 1]), int(j) : int(j) + 1, t0:t1], local_p, local_t
+            )
+            for j in layer_pos
+        ]
+        chunk_tasks.append((slice(s0, s1), layer_tasks))
+    n_l = len(layer_pos)
+    group = max(1, 2 * _parallelism() // n_l)
+    for i in range(0, len(chunk_tasks), group):
+        batch = chunk_tasks[i : i + group]
+        rows = dask.compute(*[t for _, tasks in batch for t in tasks], scheduler=scheduler)
+        for b, (sl, _) in enumerate(batch):
+            yield sl, np.concatenate(rows[b * n_l : (b + 1) * n_l], axis=1)
+
+
+def chunk_prompts(ds: xr.Dataset) -> int:
+    """Prompts per stored inner chunk (from the store's layout attribute), else 1."""
+    meta = ds.attrs.get("actstore") or {}
+    layout = meta.get("layout", {}) if isinstance(meta, dict) else {}
+    return max(1, int(layout.get("chunk_prompts", 1)))
+
+
+@dataclass
+class Moments:
+    """Per-fold float64 moments of one group of layers (``k`` folds, ``L`` layers, ``t`` targets).
+
+    Rows are shifted by a per-layer reference row before accumulation: centring later subtracts
+    large means, and a shift close to the data keeps that subtraction exact to float64 precision.
+    """
+
+    n: np.ndarray  # (k,)
+    sy: np.ndarray  # (k, t)
+    syy: np.ndarray  # (k, t)
+    sx: np.ndarray  # (k, L, d)
+    sxx: np.ndarray  # (k, L, d, d)
+    sxy: np.ndarray  # (k, L, d, t)
+    shift: np.ndarray  # (L, d)
+
+    @classmethod
+    def zeros(cls, k: int, n_layers: int, d: int, t: int, shift: np.ndarray) -> Moments:
+        return cls(
+            n=np.zeros(k),
+            sy=np.zeros((k, t)),
+            syy=np.zeros((k, t)),
+            sx=np.zeros((k, n_layers, d)),
+            sxx=np.zeros((k, n_layers, d, d)),
+            sxy=np.zeros((k, n_layers, d, t)),
+            shift=np.asarray(shift, dtype=np.float64),
+        )
+
+    @staticmethod
+    def nbytes(k: int, n_layers: int, d: int, t: int) -> int:
+        return 8 * k * n_layers * (d * d + d * (t + 1))
+
+    def add(self, rows: np.ndarray, y: np.ndarray, fold: np.ndarray) -> None:
+        """Accumulate float32 rows ``(m, L, d)`` with targets ``(m, t)`` and fold ids ``(m,)``."""
+        for f in np.unique(fold):
+            sel = fold == f
+            yf = y[sel]
+            self.n[f] += sel.sum()
+            self.sy[f] += yf.sum(axis=0)
+            self.syy[f] += (yf * yf).sum(axis=0)
+            for j in range(rows.shape[1]):
+                x = rows[sel, j].astype(np.float64) - self.shift[j]
+                self.sx[f, j] += x.sum(axis=0)
+                self.sxx[f, j] += x.T @ x
+                self.sxy[f, j] += x.T @ yf

@@ -1,0 +1,129 @@
+"""``actstore extract``: run a local model once over a prompt set into a cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+_EPILOG = """examples:
+  actstore extract --model /models/Qwen2.5-32B --prompts multiplication --n 2000 \\
+      --set-name arithmetic --layers 7,15,23,31,47,55,63 --out cache.zarr
+  actstore extract --model /models/Qwen2.5-32B --prompts physics.jsonl --set-name physics \\
+      --layers all --out cache.zarr --dry-run
+  # a SLURM array of 8 workers filling one cache (re-run any of them to resume):
+  actstore extract --model M --prompts p.jsonl --layers -1 --out cache.zarr \\
+      --shard $SLURM_ARRAY_TASK_ID/8
+  actstore extract --model M --prompts p.jsonl --backend tlens --hook hook_resid_mid,attn.hook_z \\
+      --layers 0,1 --dtype float32 --out cache.zarr
+"""
+
+
+def register(subparsers: Any) -> None:
+    from actstore.extractors._extract import DEFAULT_MAX_BATCH_TOKENS
+
+    p = subparsers.add_parser(
+        "extract",
+        help="run a local model once over prompts and store per-token activations",
+        description=(
+            "Run a local causal LM once over a prompt set and stream per-token activations "
+            "(prompt, layer, token, d_model) into a Zarr v3 cache, block by block, exactly once. "
+            "Killed runs resume when the same command is run again; a finished run does nothing."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="local checkpoint directory")
+    p.add_argument(
+        "--prompts", required=True, help="a prompt generator name or a .jsonl / .csv file"
+    )
+    p.add_argument("--out", required=True, help="cache path or fsspec URL (e.g. cache.zarr)")
+    p.add_argument("--set-name", help="prompt-set group name (default: the prompt set's name)")
+    p.add_argument("--n", type=int, help="number of prompts (generators; files: the first N)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument(
+        "--layers", default="all", help="'all' or comma-separated indices, negatives from the end"
+    )
+    p.add_argument(
+        "--hook",
+        default="resid_post",
+        help="comma-separated hooks: hf: resid_post, resid_pre; tlens: any per-block "
+        "TransformerLens hook (hook_resid_mid, attn.hook_z, ...). Default resid_post",
+    )
+    p.add_argument("--backend", choices=("hf", "tlens"), default="hf")
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        default="auto",
+        help="auto: bfloat16 on GPU, float32 on CPU",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (all GPUs) or cuda:N")
+    p.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=DEFAULT_MAX_BATCH_TOKENS,
+        help=f"padded tokens per forward pass (default {DEFAULT_MAX_BATCH_TOKENS}); "
+        "lower it on out-of-memory",
+    )
+    p.add_argument("--shard", help="I/N: this worker fills blocks b with b %% N == I")
+    p.add_argument(
+        "--bos",
+        choices=("auto", "prepend", "none"),
+        default="auto",
+        help="auto: the tokenizer's default; prepend: ensure BOS first; none: no special tokens",
+    )
+    p.add_argument("--block-size", type=int, help="prompts per store shard (default: ~128 MiB)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; load and write nothing")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "none"),
+        default="auto",
+        help="auto: a bar on a terminal, log lines otherwise",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from actstore.extractors import extract
+
+    progress = {"auto": None, "bar": "bar", "log": "log", "none": False}[args.progress]
+    report = extract(
+        model=args.model,
+        prompts=args.prompts,
+        out=args.out,
+        set_name=args.set_name,
+        layers=args.layers,
+        hooks=args.hook,
+        backend=args.backend,
+        dtype=args.dtype,
+        device=args.device,
+        max_batch_tokens=args.max_batch_tokens,
+        shard=args.shard,
+        dry_run=args.dry_run,
+        progress=progress,
+        bos=args.bos,
+        block_size=args.block_size,
+        n_prompts=args.n,
+        seed=args.seed,
+        command="actstore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return 0
+    if report.status == "dry-run":
+        print(report.plan.describe())
+        print("dry run: no weights loaded, nothing written")
+        return 0
+    print(report.message)
+    if report.status == "written":
+        rate = report.tokens / report.seconds if report.seconds else 0.0
+        print(
+            f"{report.tokens} tokens in {report.seconds:.1f} s ({rate:,.0f} tok/s), "
+            f"{report.bytes_written / 2**20:.1f} MiB before compression"
+        )
+    return 0

@@ -1,0 +1,114 @@
+"""``actstore info``, ``actstore copy`` and ``actstore verify``: inspect, share and check caches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from actstore.errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(
+            f"expected --storage-options as a JSON object, got {text!r} ({exc.msg}); e.g. "
+            "'{\"anon\": true}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"expected --storage-options as a JSON object, got {text!r}")
+    return value
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"expected {what} as comma-separated integers like 7,15,23, got {text!r}"
+        ) from None
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from actstore.store._info import cache_info, format_info
+
+    info = cache_info(args.cache, storage_options=_storage_options(args.storage_options))
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _cmd_copy(args: argparse.Namespace) -> int:
+    from actstore.store._copy import copy_cache, parse_prompts
+
+    report = copy_cache(
+        args.src,
+        args.dst,
+        layers=None if args.layers is None else _int_list(args.layers, "--layers"),
+        prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
+        prompts=None if args.prompts is None else parse_prompts(args.prompts),
+        storage_options=_storage_options(args.storage_options),
+        dst_storage_options=_storage_options(args.dst_storage_options),
+    )
+    for name, (n, layers, blocks) in report.prompt_sets.items():
+        print(f"{name}: {n} prompts, layers {list(layers)}, {blocks} blocks written")
+    print(f"copied {report.src} -> {report.dst}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from actstore.store._verify import format_report, verify_cache
+
+    report = verify_cache(args.cache, storage_options=_storage_options(args.storage_options))
+    print(format_report(report, as_json=args.json))
+    return 0 if report.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``info``, ``copy`` and ``verify`` to the ``actstore`` command line."""
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "info",
+        help="show prompt sets, shapes, dtype, layers, sizes, completion and provenance",
+        formatter_class=raw,
+        epilog="examples:\n  actstore info cache.zarr\n  actstore info cache.zip --json\n"
+        "  actstore info s3://bucket/cache.zarr --storage-options '{\"anon\": true}'\n",
+    )
+    p.add_argument("cache", help="cache path, .zip file or fsspec URL")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--storage-options", help="fsspec options as JSON (credentials, endpoint)")
+    p.set_defaults(func=_cmd_info)
+
+    p = subparsers.add_parser(
+        "copy",
+        help="copy a cache, or a subset of it, to a directory, URL or single .zip file",
+        formatter_class=raw,
+        epilog="examples:\n  actstore copy cache.zarr backup.zarr\n"
+        "  actstore copy cache.zarr small.zarr --layers 15,31 --prompts 0:100\n"
+        "  actstore copy cache.zarr physics.zip --prompt-sets physics\n"
+        "  actstore copy cache.zarr s3://bucket/cache.zarr\n",
+    )
+    p.add_argument("src", help="source cache path, .zip or URL")
+    p.add_argument("dst", help="new destination: path, URL, or a path ending in .zip")
+    p.add_argument("--layers", help="real layer indices to keep, e.g. 7,15,23 (default all)")
+    p.add_argument("--prompt-sets", help="prompt sets to copy, comma-separated (default all)")
+    p.add_argument("--prompts", help="prompt indices to keep: START:STOP[:STEP] or 0,5,9")
+    p.add_argument("--storage-options", help="fsspec options of SRC as JSON")
+    p.add_argument("--dst-storage-options", help="fsspec options of DST as JSON")
+    p.set_defaults(func=_cmd_copy)
+
+    p = subparsers.add_parser(
+        "verify",
+        help="read and checksum every chunk; list corrupt or missing ones (exit 1 if any)",
+        formatter_class=raw,
+        epilog="examples:\n  actstore verify cache.zarr\n  actstore verify cache.zip --json\n",
+    )
+    p.add_argument("cache", help="cache path, .zip file or fsspec URL")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--storage-options", help="fsspec options as JSON (credentials, endpoint)")
+    p.set_defaults(func=_cmd_verify)

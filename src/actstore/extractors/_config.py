@@ -1,0 +1,121 @@
+"""Reading a local checkpoint's ``config.json`` without loading any weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import ModelLoadError
+
+__all__ = ["ModelConfig", "check_tokenizer_dir", "read_model_config"]
+
+_WEIGHT_PATTERNS = (
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.safetensors.index.json",
+    "*.bin.index.json",
+)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
+def _first(cfg: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if cfg.get(name) is not None:
+            return cfg[name]
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """What the extractor needs to know about a checkpoint before loading it.
+
+    Attributes
+    ----------
+    path : Path
+        The checkpoint directory.
+    raw : dict
+        ``config.json`` as parsed.
+    model_type : str
+    n_layers : int
+        Number of decoder blocks.
+    d_model : int
+        Width of the residual stream.
+    max_context : int or None
+        Longest sequence the model accepts (``max_position_embeddings`` / ``n_positions``).
+    config_dtype : str or None
+        The dtype the checkpoint declares (``torch_dtype`` / ``dtype``).
+    """
+
+    path: Path
+    raw: dict[str, Any]
+    model_type: str
+    n_layers: int
+    d_model: int
+    max_context: int | None
+    config_dtype: str | None
+
+
+def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelConfig:
+    """Read and check ``PATH/config.json``; raise :class:`ModelLoadError` when it is not a model."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ModelLoadError(
+            f"expected a local model directory, got {str(root)!r} which does not exist; "
+            "pass the directory holding config.json and the weights"
+        )
+    if not root.is_dir():
+        raise ModelLoadError(
+            f"expected a local model directory, got the file {str(root)!r}; "
+            "pass the directory holding config.json and the weights"
+        )
+    cfg_path = root / "config.json"
+    if not cfg_path.is_file():
+        raise ModelLoadError(
+            f"expected a model directory with config.json, got {str(root)!r} without one; "
+            "pass a transformers checkpoint directory (save_pretrained output)"
+        )
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"expected valid JSON in {cfg_path}, got an unreadable file ({exc}); "
+            "restore config.json from the checkpoint"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"expected a JSON object in {cfg_path}; restore config.json")
+    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    n_layers = _first(text, "num_hidden_layers", "n_layer", "num_layers")
+    d_model = _first(text, "hidden_size", "n_embd", "d_model")
+    if not isinstance(n_layers, int) or not isinstance(d_model, int):
+        raise ModelLoadError(
+            f"expected a decoder config with num_hidden_layers and hidden_size in {cfg_path}, "
+            f"got keys {sorted(raw)[:12]}; pass a causal language model checkpoint"
+        )
+    if need_weights and not any(any(root.glob(p)) for p in _WEIGHT_PATTERNS):
+        raise ModelLoadError(
+            f"expected weight files (*.safetensors or *.bin) in {str(root)!r}, found none; "
+            "download or save the full checkpoint, or use --dry-run to plan without weights"
+        )
+    dtype = _first(raw, "torch_dtype", "dtype") or _first(text, "torch_dtype", "dtype")
+    return ModelConfig(
+        path=root,
+        raw=raw,
+        model_type=str(raw.get("model_type", "")),
+        n_layers=n_layers,
+        d_model=d_model,
+        max_context=_first(text, "max_position_embeddings", "n_positions", "n_ctx"),
+        config_dtype=str(dtype) if dtype is not None else None,
+    )
+
+
+def check_tokenizer_dir(path: str | Path) -> None:
+    """Raise :class:`ModelLoadError` when no tokenizer files sit next to the model."""
+    root = Path(path)
+    if not any((root / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"expected tokenizer files ({', '.join(_TOKENIZER_FILES)}) in {str(root)!r}, found "
+            "none; copy the tokenizer files of the checkpoint into the model directory"
+        )

@@ -1,0 +1,586 @@
+"""``extract()``: run a local model once over a prompt set and stream activations into the store."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from actstore.errors import ExtractionError, InvalidArgumentError, ReadOnlyError
+from actstore.extractors._batching import plan_batches
+from actstore.extractors._config import check_tokenizer_dir, read_model_config
+from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
+from actstore.extractors._hooks import resolve_hooks
+from actstore.extractors._layers import resolve_layers
+from actstore.extractors._plan import ExtractionPlan, summarize_plan
+
+if TYPE_CHECKING:
+    from actstore.prompts import PromptSet
+
+__all__ = ["DEFAULT_MAX_BATCH_TOKENS", "ExtractionReport", "extract", "parse_shard"]
+
+DEFAULT_MAX_BATCH_TOKENS = 8192
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractionReport:
+    """What an :func:`extract` call did.
+
+    Attributes
+    ----------
+    status : str
+        ``"dry-run"``, ``"written"`` (this call wrote blocks), ``"already-complete"`` (the set was
+        complete: nothing done) or ``"shard-done"`` (this worker's blocks were all written already).
+    plan : ExtractionPlan
+    out, set_name : str
+    blocks_written : int
+    blocks_total : int
+    complete : bool
+        Whether every block of the set is recorded after this call.
+    tokens : int
+        Real tokens run through the model by this call.
+    seconds : float
+    bytes_written : int
+        Uncompressed bytes of the blocks this call wrote.
+    message : str
+    """
+
+    status: str
+    plan: ExtractionPlan
+    out: str
+    set_name: str
+    blocks_written: int = 0
+    blocks_total: int = 0
+    complete: bool = False
+    tokens: int = 0
+    seconds: float = 0.0
+    bytes_written: int = 0
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["plan"] = self.plan.to_dict()
+        return d
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"I/N"`` or ``(I, N)`` -> ``(I, N)`` with ``0 <= I < N``."""
+    if shard is None:
+        return None
+    try:
+        if isinstance(shard, str):
+            i_text, n_text = shard.split("/")
+            i, n = int(i_text), int(n_text)
+        else:
+            i, n = (int(x) for x in shard)
+    except (ValueError, TypeError):
+        raise InvalidArgumentError(
+            f"expected --shard I/N with integers (e.g. 0/4), got {shard!r}; use e.g. "
+            "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
+        ) from None
+    if n < 1 or not 0 <= i < n:
+        raise InvalidArgumentError(
+            f"expected --shard I/N with 0 <= I < N, got {i}/{n}; workers are numbered from 0"
+        )
+    return (i, n)
+
+
+def _check_writable(out: str) -> None:
+    """Fail early, before loading weights, when a local output path cannot be written."""
+    if "://" in out and not out.startswith("file://"):
+        return
+    path = Path(out.removeprefix("file://")).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ReadOnlyError(
+            f"expected a writable directory for --out, got {str(path)!r} whose parent "
+            f"{str(probe)!r} is a file; choose another output path"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ReadOnlyError(
+            f"expected a writable location for --out, got {str(path)!r} where {str(probe)!r} is "
+            "not writable; choose another output path or fix its permissions"
+        )
+
+
+def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: int) -> PromptSet:
+    from actstore.prompts import PromptSet, load_prompts
+
+    if isinstance(prompts, PromptSet):
+        if n is not None and n < len(prompts):
+            prompts = prompts[:n]
+        return prompts
+    if isinstance(prompts, str | os.PathLike):
+        return load_prompts(str(prompts), n=n, seed=seed, set_name=set_name)
+    raise InvalidArgumentError(
+        f"expected prompts as a PromptSet, generator name or file path, got "
+        f"{type(prompts).__name__}; pass e.g. 'multiplication' or prompts.jsonl"
+    )
+
+
+def extract(
+    *,
+    model: str | os.PathLike[str],
+    prompts: Any,
+    out: str | os.PathLike[str],
+    set_name: str | None = None,
+    layers: Any = "all",
+    hooks: Any = ("resid_post",),
+    backend: str = "hf",
+    dtype: str = "auto",
+    device: str = "auto",
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+    shard: str | tuple[int, int] | None = None,
+    dry_run: bool = False,
+    progress: Any = None,
+    bos: str = "auto",
+    block_size: int | None = None,
+    n_prompts: int | None = None,
+    seed: int = 0,
+    command: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> ExtractionReport:
+    """Run a local model once over a prompt set and store per-token activations.
+
+    Writes ``hook`` arrays with dims ``(prompt, layer, token, d_model)`` into prompt-set group
+    *set_name* of the cache at *out*, one block (shard) of prompts at a time, each exactly once.
+    Re-running the same call resumes an interrupted run; a finished one does nothing.
+
+    Parameters
+    ----------
+    model
+        Local checkpoint directory (config.json, weights, tokenizer files).
+    prompts
+        A :class:`~actstore.prompts.PromptSet`, a generator name or a .jsonl/.csv file.
+    out
+        Cache path or fsspec URL.
+    set_name
+        Prompt-set group name (default: the prompt set's name).
+    layers
+        ``"all"``, ``"7,15,-1"`` or a sequence of block indices (negative count from the end).
+    hooks
+        ``hf``: ``resid_post`` (output of block l before the final norm) and/or ``resid_pre``;
+        ``tlens``: any per-block TransformerLens hook (``hook_resid_mid``, ``attn.hook_z``, ...).
+    backend
+        ``"hf"`` (transformers forward hooks) or ``"tlens"`` (TransformerLens TransformerBridge).
+    dtype
+        ``"auto"`` (bfloat16 on GPU, float32 on CPU), ``"bfloat16"``, ``"float16"``, ``"float32"``.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` (all GPUs via device_map="auto") or ``"cuda:N"``.
+    max_batch_tokens
+        Bound on padded tokens (batch size x longest prompt) per forward pass.
+    shard
+        ``"I/N"``: this worker writes blocks ``b`` with ``b % N == I``.
+    dry_run
+        Plan only: tokenizes and reads config.json, loads no weights and writes nothing.
+    progress
+        ``None`` (bar on a TTY, log lines otherwise), ``"bar"``, ``"log"`` or ``False``.
+    bos
+        ``"auto"`` (tokenizer default), ``"prepend"`` (ensure BOS first) or ``"none"``.
+    block_size
+        Prompts per store shard (default: chosen by the store, ~128 MiB shards).
+    n_prompts, seed
+        Passed to the prompt generator when *prompts* is a generator name.
+
+    Returns
+    -------
+    ExtractionReport
+    """
+    t0 = time.perf_counter()
+    out = str(out)
+    model_dir = str(Path(model).expanduser().absolute())
+    if isinstance(max_batch_tokens, bool) or int(max_batch_tokens) < 1:
+        raise InvalidArgumentError(
+            f"expected --max-batch-tokens >= 1, got {max_batch_tokens!r}; e.g. 8192"
+        )
+    max_batch_tokens = int(max_batch_tokens)
+    shard_t = parse_shard(shard)
+    backend_hooks, hook_vars = resolve_hooks(hooks, backend)
+    cfg = read_model_config(model_dir, need_weights=not dry_run)
+    check_tokenizer_dir(model_dir)
+    layer_idx = resolve_layers(layers, cfg.n_layers)
+    prompt_set = _load_prompt_set(prompts, set_name, n_prompts, seed)
+    set_name = set_name or prompt_set.name
+
+    import torch
+
+    from actstore.extractors._tokenize import load_tokenizer, tokenize_prompts
+    from actstore.extractors._torchutil import (
+        TORCH_DTYPES,
+        library_versions,
+        resolve_device,
+        resolve_dtype,
+    )
+    from actstore.store import PromptSetMetadata, PromptSetSpec, choose_layout
+
+    dev = resolve_device(device)
+    dtype_name = resolve_dtype(dtype, dev)
+    torch_dtype = TORCH_DTYPES[dtype_name]
+    tokenizer = load_tokenizer(model_dir)
+    tok = tokenize_prompts(tokenizer, prompt_set, bos=bos, max_context=cfg.max_context)
+    n_tokens = tok.n_tokens
+    t_max = tok.n_tokens_max
+
+    # widths: resid hooks are d_model wide; other tlens hooks are measured after loading
+    widths: dict[str, int] = {}
+    for rel, var in zip(backend_hooks, hook_vars):
+        if "resid" in rel or backend == "hf":
+            widths[var] = cfg.d_model
+    needs_probe = len(widths) < len(hook_vars)
+
+    def make_plan(
+        block_size_: int, n_blocks: int, blocks: list[tuple[int, int, int]], w: dict[str, int]
+    ) -> tuple[ExtractionPlan, list[Any]]:
+        batches = plan_batches(n_tokens, blocks, max_batch_tokens)
+        plan = summarize_plan(
+            n_tokens=n_tokens,
+            batches=batches,
+            layers=layer_idx,
+            hooks=hook_vars,
+            widths={h: w.get(h, cfg.d_model) for h in hook_vars},
+            dtype=dtype_name,
+            model=model_dir,
+            set_name=set_name,
+            backend=backend,
+            device=str(dev),
+            n_layers_total=cfg.n_layers,
+            d_model=max(w.values()) if w else cfg.d_model,
+            block_size=block_size_,
+            n_blocks=n_blocks,
+            shard=shard_t,
+            blocks_this_shard=len(blocks),
+            max_batch_tokens=max_batch_tokens,
+        )
+        return plan, batches
+
+    def mine(n_blocks: int) -> list[int]:
+        return [b for b in range(n_blocks) if shard_t is None or b % shard_t[1] == shard_t[0]]
+
+    if dry_run:
+        item = 4 if dtype_name == "float32" else 2
+        layout = choose_layout(
+            n_prompts=len(n_tokens),
+            n_layers=len(layer_idx),
+            n_tokens=t_max,
+            d_model=cfg.d_model,
+            itemsize=item,
+            block_size=block_size,
+        )
+        bs = layout.block_size
+        blocks = [(b, b * bs, min((b + 1) * bs, len(n_tokens))) for b in mine(layout.n_blocks)]
+        plan, _ = make_plan(bs, layout.n_blocks, blocks, widths)
+        return ExtractionReport(
+            status="dry-run",
+            plan=plan,
+            out=out,
+            set_name=set_name,
+            blocks_total=layout.n_blocks,
+            seconds=time.perf_counter() - t0,
+            message="dry run: nothing loaded or written",
+        )
+
+    _check_writable(out)
+    fingerprint = {
+        "model": weights_fingerprint(model_dir),
+        "tokenizer": tokenizer_fingerprint(model_dir),
+        "prompts": prompt_set.content_hash(),
+        "dtype": dtype_name,
+        "layers": list(layer_idx),
+        "hooks": list(hook_vars),
+        "bos": tok.bos,
+        "backend": backend,
+    }
+    metadata = PromptSetMetadata(
+        text=[p.text for p in prompt_set.prompts],
+        n_tokens=n_tokens,
+        token_id=tok.token_id,
+        token_str=tok.token_str,
+        labels={name: prompt_set.label_array(name) for name in prompt_set.label_names},
+        span_masks=tok.span_masks,
+    )
+
+    from actstore.store import create_cache
+
+    def spec_for(w: dict[str, int], prov: dict[str, Any]) -> PromptSetSpec:
+        ws = set(w.values())
+        if len(ws) != 1:
+            raise InvalidArgumentError(
+                f"expected hooks of one width per run, got widths {w}; extract hooks of "
+                "different widths in separate runs with different --set-name"
+            )
+        return PromptSetSpec(
+            n_prompts=len(n_tokens),
+            n_tokens_max=t_max,
+            layers=layer_idx,
+            d_model=ws.pop(),
+            dtype=dtype_name,
+            hooks=hook_vars,
+            block_size=block_size,
+            fingerprint=fingerprint,
+            provenance=prov,
+        )
+
+    existing = _open_existing(out, storage_options)
+    writer = None
+    if existing is not None and set_name in existing.prompt_sets and not needs_probe:
+        # Resuming: check the fingerprint and completion before paying for loading weights.
+        writer = existing.prompt_set_writer(set_name, spec_for(widths, {}), metadata)
+        if writer.is_complete():
+            plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
+            return ExtractionReport(
+                status="already-complete",
+                plan=plan,
+                out=out,
+                set_name=set_name,
+                blocks_total=writer.n_blocks,
+                complete=True,
+                seconds=time.perf_counter() - t0,
+                message=f"prompt set {set_name!r} in {out} is already complete; nothing to do",
+            )
+        if not set(mine(writer.n_blocks)) & set(writer.missing_blocks()):
+            return _shard_done(writer, make_plan, widths, out, set_name, shard_t, t0)
+
+    backend_obj = _load_backend(
+        backend, model_dir, layer_idx, backend_hooks, torch_dtype, dev, cfg.n_layers, tokenizer
+    )
+    try:
+        # created only now, so a failure to load the model leaves no empty cache behind
+        cache = create_cache(out, storage_options=storage_options)
+        widths = dict(backend_obj.widths)
+        if writer is None:
+            provenance = {
+                "model_path": model_dir,
+                "config": cfg.raw,
+                "device": str(dev),
+                "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+                "dtype": dtype_name,
+                "bos": tok.bos,
+                "library_versions": library_versions(),
+                "command": command or _default_command(),
+                "max_batch_tokens": max_batch_tokens,
+                "weights_fingerprint_covers": "config.json, weight file names and sizes, "
+                "safetensors index, first and last MiB of each weight file",
+                **backend_obj.provenance,
+            }
+            writer = cache.prompt_set_writer(set_name, spec_for(widths, provenance), metadata)
+            if writer.is_complete():  # a tlens re-run (widths needed the model first)
+                plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
+                return ExtractionReport(
+                    status="already-complete",
+                    plan=plan,
+                    out=out,
+                    set_name=set_name,
+                    blocks_total=writer.n_blocks,
+                    complete=True,
+                    seconds=time.perf_counter() - t0,
+                    message=f"prompt set {set_name!r} in {out} is already complete; nothing to do",
+                )
+        missing = set(writer.missing_blocks())
+        todo = [b for b in mine(writer.n_blocks) if b in missing]
+        if not todo:
+            return _shard_done(writer, make_plan, widths, out, set_name, shard_t, t0)
+        blocks = [(b, *writer.block_range(b)) for b in todo]
+        plan, batches = make_plan(writer.block_size, writer.n_blocks, blocks, widths)
+        stats = _run_batches(
+            backend_obj=backend_obj,
+            writer=writer,
+            batches=batches,
+            blocks=blocks,
+            tok=tok,
+            layer_idx=layer_idx,
+            hook_vars=hook_vars,
+            widths=widths,
+            torch_dtype=torch_dtype,
+            progress=progress,
+            max_batch_tokens=max_batch_tokens,
+        )
+    finally:
+        backend_obj.close()
+    complete = writer.is_complete()
+    left = len(writer.missing_blocks())
+    msg = f"wrote {len(todo)} blocks of prompt set {set_name!r} to {out}" + (
+        "; the set is complete" if complete else f"; {left} blocks left for other shards"
+    )
+    return ExtractionReport(
+        status="written",
+        plan=plan,
+        out=out,
+        set_name=set_name,
+        blocks_written=len(todo),
+        blocks_total=writer.n_blocks,
+        complete=complete,
+        tokens=stats["tokens"],
+        seconds=time.perf_counter() - t0,
+        bytes_written=stats["bytes"],
+        message=msg,
+    )
+
+
+def _shard_done(
+    writer: Any,
+    make_plan: Any,
+    widths: dict[str, int],
+    out: str,
+    set_name: str,
+    shard_t: tuple[int, int] | None,
+    t0: float,
+) -> ExtractionReport:
+    plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
+    who = f"shard {shard_t[0]}/{shard_t[1]}" if shard_t else "this run"
+    return ExtractionReport(
+        status="shard-done",
+        plan=plan,
+        out=out,
+        set_name=set_name,
+        blocks_total=writer.n_blocks,
+        complete=writer.is_complete(),
+        seconds=time.perf_counter() - t0,
+        message=f"{who}: all its blocks of {set_name!r} are already written; nothing to do",
+    )
+
+
+def _open_existing(out: str, storage_options: dict[str, Any] | None) -> Any:
+    from actstore.errors import StoreNotFoundError
+    from actstore.store import open_cache
+
+    try:
+        return open_cache(out, mode="r+", storage_options=storage_options)
+    except StoreNotFoundError:
+        return None
+
+
+def _default_command() -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _load_backend(
+    backend: str,
+    model_dir: str,
+    layers: tuple[int, ...],
+    hooks: tuple[str, ...],
+    torch_dtype: Any,
+    dev: Any,
+    n_layers: int,
+    tokenizer: Any,
+) -> Any:
+    if backend == "hf":
+        from actstore.extractors._hf import HFBackend
+
+        return HFBackend(
+            model_dir,
+            layers=layers,
+            hooks=hooks,
+            torch_dtype=torch_dtype,
+            device=dev,
+            n_layers=n_layers,
+        )
+    from actstore.extractors._tlens import TLensBackend
+
+    return TLensBackend(
+        model_dir,
+        layers=layers,
+        hooks=hooks,
+        torch_dtype=torch_dtype,
+        device=dev,
+        n_layers=n_layers,
+        tokenizer=tokenizer,
+    )
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _run_batches(
+    *,
+    backend_obj: Any,
+    writer: Any,
+    batches: list[Any],
+    blocks: list[tuple[int, int, int]],
+    tok: Any,
+    layer_idx: tuple[int, ...],
+    hook_vars: tuple[str, ...],
+    widths: dict[str, int],
+    torch_dtype: Any,
+    progress: Any,
+    max_batch_tokens: int,
+) -> dict[str, int]:
+    import torch
+
+    from actstore.extractors._progress import Progress
+    from actstore.extractors._sink import BlockSink
+
+    per_block: dict[int, int] = {}
+    for b in batches:
+        per_block[b.block] = per_block.get(b.block, 0) + 1
+    total_tokens = sum(int(tok.n_tokens[list(b.indices)].sum()) for b in batches)
+    prog = Progress(total_tokens, len(blocks), mode=progress) if progress is not False else None
+    written = {"bytes": 0}
+
+    def on_block(b: int, nbytes: int) -> None:
+        written["bytes"] += nbytes
+        if prog is not None:
+            prog.add_block(nbytes)
+
+    sink = BlockSink(
+        write_block=writer.write_block,
+        block_ranges={b: (s, e) for b, s, e in blocks},
+        batches_per_block=per_block,
+        n_tokens=tok.n_tokens,
+        hooks=hook_vars,
+        layers=layer_idx,
+        n_tokens_max=tok.n_tokens_max,
+        widths=widths,
+        torch_dtype=torch_dtype,
+        on_block=on_block,
+    )
+    tokens = 0
+    ok = False
+    try:
+        dev = backend_obj.input_device
+        for batch in batches:
+            ids = torch.full((len(batch.indices), batch.seq_len), tok.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch.indices), batch.seq_len), dtype=torch.long)
+            for j, i in enumerate(batch.indices):
+                row = tok.ids[i]
+                ids[j, : len(row)] = torch.tensor(row, dtype=torch.long)
+                mask[j, : len(row)] = 1
+            try:
+                captured = backend_obj.capture(ids.to(dev), mask.to(dev))
+            except Exception as exc:
+                if _is_oom(exc):
+                    raise ExtractionError(
+                        f"expected the batch to fit in memory, got out of memory with "
+                        f"{batch.padded_tokens} padded tokens (--max-batch-tokens "
+                        f"{max_batch_tokens}); re-run with a smaller --max-batch-tokens, e.g. "
+                        f"{max(1, max_batch_tokens // 2)}: finished blocks are kept"
+                    ) from None
+                raise
+            sink.submit(batch, captured)
+            n = int(np.sum(tok.n_tokens[list(batch.indices)]))
+            tokens += n
+            if prog is not None:
+                prog.add_tokens(n)
+        ok = True
+    finally:
+        sink.close(abort=not ok)
+        if prog is not None:
+            prog.close()
+    return {"tokens": tokens, "bytes": written["bytes"]}

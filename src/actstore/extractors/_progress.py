@@ -1,0 +1,95 @@
+"""Progress: a tqdm bar on a terminal, plain log lines otherwise (SLURM logs, pipes)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from actstore.extractors._plan import human_bytes
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Tokens/s, blocks done, bytes written and ETA.
+
+    Parameters
+    ----------
+    total_tokens, total_blocks
+        What this run will compute and write.
+    mode
+        ``None`` (tqdm on a TTY, log lines otherwise), ``"bar"``, ``"log"`` or ``False`` (silent).
+    interval
+        Seconds between log lines.
+    """
+
+    def __init__(
+        self,
+        total_tokens: int,
+        total_blocks: int,
+        *,
+        mode: Any = None,
+        interval: float = 10.0,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        if mode is None or mode is True:
+            mode = "bar" if self.stream.isatty() else "log"
+        self.mode = mode
+        self.total_tokens = total_tokens
+        self.total_blocks = total_blocks
+        self.tokens = 0
+        self.blocks = 0
+        self.bytes = 0
+        self.interval = interval
+        self._t0 = time.perf_counter()
+        self._last = self._t0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=total_tokens, unit="tok", unit_scale=True, file=self.stream, desc="extract"
+            )
+
+    def _postfix(self) -> str:
+        return f"blocks {self.blocks}/{self.total_blocks}, {human_bytes(self.bytes)} written"
+
+    def add_tokens(self, n: int) -> None:
+        with self._lock:
+            self.tokens += n
+            if self._bar is not None:
+                self._bar.update(n)
+                self._bar.set_postfix_str(self._postfix(), refresh=False)
+            elif self.mode == "log":
+                now = time.perf_counter()
+                if now - self._last >= self.interval:
+                    self._last = now
+                    self._log(now)
+
+    def add_block(self, nbytes: int) -> None:
+        with self._lock:
+            self.blocks += 1
+            self.bytes += nbytes
+            if self._bar is not None:
+                self._bar.set_postfix_str(self._postfix())
+
+    def _log(self, now: float) -> None:
+        dt = max(now - self._t0, 1e-9)
+        rate = self.tokens / dt
+        left = (self.total_tokens - self.tokens) / rate if rate > 0 else float("nan")
+        print(
+            f"actstore extract: {self.tokens}/{self.total_tokens} tokens "
+            f"({rate:,.0f} tok/s), {self._postfix()}, ETA {left:,.0f} s",
+            file=self.stream,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.mode == "log":
+            self._log(time.perf_counter())

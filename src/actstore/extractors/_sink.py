@@ -1,0 +1,210 @@
+"""The writer thread: device-to-host copies and zarr writes overlap the next batches' compute.
+
+The main thread runs forward passes and hands each batch's captured tensors to :class:`BlockSink`
+(on CUDA the device-to-host copy is queued on a side stream into pinned memory, so it overlaps the
+next forward pass). The writer thread scatters each batch's rows into its block buffer and, when
+the last batch of a block arrives, checks the block is finite and writes it whole with
+``write_block`` (which records completion only after the write returns). The queue is bounded, so
+host memory is one block buffer plus a few batches, whatever the number of prompts.
+"""
+
+from __future__ import annotations
+
+import errno
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from actstore.errors import ActstoreError, DiskFullError, ExtractionError
+from actstore.extractors._batching import Batch
+from actstore.extractors._torchutil import to_numpy
+
+__all__ = ["BlockSink"]
+
+_DONE = object()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class BlockSink:
+    """Assemble batches into blocks on a background thread and write each block once.
+
+    Parameters
+    ----------
+    write_block
+        ``write_block(b, {hook: array (prompt, layer, token, d_model)})``.
+    block_ranges
+        ``b -> (start, stop)`` prompt indices of each block this process writes.
+    batches_per_block
+        How many batches make each block.
+    n_tokens
+        ``(prompt,)`` real lengths (padding positions are stored as zeros).
+    hooks, layers, n_tokens_max, widths, torch_dtype
+        Shape and dtype of the stored arrays.
+    on_block
+        Called on the writer thread after each block write: ``on_block(b, nbytes)``.
+    max_queue
+        Batches waiting for the writer before the main thread blocks (back-pressure).
+    """
+
+    def __init__(
+        self,
+        *,
+        write_block: Callable[[int, dict[str, np.ndarray]], None],
+        block_ranges: Mapping[int, tuple[int, int]],
+        batches_per_block: Mapping[int, int],
+        n_tokens: np.ndarray,
+        hooks: Sequence[str],
+        layers: Sequence[int],
+        n_tokens_max: int,
+        widths: Mapping[str, int],
+        torch_dtype: torch.dtype,
+        on_block: Callable[[int, int], None] | None = None,
+        max_queue: int = 2,
+    ) -> None:
+        self._write_block = write_block
+        self._ranges = dict(block_ranges)
+        self._left = dict(batches_per_block)
+        self._n_tokens = n_tokens
+        self._hooks = tuple(hooks)
+        self._layers = tuple(layers)
+        self._t_max = n_tokens_max
+        self._widths = dict(widths)
+        self._dtype = torch_dtype
+        self._on_block = on_block
+        self._bufs: dict[int, dict[str, torch.Tensor]] = {}
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._copy_stream: Any = None
+        self.error: BaseException | None = None
+        self.blocks_written: list[int] = []
+        self._thread = threading.Thread(target=self._run, name="actstore-writer", daemon=True)
+        self._thread.start()
+
+    # -- main thread ---------------------------------------------------------------------------
+    def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
+        """Queue one batch (``hook -> [tensor (batch, token, width) per layer]``)."""
+        self.raise_if_failed()
+        host, event = self._to_host(captured)
+        while True:
+            try:
+                self._queue.put((batch, host, event), timeout=0.5)
+                return
+            except queue.Full:
+                self.raise_if_failed()
+
+    def _to_host(self, captured: Mapping[str, Sequence[torch.Tensor]]) -> tuple[Any, Any]:
+        first = next(iter(captured.values()))[0]
+        if first.device.type != "cuda":
+            return captured, None
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(device=first.device)
+        stream = self._copy_stream
+        stream.wait_stream(torch.cuda.current_stream(first.device))
+        out: dict[str, list[torch.Tensor]] = {}
+        with torch.cuda.stream(stream):
+            for h, ts in captured.items():
+                hs = []
+                for t in ts:
+                    if t.device != first.device:  # device_map across GPUs: plain copy
+                        hs.append(t.to("cpu"))
+                        continue
+                    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+                    host.copy_(t, non_blocking=True)
+                    t.record_stream(stream)  # keep the device memory until the copy is done
+                    hs.append(host)
+                out[h] = hs
+        event = torch.cuda.Event()
+        event.record(stream)
+        return out, event
+
+    def raise_if_failed(self) -> None:
+        if self.error is None:
+            return
+        exc = self.error
+        if isinstance(exc, ActstoreError):
+            raise exc
+        if _is_disk_full(exc):
+            raise DiskFullError(
+                f"expected free space to write the cache, got a full disk ({exc}); the blocks "
+                "written so far are recorded: free space and re-run the same command to resume"
+            ) from exc
+        raise exc
+
+    def close(self, *, abort: bool = False) -> None:
+        """Finish writing (or, with ``abort``, drop unwritten batches) and join the thread."""
+        if abort and self.error is None:
+            self.error = ExtractionError("aborted")
+        self._queue.put(_DONE)
+        self._thread.join()
+        if not abort:
+            self.raise_if_failed()
+
+    # -- writer thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if self.error is not None:
+                continue  # drain so the main thread never blocks; nothing more is written
+            try:
+                self._consume(*item)
+            except BaseException as exc:
+                self.error = exc
+                self._bufs.clear()
+
+    def _consume(
+        self, batch: Batch, host: Mapping[str, Sequence[torch.Tensor]], event: Any
+    ) -> None:
+        if event is not None:
+            event.synchronize()
+        b = batch.block
+        start, stop = self._ranges[b]
+        bufs = self._bufs.get(b)
+        if bufs is None:
+            shape = (stop - start, len(self._layers), self._t_max)
+            bufs = self._bufs[b] = {
+                h: torch.zeros((*shape, self._widths[h]), dtype=self._dtype) for h in self._hooks
+            }
+        rows = torch.tensor([i - start for i in batch.indices], dtype=torch.long)
+        seq = batch.seq_len
+        for h in self._hooks:
+            buf = bufs[h]
+            for li, t in enumerate(host[h]):
+                buf[rows, li, :seq] = t[:, :seq].to(self._dtype)
+        self._left[b] -= 1
+        if self._left[b] == 0:
+            self._finish_block(b, start, stop, self._bufs.pop(b))
+
+    def _finish_block(self, b: int, start: int, stop: int, bufs: dict[str, torch.Tensor]) -> None:
+        n = self._n_tokens[start:stop]
+        for h, buf in bufs.items():
+            for r in range(stop - start):  # padding holds the padded batch's values: zero it
+                buf[r, :, int(n[r]) :] = 0
+            if not bool(torch.isfinite(buf).all()):
+                self._report_nonfinite(h, buf, start)
+        arrays = {h: to_numpy(buf) for h, buf in bufs.items()}
+        self._write_block(b, arrays)
+        self.blocks_written.append(b)
+        if self._on_block is not None:
+            self._on_block(b, sum(a.nbytes for a in arrays.values()))
+
+    def _report_nonfinite(self, hook: str, buf: torch.Tensor, start: int) -> None:
+        bad = (~torch.isfinite(buf)).flatten(2).any(dim=2)  # (prompt, layer)
+        r, li = (int(x) for x in torch.nonzero(bad)[0])
+        raise ExtractionError(
+            f"expected finite activations, got NaN or inf in prompt {start + r} at layer "
+            f"{self._layers[li]} ({hook}); nothing of its block was written. float16 overflows "
+            "easily: use --dtype bfloat16 or float32, or check the checkpoint's weights"
+        )

@@ -1,0 +1,298 @@
+"""Create and open caches: :func:`create_cache`, :func:`open_cache` and :class:`Cache`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+from zarr.core.sync import sync
+
+from actstore._version import __version__
+from actstore.errors import (
+    InvalidArgumentError,
+    NotACacheError,
+    ReadOnlyError,
+    SchemaVersionError,
+    StoreNotFoundError,
+    UnknownNameError,
+)
+from actstore.store._dtype import register_bfloat16
+from actstore.store._schema import (
+    ATTR_KEY,
+    DONE_ARRAY,
+    PROBES_GROUP,
+    SCHEMA_VERSION,
+    PromptSetMetadata,
+    PromptSetSpec,
+    _jsonable,
+    spec_from_json,
+)
+from actstore.store._storage import is_local, make_store, normalize_url
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from actstore.store._writer import PromptSetWriter
+
+__all__ = ["Cache", "create_cache", "open_cache"]
+
+
+def _library_versions() -> dict[str, str]:
+    import numcodecs
+    import xarray
+
+    return {
+        "actstore": __version__,
+        "zarr": zarr.__version__,
+        "numpy": np.__version__,
+        "xarray": xarray.__version__,
+        "numcodecs": numcodecs.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def create_cache(
+    url: str | os.PathLike[str],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Cache:
+    """Create an empty cache at *url*, or open the existing one for writing (idempotent).
+
+    Safe when several processes call it at once for the same URL: they all end with one cache.
+    Returns the :class:`Cache` opened in mode ``"r+"``.
+    """
+    register_bfloat16()
+    url = normalize_url(url)
+    store = make_store(url, read_only=False, storage_options=storage_options)
+    if sync(store.exists("zarr.json")):
+        return open_cache(url, mode="r+", storage_options=storage_options)
+    path = url if is_local(url) else None
+    if path is not None and os.path.isfile(path):
+        raise NotACacheError(f"expected a directory for a new cache, got the file {url!r}")
+    if path is not None and os.path.isdir(path) and os.listdir(path):
+        raise NotACacheError(
+            f"expected an empty or new directory for a new cache, got {url!r} with other files "
+            "in it; pick a new path"
+        )
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "library_versions": _library_versions(),
+        "provenance": _jsonable(dict(provenance or {}), "provenance"),
+    }
+    # mode "a" creates the group only when it is missing; a concurrent creator's group is reused.
+    root = zarr.open_group(store=store, mode="a", zarr_format=3)
+    if ATTR_KEY not in root.attrs:
+        root.attrs[ATTR_KEY] = info
+    return open_cache(url, mode="r+", storage_options=storage_options)
+
+
+def open_cache(
+    url: str | os.PathLike[str],
+    *,
+    mode: str = "r",
+    storage_options: dict[str, Any] | None = None,
+) -> Cache:
+    """Open an existing cache: ``mode="r"`` (default, read-only) or ``"r+"`` (read-write)."""
+    register_bfloat16()
+    if mode not in ("r", "r+"):
+        raise InvalidArgumentError(f"expected mode 'r' or 'r+', got {mode!r}")
+    url = normalize_url(url)
+    if is_local(url) and not os.path.exists(url):
+        raise StoreNotFoundError(
+            f"expected a cache at {url!r}, got no such file or directory; check the path or "
+            "create it with `actstore extract`"
+        )
+    try:
+        store = make_store(url, read_only=mode == "r", storage_options=storage_options)
+        has_root = sync(store.exists("zarr.json"))
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there") from None
+    except OSError as exc:
+        raise NotACacheError(f"expected a Zarr v3 cache at {url!r}, got {exc}") from None
+    if not has_root:
+        if not is_local(url) and not sync(_has_any_key(store)):
+            raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there")
+        raise NotACacheError(
+            f"expected an actstore cache (a Zarr v3 group) at {url!r}, got no zarr.json there; "
+            "pass the cache's top-level path"
+        )
+    try:
+        root = zarr.open_group(store=store, mode="r" if mode == "r" else "r+", zarr_format=3)
+    except (ValueError, OSError) as exc:
+        raise NotACacheError(
+            f"expected a Zarr v3 group at {url!r}, got {type(exc).__name__}: {exc}"
+        ) from None
+    info = root.attrs.get(ATTR_KEY)
+    if not isinstance(info, Mapping) or "schema_version" not in info:
+        raise NotACacheError(
+            f"expected an actstore cache at {url!r}, got a Zarr group without "
+            f"attrs[{ATTR_KEY!r}]; it was not written by actstore"
+        )
+    if info["schema_version"] != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"expected schema version {SCHEMA_VERSION}, got {info['schema_version']} in {url!r}; "
+            "use the actstore version that wrote it (see attrs library_versions) or re-extract"
+        )
+    return Cache(url=url, store=store, root=root, mode=mode, storage_options=storage_options)
+
+
+async def _has_any_key(store: Any) -> bool:
+    async for _ in store.list():
+        return True
+    return False
+
+
+class Cache:
+    """An open activation cache (one Zarr v3 group; one subgroup per prompt set).
+
+    Attributes
+    ----------
+    url : str
+        Where the cache lives (a path or an fsspec URL).
+    mode : str
+        ``"r"`` or ``"r+"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        store: Any,
+        root: zarr.Group,
+        mode: str,
+        storage_options: dict[str, Any] | None,
+    ) -> None:
+        self.url = url
+        self.store = store
+        self.mode = mode
+        self.storage_options = storage_options
+        self._root = root
+
+    def __repr__(self) -> str:
+        return f"<actstore.Cache {self.url!r} mode={self.mode!r} prompt_sets={self.prompt_sets}>"
+
+    @property
+    def root(self) -> zarr.Group:
+        """The root zarr group."""
+        return self._root
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The cache's own root attributes (schema version, creation time, versions, provenance)."""
+        return dict(self._root.attrs.get(ATTR_KEY, {}))
+
+    @property
+    def prompt_sets(self) -> list[str]:
+        """Names of the prompt sets in the cache, sorted."""
+        names = []
+        for name, group in self._root.groups():
+            info = group.attrs.get(ATTR_KEY)
+            if name != PROBES_GROUP and isinstance(info, Mapping) and "spec" in info:
+                names.append(name)
+        return sorted(names)
+
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyError` unless the cache was opened with ``mode="r+"``."""
+        if self.mode != "r+":
+            raise ReadOnlyError(
+                f"expected a cache opened for writing, got {self.url!r} opened read-only; use "
+                "open_cache(url, mode='r+') (or create_cache) to write"
+            )
+
+    def group(self, prompt_set: str) -> zarr.Group:
+        """The zarr group of *prompt_set* (:class:`UnknownNameError` when it does not exist)."""
+        if prompt_set not in self.prompt_sets:
+            raise UnknownNameError(
+                f"expected a prompt set of {self.url!r} (one of {self.prompt_sets}), got "
+                f"{prompt_set!r}; list them with `actstore info`"
+            )
+        return self._root[prompt_set]  # type: ignore[return-value]
+
+    def set_info(self, prompt_set: str) -> dict[str, Any]:
+        """The prompt set's ``attrs["actstore"]``: spec, layout, ready flag."""
+        return dict(self.group(prompt_set).attrs[ATTR_KEY])
+
+    def spec(self, prompt_set: str) -> PromptSetSpec:
+        """The stored :class:`PromptSetSpec` of *prompt_set* (with its resolved ``block_size``)."""
+        return spec_from_json(self.set_info(prompt_set)["spec"])
+
+    def prompt_set_writer(
+        self,
+        name: str,
+        spec: PromptSetSpec | None = None,
+        metadata: PromptSetMetadata | None = None,
+    ) -> PromptSetWriter:
+        """Create prompt set *name* (needs *spec* and *metadata*) or reopen it to resume.
+
+        A *spec* that differs from the stored one raises :class:`FingerprintMismatchError` naming
+        the field; nothing is written then.
+        """
+        from actstore.store._writer import open_writer
+
+        self.check_writable()
+        return open_writer(self, name, spec, metadata)
+
+    def missing_blocks(self, prompt_set: str) -> list[int]:
+        """Blocks of *prompt_set* whose completion is not recorded yet."""
+        info = self.set_info(prompt_set)
+        n_blocks = int(info["layout"]["n_blocks"])
+        if not info.get("ready"):
+            return list(range(n_blocks))
+        done = self.group(prompt_set)[DONE_ARRAY][:]
+        return [int(b) for b in np.flatnonzero(np.asarray(done) == 0)]
+
+    def is_complete(self, prompt_set: str | None = None) -> bool:
+        """True when every block of *prompt_set* (default: of every prompt set) is recorded."""
+        names = [prompt_set] if prompt_set is not None else self.prompt_sets
+        return all(not self.missing_blocks(n) for n in names)
+
+    def write_derived(
+        self,
+        prompt_set: str,
+        name: str,
+        data: Any,
+        *,
+        dims: tuple[str, ...],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a derived variable (e.g. ``probe_pred`` with dims ``(prompt, layer, token)``).
+
+        *data* is a numpy or dask array whose dims are among the prompt set's dims; an existing
+        variable of the same name is replaced. Block bookkeeping is not touched.
+        """
+        from actstore.store._derived import write_derived
+
+        self.check_writable()
+        write_derived(self, prompt_set, name, data, dims=dims, attrs=attrs)
+
+    def write_dataset(self, group_path: str, ds: xr.Dataset) -> None:
+        """Write *ds* as its own group (e.g. ``probes/<name>``), replacing one that exists."""
+        from actstore.store._derived import write_dataset
+
+        self.check_writable()
+        write_dataset(self, group_path, ds)
+
+    def read_dataset(self, group_path: str) -> xr.Dataset:
+        """Read a group written by :meth:`write_dataset` (loaded into memory)."""
+        from actstore.store._derived import read_dataset
+
+        return read_dataset(self, group_path)
+
+    def dataset(self, prompt_set: str, *, dtype: str | None = None) -> xr.Dataset:
+        """*prompt_set* as a lazy, dask-backed Dataset (see :func:`actstore.open`)."""
+        from actstore.store._open import open_prompt_set
+
+        return open_prompt_set(self, prompt_set, dtype=dtype)
+
+    def tree(self, *, dtype: str | None = None) -> xr.DataTree:
+        """The whole cache as a lazy :class:`xarray.DataTree`."""
+        from actstore.store._open import open_tree
+
+        return open_tree(self, dtype=dtype)

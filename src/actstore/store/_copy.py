@@ -1,0 +1,286 @@
+"""``actstore copy``: a full or subset copy of a cache, to a directory, URL or single ``.zip``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._schema import (
+    ATTR_KEY,
+    DONE_ARRAY,
+    PromptSetMetadata,
+    PromptSetSpec,
+)
+from actstore.store._storage import is_local, is_zip, make_store, normalize_url
+from actstore.store._walk import array_dims
+
+__all__ = ["CopyReport", "copy_cache", "parse_prompts"]
+
+_META = {
+    "prompt",
+    "layer",
+    "token",
+    "span",
+    "text",
+    "n_tokens",
+    "token_id",
+    "token_str",
+    "span_mask",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyReport:
+    """What :func:`copy_cache` wrote: ``prompt set -> (n_prompts, layers, blocks written)``."""
+
+    src: str
+    dst: str
+    prompt_sets: dict[str, tuple[int, tuple[int, ...], int]]
+
+
+def parse_prompts(text: str) -> list[int] | slice:
+    """``"0:100"`` -> slice, ``"3,5,9"`` -> list of prompt indices."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = [int(p) if p else None for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            return slice(*parts)
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"expected prompts as START:STOP[:STEP] or a comma list like 0,5,9, got {text!r}"
+        ) from None
+
+
+def _select_prompts(n: int, prompts: Sequence[int] | slice | None) -> np.ndarray:
+    if prompts is None:
+        return np.arange(n)
+    if isinstance(prompts, slice):
+        idx = np.arange(n)[prompts]
+    else:
+        idx = np.asarray(list(prompts), dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= n)]
+        if bad.size:
+            raise UnknownNameError(
+                f"expected prompt indices in [0, {n}), got {bad[:5].tolist()}; check --prompts"
+            )
+    if idx.size == 0:
+        raise InvalidArgumentError(f"expected at least one prompt selected out of {n}, got none")
+    return idx
+
+
+def copy_cache(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    layers: Sequence[int] | None = None,
+    prompt_sets: Sequence[str] | None = None,
+    prompts: Sequence[int] | slice | None = None,
+    storage_options: dict[str, Any] | None = None,
+    dst_storage_options: dict[str, Any] | None = None,
+) -> CopyReport:
+    """Copy the cache at *src* to *dst* (a new path, URL, or a ``.zip`` file), optionally a subset.
+
+    Parameters
+    ----------
+    layers
+        Real layer indices to keep (default all); every copied prompt set must have them.
+    prompt_sets
+        Prompt sets to copy (default all). Other groups (``probes/...``) are always copied.
+    prompts
+        Prompt indices (a list or a slice) to keep in every copied prompt set (default all).
+
+    Blocks missing in the source stay missing in the copy (only prompts of complete source blocks
+    are copied and recorded). Derived variables are subset along ``prompt`` and ``layer``.
+    """
+    source = open_cache(src, mode="r", storage_options=storage_options)
+    dst = normalize_url(dst)
+    names = list(source.prompt_sets) if prompt_sets is None else list(prompt_sets)
+    for name in names:
+        _selection(source, name, layers, prompts)  # every error before anything is written
+    if is_zip(dst):
+        return _copy_to_zip(source, dst, names, layers, prompts)
+    _check_new_destination(dst, dst_storage_options)
+    target = create_cache(
+        dst, provenance=source.attrs.get("provenance"), storage_options=dst_storage_options
+    )
+    report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
+    for gname, _group in source.root.groups():
+        if gname not in source.prompt_sets:
+            _copy_group_keys(source, target, gname)
+    return CopyReport(src=source.url, dst=dst, prompt_sets=report)
+
+
+def _check_new_destination(dst: str, storage_options: dict[str, Any] | None) -> None:
+    if is_local(dst):
+        if os.path.exists(dst) and (not os.path.isdir(dst) or os.listdir(dst)):
+            raise InvalidArgumentError(
+                f"expected a new destination, got existing {dst!r}; remove it or pick a new path"
+            )
+        return
+    store = make_store(dst, read_only=True, storage_options=storage_options)
+    if sync(store.exists("zarr.json")):
+        raise InvalidArgumentError(
+            f"expected a new destination, got an existing cache at {dst!r}; pick a new URL"
+        )
+
+
+def _copy_to_zip(
+    source: Cache,
+    dst: str,
+    names: list[str],
+    layers: Sequence[int] | None,
+    prompts: Sequence[int] | slice | None,
+) -> CopyReport:
+    if os.path.exists(dst):
+        raise InvalidArgumentError(f"expected a new .zip path, got existing {dst!r}; remove it")
+    parent = Path(dst).resolve().parent
+    tmp = Path(tempfile.mkdtemp(prefix=".actstore-copy-", dir=parent))
+    try:
+        inner = copy_cache(
+            source.url,
+            tmp / "cache.zarr",
+            layers=layers,
+            prompt_sets=names,
+            prompts=prompts,
+            storage_options=source.storage_options,
+        )
+        partial = Path(f"{dst}.partial")
+        root = tmp / "cache.zarr"
+        # chunks are compressed already: store them as-is; zarr reads a zip without extracting it
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(root).as_posix())
+        os.replace(partial, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return CopyReport(src=source.url, dst=dst, prompt_sets=inner.prompt_sets)
+
+
+def _selection(
+    source: Cache, name: str, layers: Sequence[int] | None, prompts: Sequence[int] | slice | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layer positions and prompt indices to copy (errors name what does not exist)."""
+    spec = source.spec(name)
+    if layers is None:
+        layer_idx = np.arange(len(spec.layers))
+    else:
+        missing = [la for la in layers if la not in spec.layers]
+        if missing or len(set(layers)) != len(layers) or not layers:
+            raise UnknownNameError(
+                f"expected distinct layers of prompt set {name!r} (from {list(spec.layers)}), "
+                f"got {list(layers)}; pick stored layers"
+            )
+        layer_idx = np.asarray([spec.layers.index(la) for la in layers])
+    return layer_idx, _select_prompts(spec.n_prompts, prompts)
+
+
+def _copy_set(
+    source: Cache,
+    target: Cache,
+    name: str,
+    layers: Sequence[int] | None,
+    prompts: Sequence[int] | slice | None,
+) -> tuple[int, tuple[int, ...], int]:
+    spec = source.spec(name)
+    group = source.group(name)
+    layer_idx, sel = _selection(source, name, layers, prompts)
+    full = layers is None and prompts is None
+    new_spec = PromptSetSpec(
+        n_prompts=int(sel.size),
+        n_tokens_max=spec.n_tokens_max,
+        layers=tuple(spec.layers[i] for i in layer_idx),
+        d_model=spec.d_model,
+        dtype=spec.dtype,
+        hooks=spec.hooks,
+        block_size=spec.block_size if full else None,
+        fingerprint=spec.fingerprint,
+        provenance={
+            **spec.provenance,
+            **(
+                {}
+                if full
+                else {
+                    "subset_of": {
+                        "url": source.url,
+                        "prompts": sel.tolist(),
+                        "layers": list(spec.layers),
+                    }
+                }
+            ),
+        },
+    )
+    arrays = {k: arr for k, arr in group.arrays()}
+    spans = [str(s) for s in np.asarray(arrays["span"][:])]
+    span_mask = np.asarray(arrays["span_mask"].oindex[sel])
+    labels = {
+        k: np.asarray(a.oindex[sel])
+        for k, a in arrays.items()
+        if k not in _META
+        and k not in spec.hooks
+        and k != DONE_ARRAY
+        and array_dims(a) == ("prompt",)
+        and ATTR_KEY not in a.attrs
+    }
+    metadata = PromptSetMetadata(
+        text=[str(t) for t in np.asarray(arrays["text"].oindex[sel])],
+        n_tokens=np.asarray(arrays["n_tokens"].oindex[sel]),
+        token_id=np.asarray(arrays["token_id"].oindex[sel]),
+        token_str=np.asarray(arrays["token_str"].oindex[sel]).astype(object),
+        labels={k: (v.astype(object) if v.dtype.kind in "OTU" else v) for k, v in labels.items()},
+        span_masks={s: span_mask[:, i, :] for i, s in enumerate(spans)},
+    )
+    writer = target.prompt_set_writer(name, new_spec, metadata)
+    src_block = source.set_info(name)["layout"]["block_size"]
+    src_missing = set(source.missing_blocks(name))
+    written = 0
+    for b in range(writer.n_blocks):
+        start, stop = writer.block_range(b)
+        rows = sel[start:stop]
+        if any(int(r) // src_block in src_missing for r in rows):
+            continue
+        data = {h: np.asarray(arrays[h].oindex[rows, layer_idx]) for h in spec.hooks}
+        writer.write_block(b, data)
+        written += 1
+    for k, a in arrays.items():
+        if ATTR_KEY in a.attrs and a.attrs[ATTR_KEY].get("kind") == "derived":
+            dims = array_dims(a)
+            idx = tuple(
+                sel if d == "prompt" else layer_idx if d == "layer" else slice(None) for d in dims
+            )
+            target.write_derived(
+                name,
+                k,
+                np.asarray(a.oindex[idx]),
+                dims=dims,
+                attrs=a.attrs[ATTR_KEY].get("lineage"),
+            )
+    return int(sel.size), new_spec.layers, written
+
+
+def _copy_group_keys(source: Cache, target: Cache, prefix: str) -> None:
+    """Copy a non-prompt-set group (e.g. ``probes``) object by object, bytes unchanged."""
+
+    async def run() -> None:
+        proto = default_buffer_prototype()
+        async for key in source.store.list_prefix(f"{prefix}/"):
+            buf = await source.store.get(key, prototype=proto)
+            if buf is not None:
+                await target.store.set(key, buf)
+
+    sync(run())

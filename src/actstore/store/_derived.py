@@ -1,0 +1,147 @@
+"""Variables and groups added after extraction: ``probe_pred``, ``probes/<name>``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+
+from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.store._arrays import meta_compressors, require_array
+from actstore.store._schema import ATTR_KEY, RESERVED_NAMES, _check_name, _jsonable
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from actstore.store._cache import Cache
+
+__all__ = ["read_dataset", "write_dataset", "write_derived"]
+
+
+def write_derived(
+    cache: Cache,
+    prompt_set: str,
+    name: str,
+    data: Any,
+    *,
+    dims: tuple[str, ...],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Implementation of :meth:`Cache.write_derived`."""
+    import dask.array as da
+
+    group = cache.group(prompt_set)
+    spec = cache.spec(prompt_set)
+    _check_name("derived variable", name)
+    if name in RESERVED_NAMES or name in spec.hooks:
+        raise InvalidArgumentError(
+            f"expected a new variable name, got {name!r}, which the prompt set uses for its own "
+            "data; pick another name"
+        )
+    sizes = {
+        "prompt": spec.n_prompts,
+        "layer": len(spec.layers),
+        "token": spec.n_tokens_max,
+        "d_model": spec.d_model,
+        "span": int(group["span"].shape[0]),
+    }
+    dims = tuple(dims)
+    unknown = [d for d in dims if d not in sizes]
+    if unknown or len(set(dims)) != len(dims):
+        raise InvalidArgumentError(
+            f"expected distinct dims among {sorted(sizes)}, got {dims}; name the dims of the data"
+        )
+    shape = tuple(sizes[d] for d in dims)
+    if hasattr(data, "dims") and hasattr(data, "data"):  # an xarray.DataArray: use its dim names
+        if set(data.dims) != set(dims):
+            raise InvalidArgumentError(f"expected a DataArray with dims {dims}, got {data.dims}")
+        data = data.transpose(*dims).data
+    if getattr(data, "shape", None) != shape:
+        raise InvalidArgumentError(
+            f"expected {name} of shape {shape} for dims {dims}, got {getattr(data, 'shape', None)}"
+        )
+    dtype = np.dtype(data.dtype)
+    if dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"expected a numeric or bool {name}, got dtype {dtype}")
+    block = int(cache.set_info(prompt_set)["layout"]["read_prompts"])
+    chunks = tuple(
+        block if d == "prompt" else (1 if d == "layer" else s) for d, s in zip(dims, shape)
+    )
+    chunks = tuple(max(1, c) for c in chunks)
+    arr = require_array(
+        group,
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        dims=dims,
+        compressors=meta_compressors(),
+        fill_value=0,
+        attributes={
+            ATTR_KEY: {"kind": "derived", "lineage": _jsonable(dict(attrs or {}), "attrs")}
+        },
+        overwrite=True,
+    )
+    if isinstance(data, da.Array):
+        da.store(data.rechunk(chunks), arr, lock=False)
+    else:
+        arr[...] = np.asarray(data)
+
+
+def _check_group_path(cache: Cache, group_path: str) -> str:
+    path = group_path.strip("/")
+    parts = path.split("/")
+    if not path or any(not p or p.startswith((".", "_")) for p in parts):
+        raise InvalidArgumentError(f"expected a group path like 'probes/value', got {group_path!r}")
+    if parts[0] in cache.prompt_sets and len(parts) == 1:
+        raise InvalidArgumentError(
+            f"expected a group path that is not a prompt set, got {group_path!r}; use "
+            "write_derived to add a variable to a prompt set"
+        )
+    return path
+
+
+def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
+    """Implementation of :meth:`Cache.write_dataset` (replaces the group if it exists)."""
+    path = _check_group_path(cache, group_path)
+    _jsonable(dict(ds.attrs), "dataset attrs")
+    for var in ds.variables.values():
+        if var.dtype == object and not all(isinstance(v, str) for v in np.ravel(var.values)):
+            raise InvalidArgumentError(
+                f"expected numeric or str variables, got objects in {var.name!r}; no pickle"
+            )
+    ds = ds.copy()
+    encoding = {}
+    for name, var in ds.variables.items():
+        var.encoding = {}
+        # crc32c on every chunk, as for the rest of the cache, so `actstore verify` checks these too
+        encoding[name] = {"compressors": meta_compressors()}
+    ds.to_zarr(
+        cache.store, group=path, mode="w", consolidated=False, zarr_format=3, encoding=encoding
+    )
+
+
+def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
+    """Implementation of :meth:`Cache.read_dataset` (loaded into memory)."""
+    import xarray as xr
+
+    path = _check_group_path(cache, group_path)
+    try:
+        zarr.open_group(store=cache.store, path=path, mode="r")
+    except (FileNotFoundError, ValueError):
+        raise UnknownNameError(
+            f"expected an existing group of {cache.url!r}, got {group_path!r}"
+        ) from None
+    ds = xr.open_zarr(
+        cache.store,
+        group=path,
+        consolidated=False,
+        chunks=None,
+        zarr_format=3,
+        use_zarr_fill_value_as_mask=False,
+    )
+    from actstore.store._open import _strings_as_object
+
+    return _strings_as_object(ds.load())

@@ -1,0 +1,158 @@
+"""Open a cache lazily as xarray objects: :func:`open` (``actstore.open``)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import zarr
+
+from actstore.errors import IncompleteCacheWarning, InvalidArgumentError, UnknownNameError
+from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from actstore.store._cache import Cache
+
+__all__ = ["open", "open_prompt_set", "open_tree"]
+
+
+def open(
+    url: str | os.PathLike[str],
+    group: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    dtype: str | None = None,
+) -> xr.DataTree | xr.Dataset:
+    """Open a cache read-only as a lazy, dask-backed :class:`xarray.DataTree` (or one Dataset).
+
+    Parameters
+    ----------
+    url
+        Cache path, ``.zip`` file or fsspec URL (``s3://bucket/cache.zarr``, ``memory://...``).
+    group
+        A prompt set (``"physics"``) or another group path (``"probes/value"``): returns that
+        group as an :class:`xarray.Dataset` with dims ``(prompt, layer, token, d_model)``.
+    storage_options
+        Passed to fsspec (credentials, endpoint) for URLs.
+    dtype
+        Cast activations lazily to this dtype (e.g. ``"float32"``); default: as stored
+        (``ml_dtypes.bfloat16`` for bfloat16, bit-exact).
+
+    A prompt set with missing blocks opens with an :class:`IncompleteCacheWarning` that lists them
+    (their prompts read as zeros).
+    """
+    from actstore.store._cache import open_cache
+
+    cache = open_cache(url, mode="r", storage_options=storage_options)
+    if group is None:
+        return open_tree(cache, dtype=dtype)
+    group = group.strip("/")
+    if group in cache.prompt_sets:
+        return open_prompt_set(cache, group, dtype=dtype)
+    return open_group_dataset(cache, group)
+
+
+def _check_dtype(dtype: str | None) -> None:
+    if dtype is not None and dtype not in (*DTYPES, "float64"):
+        raise InvalidArgumentError(
+            f"expected dtype None or one of {(*DTYPES, 'float64')}, got {dtype!r}"
+        )
+
+
+def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.Dataset:
+    """One prompt set as a lazy Dataset; dask chunks = ``read_prompts`` x one layer."""
+    import xarray as xr
+
+    _check_dtype(dtype)
+    info = cache.set_info(name)
+    missing = cache.missing_blocks(name)
+    if missing:
+        block = int(info["layout"]["block_size"])
+        shown = ", ".join(str(b) for b in missing[:20]) + (", ..." if len(missing) > 20 else "")
+        warnings.warn(
+            IncompleteCacheWarning(
+                f"prompt set {name!r} of {cache.url!r} is incomplete: {len(missing)} of "
+                f"{info['layout']['n_blocks']} blocks missing ({shown}; {block} prompts each), "
+                "which read as zeros; resume the extraction to finish it"
+            ),
+            stacklevel=3,
+        )
+    chunks = {"prompt": int(info["layout"]["read_prompts"]), "layer": 1}
+    ds = xr.open_zarr(
+        cache.store,
+        group=name,
+        consolidated=False,
+        chunks=chunks,
+        zarr_format=3,
+        use_zarr_fill_value_as_mask=False,
+        decode_times=False,
+    )
+    ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
+    if dtype is not None:
+        for hook in info["spec"]["hooks"]:
+            ds[hook] = ds[hook].astype(dtype)
+    ds.attrs = {ATTR_KEY: info, "prompt_set": name}
+    return ds
+
+
+def open_group_dataset(cache: Cache, path: str) -> xr.Dataset:
+    """Any other group (e.g. ``probes/<name>``) as a lazy Dataset."""
+    import xarray as xr
+
+    try:
+        node = zarr.open_group(store=cache.store, path=path, mode="r")
+    except (FileNotFoundError, ValueError):
+        node = None
+    if node is None:
+        raise UnknownNameError(
+            f"expected a prompt set ({cache.prompt_sets}) or group of {cache.url!r}, got "
+            f"{path!r}; list them with `actstore info`"
+        )
+    ds = xr.open_zarr(
+        cache.store,
+        group=path,
+        consolidated=False,
+        chunks={},
+        zarr_format=3,
+        use_zarr_fill_value_as_mask=False,
+        decode_times=False,
+    )
+    return _strings_as_object(ds)
+
+
+def _strings_as_object(ds: xr.Dataset) -> xr.Dataset:
+    """numpy StringDType (what zarr returns) -> object arrays of str, which every library reads."""
+    for name, var in list(ds.variables.items()):
+        if var.dtype.kind == "T":
+            if name in ds.indexes:
+                ds = ds.assign_coords({name: (var.dims, var.values.astype(object), var.attrs)})
+            else:
+                ds[name] = var.astype(object)
+    return ds
+
+
+def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
+    """The whole cache as a DataTree: ``/<prompt set>`` nodes and ``/probes/<name>`` nodes."""
+    import xarray as xr
+
+    nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs={ATTR_KEY: cache.attrs})}
+    sets = set(cache.prompt_sets)
+    for name in sorted(sets):
+        nodes[f"/{name}"] = open_prompt_set(cache, name, dtype=dtype)
+    for path, group in cache.root.groups():
+        if path in sets:
+            continue
+        for sub in _groups_with_arrays(group, path):
+            nodes[f"/{sub}"] = open_group_dataset(cache, sub)
+        nodes.setdefault(f"/{path}", xr.Dataset(attrs=dict(group.attrs)))
+    return xr.DataTree.from_dict(nodes)
+
+
+def _groups_with_arrays(group: zarr.Group, path: str) -> list[str]:
+    out = [path] if any(True for _ in group.array_keys()) else []
+    for name, child in group.groups():
+        out.extend(_groups_with_arrays(child, f"{path}/{name}"))
+    return out

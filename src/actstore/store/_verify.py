@@ -1,0 +1,112 @@
+"""``actstore verify``: read every chunk, check its crc32c, and list corrupt or missing ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from zarr.core.sync import sync
+
+from actstore.store._cache import open_cache
+from actstore.store._schema import DONE_ARRAY
+from actstore.store._walk import chunk_grid, iter_arrays
+
+__all__ = ["Problem", "VerifyReport", "format_report", "verify_cache"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One damaged or missing object: ``kind`` is ``"corrupt"``, ``"missing"`` or ``"metadata"``."""
+
+    kind: str
+    key: str
+    detail: str
+
+
+@dataclass(kw_only=True)
+class VerifyReport:
+    """What :func:`verify_cache` checked and found."""
+
+    url: str
+    n_arrays: int = 0
+    n_objects: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "ok": self.ok,
+            "arrays_checked": self.n_arrays,
+            "chunks_checked": self.n_objects,
+            "problems": [vars(p) for p in self.problems],
+        }
+
+
+def verify_cache(
+    url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> VerifyReport:
+    """Read and checksum every shard/chunk of the cache at *url*.
+
+    A chunk whose crc32c does not match (or that does not decode) is reported ``corrupt``; a chunk
+    that should exist (every chunk of a metadata array, every shard of a block recorded complete)
+    but does not is reported ``missing``. Shards of blocks not recorded complete may be absent.
+    """
+    cache = open_cache(url, mode="r", storage_options=storage_options)
+    report = VerifyReport(url=cache.url)
+    complete_blocks: dict[str, np.ndarray] = {}
+    for name in cache.prompt_sets:
+        info = cache.set_info(name)
+        n_blocks = int(info["layout"]["n_blocks"])
+        done = np.zeros(n_blocks, bool)
+        if info.get("ready"):
+            try:
+                done = np.asarray(cache.group(name)[DONE_ARRAY][:]) == 1
+            except Exception:  # a damaged marker chunk is named below, in the chunk loop
+                done = np.zeros(n_blocks, bool)
+        complete_blocks[name] = done
+    for path, arr in iter_arrays(cache.root):
+        report.n_arrays += 1
+        set_name = path.split("/", 1)[0]
+        hooks = cache.set_info(set_name)["spec"]["hooks"] if set_name in complete_blocks else []
+        is_hook = "/" in path and path.split("/", 1)[1] in hooks
+        is_done = path.endswith(f"/{DONE_ARRAY}")
+        for coords, sel, key in chunk_grid(arr):
+            full_key = f"{path}/{key}"
+            exists = sync(cache.store.exists(full_key))
+            if not exists:
+                if is_hook and complete_blocks[set_name][coords[0]]:
+                    report.problems.append(
+                        Problem(kind="missing", key=full_key, detail="block recorded complete")
+                    )
+                elif not is_hook and not is_done and arr.size:
+                    report.problems.append(
+                        Problem(kind="missing", key=full_key, detail="metadata chunk absent")
+                    )
+                continue
+            report.n_objects += 1
+            try:
+                arr[sel]
+            except Exception as exc:  # any decode failure means the bytes are damaged
+                report.problems.append(
+                    Problem(kind="corrupt", key=full_key, detail=f"{type(exc).__name__}: {exc}")
+                )
+    return report
+
+
+def format_report(report: VerifyReport, *, as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps(report.to_json(), indent=2)
+    lines = [f"{p.kind}: {p.key} ({p.detail})" for p in report.problems]
+    status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    lines.append(
+        f"{report.url}: {status}; checked {report.n_objects} chunk/shard files in "
+        f"{report.n_arrays} arrays"
+    )
+    return "\n".join(lines)
