@@ -199,7 +199,9 @@ def write_csv(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
     """
     labels, spans = prompt_set.label_names, prompt_set.span_names
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # CRLF (RFC 4180): the writer quotes any cell holding a character of the line terminator, so
+    # a lone "\r" inside a text is quoted too and reads back unchanged.
+    writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["text", *labels, *(f"span:{s}" for s in spans)])
     for p in prompt_set:
         row = [p.text]
