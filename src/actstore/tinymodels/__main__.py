@@ -27,7 +27,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"seconds: {time.perf_counter() - t0:.1f} (training loop {log['seconds']:.1f} when built)"
     )
-    for row in log["eval"][:: max(1, len(log["eval"]) // 6)] + log["eval"][-1:]:
+    rows = log["eval"][:: max(1, len(log["eval"]) // 6)]
+    for row in rows + [r for r in log["eval"][-1:] if r is not rows[-1]]:
         print(
             f"step {row['step']:5d}  held-out loss {row['loss']:.3f}  answer loss "
             f"{row['answer_loss']:.3f}  answer accuracy {row['answer_accuracy']:.3f}"

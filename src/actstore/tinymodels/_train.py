@@ -67,7 +67,7 @@ def train_tiny_model(
     data: Sequence[tuple[str, int, Mapping[str, Any]]] = DEFAULT_DATA,
     data_seed: int = 0,
     seed: int = 0,
-    steps: int = 1200,
+    steps: int = 1600,
     batch_size: int = 32,
     lr: float = 5e-3,
     warmup: int = 30,
