@@ -20,6 +20,7 @@ def model_dir(request, tiny_qwen2_dir, tiny_gpt2_dir, tiny_llama_dir):
 def test_float32_every_layer_matches_reference(model_dir, mixed_prompts, tmp_path):
     out = tmp_path / "c.zarr"
     # small batches and blocks: several padded batches per block, several blocks
+    mixed_prompts = mixed_prompts[:14]  # keeps the per-prompt reference loop short
     rep = extract(
         model=model_dir,
         prompts=mixed_prompts,
