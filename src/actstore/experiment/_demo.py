@@ -101,14 +101,22 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
     ]
     md += [f"- **{name}**: {what} (`{runs[name].model}`)." for name, what in MODELS]
     md.append("")
+    detected = set(cfg.detect.probes) if cfg.detect is not None else set()
     for pc in cfg.probes:
         md += [
-            f"## Probe CV R² at position `{pc.position}` (probe '{pc.name}')\n",
+            f"## Probe CV R² for `{pc.target}` at position `{pc.position}` (probe '{pc.name}')\n",
             "Held-out 5-fold R² per layer; 'shuffled' is the same probe fitted on shuffled "
             "labels (its R² should be near or below 0).\n",
-            md_table(_probe_table(runs, pc.name)),
         ]
-        if cfg.detect is not None:
+        if pc.target == "interaction":
+            md.append(
+                "`interaction` = (x - c)(y - c), the part of the product that is not linear in "
+                "the operands. A linear function of x and y already explains most of the variance "
+                "of x·y, so the `value` probes also succeed on the untrained twin, whose residual "
+                "stream still carries the operand tokens; this probe needs the product computed.\n"
+            )
+        md.append(md_table(_probe_table(runs, pc.name)))
+        if pc.name in detected:
             md += [
                 f"### Detection on kinetic-energy prompts with probe '{pc.name}'\n",
                 "Mean over prompts of the smallest |prediction - v²| over the prompt's tokens "
