@@ -282,3 +282,101 @@ def test_create_cache_is_idempotent_and_keeps_data(synthetic_cache) -> None:
     assert cache.attrs["provenance"] == {}
     writer = cache.prompt_set_writer("arith", syn.spec, syn.metadata)
     assert writer.missing_blocks() == []
+
+
+def test_read_only_location_is_a_read_only_error(tmp_path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ReadOnlyError, match="writable"):
+            create_cache(ro / "c.zarr")
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("exc", "err"),
+    [
+        (PermissionError(13, "Permission denied"), ReadOnlyError),
+        (OSError(28, "No space left on device"), "DiskFullError"),
+    ],
+)
+def test_write_failures_leave_block_unrecorded(tmp_path, monkeypatch, exc, err) -> None:
+    from zarr.storage import LocalStore
+
+    import actstore.errors as errors
+
+    err = getattr(errors, err) if isinstance(err, str) else err
+    syn = make_synthetic()
+    _, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
+
+    async def failing_set(self, key, value, *args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(LocalStore, "set", failing_set)
+    with pytest.raises(err, match="expected"):
+        writer.write_block(1, {"resid_post": syn.activations["resid_post"][5:10]})
+    monkeypatch.undo()
+    assert writer.missing_blocks() == [1, 2, 3, 4]
+
+
+def test_string_dtype_inputs_are_accepted(tmp_path) -> None:
+    syn = make_synthetic()
+    sdt = np.dtypes.StringDType()
+    meta = dataclasses.replace(
+        syn.metadata,
+        token_str=np.asarray(syn.metadata.token_str.astype(str), dtype=sdt),
+        labels={"template": np.asarray(syn.metadata.labels["template"], dtype=sdt)},
+    )
+    cache = create_cache(tmp_path / "c.zarr")
+    cache.prompt_set_writer("arith", syn.spec, meta)
+    with pytest.warns(IncompleteCacheWarning):
+        ds = actstore.open(tmp_path / "c.zarr", group="arith")
+    assert ds["template"].dtype == object
+    assert list(ds["template"].values) == list(syn.metadata.labels["template"])
+    assert ds["token_str"].values[0, 0] == syn.metadata.token_str[0, 0]
+
+
+def test_interrupted_creation_is_reported_by_open_info_and_copy(tmp_path) -> None:
+    from actstore.errors import IncompleteCacheError
+    from actstore.store import cache_info, copy_cache
+
+    a, b = make_synthetic(seed=1), make_synthetic(seed=2)
+    path = tmp_path / "c.zarr"
+    write_synthetic(path, a, name="done")
+    write_synthetic(path, b, name="broken", blocks=[])
+    meta_path = path / "broken" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["actstore"]["ready"] = False
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(IncompleteCacheError, match="interrupted"):
+        actstore.open(path, group="broken")
+    with pytest.warns(IncompleteCacheWarning, match="'broken'"):
+        tree = actstore.open(path)
+    assert set(tree.children) == {"done"}
+    info = cache_info(path)
+    assert info["prompt_sets"]["broken"]["ready"] is False
+    assert info["complete"] is False
+    copy_cache(path, tmp_path / "copy.zarr")
+    assert open_cache(tmp_path / "copy.zarr").prompt_sets == ["done"]
+    with pytest.raises(IncompleteCacheError):
+        copy_cache(path, tmp_path / "copy2.zarr", prompt_sets=["broken"])
+
+
+def test_activations_selects_layers_and_names_unknown_ones(synthetic_cache) -> None:
+    path, syn = synthetic_cache
+    cache = open_cache(path)
+    x = cache.activations("arith", layers=[6, 1], dtype="float32")
+    assert x.dims == ("prompt", "layer", "token", "d_model")
+    np.testing.assert_array_equal(
+        x.values, syn.activations["resid_post"][:, [2, 0]].astype(np.float32)
+    )
+    with pytest.raises(UnknownNameError, match=r"\[5\]"):
+        cache.activations("arith", layers=[5])
+    with pytest.raises(UnknownNameError, match="'resid_mid'"):
+        cache.activations("arith", "resid_mid")

@@ -43,36 +43,34 @@ def test_info_text_and_json(synthetic_cache, capsys) -> None:
     assert s["fingerprint"]["model"] == "sha256:abc"
 
 
-def test_copy_then_verify_then_corrupt(synthetic_cache, tmp_path) -> None:
+def test_copy_then_verify_then_corrupt(synthetic_cache, tmp_path, capsys) -> None:
     path, _ = synthetic_cache
     dst = tmp_path / "sub.zip"
-    proc = run_cli("copy", path, dst, "--layers", "4,6", "--prompts", "0:10")
-    assert proc.returncode == 0, proc.stderr
-    assert "arith: 10 prompts, layers [4, 6]" in proc.stdout
-    proc = run_cli("verify", dst)
-    assert proc.returncode == 0, proc.stdout
-    assert "OK" in proc.stdout
+    assert main(["copy", str(path), str(dst), "--layers", "4,6", "--prompts", "0:10"]) == 0
+    assert "arith: 10 prompts, layers [4, 6]" in capsys.readouterr().out
+    assert main(["verify", str(dst)]) == 0
+    assert "OK" in capsys.readouterr().out
     shard = path / "arith" / "resid_post" / "c" / "2" / "0" / "0" / "0"
     data = bytearray(shard.read_bytes())
     data[len(data) // 3] ^= 0x10
     shard.write_bytes(bytes(data))
-    proc = run_cli("verify", path, "--json")
-    assert proc.returncode == 1
-    report = json.loads(proc.stdout)
+    assert main(["verify", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
     assert [p["key"] for p in report["problems"]] == ["arith/resid_post/c/2/0/0/0"]
 
 
-def test_errors_are_one_line(tmp_path) -> None:
-    proc = run_cli("info", tmp_path / "missing.zarr")
+def test_errors_are_one_line(tmp_path, capsys) -> None:
+    proc = run_cli("info", tmp_path / "missing.zarr")  # the real entry point, in a subprocess
     assert proc.returncode == 2
     assert proc.stderr.startswith("actstore: error: expected a cache")
     assert "Traceback" not in proc.stderr
-    proc = run_cli("copy", tmp_path / "missing.zarr", tmp_path / "x.zarr", "--prompts", "a:b")
-    assert proc.returncode == 2
-    assert "START:STOP" in proc.stderr
-    proc = run_cli("info", tmp_path, "--storage-options", "{bad")
-    assert proc.returncode == 2
-    assert "JSON object" in proc.stderr
+    argv = ["copy", str(tmp_path / "missing.zarr"), str(tmp_path / "x.zarr"), "--prompts", "a:b"]
+    assert main(argv) == 2
+    assert "START:STOP" in capsys.readouterr().err
+    assert main(["info", str(tmp_path), "--storage-options", "{bad"]) == 2
+    err = capsys.readouterr().err
+    assert "JSON object" in err
+    assert err.count("\n") == 1
 
 
 def test_help_has_examples() -> None:

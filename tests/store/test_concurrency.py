@@ -25,8 +25,7 @@ _WORKER = textwrap.dedent(
     from actstore.errors import FingerprintMismatchError
     path, start, model, blocks = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
     syn = make_synthetic(n_prompts=40, block_size=4, fingerprint={"model": model})
-    while time.time() < start:  # both processes start creating at the same moment
-        pass
+    time.sleep(max(0.0, start - time.time()))  # both processes start creating at the same moment
     try:
         writer = create_cache(path).prompt_set_writer("arith", syn.spec, syn.metadata)
     except FingerprintMismatchError as exc:
@@ -54,7 +53,7 @@ def _start(path: Path, start: float, model: str, blocks: str) -> subprocess.Pope
 
 def test_two_processes_create_and_write_one_cache(tmp_path) -> None:
     path = tmp_path / "c.zarr"
-    start = time.time() + 2.0  # after both interpreters imported actstore
+    start = time.time() + 1.5  # after both interpreters imported actstore
     procs = [_start(path, start, "m", "0,2,4,6,8"), _start(path, start, "m", "1,3,5,7,9")]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -71,7 +70,7 @@ def test_two_processes_create_and_write_one_cache(tmp_path) -> None:
 
 def test_concurrent_creation_with_different_models_refuses_one(tmp_path) -> None:
     path = tmp_path / "c.zarr"
-    start = time.time() + 2.0
+    start = time.time() + 1.5
     procs = [_start(path, start, "model-a", "0"), _start(path, start, "model-b", "1")]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = sorted(p.returncode for p in procs)

@@ -32,12 +32,12 @@ def test_clean_cache_verifies(cache_path) -> None:
     assert report.n_objects == len(_chunk_files(cache_path))
 
 
-@pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_flipped_byte_in_every_chunk_file_is_named(cache_path, where) -> None:
+def _flip_each_file(cache_path, positions) -> None:
     files = _chunk_files(cache_path)
     assert len(files) > 20
-    for f in files:
+    for i, f in enumerate(files):
         data = f.read_bytes()
+        where = positions[i % len(positions)]
         pos = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
         bad = bytearray(data)
         bad[pos] ^= 0x01
@@ -47,7 +47,18 @@ def test_flipped_byte_in_every_chunk_file_is_named(cache_path, where) -> None:
         finally:
             f.write_bytes(data)
         key = f.relative_to(cache_path).as_posix()
-        assert [(p.kind, p.key) for p in report.problems] == [("corrupt", key)], key
+        assert [(p.kind, p.key) for p in report.problems] == [("corrupt", key)], (key, where)
+
+
+def test_flipped_byte_in_every_chunk_file_is_named(cache_path) -> None:
+    # every chunk/shard file once, the flipped byte at its start, middle or end in turn
+    _flip_each_file(cache_path, ["first", "middle", "last"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_flipped_byte_anywhere_in_every_chunk_file(cache_path, where) -> None:
+    _flip_each_file(cache_path, [where])
 
 
 def test_missing_shard_of_complete_block_is_named(cache_path) -> None:
@@ -64,3 +75,10 @@ def test_blocks_not_yet_written_are_not_problems(tmp_path) -> None:
     write_synthetic(tmp_path / "i.zarr", make_synthetic(), blocks=[1])
     assert open_cache(tmp_path / "i.zarr").missing_blocks("arith") == [0, 2, 3, 4]
     assert verify_cache(tmp_path / "i.zarr").ok
+
+
+def test_damaged_array_metadata_is_named(cache_path) -> None:
+    meta = cache_path / "arith" / "token_id" / "zarr.json"
+    meta.write_text(meta.read_text()[:-20])  # truncated JSON
+    report = verify_cache(cache_path)
+    assert [(p.kind, p.key) for p in report.problems] == [("metadata", "arith/token_id/zarr.json")]

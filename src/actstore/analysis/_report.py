@@ -100,7 +100,9 @@ def _md_table(rows: list[dict]) -> str:
         return "(none)\n"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    # Token strings may hold '|' or newlines: escape them so the table stays a table.
+    cell = lambda v: _fmt(v).replace("|", "\\|").replace("\n", "\\n")  # noqa: E731
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

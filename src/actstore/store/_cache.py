@@ -86,10 +86,15 @@ def create_cache(
         "library_versions": _library_versions(),
         "provenance": _jsonable(dict(provenance or {}), "provenance"),
     }
-    # mode "a" creates the group only when it is missing; a concurrent creator's group is reused.
-    root = zarr.open_group(store=store, mode="a", zarr_format=3)
-    if ATTR_KEY not in root.attrs:
-        root.attrs[ATTR_KEY] = info
+    try:
+        # mode "a" creates the group only when it is missing; a concurrent creator's is reused.
+        root = zarr.open_group(store=store, mode="a", zarr_format=3)
+        if ATTR_KEY not in root.attrs:
+            root.attrs[ATTR_KEY] = info
+    except PermissionError as exc:
+        raise ReadOnlyError(
+            f"expected a writable location for a new cache, got {exc}; pick a writable path"
+        ) from None
     return open_cache(url, mode="r+", storage_options=storage_options)
 
 
@@ -141,6 +146,27 @@ def open_cache(
             "use the actstore version that wrote it (see attrs library_versions) or re-extract"
         )
     return Cache(url=url, store=store, root=root, mode=mode, storage_options=storage_options)
+
+
+def _missing_from_listing(store: Any, prompt_set: str, n_blocks: int) -> list[int]:
+    """Blocks without a completion marker, from one listing of the marker chunks.
+
+    A marker chunk exists only once its block was written (the writer stores 1; nothing ever
+    stores 0), so listing ``<set>/_blocks_done/c/`` answers for every block in one request per
+    1000 blocks on object stores, instead of one read per block.
+    """
+    prefix = f"{prompt_set}/{DONE_ARRAY}/c/"
+
+    async def keys() -> set[int]:
+        found = set()
+        async for key in store.list_prefix(prefix):
+            tail = key[len(prefix) :]
+            if tail.isdigit():
+                found.add(int(tail))
+        return found
+
+    done = sync(keys())
+    return [b for b in range(n_blocks) if b not in done]
 
 
 async def _has_any_key(store: Any) -> bool:
@@ -245,8 +271,7 @@ class Cache:
         n_blocks = int(info["layout"]["n_blocks"])
         if not info.get("ready"):
             return list(range(n_blocks))
-        done = self.group(prompt_set)[DONE_ARRAY][:]
-        return [int(b) for b in np.flatnonzero(np.asarray(done) == 0)]
+        return _missing_from_listing(self.store, prompt_set, n_blocks)
 
     def is_complete(self, prompt_set: str | None = None) -> bool:
         """True when every block of *prompt_set* (default: of every prompt set) is recorded."""
@@ -290,6 +315,34 @@ class Cache:
         from actstore.store._open import open_prompt_set
 
         return open_prompt_set(self, prompt_set, dtype=dtype)
+
+    def activations(
+        self,
+        prompt_set: str,
+        hook: str = "resid_post",
+        *,
+        layers: list[int] | tuple[int, ...] | None = None,
+        dtype: str | None = None,
+    ) -> xr.DataArray:
+        """Lazy activations ``(prompt, layer, token, d_model)`` of *hook*, optionally some layers.
+
+        *layers* are real layer indices; an unknown hook or layer raises
+        :class:`UnknownNameError` naming what exists.
+        """
+        spec = self.spec(prompt_set)
+        if hook not in spec.hooks:
+            raise UnknownNameError(
+                f"expected a stored variable of prompt set {prompt_set!r} (one of "
+                f"{list(spec.hooks)}), got {hook!r}"
+            )
+        missing = [la for la in layers or () if la not in spec.layers]
+        if missing:
+            raise UnknownNameError(
+                f"expected layers of prompt set {prompt_set!r} (from {list(spec.layers)}), got "
+                f"{missing}; pick stored layers"
+            )
+        data = self.dataset(prompt_set, dtype=dtype)[hook]
+        return data if layers is None else data.sel(layer=list(layers))
 
     def tree(self, *, dtype: str | None = None) -> xr.DataTree:
         """The whole cache as a lazy :class:`xarray.DataTree`."""

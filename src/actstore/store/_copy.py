@@ -15,7 +15,7 @@ import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
 from actstore.store._cache import Cache, create_cache, open_cache
 from actstore.store._schema import (
     ATTR_KEY,
@@ -109,8 +109,16 @@ def copy_cache(
     """
     source = open_cache(src, mode="r", storage_options=storage_options)
     dst = normalize_url(dst)
-    names = list(source.prompt_sets) if prompt_sets is None else list(prompt_sets)
+    if prompt_sets is None:  # sets whose creation was interrupted have nothing to copy
+        names = [n for n in source.prompt_sets if source.set_info(n).get("ready")]
+    else:
+        names = list(prompt_sets)
     for name in names:
+        if name in source.prompt_sets and not source.set_info(name).get("ready"):
+            raise IncompleteCacheError(
+                f"expected prompt set {name!r} to be created, got one interrupted during "
+                "creation; finish the extraction first or leave it out of --prompt-sets"
+            )
         _selection(source, name, layers, prompts)  # every error before anything is written
     if is_zip(dst):
         return _copy_to_zip(source, dst, names, layers, prompts)

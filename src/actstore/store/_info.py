@@ -48,7 +48,7 @@ def cache_info(
         group = cache.group(name)
         missing = cache.missing_blocks(name)
         hooks = {}
-        for hook in spec["hooks"]:
+        for hook in spec["hooks"] if info.get("ready") else []:
             arr = group[hook]
             stored = _size(cache, f"{name}/{hook}")
             done_frac = 1 - len(missing) / max(1, info["layout"]["n_blocks"])
@@ -79,7 +79,8 @@ def cache_info(
             "dtype": spec["dtype"],
             "hooks": hooks,
             "labels": sorted(labels),
-            "spans": [str(s) for s in np.asarray(group["span"][:])],
+            "spans": [str(s) for s in np.asarray(group["span"][:])] if "span" in group else [],
+            "ready": bool(info.get("ready")),
             "derived": sorted(derived),
             "block_size": info["layout"]["block_size"],
             "n_blocks": info["layout"]["n_blocks"],

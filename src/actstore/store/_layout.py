@@ -63,8 +63,8 @@ def choose_layout(
     if block_size is None:
         block_size = max(1, round(TARGET_SHARD_BYTES / (per_prompt_layer * n_layers)))
         block_size = min(block_size, n_prompts)
-        if target_cp < block_size < n_prompts:
-            block_size -= block_size % target_cp  # so that 1 MiB inner chunks tile the shard
+        if 4 * target_cp <= block_size < n_prompts:
+            block_size -= block_size % target_cp  # 1 MiB inner chunks tile the shard (<25% smaller)
     block_size = int(block_size)
     # the inner chunk must tile the shard: the largest divisor of block_size up to the target
     chunk_prompts = max(d for d in range(1, min(target_cp, block_size) + 1) if block_size % d == 0)

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import zarr
 
-from actstore.errors import IncompleteCacheWarning, InvalidArgumentError, UnknownNameError
+from actstore.errors import (
+    IncompleteCacheError,
+    IncompleteCacheWarning,
+    InvalidArgumentError,
+    UnknownNameError,
+)
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
 
 if TYPE_CHECKING:
@@ -68,6 +73,11 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
 
     _check_dtype(dtype)
     info = cache.set_info(name)
+    if not info.get("ready"):
+        raise IncompleteCacheError(
+            f"expected prompt set {name!r} of {cache.url!r} to be created, got one whose creation "
+            "was interrupted; re-run the extraction to finish it"
+        )
     missing = cache.missing_blocks(name)
     if missing:
         block = int(info["layout"]["block_size"])
@@ -141,6 +151,15 @@ def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
     nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs={ATTR_KEY: cache.attrs})}
     sets = set(cache.prompt_sets)
     for name in sorted(sets):
+        if not cache.set_info(name).get("ready"):
+            warnings.warn(
+                IncompleteCacheWarning(
+                    f"prompt set {name!r} of {cache.url!r} was interrupted during creation and "
+                    "is left out; re-run the extraction to finish it"
+                ),
+                stacklevel=3,
+            )
+            continue
         nodes[f"/{name}"] = open_prompt_set(cache, name, dtype=dtype)
     for path, group in cache.root.groups():
         if path in sets:

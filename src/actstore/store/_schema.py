@@ -258,8 +258,8 @@ class PromptSetMetadata:
             _expect_shape(f"label {name!r}", arr, (p,))
             if arr.dtype.kind in "biuf":
                 out[name] = arr.astype(np.float64)
-            else:
-                out[name] = arr.astype(str).astype(object)
+            else:  # str, object or numpy StringDType: stored as variable-length UTF-8
+                out[name] = np.array([str(v) for v in arr.tolist()], dtype=object)
         spans = sorted(self.span_masks)
         mask = np.zeros((p, len(spans), t), dtype=bool)
         for i, name in enumerate(spans):

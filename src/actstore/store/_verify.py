@@ -12,7 +12,7 @@ from zarr.core.sync import sync
 
 from actstore.store._cache import open_cache
 from actstore.store._schema import DONE_ARRAY
-from actstore.store._walk import chunk_grid, iter_arrays
+from actstore.store._walk import chunk_grid, iter_arrays_safely
 
 __all__ = ["Problem", "VerifyReport", "format_report", "verify_cache"]
 
@@ -71,7 +71,16 @@ def verify_cache(
             except Exception:  # a damaged marker chunk is named below, in the chunk loop
                 done = np.zeros(n_blocks, bool)
         complete_blocks[name] = done
-    for path, arr in iter_arrays(cache.root):
+    for path, arr in iter_arrays_safely(cache.store):
+        if isinstance(arr, Exception):
+            report.problems.append(
+                Problem(
+                    kind="metadata",
+                    key=f"{path}/zarr.json",
+                    detail=f"{type(arr).__name__}: {arr}",
+                )
+            )
+            continue
         report.n_arrays += 1
         set_name = path.split("/", 1)[0]
         hooks = cache.set_info(set_name)["spec"]["hooks"] if set_name in complete_blocks else []

@@ -8,7 +8,7 @@ from typing import Any
 
 import zarr
 
-__all__ = ["chunk_grid", "iter_arrays"]
+__all__ = ["array_dims", "chunk_grid", "iter_arrays", "iter_arrays_safely"]
 
 
 def iter_arrays(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, zarr.Array]]:
@@ -19,6 +19,31 @@ def iter_arrays(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, zarr
             yield path, node
         else:
             yield from iter_arrays(node, f"{path}/")
+
+
+def iter_arrays_safely(
+    store: Any, prefix: str = ""
+) -> Iterator[tuple[str, zarr.Array | Exception]]:
+    """Like :func:`iter_arrays` from the store listing, node by node: a node whose ``zarr.json``
+    does not parse is yielded as ``(path, exception)`` instead of stopping the walk."""
+    from zarr.core.sync import sync
+
+    async def children() -> list[str]:
+        return sorted([name async for name in store.list_dir(prefix)])
+
+    for name in sync(children()):
+        path = f"{prefix}{name}"
+        if not sync(store.exists(f"{path}/zarr.json")):
+            continue
+        try:
+            node = zarr.open(store=store, path=path, mode="r")
+        except Exception as exc:  # damaged metadata: reported by the caller
+            yield path, exc
+            continue
+        if isinstance(node, zarr.Array):
+            yield path, node
+        else:
+            yield from iter_arrays_safely(store, f"{path}/")
 
 
 def chunk_grid(arr: zarr.Array) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...], str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +11,11 @@ import numpy as np
 import zarr
 
 from actstore.errors import (
+    DiskFullError,
     FingerprintMismatchError,
     IncompleteCacheError,
     InvalidArgumentError,
+    ReadOnlyError,
     UnknownNameError,
 )
 from actstore.store._arrays import activation_compressors, require_array
@@ -125,15 +128,29 @@ class PromptSetWriter:
                     f"them (ml_dtypes.bfloat16 for bfloat16) or create the set with that dtype"
                 )
             arrays[hook] = arr
-        for hook, arr in arrays.items():
-            # a shard-aligned slice: zarr encodes and stores the whole shard in one put
-            self._arrays[hook][start:stop] = arr
-        self._done[b] = 1
+        try:
+            for hook, arr in arrays.items():
+                # a shard-aligned slice: zarr encodes and stores the whole shard in one put
+                self._arrays[hook][start:stop] = arr
+            self._done[b] = 1
+        except PermissionError as exc:
+            raise ReadOnlyError(
+                f"expected a writable cache location, got {exc}; fix the permissions or copy "
+                "the cache somewhere writable"
+            ) from None
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise DiskFullError(
+                f"expected free space to write block {b} of {self.name!r}, got a full disk; free "
+                "space and re-run: the block is not recorded, so resume rewrites it"
+            ) from None
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
-        done = np.asarray(self._done[:])
-        return [int(b) for b in np.flatnonzero(done == 0)]
+        from actstore.store._cache import _missing_from_listing
+
+        return _missing_from_listing(self.cache.store, self.name, self.n_blocks)
 
     def is_complete(self) -> bool:
         """True when every block is recorded."""
