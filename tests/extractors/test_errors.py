@@ -130,7 +130,7 @@ def test_disk_full_leaves_cache_resumable(tmp_path, tiny_qwen2_dir, mixed_prompt
 
     out = tmp_path / "c.zarr"
     monkeypatch.setattr(LocalStore, "set", flaky_set)
-    with pytest.raises(DiskFullError, match="re-run the same command to resume"):
+    with pytest.raises(DiskFullError, match="free space and re-run"):
         extract(model=tiny_qwen2_dir, prompts=mixed_prompts, out=out, **kw)
     monkeypatch.setattr(LocalStore, "set", real_set)
     from actstore.store import open_cache

@@ -244,7 +244,11 @@ def build_random_twin(out_dir: str | Path, *, like: str | Path) -> Path:
 def _train_params(args: Mapping[str, Any]) -> dict[str, Any]:
     skip = {"out_dir", "texts"}
     params = {k: v for k, v in args.items() if k not in skip}
-    params["data"] = [[name, n, dict(opts)] for name, n, opts in args["data"]]
+    # Given texts replace the generators: record None rather than unused generator settings.
+    given = args["texts"] is not None
+    params["data"] = None if given else [[name, n, dict(opts)] for name, n, opts in args["data"]]
+    if given:
+        params["data_seed"] = None
     return params
 
 
