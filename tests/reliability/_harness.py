@@ -82,8 +82,12 @@ def run_cli(argv: list[str], *, fault: dict[str, str] | None = None, timeout: fl
     )
 
 
-def cache_files(root: Path) -> dict[str, bytes]:
-    """Every file of a cache, bit for bit, except the root's creation time (a wall-clock stamp)."""
+def cache_files(root: Path, *, ignore_command: bool = False) -> dict[str, bytes]:
+    """Every file of a cache, bit for bit, except the root's creation time (a wall-clock stamp).
+
+    ``ignore_command`` also drops the recorded command line from the prompt set's provenance
+    (``--shard I/N`` workers record their own).
+    """
     out = {}
     for p in sorted(root.rglob("*")):
         if not p.is_file():
@@ -93,6 +97,10 @@ def cache_files(root: Path) -> dict[str, bytes]:
         if rel == "zarr.json":
             meta = json.loads(data)
             meta.get("attributes", {}).get("actstore", {}).pop("created", None)
+            data = json.dumps(meta, sort_keys=True).encode()
+        if ignore_command and rel == f"{SET}/zarr.json":
+            meta = json.loads(data)
+            meta["attributes"]["actstore"]["spec"]["provenance"].pop("command")
             data = json.dumps(meta, sort_keys=True).encode()
         out[rel] = data
     return out
