@@ -1,4 +1,4 @@
-"""Reliability tests plugin: counts the crash harness's kill points (tried / survived) and prints them after the run."""
+"""Reliability tests plugin: counts the crash harness's kill points (tried / survived)."""
 
 from __future__ import annotations
 

@@ -110,6 +110,7 @@ def test_shards_in_sequence_equal_single_process(tiny_qwen2_dir, mixed_prompts, 
     assert again.status == "already-complete"
 
 
+@pytest.mark.slow  # two interpreters loading torch; tests/reliability/test_concurrency.py runs four
 def test_concurrent_shard_workers_equal_single_process(
     tiny_qwen2_dir, mixed_prompts, prompts_file, tmp_path
 ):

@@ -10,6 +10,7 @@ from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
 from actstore.store._info import cache_info
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._open import open
+from actstore.store._repair import RepairReport, repair_cache
 from actstore.store._schema import (
     ACT_DIMS,
     PROBES_GROUP,
@@ -33,6 +34,7 @@ __all__ = [
     "PromptSetMetadata",
     "PromptSetSpec",
     "PromptSetWriter",
+    "RepairReport",
     "VerifyReport",
     "cache_info",
     "choose_layout",
@@ -42,5 +44,6 @@ __all__ = [
     "open",
     "open_cache",
     "register_bfloat16",
+    "repair_cache",
     "verify_cache",
 ]
