@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
     from actstore.store._cache import Cache
 
-__all__ = ["GuardedArray", "damaged_shards", "guard_prompt_set", "min_shard_bytes", "open_failure"]
+__all__ = [
+    "GuardedArray",
+    "damaged_shards",
+    "guard_prompt_set",
+    "min_shard_bytes",
+    "open_failure",
+    "refuse_set_in_creation",
+]
 
 _FIX = "run `actstore verify {url}` to list the damage and `actstore repair {url}` to fix it"
 
@@ -153,3 +160,21 @@ def open_failure(cache: Cache, name: str, exc: Exception) -> CorruptCacheError:
         f"expected readable metadata in prompt set {name!r} of {cache.url!r}, got {what}; "
         + _FIX.format(url=cache.url)
     )
+
+
+def refuse_set_in_creation(cache: Cache, path: str) -> None:
+    """A top-level group with neither attributes nor arrays is a prompt set whose creation has
+    only just begun (or was killed there): refuse it instead of returning an empty Dataset."""
+    from actstore.errors import IncompleteCacheError
+
+    if "/" in path:
+        return
+    try:
+        group = zarr.open_group(store=cache.store, path=path, mode="r")
+    except Exception:  # absent: open_group_dataset names what exists
+        return
+    if not dict(group.attrs) and not any(True for _ in group.members()):
+        raise IncompleteCacheError(
+            f"expected prompt set {path!r} of {cache.url!r} to be created, got an empty group "
+            "(an extraction is creating it, or was killed doing so); wait, or re-run it"
+        )

@@ -14,7 +14,7 @@ from actstore.errors import (
     InvalidArgumentError,
     UnknownNameError,
 )
-from actstore.store._guard import guard_prompt_set, open_failure
+from actstore.store._guard import guard_prompt_set, open_failure, refuse_set_in_creation
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def open(
     group = group.strip("/")
     if group in cache.prompt_sets:
         return open_prompt_set(cache, group, dtype=dtype)
+    refuse_set_in_creation(cache, group)
     return open_group_dataset(cache, group)
 
 
