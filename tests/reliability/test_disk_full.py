@@ -53,7 +53,7 @@ def job_and_reference(tiny_qwen2_dir, tmp_path_factory):
 
 
 # 96k: the disk fills while the cache and its metadata are created; 320k: after some blocks
-@pytest.mark.parametrize("size", ["96k", "320k"])
+@pytest.mark.parametrize("size", [pytest.param("96k", marks=pytest.mark.slow), "320k"])
 def test_disk_full_stops_clearly_then_resumes_identically(size, job_and_reference):
     job, reference, mnt = job_and_reference
     out = mnt / "cache.zarr"
@@ -88,3 +88,39 @@ def test_cli_disk_full_message_and_same_command_resumes(job_and_reference):
         r = run_cli(job.argv(out))
         assert r.returncode == 0, r.stderr
         assert diff(cache_files(reference), cache_files(out)) == []
+
+
+@pytest.mark.parametrize("budget", [pytest.param(6_000, marks=pytest.mark.slow), 250_000])
+def test_enospc_after_n_bytes_without_root(budget, job_and_store_only, monkeypatch):
+    """The same promise where no tmpfs can be mounted: zarr's local write function raises
+    ENOSPC once *budget* bytes are written (6 kB: during creation; 250 kB: after some blocks)."""
+    import errno
+
+    import zarr.storage._local as local
+
+    job, reference, out = job_and_store_only
+    real_put, state = local._put, {"left": budget}
+
+    def put(path, value, exclusive=False):
+        n = len(value.as_buffer_like())
+        if n > state["left"]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        state["left"] -= n
+        return real_put(path, value, exclusive)
+
+    monkeypatch.setattr(local, "_put", put)
+    with pytest.raises(DiskFullError, match="free space and re-run"):
+        job.extract(out)
+    state["left"] = 10**12  # space freed
+    assert job.extract(out).complete
+    assert diff(cache_files(reference), cache_files(out)) == []
+
+
+@pytest.fixture
+def job_and_store_only(tiny_qwen2_dir, tmp_path):
+    job = make_job(tiny_qwen2_dir, tmp_path)
+    out = tmp_path / "cache.zarr"
+    assert job.extract(out).complete
+    reference = tmp_path / "reference.zarr"
+    out.rename(reference)  # same --out path for both runs: the recorded command is identical
+    return job, reference, out
