@@ -22,13 +22,13 @@ from actstore.errors import (
     UnsafeCacheError,
 )
 from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
     DONE_ARRAY,
     PromptSetMetadata,
     PromptSetSpec,
 )
-from actstore.store._safety import check_key
 from actstore.store._storage import is_local, is_zip, make_store, normalize_url
 from actstore.store._walk import array_dims
 
