@@ -8,6 +8,7 @@ must also survive what the pipeline does next with it (hash, label columns, span
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from hypothesis import strategies as st
 from actstore.errors import ActstoreError, PromptFileError
 from actstore.prompts import PromptSet, read_prompt_file
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("ACTSTORE_FUZZ_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 JSON_SCALAR = st.one_of(
     st.none(),

@@ -271,7 +271,11 @@ class Cache:
     def check_readable(self, prompt_set: str) -> None:
         """Raise :class:`CorruptCacheError` naming the first damaged metadata of *prompt_set*."""
         self.set_info(prompt_set)
-        for key, problem in sorted(self.scan.damaged_under(prompt_set).items()):
+        self.check_group_readable(prompt_set)
+
+    def check_group_readable(self, path: str) -> None:
+        """Raise :class:`CorruptCacheError` naming the first damaged metadata under group *path*."""
+        for key, problem in sorted(self.scan.damaged_under(path).items()):
             raise CorruptCacheError(damaged_error_message(self.url, key, problem))
 
     def spec(self, prompt_set: str) -> PromptSetSpec:

@@ -174,6 +174,7 @@ def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
     for path, group in cache.root.groups():
         if path in sets:
             continue
+        cache.check_group_readable(path)
         for sub in _groups_with_arrays(group, path):
             nodes[f"/{sub}"] = open_group_dataset(cache, sub)
         nodes.setdefault(f"/{path}", xr.Dataset(attrs=dict(group.attrs)))

@@ -256,16 +256,24 @@ class _Scanner:
             doc = await self._read_json(key)
         except _Damaged as exc:
             self.result.damaged[key] = str(exc)
-            if not await self._is_array(key):
+            if depth <= 1:  # the root and its children: zarr parses these to list prompt sets
                 self.result.unreadable_groups.append(key)
             return None
         if doc["node_type"] == "array":
             self.result.n_arrays += 1
             try:
                 self._check_array(path, key, doc)
+                _zarr_parses(doc)
             except _Damaged as exc:
                 self.result.damaged[key] = str(exc)
             return doc
+        try:
+            _zarr_parses(doc)
+        except _Damaged as exc:
+            self.result.damaged[key] = str(exc)
+            if depth <= 1:
+                self.result.unreadable_groups.append(key)
+            return None
         self.result.n_groups += 1
         if depth >= MAX_GROUP_DEPTH:
             raise _unsafe(self.url, key, f"groups nested at most {MAX_GROUP_DEPTH} deep", "more")
@@ -274,18 +282,6 @@ class _Scanner:
         if path and path.count("/") == 0:
             self._check_prompt_set(path, key, doc, dict(zip(children, docs)))
         return doc
-
-    async def _is_array(self, key: str) -> bool:
-        """Best guess whether damaged metadata was an array's (an array has a ``c/`` folder or a
-        ``node_type`` of ``array`` in its text); anything else blocks navigating the cache."""
-        if not key.endswith("/zarr.json"):
-            return False
-        prefix = key[: -len("zarr.json")]
-        async for name in self.store.list_dir(prefix):
-            if name.rstrip("/") == "c":
-                return True
-        buf = await self.store.get(key, prototype=self.proto)
-        return buf is not None and b'"array"' in buf.to_bytes()[:MAX_METADATA_BYTES]
 
     async def _children(self, path: str) -> list[str]:
         prefix = f"{path}/" if path else ""
@@ -356,7 +352,8 @@ class _Scanner:
         enc = doc.get("chunk_key_encoding")
         if not isinstance(enc, dict) or enc.get("name") not in ("default", "v2"):
             raise _Damaged(f"expected chunk_key_encoding 'default' or 'v2', got {enc!r:.100}")
-        sep = (enc.get("configuration") or {}).get("separator", "/")
+        enc_conf = enc.get("configuration") or {}
+        sep = enc_conf.get("separator", "/") if isinstance(enc_conf, dict) else None
         if sep not in ("/", "."):
             raise _Damaged(f"expected chunk key separator '/' or '.', got {sep!r:.20}")
         transformers = doc.get("storage_transformers", [])
@@ -404,7 +401,9 @@ class _Scanner:
         """Check a codec pipeline (recursively into shards); return the decoded chunk shape."""
         inner = outer
         for codec in codecs:
-            name = codec if isinstance(codec, str) else (codec or {}).get("name")
+            name = codec if isinstance(codec, str) else None
+            if isinstance(codec, dict):
+                name = codec.get("name")
             if isinstance(codec, dict) and not isinstance(codec.get("configuration", {}), dict):
                 raise _Damaged(f"expected codec configuration objects, got {codec!r:.100}")
             if not isinstance(name, str) or name not in ALLOWED_CODECS:
@@ -450,6 +449,18 @@ class _Scanner:
             self.result.damaged_sets[path] = str(exc)
         except UnsafeCacheError as exc:
             raise _unsafe(self.url, key, "a prompt set of bounded size", str(exc)) from None
+
+
+def _zarr_parses(doc: dict[str, Any]) -> None:
+    """Parse the document with zarr's own metadata classes (pure parsing, no I/O; only codecs of
+    the allow-list reach this point). A hostile document can trip any error inside that parser,
+    so every exception here means "damaged"."""
+    from zarr.core.group import _build_metadata_v3
+
+    try:
+        _build_metadata_v3(json.loads(json.dumps(doc)))
+    except Exception as exc:
+        raise _Damaged(f"metadata zarr cannot read ({type(exc).__name__}: {exc})") from None
 
 
 def scan_store(store: Any, url: str) -> ScanResult:

@@ -4,10 +4,11 @@ shapes of the arrays beside it (see :mod:`actstore.store._safety`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from actstore.errors import ActstoreError, UnsafeCacheError
-from actstore.store._schema import ACT_DIMS, ATTR_KEY, DONE_ARRAY, spec_from_json
+from actstore.store._schema import ACT_DIMS, ATTR_KEY, DONE_ARRAY, PromptSetSpec, spec_from_json
 
 __all__ = ["check_prompt_set"]
 
@@ -32,6 +33,9 @@ def check_prompt_set(name: str, attrs: Mapping[str, Any], children: Mapping[str,
     raw = info["spec"]
     if not isinstance(raw, Mapping):
         raise _Damaged(f"expected the prompt set's spec as a JSON object, got {raw!r:.100}")
+    missing = [f.name for f in fields(PromptSetSpec) if f.name not in raw]
+    if missing:
+        raise _Damaged(f"expected a stored spec with every field, got one without {missing}")
     for field in ("n_prompts", "n_tokens_max", "d_model"):
         if not _is_int(raw.get(field)):
             raise _Damaged(f"expected spec.{field} as an integer, got {raw.get(field)!r:.100}")
@@ -86,14 +90,20 @@ def check_prompt_set(name: str, attrs: Mapping[str, Any], children: Mapping[str,
         "d_model": spec.d_model,
     }
     span = children.get("span")
-    if isinstance(span, Mapping) and span.get("node_type") == "array" and span.get("shape"):
-        sizes["span"] = span["shape"][0]
+    span_shape = span.get("shape") if isinstance(span, Mapping) else None
+    if isinstance(span_shape, list) and span_shape and isinstance(span_shape[0], int):
+        sizes["span"] = span_shape[0]
     for child, doc in sorted(children.items()):
         if not isinstance(doc, Mapping) or doc.get("node_type") != "array":
             continue
         shape = doc.get("shape")
         dims = doc.get("dimension_names") or []
-        if not isinstance(shape, list) or len(dims) != len(shape):
+        if (
+            not isinstance(shape, list)
+            or not isinstance(dims, list)
+            or len(dims) != len(shape)
+            or not all(isinstance(d, str | None) for d in dims)
+        ):
             continue  # recorded as damaged by the array check
         if child == DONE_ARRAY:
             want = [layout["n_blocks"]]
