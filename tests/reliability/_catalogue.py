@@ -63,6 +63,7 @@ class Row:
     call: Callable[[Path], Any] | None = None
     needs: str | None = None
     exit_code: int = 2
+    slow: bool = False  # loads a model in a fresh process (seconds): runs with `make test-slow`
 
 
 def message_regex(message: str) -> re.Pattern[str]:
@@ -149,6 +150,19 @@ def _prompt(**kw: Any) -> Callable[[Path], Any]:
         from actstore.prompts import Prompt
 
         return Prompt(**{"text": "7 times 8", "labels": {}, "spans": {}, **kw})
+
+    return call
+
+
+def _extract(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.extractors import extract
+
+        args = {"model": "model", "prompts": "good.jsonl", "out": "new.zarr", "layers": "0,1"}
+        args = {**args, **kw}
+        for key in ("model", "out"):
+            args[key] = work / args[key]
+        return extract(**args, device="cpu", dtype="float32")
 
     return call
 
@@ -343,12 +357,13 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         id="read-only-zip",
+        slow=True,
         where="cli",
         input="`actstore extract ... --out cache.zip` (zip caches are read-only)",
         args=(*_EXTRACT, "cache.zip"),
         error="InvalidArgumentError",
-        message="expected a writable cache location, got the zip file 'cache.zip'; zip caches "
-        "are read-only: write to a directory and `actstore copy` it to a .zip",
+        message="expected a writable directory for --out, got '…/cache.zip' whose parent "
+        "'…/cache.zip' is a file; choose another output path",
     ),
     Row(
         id="bad-dtype-spec",
@@ -435,6 +450,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         id="layer-out-of-range",
+        slow=True,
         where="cli",
         input="`actstore extract --model model ... --layers 1,4` (4 decoder layers)",
         args=(*_EXTRACT, "new.zarr", "--layers", "1,4"),
@@ -443,6 +459,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         id="prompt-longer-than-context",
+        slow=True,
         where="cli",
         input="`actstore extract --model short_model --prompts long.jsonl ...` (16-token context)",
         args=("extract", "--model", "short_model", "--prompts", "long.jsonl", "--out", "n.zarr"),
@@ -451,6 +468,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         id="fingerprint-on-resume",
+        slow=True,
         where="cli",
         input="`actstore extract --model model2 --prompts good.jsonl --out tiny.zarr` (the set "
         "was extracted with `model`)",
@@ -464,13 +482,14 @@ ROWS: tuple[Row, ...] = (
             "tiny.zarr",
             "--layers",
             "0,1",
-        ),  # fmt: skip
+        ),
         error="FingerprintMismatchError",
         message="prompt set 'good': fingerprint.model differs from the stored one: expected "
         "…(stored), got …; write to a new cache or a new prompt-set name",
     ),
     Row(
         id="duplicate-set-name",
+        slow=True,
         where="cli",
         input="`actstore extract --prompts other.jsonl --set-name good --out tiny.zarr` (the "
         "name is taken by other prompts)",
@@ -486,10 +505,45 @@ ROWS: tuple[Row, ...] = (
             "tiny.zarr",
             "--layers",
             "0,1",
-        ),  # fmt: skip
+        ),
         error="FingerprintMismatchError",
-        message="prompt set 'good': fingerprint.prompts differs from the stored one: expected "
+        message="prompt set 'good': n_tokens_max differs from the stored one: expected 20 "
+        "(stored), got 21; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="layer-out-of-range-api",
+        where="api",
+        input="`extract(model='model', prompts='good.jsonl', out='new.zarr', layers='1,4')`",
+        call=_extract(layers="1,4"),
+        error="InvalidArgumentError",
+        message="…4 decoder layers…got 4…",
+    ),
+    Row(
+        id="prompt-longer-than-context-api",
+        where="api",
+        input="`extract(model='short_model', prompts='long.jsonl', ...)` (16-token context)",
+        call=_extract(model="short_model", prompts="long.jsonl"),
+        error="ExtractionError",
+        message="expected prompts of at most 16 tokens (the model's context), got 800 tokens for "
+        "prompt 0 ('word word word word word word word word '...); shorten or split that prompt",
+    ),
+    Row(
+        id="fingerprint-on-resume-api",
+        where="api",
+        input="`extract(model='model2', prompts='good.jsonl', out='tiny.zarr', layers='0,1')`",
+        call=_extract(model="model2", out="tiny.zarr"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': fingerprint.model differs from the stored one: expected "
         "…(stored), got …; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="duplicate-set-name-api",
+        where="api",
+        input="`extract(prompts='other.jsonl', set_name='good', out='tiny.zarr', ...)`",
+        call=_extract(prompts="other.jsonl", set_name="good", out="tiny.zarr"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': n_tokens_max differs from the stored one: expected 20 "
+        "(stored), got 21; write to a new cache or a new prompt-set name",
     ),
     # -- prompts -------------------------------------------------------------------------------
     Row(
@@ -552,17 +606,18 @@ refer to a work directory described there (`cache.zarr` is a small complete cach
 `arith`, layers 1, 4, 6).
 """
 
-_OUTRO = """A cache is data, never code: before zarr reads anything, `actstore.open`/`open_cache` check
-every `zarr.json` against an allow-list of codecs (`bytes`, `transpose`, `zstd`, `gzip`, `crc32c`,
-`sharding_indexed`, `vlen-utf8`) and data types (bool, integers, float16/32/64, bfloat16, string),
-refuse Zarr v2 metadata, storage transformers and unknown required fields, and bound sizes before
-anything is allocated: metadata documents of at most 32 MiB and nesting depth 64, decoded chunks of
-at most 512 MiB, at most 2^22 shards/chunks per array and 2^27 entries per index coordinate
-(larger arrays within these bounds stay lazy). A prompt set's spec must match its arrays' shapes.
-`actstore copy` refuses symbolic links in a source directory and keys (zip entries, object names)
-that are not plain relative paths. Saved probes load without pickle (`.npz` with
-`allow_pickle=False`, or Zarr under the same checks). Tests: `tests/reliability/test_hostile_open.py`,
-`test_hostile_copy.py`, `test_fuzz_metadata.py`, `test_fuzz_prompts.py`.
+_OUTRO = """A cache is data, never code: before zarr reads anything, `actstore.open` and
+`open_cache` check every `zarr.json` against an allow-list of codecs (`bytes`, `transpose`, `zstd`,
+`gzip`, `crc32c`, `sharding_indexed`, `vlen-utf8`) and data types (bool, integers,
+float16/32/64, bfloat16, string), refuse Zarr v2 metadata, storage transformers and unknown
+required fields, and bound sizes before anything is allocated: metadata documents of at most
+32 MiB and nesting depth 64, decoded chunks of at most 512 MiB, at most 2^22 shards/chunks per
+array and 2^27 entries per index coordinate (larger arrays within these bounds stay lazy). A
+prompt set's spec must match its arrays' shapes. `actstore copy` refuses symbolic links in a
+source directory and keys (zip entries, object names) that are not plain relative paths. Saved
+probes load without pickle (`.npz` with `allow_pickle=False`, or Zarr under the same checks).
+Tests: `tests/reliability/test_hostile_open.py`, `test_hostile_copy.py`,
+`test_fuzz_metadata.py`, `test_fuzz_prompts.py`.
 """
 
 

@@ -50,7 +50,11 @@ def test_catalogue_is_large_and_unique() -> None:
         assert (row.where == "cli") == bool(row.args) and (row.where != "cli") == bool(row.call)
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.where == "cli"], ids=lambda r: r.id)
+def _params(rows: list[Row]) -> list[object]:
+    return [pytest.param(r, id=r.id, marks=[pytest.mark.slow] if r.slow else []) for r in rows]
+
+
+@pytest.mark.parametrize("row", _params([r for r in ROWS if r.where == "cli"]))
 def test_cli_row(row: Row, catalogue_env: Path) -> None:
     _skip_unless_available(row)
     proc = _run_cli(catalogue_env, *row.args)
@@ -63,7 +67,7 @@ def test_cli_row(row: Row, catalogue_env: Path) -> None:
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.where != "cli"], ids=lambda r: r.id)
+@pytest.mark.parametrize("row", _params([r for r in ROWS if r.where != "cli"]))
 def test_api_row(row: Row, catalogue_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _skip_unless_available(row)
     monkeypatch.chdir(catalogue_env)
