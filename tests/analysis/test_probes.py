@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_score
 
 from actstore.analysis import fit_probes
-from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
 from tests._fixtures.analysis import planted_set, random_set, write_set
 
 ALPHAS = [0.1, 3.0]
@@ -118,3 +118,24 @@ def test_bfloat16_cache_reads_exactly(tmp_path) -> None:
     )
     b = fit_probes(rounded, prompt_set="arithmetic", target="value")
     np.testing.assert_allclose(a.dataset["coef"].values, b.dataset["coef"].values, rtol=1e-9)
+
+
+def test_incomplete_prompt_set_is_refused(tmp_path) -> None:
+    ds = planted_set(n_prompts=40, kind="train", seed=5, d_model=8)
+    cache = write_set(tmp_path / "c.zarr", "arithmetic", ds, block_size=10)
+    # Simulate a killed extraction: forget one block's completion record.
+    from actstore.store._schema import DONE_ARRAY
+
+    cache.group("arithmetic")[DONE_ARRAY][2] = 0
+    with pytest.raises(IncompleteCacheError, match="resume the extraction"):
+        fit_probes(tmp_path / "c.zarr", prompt_set="arithmetic", target="value")
+
+
+def test_before_span_position(planted_pair) -> None:
+    train, _ = planted_pair
+    probes = fit_probes(
+        train, prompt_set="arithmetic", target="value", position="before:answer", layers=[15]
+    )
+    assert probes.lineage["n_samples"] == train.sizes["prompt"]
+    # The value is planted at the answer token, not before it.
+    assert probes.metrics()[0]["cv_r2"] < 0.5

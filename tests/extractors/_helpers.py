@@ -72,7 +72,7 @@ def reference_resid_post(model, token_ids: list[int], layers) -> np.ndarray:
     """
     import torch
 
-    ids = torch.tensor([token_ids])
+    ids = torch.tensor([token_ids], device=model.device)
     owner, attr = final_norm_owner(model)
     n_layers = model.config.num_hidden_layers
     with torch.no_grad():
@@ -84,6 +84,7 @@ def reference_resid_post(model, token_ids: list[int], layers) -> np.ndarray:
         finally:
             setattr(owner, attr, norm)
     out = [(last if layer == n_layers - 1 else hs[layer + 1])[0] for layer in layers]
+    out = [t.cpu() for t in out]
     return torch.stack(out).float().numpy() if out[0].dtype != torch.bfloat16 else _bits(out)
 
 

@@ -20,6 +20,7 @@ def model_dir(request, tiny_qwen2_dir, tiny_gpt2_dir, tiny_llama_dir):
 def test_float32_every_layer_matches_reference(model_dir, mixed_prompts, tmp_path):
     out = tmp_path / "c.zarr"
     # small batches and blocks: several padded batches per block, several blocks
+    mixed_prompts = mixed_prompts[:14]  # keeps the per-prompt reference loop short
     rep = extract(
         model=model_dir,
         prompts=mixed_prompts,
@@ -176,4 +177,26 @@ def test_tlens_any_hook_matches_run_with_cache(tiny_qwen2_dir, mixed_prompts, tm
                 z["act"][i, li, :n],
                 cache[f"blocks.{layer}.attn.hook_z"][0].reshape(n, -1),
                 atol=1e-5,
+            )
+
+
+def test_resid_pre_is_block_input(tiny_gpt2_dir, mixed_prompts, tmp_path):
+    import torch
+
+    out = tmp_path / "c.zarr"
+    prompts = mixed_prompts[:5]
+    hooks = ("resid_post", "resid_pre")
+    extract(model=tiny_gpt2_dir, prompts=prompts, out=out, layers="0,2", hooks=hooks,
+            dtype="float32", device="cpu", progress=False)  # fmt: skip
+    pre = read_set(out, "mixed", "resid_pre")
+    post = read_set(out, "mixed", "resid_post")
+    model = load_reference_model(tiny_gpt2_dir)
+    for i in range(len(prompts)):
+        n = int(pre["n_tokens"][i])
+        with torch.no_grad():
+            hs = model(torch.tensor([pre["token_id"][i, :n].tolist()]), output_hidden_states=True)
+        for li, layer in enumerate([0, 2]):
+            np.testing.assert_allclose(pre["act"][i, li, :n], hs.hidden_states[layer][0], atol=1e-5)
+            np.testing.assert_allclose(
+                post["act"][i, li, :n], hs.hidden_states[layer + 1][0], atol=1e-5
             )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -132,7 +130,7 @@ def test_disk_full_leaves_cache_resumable(tmp_path, tiny_qwen2_dir, mixed_prompt
 
     out = tmp_path / "c.zarr"
     monkeypatch.setattr(LocalStore, "set", flaky_set)
-    with pytest.raises(DiskFullError, match="re-run the same command to resume"):
+    with pytest.raises(DiskFullError, match="free space and re-run"):
         extract(model=tiny_qwen2_dir, prompts=mixed_prompts, out=out, **kw)
     monkeypatch.setattr(LocalStore, "set", real_set)
     from actstore.store import open_cache
@@ -177,13 +175,14 @@ def test_unknown_tlens_hook(tmp_path, tiny_qwen2_dir, mixed_prompts):
                 backend="tlens", hooks=("hook_nonsense",), **KW)  # fmt: skip
 
 
-def test_cli_error_is_one_line_exit_2(tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "actstore", "extract", "--model", str(tmp_path / "nope"),
-         "--prompts", "multiplication", "--n", "4", "--out", str(tmp_path / "c.zarr")],
-        capture_output=True, text=True, timeout=120,
+def test_cli_error_is_one_line_exit_2(tmp_path, capsys):
+    from actstore.cli import main
+
+    code = main(
+        ["extract", "--model", str(tmp_path / "nope"), "--prompts", "multiplication", "--n", "4",
+         "--out", str(tmp_path / "c.zarr")]
     )  # fmt: skip
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("actstore: error: expected a local model directory")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -55,15 +53,16 @@ def test_dry_run_qwen32b_plan_without_weights(qwen32b_config_dir, mixed_prompts,
     assert "5120" in plan.describe()
 
 
-def test_dry_run_cli(qwen32b_config_dir, tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "actstore", "extract", "--model", str(qwen32b_config_dir),
-         "--prompts", "multiplication", "--n", "100", "--layers", "-1", "--dtype", "bfloat16",
-         "--out", str(tmp_path / "c.zarr"), "--dry-run", "--json"],
-        capture_output=True, text=True, timeout=120,
+def test_dry_run_cli(qwen32b_config_dir, tmp_path, capsys):
+    from actstore.cli import main
+
+    code = main(
+        ["extract", "--model", str(qwen32b_config_dir), "--prompts", "multiplication", "--n",
+         "100", "--layers", "-1", "--dtype", "bfloat16", "--out", str(tmp_path / "c.zarr"),
+         "--dry-run", "--json"]
     )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    plan = json.loads(res.stdout)["plan"]
+    assert code == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
     assert plan["layers"] == [63]
     assert plan["n_prompts"] == 100
     assert plan["bytes_uncompressed"] == 100 * plan["n_tokens_max"] * 5120 * 2

@@ -44,7 +44,8 @@ def test_multiplication_labels_spans_and_ranges() -> None:
         assert 2 <= x < 20
         assert 2 <= y < 20
         assert dict(p.labels) == {
-            "x": x, "y": y, "value": z, "operation": "multiplication", "template": key,
+            "x": x, "y": y, "value": z, "interaction": (x - 10.5) * (y - 10.5),
+            "operation": "multiplication", "template": key,
         }  # fmt: skip
         assert dict(p.spans) == {"x": m.span(1), "y": m.span(2), "answer": m.span(3)}
         assert p.span_text("answer") == str(p.labels["value"])
@@ -66,7 +67,10 @@ def test_squaring_labels_spans_and_ranges() -> None:
         seen.add(key)
         assert z == x**2
         assert 2 <= x < 20
-        assert dict(p.labels) == {"x": x, "value": z, "operation": "squaring", "template": key}
+        assert dict(p.labels) == {
+            "x": x, "value": z, "interaction": (x - 10.5) ** 2,
+            "operation": "squaring", "template": key,
+        }  # fmt: skip
         assert dict(p.spans) == {"x": m.span(1), "answer": m.span(2)}
     assert seen == set(SQUARE_RE)
     assert set(ps.label_array("x").astype(int)) == set(range(2, 20))

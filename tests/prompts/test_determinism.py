@@ -51,7 +51,7 @@ def test_hash_is_the_same_in_a_fresh_process() -> None:
             "multiplication",
             {},
             "The product of 17 and 6 is 102",
-            "8535b5d1b23554ee15aba5e025dcfcdb6546a1cab738a71df8d74595d3e576f0",
+            "fe9d8fb06d14257ee8d0324282c98e3e988f9924c82d5d3f842da649280d4454",
         ),
         (
             "kinetic_energy",

@@ -52,7 +52,7 @@ def test_jsonl_layout_is_one_flat_object_per_line(tmp_path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     rec = json.loads(lines[0])
-    assert list(rec) == ["text", "x", "y", "value", "operation", "template", "spans"]
+    assert list(rec) == ["text", "x", "y", "value", "interaction", "operation", "template", "spans"]
     assert rec["spans"]["answer"] == list(ps[0].spans["answer"])
 
 
@@ -61,7 +61,7 @@ def test_csv_layout(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     ps.to_csv(path)
     header, row = path.read_text(encoding="utf-8").splitlines()[:2]
-    assert header == "text,x,value,operation,template,span:x,span:answer"
+    assert header == "text,x,value,interaction,operation,template,span:x,span:answer"
     s, e = ps[0].spans["answer"]
     assert row.endswith(f",{s}:{e}")
 

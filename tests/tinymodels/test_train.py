@@ -43,6 +43,8 @@ def test_training_reduces_loss_and_is_reproducible(tmp_path: Path, texts: list[s
     assert log["train_loss"][-1] < 0.6 * log["train_loss"][0]
     record = json.loads((a / "tinymodel.json").read_text())
     assert (record["kind"], record["steps"], record["seed"]) == ("trained", 60, 0)
+    assert record["data"] is None  # the given texts, not the generators, were used
+    assert record["texts_sha256"] == log["texts_sha256"]
 
 
 def test_other_seed_gives_other_weights(tmp_path: Path, texts: list[str]) -> None:

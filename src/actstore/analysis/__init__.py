@@ -6,7 +6,7 @@ Never imports torch, transformers or matplotlib at import time (plots import mat
 from __future__ import annotations
 
 from actstore.analysis._detect import CONTROLS, DetectionResult, detect, token_statistics
-from actstore.analysis._persist import check_compatible, load_probes, save_probes
+from actstore.analysis._persist import check_compatible, list_probes, load_probes, save_probes
 from actstore.analysis._plots import (
     plot_alpha_curves,
     plot_heatmaps,
@@ -26,6 +26,7 @@ __all__ = [
     "detect",
     "fit_probes",
     "kfold_assign",
+    "list_probes",
     "load_probes",
     "plot_alpha_curves",
     "plot_heatmaps",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
 
 __all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
 
@@ -92,6 +92,13 @@ def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
             f"expected a prompt set of the cache {cache_obj.url} ({cache_obj.prompt_sets}), "
             f"got {prompt_set!r}; pass one of those names"
         )
+    missing = cache_obj.missing_blocks(prompt_set)
+    if missing:
+        # Missing blocks read as zeros: statistics over them would be silently wrong.
+        raise IncompleteCacheError(
+            f"expected a complete prompt set, got {prompt_set!r} of {cache_obj.url} with "
+            f"{len(missing)} block(s) missing (e.g. {missing[:5]}); resume the extraction first"
+        )
     ds = cache_obj.dataset(prompt_set)
     return SetSource(
         ds=ds,
@@ -106,7 +113,9 @@ def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
     """The numeric label column ``target`` as float64 ``(prompt,)`` (NaN where missing)."""
     if target not in ds.variables or ds[target].dims != ("prompt",):
         labels = [
-            str(v) for v in ds.data_vars if ds[v].dims == ("prompt",) and v not in ("n_tokens",)
+            str(v)
+            for v in ds.data_vars
+            if ds[v].dims == ("prompt",) and v != "n_tokens" and ds[v].dtype.kind in "biuf"
         ]
         raise UnknownNameError(
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "

@@ -118,6 +118,7 @@ def token_statistics(
     best = np.argmin(filled, axis=-1)  # (prompt, layer)
     best_err = np.take_along_axis(filled, best[..., None], -1)[..., 0]
     best_pred = np.take_along_axis(pred, best[..., None], -1)[..., 0]
+    best_err = np.where(np.isfinite(best_err), best_err, np.nan)  # e.g. no control probe
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nanmean(err, axis=-1)
         std = np.nanstd(err, axis=-1)

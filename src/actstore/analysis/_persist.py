@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from actstore.analysis._data import SetSource
     from actstore.analysis._probes import ProbeSet
 
-__all__ = ["check_compatible", "load_probes", "save_probes"]
+__all__ = ["check_compatible", "list_probes", "load_probes", "save_probes"]
 
 _ATTR = "actstore_probe"
 _FORMAT = "actstore-probes-npz/1"
@@ -170,3 +170,15 @@ def check_compatible(
             f"expected activations of the model the probes were fitted on ({mine}), got model "
             f"{theirs}; use a cache of that model (or allow_model_mismatch=True if intended)"
         )
+
+
+def list_probes(cache: Any) -> list[str]:
+    """Names of the probe sets saved inside a cache (``probes/<name>``)."""
+    if isinstance(cache, str | os.PathLike):
+        from actstore import store
+
+        cache = store.open_cache(os.fspath(cache), mode="r")
+    root = cache.root
+    if "probes" not in root:
+        return []
+    return sorted(name for name, _ in root["probes"].groups())

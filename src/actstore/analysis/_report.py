@@ -100,7 +100,9 @@ def _md_table(rows: list[dict]) -> str:
         return "(none)\n"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    # Token strings may hold '|' or newlines: escape them so the table stays a table.
+    cell = lambda v: _fmt(v).replace("|", "\\|").replace("\n", "\\n")  # noqa: E731
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -123,13 +125,17 @@ def write_report(
     *,
     title: str = "actstore experiment",
     prompts: Sequence[int] | None = None,
+    figures: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md`` and ``report.html`` (figures beside them) into ``out_dir``.
 
-    Returns the paths: ``markdown``, ``html`` and one per figure.
+    ``figures`` (from :func:`write_figures` into the same ``out_dir``) reuses figures already
+    drawn instead of drawing them again. Returns the paths: ``markdown``, ``html`` and one per
+    figure.
     """
     out = Path(out_dir)
-    figures = write_figures(probes, result, out, prompts=prompts)
+    if figures is None:
+        figures = write_figures(probes, result, out, prompts=prompts)
     tables = _tables(probes, result)
     lineage = {"probes": probes.lineage}
     if result is not None:

@@ -142,26 +142,22 @@ def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarra
 
 
 def dual_fit(
-    x: np.ndarray, gram: np.ndarray, y: np.ndarray, alpha: np.ndarray
+    x: np.ndarray, gram: np.ndarray, y: np.ndarray, alphas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Refit on all rows: coefficients ``(d, t)``, intercepts ``(t,)``, training predictions.
+    """Refit on all rows for every alpha: coefficients ``(d, t, A)``, intercepts ``(t, A)`` and
+    training predictions ``(n, t, A)``.
 
-    ``x`` (n, d) are the rows (float64) minus a constant shift, ``gram = x x^T``; ``alpha`` (t,)
-    holds one penalty per target column. The returned intercept is for the *shifted* rows.
+    ``x`` (n, d) are the rows (float64) minus a constant shift, ``gram = x x^T``. The returned
+    intercepts are for the *shifted* rows.
     """
     n = x.shape[0]
     kc, _ = _centre_gram(gram, np.arange(n))
     y_mean = y.mean(axis=0)
-    yc = y - y_mean
-    coef = np.empty((x.shape[1], y.shape[1]))
-    intercept = np.empty(y.shape[1])
-    pred = np.empty_like(y)
+    dual = _spectral_solve(kc, y - y_mean, alphas)  # (n, t, A)
     x_mean = x.mean(axis=0)
-    for j, a in enumerate(np.asarray(alpha, dtype=np.float64)):
-        dual = _spectral_solve(kc, yc[:, j : j + 1], np.array([a]))[:, 0, 0]
-        coef[:, j] = x.T @ dual - x_mean * dual.sum()
-        intercept[j] = y_mean[j] - x_mean @ coef[:, j]
-        pred[:, j] = kc @ dual + y_mean[j]
+    coef = _matmul3(x.T, dual) - x_mean[:, None, None] * dual.sum(axis=0)[None]
+    intercept = y_mean[:, None] - _matmul3(x_mean[None, :], coef)[0]
+    pred = _matmul3(kc, dual) + y_mean[None, :, None]
     return coef, intercept, pred
 
 

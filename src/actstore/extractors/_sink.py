@@ -37,6 +37,18 @@ def _is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _nonfinite(buf: np.ndarray) -> np.ndarray | None:
+    """``(prompt, layer)`` mask of rows holding NaN or inf, or None when all are finite."""
+    if buf.dtype.itemsize == 2 and buf.dtype != np.float16:  # bfloat16: exponent bits all set
+        bits = buf.view(np.uint16)
+        mask = (bits & 0x7F80) == 0x7F80
+    else:
+        mask = ~np.isfinite(buf)
+    if not mask.any():
+        return None
+    return mask.reshape(*mask.shape[:2], -1).any(axis=2)
+
+
 class BlockSink:
     """Assemble batches into blocks on a background thread and write each block once.
 
@@ -83,7 +95,8 @@ class BlockSink:
         self._widths = dict(widths)
         self._dtype = torch_dtype
         self._on_block = on_block
-        self._bufs: dict[int, dict[str, torch.Tensor]] = {}
+        self._np_dtype = to_numpy(torch.zeros(1, dtype=torch_dtype)).dtype
+        self._bufs: dict[int, dict[str, np.ndarray]] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._copy_stream: Any = None
         self.error: BaseException | None = None
@@ -175,34 +188,38 @@ class BlockSink:
         if bufs is None:
             shape = (stop - start, len(self._layers), self._t_max)
             bufs = self._bufs[b] = {
-                h: torch.zeros((*shape, self._widths[h]), dtype=self._dtype) for h in self._hooks
+                h: np.zeros((*shape, self._widths[h]), dtype=self._np_dtype) for h in self._hooks
             }
-        rows = torch.tensor([i - start for i in batch.indices], dtype=torch.long)
+        # numpy copies, single-threaded: torch ops here would share torch's intra-op thread
+        # pool with the forward pass running meanwhile on the main thread
+        rows = np.array([i - start for i in batch.indices], dtype=np.intp)
         seq = batch.seq_len
         for h in self._hooks:
             buf = bufs[h]
             for li, t in enumerate(host[h]):
-                buf[rows, li, :seq] = t[:, :seq].to(self._dtype)
+                if t.dtype != self._dtype:
+                    t = t.to(self._dtype)
+                buf[rows, li, :seq] = to_numpy(t.detach())[:, :seq]
         self._left[b] -= 1
         if self._left[b] == 0:
             self._finish_block(b, start, stop, self._bufs.pop(b))
 
-    def _finish_block(self, b: int, start: int, stop: int, bufs: dict[str, torch.Tensor]) -> None:
+    def _finish_block(self, b: int, start: int, stop: int, bufs: dict[str, np.ndarray]) -> None:
         n = self._n_tokens[start:stop]
         for h, buf in bufs.items():
             for r in range(stop - start):  # padding holds the padded batch's values: zero it
                 buf[r, :, int(n[r]) :] = 0
-            if not bool(torch.isfinite(buf).all()):
-                self._report_nonfinite(h, buf, start)
-        arrays = {h: to_numpy(buf) for h, buf in bufs.items()}
+            bad = _nonfinite(buf)
+            if bad is not None:
+                self._report_nonfinite(h, bad, start)
+        arrays = bufs
         self._write_block(b, arrays)
         self.blocks_written.append(b)
         if self._on_block is not None:
             self._on_block(b, sum(a.nbytes for a in arrays.values()))
 
-    def _report_nonfinite(self, hook: str, buf: torch.Tensor, start: int) -> None:
-        bad = (~torch.isfinite(buf)).flatten(2).any(dim=2)  # (prompt, layer)
-        r, li = (int(x) for x in torch.nonzero(bad)[0])
+    def _report_nonfinite(self, hook: str, bad: np.ndarray, start: int) -> None:
+        r, li = (int(x) for x in np.argwhere(bad)[0])
         raise ExtractionError(
             f"expected finite activations, got NaN or inf in prompt {start + r} at layer "
             f"{self._layers[li]} ({hook}); nothing of its block was written. float16 overflows "

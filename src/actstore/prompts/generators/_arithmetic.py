@@ -44,6 +44,17 @@ def _check_range(low: int, high: int) -> None:
         )
 
 
+def _interaction(x: int, y: int, low: int, high: int) -> float:
+    """(x - c)(y - c), c the middle of the operand range: the part of x·y not linear in x and y.
+
+    For operands uniform on [2, 20) a linear function of x and y explains ~89 % of the variance of
+    x·y, so a probe for ``value`` succeeds even on a model that only copies its inputs; a probe for
+    ``interaction`` needs the product actually computed.
+    """
+    c = (low + high - 1) / 2
+    return (x - c) * (y - c)
+
+
 def _multiplication(n: int, rng: np.random.Generator, low: int, high: int) -> list[Prompt]:
     ids = list(MULTIPLICATION_TEMPLATES)
     xs = rng.integers(low, high, size=n)
@@ -55,7 +66,14 @@ def _multiplication(n: int, rng: np.random.Generator, low: int, high: int) -> li
         text, spans = render(
             MULTIPLICATION_TEMPLATES[ids[t]], {"x": str(x), "y": str(y), "z": str(z)}, names=_NAMES
         )
-        labels = {"x": x, "y": y, "value": z, "operation": "multiplication", "template": ids[t]}
+        labels = {
+            "x": x,
+            "y": y,
+            "value": z,
+            "interaction": _interaction(x, y, low, high),
+            "operation": "multiplication",
+            "template": ids[t],
+        }
         out.append(Prompt(text=text, labels=labels, spans=spans))
     return out
 
@@ -68,7 +86,13 @@ def _squaring(n: int, rng: np.random.Generator, low: int, high: int) -> list[Pro
     for x, t in zip(xs.tolist(), ts.tolist()):
         z = x * x
         text, spans = render(SQUARING_TEMPLATES[ids[t]], {"x": str(x), "z": str(z)}, names=_NAMES)
-        labels = {"x": x, "value": z, "operation": "squaring", "template": ids[t]}
+        labels = {
+            "x": x,
+            "value": z,
+            "interaction": _interaction(x, x, low, high),
+            "operation": "squaring",
+            "template": ids[t],
+        }
         out.append(Prompt(text=text, labels=labels, spans=spans))
     return out
 
@@ -77,14 +101,22 @@ def _squaring(n: int, rng: np.random.Generator, low: int, high: int) -> list[Pro
 def multiplication(
     n: int, rng: np.random.Generator, *, low: int = 2, high: int = 20
 ) -> list[Prompt]:
-    """'x times y equals z', five phrasings; labels x, y, value=z, template; spans x, y, answer."""
+    """'x times y equals z', five phrasings; spans x, y, answer.
+
+    Labels x, y, value = z, interaction = (x - c)(y - c) with c the middle of [low, high),
+    operation, template.
+    """
     _check_range(low, high)
     return _multiplication(n, rng, low, high)
 
 
 @register_generator("squaring", default_n=1000)
 def squaring(n: int, rng: np.random.Generator, *, low: int = 2, high: int = 20) -> list[Prompt]:
-    """'x squared equals z' in five phrasings; labels x, value=x², template; spans x, answer."""
+    """'x squared equals z' in five phrasings; spans x, answer.
+
+    Labels x, value = x², interaction = (x - c)² with c the middle of [low, high), operation,
+    template.
+    """
     _check_range(low, high)
     return _squaring(n, rng, low, high)
 

@@ -1,0 +1,311 @@
+"""``actstore probe fit|show``, ``actstore detect``, ``actstore plot``, ``actstore report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import InvalidArgumentError
+
+__all__ = ["register"]
+
+_PROBE_EPILOG = """examples:
+  actstore probe fit cache.zarr --prompt-set arithmetic --target value --layers 7,15,23
+  actstore probe fit cache.zarr --prompt-set arithmetic --target value \\
+      --position before:answer --alphas 0.1,1,10,100 --name value_before --json
+  actstore probe fit cache.zarr --prompt-set arithmetic --target value --out probes.npz
+  actstore probe show cache.zarr                       # list the probes saved in the cache
+  actstore probe show cache.zarr --name value_last --json
+  actstore probe show probes.npz
+"""
+
+_DETECT_EPILOG = """examples:
+  actstore detect cache.zarr --probes value_last --prompt-set physics --target v_squared
+  actstore detect cache.zarr --probes probes.npz --prompt-set physics --target v_squared \\
+      --span v_squared --json --per-prompt > detection.json
+  actstore detect cache.zarr --probes value_last --prompt-set physics --target v_squared --no-write
+"""
+
+_PLOT_EPILOG = """examples:
+  actstore plot cache.zarr --probes value_last --prompt-set physics --target v_squared --out plots/
+  actstore plot cache.zarr --probes value_last --prompt-set physics --target v_squared \\
+      --out plots/ --prompts 0,5,9
+"""
+
+_REPORT_EPILOG = """examples:
+  actstore report cache.zarr --probes value_last --prompt-set physics --target v_squared \\
+      --out report/ --title "Where is v² computed?"
+  (writes report/report.md, report/report.html and the four PNG figures)
+"""
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"expected comma-separated numbers (e.g. 0.1,1,10), got {text!r}"
+        ) from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"expected comma-separated integers (e.g. 7,15,23), got {text!r}"
+        ) from None
+
+
+def _default_name(target: str, position: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{target}_{position}")
+
+
+def _is_file(spec: str) -> bool:
+    """A standalone probe file (``.npz``, or a ``.zarr`` written by save_probes), not a cache."""
+    if spec.endswith(".npz"):
+        return True
+    if not spec.rstrip("/").endswith(".zarr") or not Path(spec).is_dir():
+        return False
+    import zarr
+
+    try:
+        return "actstore_probe" in zarr.open_group(spec, mode="r").attrs
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+
+
+def _load(cache: str, spec: str):  # -> ProbeSet
+    from actstore.analysis import load_probes
+
+    return load_probes(spec) if _is_file(spec) else load_probes(cache, name=spec)
+
+
+def _print_metrics(probes: Any) -> None:
+    lin = probes.lineage
+    print(
+        f"probes: target {lin['target']!r} of prompt set {lin['prompt_set']!r} at "
+        f"{lin['position']!r}; {lin['n_samples']} samples from {lin['n_prompts']} prompts, "
+        f"{lin['cv']}-fold CV, solver {lin['solver']}"
+    )
+    print(f"{'layer':>6} {'alpha':>9} {'cv_r2':>8} {'cv_mae':>10} {'train_r2':>9} {'ctrl_r2':>8}")
+    for m in probes.metrics():
+        print(
+            f"{m['layer']:>6} {m['alpha']:>9.3g} {m['cv_r2']:>8.4f} {m['cv_mae']:>10.4g} "
+            f"{m['train_r2']:>9.4f} {m.get('control_cv_r2', float('nan')):>8.4f}"
+        )
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from actstore.analysis import fit_probes, save_probes
+
+    probes = fit_probes(
+        args.cache,
+        prompt_set=args.prompt_set,
+        target=args.target,
+        layers=_ints(args.layers) if args.layers else None,
+        position=args.position,
+        alphas=_floats(args.alphas),
+        cv=args.cv,
+        seed=args.seed,
+        control=args.control,
+        hook=args.hook,
+        solver=args.solver,
+    )
+    if args.out:
+        where = save_probes(probes, args.out)
+    else:
+        where = save_probes(
+            probes, args.cache, name=args.name or _default_name(args.target, args.position)
+        )
+    if args.json:
+        print(json.dumps({"saved": where, **probes.to_dict()}, indent=2, default=str))
+    else:
+        _print_metrics(probes)
+        print(f"saved: {where}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from actstore.analysis import list_probes, load_probes
+
+    if args.name is None and not _is_file(args.source):
+        names = list_probes(args.source)
+        if args.json:
+            print(json.dumps({"probes": names}))
+        else:
+            print("\n".join(names) if names else "no probes saved in this cache")
+        return 0
+    probes = load_probes(args.source, name=args.name) if args.name else load_probes(args.source)
+    if args.json:
+        print(json.dumps(probes.to_dict(), indent=2, default=str))
+    else:
+        _print_metrics(probes)
+    return 0
+
+
+def _detect(args: argparse.Namespace, write: bool):  # -> (ProbeSet, DetectionResult)
+    from actstore.analysis import detect
+
+    probes = _load(args.cache, args.probes)
+    result = detect(
+        args.cache,
+        probes,
+        prompt_set=args.prompt_set,
+        target=args.target,
+        span=args.span,
+        seed=args.seed,
+        write=write,
+        name=getattr(args, "name", "probe_pred"),
+        allow_model_mismatch=args.allow_model_mismatch,
+    )
+    return probes, result
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    _, result = _detect(args, write=not args.no_write)
+    if args.json:
+        print(json.dumps(result.to_dict(per_prompt=args.per_prompt), indent=2, default=str))
+        return 0
+    print(
+        f"detection of {args.target!r} in {args.prompt_set!r} "
+        f"(span {result.span!r}); mean minimum |error| per layer beside its controls:"
+    )
+    print(
+        f"{'layer':>6} {'probe':>10} {'shuffled':>10} {'random_tgt':>10} {'hit_rate':>9} "
+        f"{'ctrl_hit':>9} {'z':>6}"
+    )
+    for r in result.summary():
+        print(
+            f"{r['layer']:>6} {r['probe_mean_min_error']:>10.4g} "
+            f"{r['shuffled_probe_mean_min_error']:>10.4g} "
+            f"{r['random_target_mean_min_error']:>10.4g} "
+            f"{r.get('probe_hit_rate', float('nan')):>9.3f} "
+            f"{r.get('random_target_hit_rate', float('nan')):>9.3f} {r['probe_mean_z']:>6.2f}"
+        )
+    print(f"best layer: {result.best_layer}")
+    if not args.no_write:
+        print(f"predictions written to {args.cache} as {args.prompt_set}/{args.name}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from actstore.analysis import write_figures
+
+    probes, result = _detect(args, write=False)
+    paths = write_figures(
+        probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
+    )
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from actstore.analysis import write_report
+
+    probes, result = _detect(args, write=False)
+    paths = write_report(
+        probes,
+        result,
+        args.out,
+        title=args.title,
+        prompts=_ints(args.prompts) if args.prompts else None,
+    )
+    print(paths["markdown"])
+    print(paths["html"])
+    return 0
+
+
+def _detect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cache", help="cache path or URL")
+    p.add_argument(
+        "--probes", required=True, help="probe name saved in the cache, or a .npz/.zarr file"
+    )
+    p.add_argument("--prompt-set", required=True, help="prompt set to scan (e.g. physics)")
+    p.add_argument("--target", required=True, help="numeric label to compare with (v_squared)")
+    p.add_argument("--span", help="span marking where the value is written (default: the target)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-target control")
+    p.add_argument(
+        "--allow-model-mismatch",
+        action="store_true",
+        help="apply probes fitted on another model's cache (d_model must still match)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``probe``, ``detect``, ``plot`` and ``report`` to the command line."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    probe = subparsers.add_parser(
+        "probe", help="fit and inspect ridge probes", epilog=_PROBE_EPILOG, formatter_class=fmt
+    )
+    sub = probe.add_subparsers(dest="probe_command", metavar="ACTION")
+    fit = sub.add_parser(
+        "fit",
+        help="fit one ridge probe per layer (k-fold CV, shuffled control)",
+        epilog=_PROBE_EPILOG,
+        formatter_class=fmt,
+    )
+    fit.add_argument("cache", help="cache path or URL")
+    fit.add_argument("--prompt-set", required=True, help="prompt set to train on")
+    fit.add_argument("--target", required=True, help="numeric label column to regress")
+    fit.add_argument("--layers", help="comma-separated layer indices (default: all stored)")
+    fit.add_argument(
+        "--position", default="last", help="last | before:SPAN | span:SPAN | all (default last)"
+    )
+    fit.add_argument("--alphas", default="1", help="comma-separated ridge penalties (default 1)")
+    fit.add_argument("--cv", type=int, default=5, help="number of folds (default 5)")
+    fit.add_argument("--seed", type=int, default=0, help="fold and shuffle seed (default 0)")
+    fit.add_argument("--control", choices=["shuffle", "none"], default="shuffle")
+    fit.add_argument("--hook", default="resid_post", help="activation variable (resid_post)")
+    fit.add_argument("--solver", choices=["auto", "primal", "dual"], default="auto")
+    fit.add_argument("--name", help="save inside the cache as probes/NAME (default TARGET_POS)")
+    fit.add_argument("--out", help="save to a standalone .npz (+ .json) or .zarr instead")
+    fit.add_argument("--json", action="store_true", help="print metrics as JSON")
+    fit.set_defaults(func=_cmd_fit)
+    show = sub.add_parser(
+        "show",
+        help="list saved probes or show one's metrics and lineage",
+        epilog=_PROBE_EPILOG,
+        formatter_class=fmt,
+    )
+    show.add_argument("source", help="cache path/URL, or a .npz/.zarr probe file")
+    show.add_argument("--name", help="probe name inside the cache (omit to list them)")
+    show.add_argument("--json", action="store_true", help="print as JSON")
+    show.set_defaults(func=_cmd_show)
+
+    det = subparsers.add_parser(
+        "detect",
+        help="apply probes at every token; statistics beside controls",
+        epilog=_DETECT_EPILOG,
+        formatter_class=fmt,
+    )
+    _detect_args(det)
+    det.add_argument("--name", default="probe_pred", help="derived variable to write")
+    det.add_argument("--no-write", action="store_true", help="do not write predictions back")
+    det.add_argument("--json", action="store_true", help="print statistics as JSON")
+    det.add_argument("--per-prompt", action="store_true", help="with --json: per-prompt rows too")
+    det.set_defaults(func=_cmd_detect)
+
+    plot = subparsers.add_parser(
+        "plot", help="the four figures as PNG", epilog=_PLOT_EPILOG, formatter_class=fmt
+    )
+    _detect_args(plot)
+    plot.add_argument("--out", required=True, help="directory for the PNG files")
+    plot.add_argument("--prompts", help="comma-separated prompt indices to draw (default first)")
+    plot.set_defaults(func=_cmd_plot)
+
+    rep = subparsers.add_parser(
+        "report",
+        help="Markdown + HTML report with figures and tables",
+        epilog=_REPORT_EPILOG,
+        formatter_class=fmt,
+    )
+    _detect_args(rep)
+    rep.add_argument("--out", required=True, help="directory for report.md, report.html, PNGs")
+    rep.add_argument("--title", default="actstore experiment", help="report title")
+    rep.add_argument("--prompts", help="comma-separated prompt indices to draw (default first)")
+    rep.set_defaults(func=_cmd_report)

@@ -1,0 +1,147 @@
+"""The index page of one experiment run: headline tables and links to each probe's report."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["md_table", "md_to_html", "write_index"]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), columns in the given order."""
+    if not rows:
+        return "_(no rows)_\n"
+    cols = list(columns or rows[0].keys())
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
+    "text-align:right}img{max-width:100%}code{background:#f4f4f4}"
+)
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+    return re.sub(r"\[(.+?)\]\((.+?)\)", r"<a href='\2'>\1</a>", text)
+
+
+def md_to_html(md: str, title: str) -> str:
+    """HTML for the small Markdown subset the reports use (headings, lists, tables, images)."""
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    ]
+    parts.append(f"<style>{_STYLE}</style></head><body>")
+    table: list[list[str]] = []
+    for line in [*md.splitlines(), ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                table.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if table:
+            head, *body = table
+            parts.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>")
+            for row in body:
+                parts.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>")
+            parts.append("</table>")
+            table = []
+        m = re.match(r"^(#{1,4}) (.*)", line)
+        img = re.match(r"^!\[(.*?)\]\((.+?)\)$", line.strip())
+        if m:
+            n = len(m.group(1))
+            parts.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+        elif img:
+            alt, src = html.escape(img.group(1)), html.escape(img.group(2))
+            parts.append(f"<p><img src='{src}' alt='{alt}'></p>")
+        elif line.startswith("- "):
+            parts.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
+        elif line.strip():
+            parts.append(f"<p>{_inline(line)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+PROBE_COLUMNS = ("layer", "alpha", "cv_r2", "control_cv_r2", "train_r2", "cv_mae")
+DETECT_COLUMNS = (
+    "layer",
+    "probe_mean_min_error",
+    "shuffled_probe_mean_min_error",
+    "random_target_mean_min_error",
+    "probe_hit_rate",
+    "random_target_hit_rate",
+)
+
+
+def headline_tables(run: Any) -> list[tuple[str, str, list[dict[str, Any]], tuple[str, ...]]]:
+    """(title, caption, rows, columns) for every probe family and detection of a run."""
+    tables = []
+    for pc in run.config.probes:
+        rows = run._read_json(f"probes_{pc.name}.json").get("layers", [])
+        tables.append(
+            (
+                f"Probe '{pc.name}': {pc.target} at position {pc.position}",
+                "Held-out k-fold R² (cv_r2) at the alpha chosen by CV; control_cv_r2 is the same "
+                "probe fitted on shuffled labels; train_r2 is shown only beside them.",
+                rows,
+                PROBE_COLUMNS,
+            )
+        )
+        det = run.results_dir / f"detect_{pc.name}.json"
+        if det.exists():
+            data = json.loads(det.read_text())
+            tables.append(
+                (
+                    f"Detection with '{pc.name}' on '{run.config.detect.prompt_set}'",
+                    "Mean over prompts of the smallest |prediction - target| over each prompt's "
+                    "tokens, beside the shuffled-label probe and a random in-range target "
+                    "(chance); hit rate: best token inside the span "
+                    f"{data.get('span')!r}.",
+                    data.get("layers", []),
+                    DETECT_COLUMNS,
+                )
+            )
+    return tables
+
+
+def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Path:
+    """Write ``report.md`` and ``report.html`` at the top of a run's output folder."""
+    cfg = run.config
+    out: Path = run.out
+    tables = headline_tables(run)
+    md = [
+        f"# {run.label}\n",
+        f"{cfg.description}\n" if cfg.description else "",
+        f"- model: `{run.model}`\n- cache: `{os.path.relpath(run.cache_url, out)}`\n",
+    ]
+    for title, caption, rows, cols in tables:
+        md += [f"## {title}\n", f"{caption}\n", md_table(rows, cols)]
+    md.append("## Reports and figures per probe\n")
+    for pc, paths in sections:
+        rel = os.path.relpath(paths["markdown"], out)
+        md.append(f"- [{pc.name}]({rel})\n")
+        if "summary" in paths:
+            md.append(f"\n![summary of {pc.name}]({os.path.relpath(paths['summary'], out)})\n")
+    md_path = out / "report.md"
+    text = "\n".join(md)
+    md_path.write_text(text)
+    (out / "report.html").write_text(
+        md_to_html(text.replace("report.md)", "report.html)"), run.label)
+    )
+    return md_path

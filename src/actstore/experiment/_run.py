@@ -1,0 +1,409 @@
+"""Run an experiment config stage by stage: extract, probes, detect, plots, report.
+
+Each stage records a fingerprint of everything it depends on (its config section and the
+fingerprints of the stages it reads) in ``OUT/state.json``, written atomically after the stage
+succeeds. A stage whose fingerprint is unchanged and whose outputs exist is skipped, so a changed
+config re-runs only what it affects, and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import ConfigError, InvalidArgumentError
+from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
+from actstore.experiment._index import write_index
+
+__all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
+
+STAGES = ("extract", "probes", "detect", "plots", "report")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageRecord:
+    """What one stage did: ``status`` is ``"ran"`` or ``"skipped"``."""
+
+    stage: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+def build_prompt_set(cfg: ExperimentConfig, name: str) -> Any:
+    """The :class:`~actstore.prompts.PromptSet` that prompt-set config ``name`` describes."""
+    from actstore.prompts import PromptSet, load_prompts
+
+    ps_cfg = cfg.prompt_set(name)
+    prompts: list[Any] = []
+    for src in ps_cfg.sources:
+        part = load_prompts(
+            src.file if src.file is not None else src.generator,  # type: ignore[arg-type]
+            n=src.n,
+            seed=src.seed,
+            **dict(src.options),
+        )
+        prompts.extend(part.prompts)
+    return PromptSet(name=name, prompts=tuple(prompts))
+
+
+class ExperimentRun:
+    """One experiment run into an output folder.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The validated config.
+    out : path
+        Output folder: ``cache.zarr`` (activations, probes, detection variables), ``state.json``,
+        ``results/`` (JSON metrics), ``report/<probe>/`` (figures and per-probe reports) and
+        ``report.md`` / ``report.html`` (the index).
+    model : path, optional
+        Model directory; overrides ``config.model.path``.
+    device : str, optional
+        Overrides ``config.extract.device``.
+    log : callable, optional
+        Receives one line per stage event (default: print).
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        out: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        log: Callable[[str], None] | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.model = str(model) if model is not None else config.model.path
+        self.device = device or config.extract.device
+        self.log = log or print
+        self.label = label or config.name
+        self.cache_url = str(self.out / "cache.zarr")
+        self.results_dir = self.out / "results"
+        self._state_path = self.out / "state.json"
+        self._results: dict[str, Any] = {}
+
+    # -- state -----------------------------------------------------------------------------
+    def _load_state(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._state_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return {str(k): str(v) for k, v in data.get("stages", {}).items()}
+
+    def _save_state(self, state: dict[str, str]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"config": self.config.to_dict(), "stages": state}, indent=1))
+        os.replace(tmp, self._state_path)
+
+    def _write_json(self, name: str, payload: Any) -> Path:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        path = self.results_dir / name
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
+        os.replace(tmp, path)
+        return path
+
+    def _read_json(self, name: str) -> Any:
+        return json.loads((self.results_dir / name).read_text())
+
+    # -- fingerprints ----------------------------------------------------------------------
+    def _extract_fp(self, set_name: str) -> str:
+        return config_hash(
+            str(Path(self.model).resolve()) if self.model else None,
+            self.config.prompt_set(set_name),
+            self.config.extract,
+            self.device,
+        )
+
+    def _data_fp(self, set_name: str) -> str:
+        """What downstream stages depend on: the stored set's fingerprint once it is complete.
+
+        Using the cache's own fingerprint (model weights, tokenizer, prompts, layers) rather than
+        the model path lets a cache extracted elsewhere (a cluster) be analysed here unchanged.
+        """
+        from actstore.errors import ActstoreError
+        from actstore.store import open_cache
+
+        try:
+            cache = open_cache(self.cache_url)
+            if set_name in cache.prompt_sets and cache.is_complete(set_name):
+                return config_hash(dict(cache.spec(set_name).fingerprint))
+        except ActstoreError:
+            pass
+        return self._extract_fp(set_name)
+
+    def _probe_fp(self, probe: str) -> str:
+        pc = self.config.probe(probe)
+        return config_hash(self._data_fp(pc.prompt_set), pc)
+
+    def _detect_probes(self) -> list[str]:
+        det = self.config.detect
+        if det is None:
+            return []
+        return list(det.probes) or [p.name for p in self.config.probes]
+
+    def _detect_fp(self, probe: str) -> str:
+        det = self._detect_cfg()
+        return config_hash(self._probe_fp(probe), self._data_fp(det.prompt_set), det)
+
+    def _plots_fp(self) -> str:
+        return config_hash(
+            [self._probe_fp(p.name) for p in self.config.probes],
+            [self._detect_fp(p) for p in self._detect_probes()],
+            self.config.report,
+        )
+
+    def _report_fp(self) -> str:
+        return config_hash(self._plots_fp(), self.config.name, self.config.description)
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, stages: Sequence[str] | None = None, *, force: bool = False) -> list[StageRecord]:
+        """Run ``stages`` (default: all, in order); ``force`` re-runs them even when up to date."""
+        chosen = list(STAGES if stages is None else stages)
+        for s in chosen:
+            if s not in STAGES:
+                raise InvalidArgumentError(
+                    f"expected stages among {', '.join(STAGES)}, got {s!r}; fix --stage"
+                )
+        state = self._load_state()
+        records: list[StageRecord] = []
+        steps: list[tuple[str, Callable[[], str], Callable[[], str], Callable[[], bool]]] = []
+        for stage in STAGES:
+            if stage not in chosen:
+                continue
+            steps.extend(self._steps(stage))
+        for key, fp_of, fn, done in steps:
+            # Fingerprints are taken when the step is reached: upstream stages may just have run.
+            fp = fp_of()
+            if key.startswith("extract:") and not self.model:
+                if done():
+                    # A cache filled elsewhere (e.g. a SLURM array): analysis needs no model.
+                    records.append(StageRecord(stage=key, status="skipped", seconds=0.0))
+                    self.log(f"[{self.label}] {key}: cache complete, no model needed, skipped")
+                    continue
+                raise ConfigError(
+                    f"no model given and prompt set '{key.split(':', 1)[1]}' is not in "
+                    f"{self.cache_url} yet: expected --model PATH or [model] path in the config; "
+                    "pass a local checkpoint directory"
+                )
+            if not force and state.get(key) == fp and done():
+                records.append(StageRecord(stage=key, status="skipped", seconds=0.0))
+                self.log(f"[{self.label}] {key}: up to date, skipped")
+                continue
+            self.log(f"[{self.label}] {key}: running")
+            t0 = time.perf_counter()
+            detail = fn()
+            dt = time.perf_counter() - t0
+            state[key] = fp
+            self._save_state(state)
+            records.append(StageRecord(stage=key, status="ran", seconds=dt, detail=detail))
+            self.log(f"[{self.label}] {key}: done in {dt:.1f} s{' - ' + detail if detail else ''}")
+        return records
+
+    def _steps(
+        self, stage: str
+    ) -> list[tuple[str, Callable[[], str], Callable[[], str], Callable[[], bool]]]:
+        cfg = self.config
+        if stage == "extract":
+            return [
+                (
+                    f"extract:{ps.name}",
+                    lambda n=ps.name: self._extract_fp(n),
+                    lambda n=ps.name: self._run_extract(n),
+                    lambda n=ps.name: self._extract_done(n),
+                )
+                for ps in cfg.prompt_sets
+            ]
+        if stage == "probes":
+            return [
+                (
+                    f"probes:{pc.name}",
+                    lambda n=pc.name: self._probe_fp(n),
+                    lambda n=pc.name: self._run_probes(n),
+                    lambda n=pc.name: (self.results_dir / f"probes_{n}.json").exists(),
+                )
+                for pc in cfg.probes
+            ]
+        if stage == "detect":
+            return [
+                (
+                    f"detect:{p}",
+                    lambda n=p: self._detect_fp(n),
+                    lambda n=p: self._run_detect(n),
+                    lambda n=p: (self.results_dir / f"detect_{n}.json").exists(),
+                )
+                for p in self._detect_probes()
+            ]
+        if stage == "plots":
+            return [("plots", self._plots_fp, self._run_plots, self._figures_exist)]
+        return [("report", self._report_fp, self._run_report, self.report_path.exists)]
+
+    def _figures_exist(self) -> bool:
+        return all(any(self._report_dir(p.name).glob("*.png")) for p in self.config.probes)
+
+    @property
+    def report_path(self) -> Path:
+        """Where the Markdown report is written."""
+        return self.out / "report.md"
+
+    # -- stages ----------------------------------------------------------------------------
+    def _extract_done(self, set_name: str) -> bool:
+        from actstore.errors import ActstoreError
+        from actstore.store import open_cache
+
+        try:
+            cache = open_cache(self.cache_url)
+            return set_name in cache.prompt_sets and cache.is_complete(set_name)
+        except ActstoreError:
+            return False
+
+    def _run_extract(self, set_name: str) -> str:
+        from actstore.extractors import extract, read_model_config
+
+        n_layers = read_model_config(str(self.model)).n_layers
+        layers = resolve_layers(self.config.extract, n_layers)
+        ex = self.config.extract
+        report = extract(
+            model=self.model,
+            prompts=build_prompt_set(self.config, set_name),
+            out=self.cache_url,
+            set_name=set_name,
+            layers=list(layers),
+            hooks=ex.hooks,
+            backend=ex.backend,
+            dtype=ex.dtype,
+            device=self.device,
+            max_batch_tokens=ex.max_batch_tokens,
+            progress=False,
+        )
+        return report.message or report.status
+
+    def _run_probes(self, probe: str) -> str:
+        from actstore.analysis import fit_probes, save_probes
+
+        pc = self.config.probe(probe)
+        probes = fit_probes(
+            self.cache_url,
+            prompt_set=pc.prompt_set,
+            target=pc.target,
+            position=pc.position,
+            alphas=pc.alphas,
+            cv=pc.cv,
+            seed=pc.seed,
+        )
+        save_probes(probes, self.cache_url, name=probe)
+        self._write_json(f"probes_{probe}.json", probes.to_dict())
+        best = max(probes.metrics(), key=lambda r: r.get("cv_r2", float("-inf")))
+        return f"best layer {best.get('layer')} CV R2 {best.get('cv_r2', float('nan')):.3f}"
+
+    def _run_detect(self, probe: str) -> str:
+        from actstore.analysis import detect, load_probes
+
+        det = self._detect_cfg()
+        probes = load_probes(self.cache_url, name=probe)
+        result = detect(
+            self.cache_url,
+            probes,
+            prompt_set=det.prompt_set,
+            target=det.target,
+            name=f"pred_{probe}",
+            span=det.span,
+            seed=det.seed,
+        )
+        self._results[probe] = result
+        self._write_json(f"detect_{probe}.json", result.to_dict())
+        return f"best layer {result.best_layer}"
+
+    def _detection(self, probe: str) -> Any:
+        """The detection result of ``probe``: from this run's detect stage, else recomputed."""
+        if probe in self._results:
+            return self._results[probe]
+        from actstore.analysis import detect, load_probes
+
+        det = self._detect_cfg()
+        result = detect(
+            self.cache_url,
+            load_probes(self.cache_url, name=probe),
+            prompt_set=det.prompt_set,
+            target=det.target,
+            write=False,
+            span=det.span,
+            seed=det.seed,
+        )
+        self._results[probe] = result
+        return result
+
+    def _report_dir(self, probe: str) -> Path:
+        return self.out / "report" / probe
+
+    def _run_plots(self) -> str:
+        from actstore.analysis import load_probes
+        from actstore.analysis._report import write_figures
+
+        detected = set(self._detect_probes())
+        n = 0
+        for pc in self.config.probes:
+            result = self._detection(pc.name) if pc.name in detected else None
+            paths = write_figures(
+                load_probes(self.cache_url, name=pc.name),
+                result,
+                self._report_dir(pc.name),
+                prompts=self._plot_prompts(),
+            )
+            n += len(paths)
+        return f"{n} figures"
+
+    def _plot_prompts(self) -> list[int]:
+        return list(range(self.config.report.n_problems))
+
+    def _run_report(self) -> str:
+        from actstore.analysis import load_probes
+        from actstore.analysis._report import FIGURES, write_report
+
+        detected = set(self._detect_probes())
+        sections = []
+        for pc in self.config.probes:
+            result = self._detection(pc.name) if pc.name in detected else None
+            figures = {
+                key: self._report_dir(pc.name) / fname
+                for key, fname in FIGURES.items()
+                if (self._report_dir(pc.name) / fname).exists()
+            }
+            paths = write_report(
+                load_probes(self.cache_url, name=pc.name),
+                result,
+                self._report_dir(pc.name),
+                title=f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})",
+                prompts=self._plot_prompts(),
+                figures=figures or None,
+            )
+            sections.append((pc, paths))
+        write_index(self, sections)
+        return f"{self.report_path}"
+
+    def _detect_cfg(self) -> Any:
+        det = self.config.detect
+        if det is None:  # pragma: no cover - only scheduled when [detect] exists
+            raise ConfigError("the config has no [detect] table; add one to run detection")
+        return det
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

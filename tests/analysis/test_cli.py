@@ -1,0 +1,169 @@
+"""The analysis command line: probe fit|show, detect, plot, report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import actstore
+from actstore.cli import main
+
+
+@pytest.fixture
+def cache(planted_cache, tmp_path):
+    dst = tmp_path / "c.zarr"
+    shutil.copytree(planted_cache, dst)
+    return str(dst)
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_fit_show_detect_json(cache, capsys) -> None:
+    rc, out, _ = _run(
+        capsys,
+        "probe",
+        "fit",
+        cache,
+        "--prompt-set",
+        "arithmetic",
+        "--target",
+        "value",
+        "--alphas",
+        "0.1,1,10",
+        "--name",
+        "v",
+        "--json",
+    )
+    assert rc == 0
+    fitted = json.loads(out)
+    assert fitted["saved"].endswith("#probes/v")
+    layer15 = next(r for r in fitted["layers"] if r["layer"] == 15)
+    assert layer15["cv_r2"] > 0.99 and layer15["control_cv_r2"] < 0.1
+    rc, out, _ = _run(capsys, "probe", "show", cache, "--json")
+    assert json.loads(out) == {"probes": ["v"]}
+    rc, out, _ = _run(capsys, "probe", "show", cache, "--name", "v", "--json")
+    assert json.loads(out)["layers"] == fitted["layers"]
+    rc, out, _ = _run(
+        capsys,
+        "detect",
+        cache,
+        "--probes",
+        "v",
+        "--prompt-set",
+        "physics",
+        "--target",
+        "v_squared",
+        "--json",
+        "--per-prompt",
+    )
+    assert rc == 0
+    det = json.loads(out)
+    row = next(r for r in det["layers"] if r["layer"] == 15)
+    assert row["probe_hit_rate"] >= 0.95 and row["random_target_hit_rate"] <= 0.1
+    assert len(det["prompts"]["probe"]) == 120 * 4
+    pred = actstore.open(cache, "physics")["probe_pred"].values
+    assert np.isfinite(pred[:, 2, 0]).all()
+
+
+def test_text_output_npz_and_figures(cache, tmp_path, capsys) -> None:
+    npz = str(tmp_path / "p.npz")
+    rc, out, _ = _run(
+        capsys,
+        "probe",
+        "fit",
+        cache,
+        "--prompt-set",
+        "arithmetic",
+        "--target",
+        "value",
+        "--layers",
+        "9,15",
+        "--out",
+        npz,
+    )
+    assert rc == 0 and "cv_r2" in out and npz in out
+    rc, out, _ = _run(
+        capsys,
+        "detect",
+        cache,
+        "--probes",
+        npz,
+        "--prompt-set",
+        "physics",
+        "--target",
+        "v_squared",
+        "--no-write",
+    )
+    assert rc == 0 and "best layer: 15" in out
+    assert "probe_pred" not in actstore.open(cache, "physics")
+    rc, out, _ = _run(
+        capsys,
+        "report",
+        cache,
+        "--probes",
+        npz,
+        "--prompt-set",
+        "physics",
+        "--target",
+        "v_squared",
+        "--out",
+        str(tmp_path / "rep"),
+        "--prompts",
+        "0,3",
+    )
+    assert rc == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Detection" in md and "computation_heatmaps.png" in md
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<table>" in html and "layer_summary.png" in html
+    for png in ("computation_heatmaps", "computation_traces", "layer_summary", "cv_r2_vs_alpha"):
+        assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_errors_are_one_line_without_traceback(cache) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actstore",
+            "detect",
+            cache,
+            "--probes",
+            "missing",
+            "--prompt-set",
+            "physics",
+            "--target",
+            "v_squared",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("actstore: error: expected") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_numbers_are_refused(cache, capsys) -> None:
+    rc, _, err = _run(
+        capsys,
+        "probe",
+        "fit",
+        cache,
+        "--prompt-set",
+        "arithmetic",
+        "--target",
+        "value",
+        "--alphas",
+        "a,b",
+    )
+    assert rc == 2 and "comma-separated numbers" in err

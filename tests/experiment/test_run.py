@@ -1,0 +1,220 @@
+"""The whole pipeline from one config on a tiny model: cache, probes, detection, figures, report.
+
+Also the stage bookkeeping: a second run skips everything, a changed probe config re-runs only
+what depends on it, and a single stage can be forced alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import actstore
+from actstore.analysis import load_probes
+from actstore.experiment import parse_config
+from actstore.experiment._run import ExperimentRun, build_prompt_set
+
+CONFIG = """
+name = "itest"
+description = "integration test"
+[[prompt_sets]]
+name = "arithmetic"
+[[prompt_sets.sources]]
+generator = "multiplication"
+n = 60
+seed = 0
+[[prompt_sets.sources]]
+generator = "squaring"
+n = 40
+seed = 1
+[[prompt_sets]]
+name = "physics"
+[[prompt_sets.sources]]
+generator = "kinetic_energy"
+n = 6
+seed = 2
+options = { cot = "worked" }
+[extract]
+layers = [1, -1]
+dtype = "float32"
+device = "cpu"
+max_batch_tokens = 2048
+[[probes]]
+name = "last"
+prompt_set = "arithmetic"
+target = "value"
+position = "last"
+alphas = [0.1, 10.0]
+cv = 3
+[[probes]]
+name = "before"
+prompt_set = "arithmetic"
+target = "value"
+position = "before:answer"
+alphas = [1.0]
+cv = 3
+[detect]
+prompt_set = "physics"
+target = "v_squared"
+span = "v_squared"
+[report]
+n_problems = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_qwen2_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = parse_config(tomllib.loads(CONFIG))
+    lines: list[str] = []
+    run = ExperimentRun(cfg, out=out, model=tiny_qwen2_dir, log=lines.append)
+    records = run.run()
+    return run, records, lines
+
+
+def test_every_stage_ran_with_timing(finished_run) -> None:
+    _, records, lines = finished_run
+    keys = [r.stage for r in records]
+    assert keys == [
+        "extract:arithmetic",
+        "extract:physics",
+        "probes:last",
+        "probes:before",
+        "detect:last",
+        "detect:before",
+        "plots",
+        "report",
+    ]
+    assert all(r.status == "ran" and r.seconds > 0 for r in records)
+    assert any(" done in " in line for line in lines)
+
+
+def test_cache_holds_both_sets_with_resolved_layers(finished_run) -> None:
+    run, _, _ = finished_run
+    tree = actstore.open(run.cache_url)
+    for name, n in (("arithmetic", 100), ("physics", 6)):
+        ds = tree[name].to_dataset()
+        assert ds.sizes["prompt"] == n
+        assert list(ds["layer"].values) == [1, 3]  # [1, -1] on a 4-layer model
+    texts = list(tree["arithmetic"].to_dataset()["text"].values)
+    assert texts == [p.text for p in build_prompt_set(run.config, "arithmetic").prompts]
+
+
+def test_probes_saved_and_match_results_json(finished_run) -> None:
+    run, _, _ = finished_run
+    for name in ("last", "before"):
+        probes = load_probes(run.cache_url, name=name)
+        assert probes.layers == [1, 3]
+        saved = json.loads((run.results_dir / f"probes_{name}.json").read_text())
+        assert [r["cv_r2"] for r in saved["layers"]] == pytest.approx(
+            [r["cv_r2"] for r in probes.metrics()]
+        )
+
+
+def test_detection_variables_written_for_real_tokens_only(finished_run) -> None:
+    run, _, _ = finished_run
+    ds = xr.open_zarr(run.cache_url, group="physics", zarr_format=3, consolidated=False)
+    n_tokens = ds["n_tokens"].values
+    for name in ("pred_last", "pred_before"):
+        pred = ds[name]
+        assert pred.dims[:3] == ("prompt", "layer", "token")
+        values = pred.values
+        values = values[..., 0] if values.ndim == 4 else values
+        for p, n in enumerate(n_tokens):
+            assert np.isfinite(values[p, :, :n]).all()
+            assert np.isnan(values[p, :, n:]).all()
+
+
+def test_figures_and_reports(finished_run) -> None:
+    run, _, _ = finished_run
+    for name in ("last", "before"):
+        pngs = sorted((run.out / "report" / name).glob("*.png"))
+        assert len(pngs) == 4, pngs
+        assert all(p.stat().st_size > 1000 for p in pngs)
+        assert (run.out / "report" / name / "report.md").stat().st_size > 0
+    index = run.report_path.read_text()
+    assert "Probe 'last'" in index and "Probe 'before'" in index
+    assert "report/last/report.md" in index
+    html = (run.out / "report.html").read_text()
+    assert "<table>" in html and "report/last/report.html" in html
+
+
+def test_second_run_skips_everything(finished_run) -> None:
+    run, _, _ = finished_run
+    again = ExperimentRun(run.config, out=run.out, model=run.model, log=lambda s: None).run()
+    assert {r.status for r in again} == {"skipped"}
+
+
+def test_changed_probe_reruns_only_what_depends_on_it(finished_run, tmp_path: Path) -> None:
+    run, _, _ = finished_run
+    text = CONFIG.replace("alphas = [1.0]", "alphas = [1.0, 100.0]")
+    cfg = parse_config(tomllib.loads(text))
+    records = ExperimentRun(cfg, out=run.out, model=run.model, log=lambda s: None).run()
+    ran = {r.stage for r in records if r.status == "ran"}
+    assert ran == {"probes:before", "detect:before", "plots", "report"}
+    probes = load_probes(run.cache_url, name="before")
+    assert list(probes.dataset["alpha_grid"].values) == [1.0, 100.0]
+
+
+def test_single_stage_forced(finished_run) -> None:
+    run, _, _ = finished_run
+    records = ExperimentRun(run.config, out=run.out, model=run.model, log=lambda s: None).run(
+        ["detect"], force=True
+    )
+    assert [(r.stage, r.status) for r in records] == [
+        ("detect:last", "ran"),
+        ("detect:before", "ran"),
+    ]
+
+
+def test_cli_check_and_missing_model(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    ok = subprocess.run(
+        [sys.executable, "-m", "actstore", "run", str(cfg), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "ok" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "actstore", "run", str(cfg), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("actstore: error: no model given and prompt set 'arithmetic'")
+    assert "Traceback" not in bad.stderr
+
+
+def test_cache_filled_elsewhere_is_analysed_without_a_model(finished_run, tmp_path: Path) -> None:
+    """Copy only the cache (as after a cluster job) and run the analysis stages without a model."""
+    import shutil
+
+    run, _, _ = finished_run
+    out = tmp_path / "laptop"
+    out.mkdir()
+    shutil.copytree(run.cache_url, out / "cache.zarr")
+    lines: list[str] = []
+    records = ExperimentRun(run.config, out=out, model=None, log=lines.append).run(
+        ["extract", "probes"]
+    )
+    assert [(r.stage, r.status) for r in records][:2] == [
+        ("extract:arithmetic", "skipped"),
+        ("extract:physics", "skipped"),
+    ]
+    assert any("no model needed" in line for line in lines)
+    moved = json.loads((out / "results" / "probes_last.json").read_text())
+    original = json.loads((run.results_dir / "probes_last.json").read_text())
+    assert [r["cv_r2"] for r in moved["layers"]] == pytest.approx(
+        [r["cv_r2"] for r in original["layers"]]
+    )
