@@ -135,9 +135,10 @@ def _open_zarr(cache: Cache, path: str, chunks: dict[str, int]) -> xr.Dataset:
             use_zarr_fill_value_as_mask=False,
             decode_times=False,
         )
-    except ActstoreError:
+    except (ActstoreError, MemoryError):
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OSError, NotImplementedError) as exc:
+    except Exception as exc:  # xarray decodes index coordinates now: damaged bytes fail any way
+        # (zstd RuntimeError, ValueError, ...); the scan already refused unsafe codecs and sizes
         raise CorruptCacheError(
             damaged_error_message(cache.url, f"{path}/", f"{type(exc).__name__}: {exc}")
         ) from None
