@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def clean_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small complete cache (bfloat16 set ``arith``, plus a saved probe group) per test session."""
+    """A small complete cache (bfloat16 set ``arith``, a saved probe group), once per session."""
     import numpy as np
     import xarray as xr
 
@@ -39,7 +39,6 @@ def catalogue_env(
     ``tests/reliability/_catalogue.py``), built once per test session."""
     import json
 
-    import numpy as np
     import zarr
 
     from actstore.prompts import Prompt, PromptSet, generate
@@ -85,5 +84,32 @@ def catalogue_env(
         model=work / "model", prompts=good, out=work / "tiny.zarr", layers="0,1",
         device="cpu", dtype="float32",
     )  # fmt: skip
-    del np
+    _probe_files(work)
+    (work / "typo.toml").write_text(
+        'name = "study"\n[[prompt_sets]]\nname = "arith"\n[[prompt_sets.sources]]\n'
+        'generator = "multiplication"\nn = 20\n[extract]\nlayer = "all"\n'
+    )
     return work
+
+
+def _probe_files(work: Path) -> None:
+    """``nan_probe.zarr`` (label value all NaN), ``probes_other.npz`` (another model's probes),
+    ``object.npz`` (a pickled object array beside valid metadata)."""
+    import json
+
+    import numpy as np
+    import zarr
+
+    from actstore.analysis import fit_probes, save_probes
+
+    arr = zarr.open_array(str(work / "nan_probe.zarr" / "arith" / "value"), mode="r+")
+    arr[:] = np.nan
+    probes = fit_probes(str(work / "cache.zarr"), prompt_set="arith", target="value", cv=3)
+    save_probes(probes, work / "probes_other.npz")
+    meta_path = work / "probes_other.json"
+    meta = json.loads(meta_path.read_text())
+    meta["lineage"]["model_fingerprint"] = "sha256:another-model"
+    meta_path.write_text(json.dumps(meta))
+    np.savez(work / "object.npz", **{"var/coef": np.array([{"a": 1}, None], dtype=object)})
+    meta["dims"] = {"coef": ["layer"]}
+    (work / "object.json").write_text(json.dumps(meta))

@@ -167,15 +167,24 @@ def _extract(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
-def _config(text: str) -> Callable[[Path], Any]:
+_SRC = {"generator": "multiplication", "n": 20, "seed": 0}
+_PS = {"name": "arith", "sources": [_SRC]}
+_PROBE = {"name": "last", "prompt_set": "arith", "target": "value", "position": "last"}
+
+
+def _config(**changes: Any) -> Callable[[Path], Any]:
+    """``parse_config`` of a minimal valid config (one prompt set, one probe) with *changes*."""
+
     def call(work: Path) -> Any:
         from actstore.experiment import parse_config
 
-        return parse_config(text)
+        data = {"name": "study", "prompt_sets": [_PS], "probes": [_PROBE], **changes}
+        return parse_config(data)
 
     return call
 
 
+_FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
 
 ROWS: tuple[Row, ...] = (
@@ -361,9 +370,9 @@ ROWS: tuple[Row, ...] = (
         where="cli",
         input="`actstore extract ... --out cache.zip` (zip caches are read-only)",
         args=(*_EXTRACT, "cache.zip"),
-        error="InvalidArgumentError",
-        message="expected a writable directory for --out, got '…/cache.zip' whose parent "
-        "'…/cache.zip' is a file; choose another output path",
+        error="ReadOnlyError",
+        message="expected a writable cache location for --out, got the zip file 'cache.zip'; zip "
+        "caches are read-only: extract into a directory and `actstore copy` it to a .zip",
     ),
     Row(
         id="bad-dtype-spec",
@@ -544,6 +553,178 @@ ROWS: tuple[Row, ...] = (
         error="FingerprintMismatchError",
         message="prompt set 'good': n_tokens_max differs from the stored one: expected 20 "
         "(stored), got 21; write to a new cache or a new prompt-set name",
+    ),
+    # -- probes and detection --------------------------------------------------------------------
+    Row(
+        id="unknown-target",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target v`",
+        args=("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "v"),
+        error="UnknownNameError",
+        message="expected a label column of the prompt set (value, x), got 'v'; pass --target "
+        "with one of those",
+    ),
+    Row(
+        id="string-target",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target template` (strings)",
+        args=("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "template"),
+        error="InvalidArgumentError",
+        message="expected a numeric target column, got 'template' of dtype object; probes "
+        "regress numbers: pass a numeric label",
+    ),
+    Row(
+        id="unknown-position-cli",
+        where="cli",
+        input="`actstore probe fit ... --position middle`",
+        args=(*_FIT, "--position", "middle"),
+        error="InvalidArgumentError",
+        message="expected a position spec of the form last, all, before:SPAN, span:SPAN, got "
+        "'middle'",
+    ),
+    Row(
+        id="unknown-span-cli",
+        where="cli",
+        input="`actstore probe fit ... --position before:result` (spans: answer, operands)",
+        args=(*_FIT, "--position", "before:result"),
+        error="UnknownNameError",
+        message="expected a span of the prompt set (answer, operands), got 'result' in "
+        "position 'before:result'; use one of those or 'last'/'all'",
+    ),
+    Row(
+        id="unknown-layer-fit",
+        where="cli",
+        input="`actstore probe fit ... --layers 2` (stored: 1, 4, 6)",
+        args=(*_FIT, "--layers", "2"),
+        error="UnknownNameError",
+        message="expected layers among the stored [1, 4, 6], got [2]; pass layers that were "
+        "extracted",
+    ),
+    Row(
+        id="bad-cv",
+        where="cli",
+        input="`actstore probe fit ... --cv 1`",
+        args=(*_FIT, "--cv", "1"),
+        error="InvalidArgumentError",
+        message="expected cv >= 2 folds, got 1; pass cv=5 (or more)",
+    ),
+    Row(
+        id="nan-labels",
+        where="cli",
+        input="`actstore probe fit nan_probe.zarr --prompt-set arith --target value` (all NaN)",
+        args=("probe", "fit", "nan_probe.zarr", "--prompt-set", "arith", "--target", "value"),
+        error="InvalidArgumentError",
+        message="expected at least cv=5 labelled prompts, got 0; use fewer folds or more prompts",
+    ),
+    Row(
+        id="read-only-cli",
+        where="cli",
+        input="`actstore probe fit cache.zip --prompt-set arith --target value` (saves into the "
+        "read-only zip)",
+        args=("probe", "fit", "cache.zip", "--prompt-set", "arith", "--target", "value"),
+        error="ReadOnlyError",
+        message="expected a writable cache location, got the zip file 'cache.zip'; zip caches "
+        "are read-only: write to a directory and `actstore copy` it to a .zip",
+    ),
+    Row(
+        id="probe-other-model",
+        where="cli",
+        input="`actstore detect cache.zarr --probes probes_other.npz --prompt-set arith --target "
+        "value` (probes of another model)",
+        args=(
+            "detect",
+            "cache.zarr",
+            "--probes",
+            "probes_other.npz",
+            "--prompt-set",
+            "arith",
+            "--target",
+            "value",
+            "--no-write",
+        ),
+        error="ProbeMismatchError",
+        message="expected activations of the model the probes were fitted on "
+        "(sha256:another-model), got model sha256:abc; use a cache of that model (or "
+        "allow_model_mismatch=True if intended)",
+    ),
+    Row(
+        id="probe-object-array",
+        where="cli",
+        input="`actstore probe show object.npz` (holds a Python object array)",
+        args=("probe", "show", "object.npz"),
+        error="UnsafeCacheError",
+        message="expected numeric probe arrays in object.npz, got a Python object array, which "
+        "only unpickling (running code) could load; refusing it: save the probes again "
+        "with actstore",
+    ),
+    Row(
+        id="probe-object-array-api",
+        where="api",
+        input="`load_probes('object.npz')`",
+        call=_load_npz,
+        error="UnsafeCacheError",
+        message="expected numeric probe arrays in object.npz, got a Python object array, which "
+        "only unpickling (running code) could load; refusing it: save the probes again "
+        "with actstore",
+    ),
+    # -- experiment configs ----------------------------------------------------------------------
+    Row(
+        id="config-missing",
+        where="cli",
+        input="`actstore run missing.toml`",
+        args=("run", "missing.toml"),
+        error="ConfigError",
+        message="config file 'missing.toml' does not exist; check the path",
+    ),
+    Row(
+        id="config-unknown-key",
+        where="cli",
+        input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
+        args=("run", "typo.toml", "--check"),
+        error="ConfigError",
+        message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
+        "hooks, layers, max_batch_tokens, other_depths",
+    ),
+    Row(
+        id="config-duplicate-set",
+        where="config",
+        input="two `[[prompt_sets]]` named `arith`",
+        call=_config(prompt_sets=[_PS, _PS]),
+        error="ConfigError",
+        message="config key 'prompt_sets[1].name': duplicated name 'arith'",
+    ),
+    Row(
+        id="config-empty-layers",
+        where="config",
+        input="`[extract] layers = []`",
+        call=_config(extract={"layers": []}),
+        error="ConfigError",
+        message="config key 'extract.layers' is empty; give layers, 'all' or 'spaced:K'",
+    ),
+    Row(
+        id="config-unknown-set",
+        where="config",
+        input='a `[[probes]]` with `prompt_set = "physics"` (not declared)',
+        call=_config(probes=[{**_PROBE, "prompt_set": "physics"}]),
+        error="ConfigError",
+        message="config key 'probes[0].prompt_set': expected one of arith, got 'physics'",
+    ),
+    Row(
+        id="config-position",
+        where="config",
+        input='a `[[probes]]` with `position = "middle"`',
+        call=_config(probes=[{**_PROBE, "position": "middle"}]),
+        error="ConfigError",
+        message="config key 'probes[0].position': expected a position spec of the form last, "
+        "all, before:SPAN, span:SPAN, got 'middle'",
+    ),
+    Row(
+        id="config-zero-n",
+        where="config",
+        input="a source with `n = 0`",
+        call=_config(prompt_sets=[{"name": "arith", "sources": [{**_SRC, "n": 0}]}]),
+        error="ConfigError",
+        message="config key 'prompt_sets[0].sources[0].n': expected a positive integer, got 0",
     ),
     # -- prompts -------------------------------------------------------------------------------
     Row(
