@@ -784,7 +784,9 @@ anywhere on the line to see one); from Python, an exception of the named class, 
 ...). Each row is a test (`tests/reliability/test_catalogue.py`, the rows live in
 `tests/reliability/_catalogue.py`, and a test checks that this table matches them); file names
 refer to a work directory described there (`cache.zarr` is a small complete cache with prompt set
-`arith`, layers 1, 4, 6).
+`arith`, layers 1, 4, 6). Options the parser itself rejects (a missing required option, `abc` where
+a number is expected) print argparse's usage and `actstore COMMAND: error: ...`, also with exit
+status 2 and no traceback.
 """
 
 _OUTRO = """A cache is data, never code: before zarr reads anything, `actstore.open` and

@@ -54,17 +54,59 @@ def _params(rows: list[Row]) -> list[object]:
     return [pytest.param(r, id=r.id, marks=[pytest.mark.slow] if r.slow else []) for r in rows]
 
 
-@pytest.mark.parametrize("row", _params([r for r in ROWS if r.where == "cli"]))
-def test_cli_row(row: Row, catalogue_env: Path) -> None:
-    _skip_unless_available(row)
-    proc = _run_cli(catalogue_env, *row.args)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
+#: CLI rows that always run as real processes; the others do in `make test-slow` (a process
+#: costs seconds of imports on a busy 2-core machine) and in-process in the default suite.
+ALWAYS_AS_PROCESS = {
+    "missing-cache",
+    "pickle-codec",
+    "shard-spec",
+    "unknown-target",
+    "config-unknown-key",
+}
+
+
+def _check_stderr(stderr: str, row: Row) -> None:
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("actstore: error: "), lines[0]
     assert message_regex(row.message).fullmatch(lines[0][len("actstore: error: ") :]), lines[0]
+
+
+_CLI = [r for r in ROWS if r.where == "cli"]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param(r, id=r.id, marks=[] if r.id in ALWAYS_AS_PROCESS else [pytest.mark.slow])
+        for r in _CLI
+    ],
+)
+def test_cli_row(row: Row, catalogue_env: Path) -> None:
+    """The row as a user runs it: a fresh ``python -m actstore`` process."""
+    _skip_unless_available(row)
+    proc = _run_cli(catalogue_env, *row.args)
+    _check_stderr(proc.stderr, row)
     assert proc.returncode == row.exit_code, (proc.returncode, proc.stderr)
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("row", _params([r for r in _CLI if r.id not in ALWAYS_AS_PROCESS]))
+def test_cli_row_in_process(
+    row: Row, catalogue_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The same through ``actstore.cli.main`` (the dispatcher ``python -m actstore`` calls): an
+    exception other than an ActstoreError would escape here and fail the test."""
+    from actstore.cli import main
+
+    _skip_unless_available(row)
+    monkeypatch.chdir(catalogue_env)
+    code = main(list(row.args))
+    out = capsys.readouterr()
+    _check_stderr(out.err, row)
+    assert code == row.exit_code
+    assert out.out == ""
 
 
 @pytest.mark.parametrize("row", _params([r for r in ROWS if r.where != "cli"]))
@@ -85,6 +127,25 @@ def test_debug_shows_the_traceback(catalogue_env: Path) -> None:
     proc = _run_cli(catalogue_env, "info", "missing.zarr", "--debug")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "StoreNotFoundError" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("extract", "--model", "model", "--prompts", "good.jsonl", "--out", "n.zarr",
+         "--max-batch-tokens", "abc"),
+        ("probe", "fit", "cache.zarr"),
+        ("copy", "cache.zarr"),
+    ],
+    ids=["not-an-int", "missing-options", "missing-argument"],
+)  # fmt: skip
+def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], catalogue_env: Path) -> None:
+    """What argparse rejects: its usage text, then ``actstore COMMAND: error: ...``; exit 2."""
+    proc = _run_cli(catalogue_env, *args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"actstore {args[0]}") and ": error: " in last, proc.stderr
 
 
 def test_readme_table_matches_the_rows() -> None:
