@@ -251,6 +251,8 @@ def test_spec_contradicting_arrays_is_named(cache_copy: Path, path, field, value
     ):
         with pytest.raises(CorruptCacheError, match=r"arith/zarr\.json"):
             call(cache_copy)
+    report = verify_cache(cache_copy)  # verify lists it instead of stopping
+    assert [(p.kind, p.key) for p in report.problems] == [("metadata", "arith/zarr.json")]
 
 
 def test_error_classes() -> None:

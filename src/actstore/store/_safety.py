@@ -25,7 +25,6 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -501,7 +500,3 @@ def damaged_error_message(url: str, key: str, problem: str) -> str:
         f"expected readable metadata in {key} of {url!r}, got {problem}; the cache is damaged: "
         "run `actstore verify` to list every damaged part and re-extract or restore them"
     )
-
-
-def is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
