@@ -344,7 +344,8 @@ ROWS: tuple[Row, ...] = (
         input="`parse_position('middle')`",
         call=_position("middle"),
         error="InvalidArgumentError",
-        message="…'middle'…",
+        message="expected a position spec of the form last, all, before:SPAN, span:SPAN, got "
+        "'middle'",
     ),
     Row(
         id="unknown-span",
@@ -352,7 +353,7 @@ ROWS: tuple[Row, ...] = (
         input="`parse_position('before:result').select(...)` (spans: `answer`)",
         call=_position("before:result"),
         error="UnknownNameError",
-        message="…'result'…",
+        message="expected a span name (answer), got 'result' in position 'before:result'",
     ),
     # -- writing -------------------------------------------------------------------------------
     Row(
@@ -406,7 +407,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore extract ... --shard 2of4`",
         args=(*_EXTRACT, "new.zarr", "--shard", "2of4"),
         error="InvalidArgumentError",
-        message="…--shard…'2of4'…",
+        message="expected --shard I/N with integers (e.g. 0/4), got '2of4'; use e.g. --shard "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
     ),
     Row(
         id="batch-tokens-zero",
@@ -439,7 +441,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore extract ... --prompts multiplcation` (typo)",
         args=("extract", "--model", "model", "--prompts", "multiplcation", "--out", "n.zarr"),
         error="UnknownNameError",
-        message="…'multiplcation'…",
+        message="expected a generator name (arithmetic, kinetic_energy, multiplication, squaring) "
+        "or a .jsonl/.csv file, got 'multiplcation'; see `actstore prompts list`",
     ),
     Row(
         id="empty-prompt-set",
@@ -464,7 +467,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore extract --model model ... --layers 1,4` (4 decoder layers)",
         args=(*_EXTRACT, "new.zarr", "--layers", "1,4"),
         error="InvalidArgumentError",
-        message="…4 decoder layers…got 4…",
+        message="expected layers in [-4, 3] (the model has 4 decoder layers), got 4; pick layers "
+        "inside the model's depth",
     ),
     Row(
         id="prompt-longer-than-context",
@@ -473,7 +477,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore extract --model short_model --prompts long.jsonl ...` (16-token context)",
         args=("extract", "--model", "short_model", "--prompts", "long.jsonl", "--out", "n.zarr"),
         error="ExtractionError",
-        message="…at most 16 tokens…",
+        message="expected prompts of at most 16 tokens (the model's context), got 800 tokens for "
+        "prompt 0 ('word word word word word word word word '...); shorten or split that prompt",
     ),
     Row(
         id="fingerprint-on-resume",
@@ -525,7 +530,8 @@ ROWS: tuple[Row, ...] = (
         input="`extract(model='model', prompts='good.jsonl', out='new.zarr', layers='1,4')`",
         call=_extract(layers="1,4"),
         error="InvalidArgumentError",
-        message="…4 decoder layers…got 4…",
+        message="expected layers in [-4, 3] (the model has 4 decoder layers), got 4; pick layers "
+        "inside the model's depth",
     ),
     Row(
         id="prompt-longer-than-context-api",
@@ -733,7 +739,8 @@ ROWS: tuple[Row, ...] = (
         input="`Prompt(text='7 times 8', spans={'answer': (5, 40)})`",
         call=_prompt(spans={"answer": (5, 40)}),
         error="InvalidArgumentError",
-        message="…expected 0 <= start < end <= 9 (the text length), got [5, 40]…",
+        message="prompt field 'spans.answer': expected 0 <= start < end <= 9 (the text length), "
+        "got [5, 40]; spans are character offsets [start, end) into the text",
     ),
     Row(
         id="nan-label",
@@ -741,7 +748,8 @@ ROWS: tuple[Row, ...] = (
         input="`Prompt(text=..., labels={'value': float('nan')})`",
         call=_prompt(labels={"value": float("nan")}),
         error="InvalidArgumentError",
-        message="…expected a finite number, got nan; leave the label out instead…",
+        message="prompt field 'value': expected a finite number, got nan; leave the label out "
+        "instead",
     ),
 )
 
