@@ -218,3 +218,18 @@ def test_cache_filled_elsewhere_is_analysed_without_a_model(finished_run, tmp_pa
     assert [r["cv_r2"] for r in moved["layers"]] == pytest.approx(
         [r["cv_r2"] for r in original["layers"]]
     )
+
+
+def test_demo_report_puts_models_side_by_side(finished_run, tmp_path: Path) -> None:
+    from actstore.experiment._demo import demo_config, write_demo_report
+
+    run, _, _ = finished_run
+    path = write_demo_report(tmp_path, {"trained": run, "random": run})
+    text = path.read_text()
+    rows = json.loads((run.results_dir / "probes_last.json").read_text())["layers"]
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"| {rows[0]['layer']} |"))
+    assert f"{rows[0]['cv_r2']:.3g}" in line
+    assert "trained cv_r2" in text and "random shuffled cv_r2" in text
+    assert "<table>" in (tmp_path / "report.html").read_text()
+    # The shipped demo config parses and probes the interaction term beside the value.
+    assert {p.target for p in demo_config().probes} == {"value", "interaction"}

@@ -61,33 +61,28 @@ def _rows(run: ExperimentRun, kind: str, name: str) -> list[dict[str, Any]]:
         return []
 
 
-def _probe_table(runs: dict[str, ExperimentRun], probe: str) -> list[dict[str, Any]]:
-    by_model = {m: {r["layer"]: r for r in _rows(run, "probes", probe)} for m, run in runs.items()}
+def _side_by_side(
+    runs: dict[str, ExperimentRun], kind: str, probe: str, columns: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One row per layer: for each model, ``columns`` (header suffix -> JSON key) of a result."""
+    by_model = {m: {r["layer"]: r for r in _rows(run, kind, probe)} for m, run in runs.items()}
     layers = sorted(set().union(*[set(v) for v in by_model.values()]))
     rows = []
     for layer in layers:
         row: dict[str, Any] = {"layer": layer}
         for m, table in by_model.items():
-            r = table.get(layer, {})
-            row[f"{m} cv_r2"] = r.get("cv_r2", float("nan"))
-            row[f"{m} shuffled cv_r2"] = r.get("control_cv_r2", float("nan"))
+            for header, key in columns.items():
+                row[f"{m} {header}"] = table.get(layer, {}).get(key, float("nan"))
         rows.append(row)
     return rows
 
 
-def _detect_table(runs: dict[str, ExperimentRun], probe: str) -> list[dict[str, Any]]:
-    by_model = {m: {r["layer"]: r for r in _rows(run, "detect", probe)} for m, run in runs.items()}
-    layers = sorted(set().union(*[set(v) for v in by_model.values()]))
-    rows = []
-    for layer in layers:
-        row: dict[str, Any] = {"layer": layer}
-        for m, table in by_model.items():
-            r = table.get(layer, {})
-            row[f"{m} min error"] = r.get("probe_mean_min_error", float("nan"))
-            row[f"{m} chance"] = r.get("random_target_mean_min_error", float("nan"))
-            row[f"{m} hit rate"] = r.get("probe_hit_rate", float("nan"))
-        rows.append(row)
-    return rows
+PROBE_COLUMNS = {"cv_r2": "cv_r2", "shuffled cv_r2": "control_cv_r2"}
+DETECT_COLUMNS = {
+    "min error": "probe_mean_min_error",
+    "chance": "random_target_mean_min_error",
+    "hit rate": "probe_hit_rate",
+}
 
 
 def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
@@ -115,7 +110,7 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
                 "of x·y, so the `value` probes also succeed on the untrained twin, whose residual "
                 "stream still carries the operand tokens; this probe needs the product computed.\n"
             )
-        md.append(md_table(_probe_table(runs, pc.name)))
+        md.append(md_table(_side_by_side(runs, "probes", pc.name, PROBE_COLUMNS)))
         if pc.name in detected:
             md += [
                 f"### Detection on kinetic-energy prompts with probe '{pc.name}'\n",
@@ -123,7 +118,7 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
                 "(the reference study's 'average minimum error'), beside the same number for a "
                 "random in-range target (chance); hit rate: share of prompts whose best token is "
                 "the written v².\n",
-                md_table(_detect_table(runs, pc.name)),
+                md_table(_side_by_side(runs, "detect", pc.name, DETECT_COLUMNS)),
             ]
     md.append("## Figures\n")
     for name, _ in MODELS:

@@ -19,6 +19,7 @@ from typing import Any
 from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
 from actstore.experiment._index import write_index
+from actstore.experiment._io import build_prompt_set, json_default
 
 __all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
 
@@ -33,23 +34,6 @@ class StageRecord:
     status: str
     seconds: float
     detail: str = ""
-
-
-def build_prompt_set(cfg: ExperimentConfig, name: str) -> Any:
-    """The :class:`~actstore.prompts.PromptSet` that prompt-set config ``name`` describes."""
-    from actstore.prompts import PromptSet, load_prompts
-
-    ps_cfg = cfg.prompt_set(name)
-    prompts: list[Any] = []
-    for src in ps_cfg.sources:
-        part = load_prompts(
-            src.file if src.file is not None else src.generator,  # type: ignore[arg-type]
-            n=src.n,
-            seed=src.seed,
-            **dict(src.options),
-        )
-        prompts.extend(part.prompts)
-    return PromptSet(name=name, prompts=tuple(prompts))
 
 
 class ExperimentRun:
@@ -110,7 +94,7 @@ class ExperimentRun:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / name
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
+        tmp.write_text(json.dumps(payload, indent=1, default=json_default))
         os.replace(tmp, path)
         return path
 
@@ -397,13 +381,3 @@ class ExperimentRun:
         if det is None:  # pragma: no cover - only scheduled when [detect] exists
             raise ConfigError("the config has no [detect] table; add one to run detection")
         return det
-
-
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)

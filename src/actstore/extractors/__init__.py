@@ -5,16 +5,12 @@
 
 from actstore.extractors._batching import Batch, plan_batches
 from actstore.extractors._config import ModelConfig, read_model_config
-from actstore.extractors._extract import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    ExtractionReport,
-    extract,
-    parse_shard,
-)
+from actstore.extractors._extract import DEFAULT_MAX_BATCH_TOKENS, extract, parse_shard
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
 from actstore.extractors._hooks import BACKENDS, HF_HOOKS, resolve_hooks, tlens_hook
 from actstore.extractors._layers import resolve_layers
 from actstore.extractors._plan import ExtractionPlan
+from actstore.extractors._report import ExtractionReport
 
 __all__ = [
     "BACKENDS",

@@ -5,68 +5,25 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from actstore.errors import ExtractionError, InvalidArgumentError, ReadOnlyError
+from actstore.errors import InvalidArgumentError, ReadOnlyError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
 from actstore.extractors._hooks import resolve_hooks
 from actstore.extractors._layers import resolve_layers
+from actstore.extractors._loop import load_backend, run_batches
 from actstore.extractors._plan import ExtractionPlan, summarize_plan
+from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
 
 if TYPE_CHECKING:
     from actstore.prompts import PromptSet
 
-__all__ = ["DEFAULT_MAX_BATCH_TOKENS", "ExtractionReport", "extract", "parse_shard"]
+__all__ = ["DEFAULT_MAX_BATCH_TOKENS", "extract", "parse_shard"]
 
 DEFAULT_MAX_BATCH_TOKENS = 8192
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExtractionReport:
-    """What an :func:`extract` call did.
-
-    Attributes
-    ----------
-    status : str
-        ``"dry-run"``, ``"written"`` (this call wrote blocks), ``"already-complete"`` (the set was
-        complete: nothing done) or ``"shard-done"`` (this worker's blocks were all written already).
-    plan : ExtractionPlan
-    out, set_name : str
-    blocks_written : int
-    blocks_total : int
-    complete : bool
-        Whether every block of the set is recorded after this call.
-    tokens : int
-        Real tokens run through the model by this call.
-    seconds : float
-    bytes_written : int
-        Uncompressed bytes of the blocks this call wrote.
-    message : str
-    """
-
-    status: str
-    plan: ExtractionPlan
-    out: str
-    set_name: str
-    blocks_written: int = 0
-    blocks_total: int = 0
-    complete: bool = False
-    tokens: int = 0
-    seconds: float = 0.0
-    bytes_written: int = 0
-    message: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["plan"] = self.plan.to_dict()
-        return d
 
 
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -341,20 +298,11 @@ def extract(
         writer = existing.prompt_set_writer(set_name, spec_for(widths, {}), metadata)
         if writer.is_complete():
             plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
-            return ExtractionReport(
-                status="already-complete",
-                plan=plan,
-                out=out,
-                set_name=set_name,
-                blocks_total=writer.n_blocks,
-                complete=True,
-                seconds=time.perf_counter() - t0,
-                message=f"prompt set {set_name!r} in {out} is already complete; nothing to do",
-            )
+            return complete_report(plan, writer, out, set_name, t0)
         if not set(mine(writer.n_blocks)) & set(writer.missing_blocks()):
-            return _shard_done(writer, make_plan, widths, out, set_name, shard_t, t0)
+            return shard_done_report(writer, make_plan, widths, out, set_name, shard_t, t0)
 
-    backend_obj = _load_backend(
+    backend_obj = load_backend(
         backend, model_dir, layer_idx, backend_hooks, torch_dtype, dev, cfg.n_layers, tokenizer
     )
     try:
@@ -379,23 +327,14 @@ def extract(
             writer = cache.prompt_set_writer(set_name, spec_for(widths, provenance), metadata)
             if writer.is_complete():  # a tlens re-run (widths needed the model first)
                 plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
-                return ExtractionReport(
-                    status="already-complete",
-                    plan=plan,
-                    out=out,
-                    set_name=set_name,
-                    blocks_total=writer.n_blocks,
-                    complete=True,
-                    seconds=time.perf_counter() - t0,
-                    message=f"prompt set {set_name!r} in {out} is already complete; nothing to do",
-                )
+                return complete_report(plan, writer, out, set_name, t0)
         missing = set(writer.missing_blocks())
         todo = [b for b in mine(writer.n_blocks) if b in missing]
         if not todo:
-            return _shard_done(writer, make_plan, widths, out, set_name, shard_t, t0)
+            return shard_done_report(writer, make_plan, widths, out, set_name, shard_t, t0)
         blocks = [(b, *writer.block_range(b)) for b in todo]
         plan, batches = make_plan(writer.block_size, writer.n_blocks, blocks, widths)
-        stats = _run_batches(
+        stats = run_batches(
             backend_obj=backend_obj,
             writer=writer,
             batches=batches,
@@ -430,29 +369,6 @@ def extract(
     )
 
 
-def _shard_done(
-    writer: Any,
-    make_plan: Any,
-    widths: dict[str, int],
-    out: str,
-    set_name: str,
-    shard_t: tuple[int, int] | None,
-    t0: float,
-) -> ExtractionReport:
-    plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
-    who = f"shard {shard_t[0]}/{shard_t[1]}" if shard_t else "this run"
-    return ExtractionReport(
-        status="shard-done",
-        plan=plan,
-        out=out,
-        set_name=set_name,
-        blocks_total=writer.n_blocks,
-        complete=writer.is_complete(),
-        seconds=time.perf_counter() - t0,
-        message=f"{who}: all its blocks of {set_name!r} are already written; nothing to do",
-    )
-
-
 def _open_existing(out: str, storage_options: dict[str, Any] | None) -> Any:
     from actstore.errors import StoreNotFoundError
     from actstore.store import open_cache
@@ -467,126 +383,3 @@ def _default_command() -> str:
     import shlex
 
     return " ".join(shlex.quote(a) for a in sys.argv)
-
-
-def _load_backend(
-    backend: str,
-    model_dir: str,
-    layers: tuple[int, ...],
-    hooks: tuple[str, ...],
-    torch_dtype: Any,
-    dev: Any,
-    n_layers: int,
-    tokenizer: Any,
-) -> Any:
-    if backend == "hf":
-        from actstore.extractors._hf import HFBackend
-
-        return HFBackend(
-            model_dir,
-            layers=layers,
-            hooks=hooks,
-            torch_dtype=torch_dtype,
-            device=dev,
-            n_layers=n_layers,
-        )
-    from actstore.extractors._tlens import TLensBackend
-
-    return TLensBackend(
-        model_dir,
-        layers=layers,
-        hooks=hooks,
-        torch_dtype=torch_dtype,
-        device=dev,
-        n_layers=n_layers,
-        tokenizer=tokenizer,
-    )
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def _run_batches(
-    *,
-    backend_obj: Any,
-    writer: Any,
-    batches: list[Any],
-    blocks: list[tuple[int, int, int]],
-    tok: Any,
-    layer_idx: tuple[int, ...],
-    hook_vars: tuple[str, ...],
-    widths: dict[str, int],
-    torch_dtype: Any,
-    progress: Any,
-    max_batch_tokens: int,
-) -> dict[str, int]:
-    import torch
-
-    from actstore.extractors._progress import Progress
-    from actstore.extractors._sink import BlockSink
-
-    per_block: dict[int, int] = {}
-    for b in batches:
-        per_block[b.block] = per_block.get(b.block, 0) + 1
-    total_tokens = sum(int(tok.n_tokens[list(b.indices)].sum()) for b in batches)
-    prog = Progress(total_tokens, len(blocks), mode=progress) if progress is not False else None
-    written = {"bytes": 0}
-
-    def on_block(b: int, nbytes: int) -> None:
-        written["bytes"] += nbytes
-        if prog is not None:
-            prog.add_block(nbytes)
-
-    sink = BlockSink(
-        write_block=writer.write_block,
-        block_ranges={b: (s, e) for b, s, e in blocks},
-        batches_per_block=per_block,
-        n_tokens=tok.n_tokens,
-        hooks=hook_vars,
-        layers=layer_idx,
-        n_tokens_max=tok.n_tokens_max,
-        widths=widths,
-        torch_dtype=torch_dtype,
-        on_block=on_block,
-    )
-    tokens = 0
-    ok = False
-    try:
-        dev = backend_obj.input_device
-        for batch in batches:
-            ids = torch.full((len(batch.indices), batch.seq_len), tok.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch.indices), batch.seq_len), dtype=torch.long)
-            for j, i in enumerate(batch.indices):
-                row = tok.ids[i]
-                ids[j, : len(row)] = torch.tensor(row, dtype=torch.long)
-                mask[j, : len(row)] = 1
-            try:
-                captured = backend_obj.capture(ids.to(dev), mask.to(dev))
-            except Exception as exc:
-                if _is_oom(exc):
-                    raise ExtractionError(
-                        f"expected the batch to fit in memory, got out of memory with "
-                        f"{batch.padded_tokens} padded tokens (--max-batch-tokens "
-                        f"{max_batch_tokens}); re-run with a smaller --max-batch-tokens, e.g. "
-                        f"{max(1, max_batch_tokens // 2)}: finished blocks are kept"
-                    ) from None
-                raise
-            sink.submit(batch, captured)
-            n = int(np.sum(tok.n_tokens[list(batch.indices)]))
-            tokens += n
-            if prog is not None:
-                prog.add_tokens(n)
-        ok = True
-    finally:
-        sink.close(abort=not ok)
-        if prog is not None:
-            prog.close()
-    return {"tokens": tokens, "bytes": written["bytes"]}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The device check behind the README's GPU table, as one script for a lent GPU machine whose
+# Python (3.12, with torch and transformers) lacks zarr and friends: those come as wheels in .whl/
+# (see README "Benchmarks"). Writes its log and JSON to $OUT (or ./gpu_out).
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/src
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  nproc; free -g | head -2
+  python3 -c "import actstore, zarr, xarray, transformers, torch; print('zarr', zarr.__version__, 'xarray', xarray.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
+} 2>&1 | tee "$OUT/gpu.txt"
+timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/extractors 2>&1 | tail -6 | tee -a "$OUT/gpu.txt"
+timeout "${BENCH_TIMEOUT:-330}" python3 benchmarks/extract_gpu.py --shape 32b --layers-total 16 \
+    --n-prompts "${N_PROMPTS:-2000}" --repeats 1 --json "$OUT/gpu.json" 2>&1 \
+    | grep -v "Loading weights" | tee -a "$OUT/gpu.txt"

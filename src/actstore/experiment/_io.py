@@ -1,0 +1,37 @@
+"""Inputs and outputs of a run: prompt sets built from a config, JSON-ready results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actstore.experiment._config import ExperimentConfig
+
+__all__ = ["build_prompt_set", "json_default"]
+
+
+def build_prompt_set(cfg: ExperimentConfig, name: str) -> Any:
+    """The :class:`~actstore.prompts.PromptSet` that prompt-set config ``name`` describes."""
+    from actstore.prompts import PromptSet, load_prompts
+
+    ps_cfg = cfg.prompt_set(name)
+    prompts: list[Any] = []
+    for src in ps_cfg.sources:
+        part = load_prompts(
+            src.file if src.file is not None else src.generator,  # type: ignore[arg-type]
+            n=src.n,
+            seed=src.seed,
+            **dict(src.options),
+        )
+        prompts.extend(part.prompts)
+    return PromptSet(name=name, prompts=tuple(prompts))
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` fallback: numpy scalars and arrays as Python values, anything else as str."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
