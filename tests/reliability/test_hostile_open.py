@@ -29,6 +29,7 @@ from actstore.store._safety import (
     check_key,
 )
 from tests.reliability._hostile import (
+    OpenFile,
     edit_meta,
     pickle_payload,
     plant_array,
@@ -271,3 +272,52 @@ def test_check_key_refuses_paths_leaving_the_cache(key: str) -> None:
 @pytest.mark.parametrize("key", ["zarr.json", "probes/value/coef/c/0/0", "a.b/..c/d..e"])
 def test_check_key_accepts_plain_keys(key: str) -> None:
     assert check_key(key) == key
+
+
+# -- saved probes: never unpickled ----------------------------------------------------------------
+def _standalone_probes(tmp_path: Path) -> Path:
+    from actstore.analysis import fit_probes, save_probes
+
+    probes = fit_probes(str(tmp_path / "cache.zarr"), prompt_set="arith", target="value", cv=3)
+    return Path(save_probes(probes, tmp_path / "probes.zarr"))
+
+
+def test_standalone_probe_zarr_with_pickle_codec_is_refused(cache_copy: Path) -> None:
+    from actstore.analysis import load_probes
+
+    path = _standalone_probes(cache_copy.parent)
+    load_probes(str(path))  # loads while clean
+    meta = next(p for p in path.rglob("zarr.json") if read_meta(p)["node_type"] == "array")
+    doc = read_meta(meta)
+    doc["codecs"].append({"name": "numcodecs.pickle"})
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(UnsafeCacheError, match=r"numcodecs\.pickle"):
+        load_probes(str(path))
+
+
+def test_standalone_v2_probe_zarr_is_refused(tmp_path: Path) -> None:
+    from actstore.analysis import load_probes
+
+    marker = tmp_path / "pwned"
+    root = tmp_path / "probes.zarr"
+    root.mkdir()
+    (root / ".zgroup").write_text('{"zarr_format": 2}')
+    (root / ".zattrs").write_text('{"actstore_probe": {}}')
+    v2_pickle_array(root / "coef", marker)
+    with pytest.raises(UnsafeCacheError, match="Zarr v2"):
+        load_probes(str(root))
+    assert not marker.exists()
+
+
+def test_npz_with_object_array_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    from actstore.analysis import load_probes
+
+    np.savez(tmp_path / "p.npz", **{"var/coef": np.array([OpenFile(tmp_path / "pwned")])})
+    (tmp_path / "p.json").write_text(
+        json.dumps({"format": "actstore-probes-npz/1", "dims": {"coef": ["x"]}, "lineage": {}})
+    )
+    with pytest.raises(UnsafeCacheError, match="object array"):
+        load_probes(tmp_path / "p.npz")
+    assert not (tmp_path / "pwned").exists()

@@ -240,6 +240,10 @@ class _Scanner:
 
     # -- walking the hierarchy ------------------------------------------------------------
     async def walk(self) -> None:
+        if not await self.store.exists("zarr.json"):
+            for v2 in (".zgroup", ".zarray"):
+                if await self.store.exists(v2):
+                    raise self._v2(v2)
         root = await self._node("", depth=0)
         if root is None:
             return
