@@ -22,10 +22,13 @@ import numpy as np
 import xarray as xr
 
 from actstore.errors import (
+    ActstoreError,
+    CorruptCacheError,
     InvalidArgumentError,
     ProbeMismatchError,
     StoreNotFoundError,
     UnknownNameError,
+    UnsafeCacheError,
 )
 
 if TYPE_CHECKING:
@@ -105,21 +108,21 @@ def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
                 f"expected the probe metadata {meta_path} beside {path}, got none; "
                 "copy the .json together with the .npz"
             )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != _FORMAT:
-            raise InvalidArgumentError(
-                f"expected probe metadata format {_FORMAT!r}, got {meta.get('format')!r}"
-            )
-        with np.load(path, allow_pickle=False) as npz:
-            dims = meta["dims"]
-            coords = {k[6:]: (dims[k[6:]], npz[k]) for k in npz.files if k.startswith("coord/")}
-            data = {k[4:]: (dims[k[4:]], npz[k]) for k in npz.files if k.startswith("var/")}
-        return ProbeSet(xr.Dataset(data, coords=coords, attrs={_ATTR: meta["lineage"]}))
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, RecursionError) as exc:
+            raise CorruptCacheError(
+                f"expected JSON probe metadata in {meta_path}, got {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise InvalidArgumentError(f"expected probe metadata format {_FORMAT!r}, got {got!r}")
+        return ProbeSet(_read_npz(path, meta))
     if name is None:
         path = os.fspath(src)
         if "://" not in path and not Path(path).exists():
             raise StoreNotFoundError(f"expected saved probes, got nothing at {path}")
-        ds = xr.open_zarr(path, consolidated=False).load()
+        ds = _open_standalone_zarr(path)
     else:
         cache = src
         if isinstance(src, str | os.PathLike):
@@ -138,6 +141,61 @@ def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
     attrs = ds.attrs[_ATTR]
     ds.attrs = {_ATTR: json.loads(attrs) if isinstance(attrs, str) else dict(attrs)}
     return ProbeSet(ds)
+
+
+def _read_npz(path: Path, meta: dict[str, Any]) -> xr.Dataset:
+    """The probe arrays of a ``.npz`` (never unpickled) with the sidecar's dims and lineage."""
+    import zipfile
+
+    dims = meta.get("dims")
+    if not isinstance(dims, dict) or "lineage" not in meta:
+        raise CorruptCacheError(
+            f"expected 'dims' and 'lineage' in the probe metadata beside {path}, got keys "
+            f"{sorted(meta)}; save the probes again"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UnsafeCacheError(
+                f"expected numeric probe arrays in {path}, got a Python object array, which "
+                "only unpickling (running code) could load; refusing it: save the probes again "
+                "with actstore"
+            ) from None
+        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from None
+    try:
+        coords = {k[6:]: (dims[k[6:]], v) for k, v in arrays.items() if k.startswith("coord/")}
+        data = {k[4:]: (dims[k[4:]], v) for k, v in arrays.items() if k.startswith("var/")}
+        return xr.Dataset(data, coords=coords, attrs={_ATTR: meta["lineage"]})
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptCacheError(
+            f"expected probe arrays matching the dims in the metadata beside {path}, got "
+            f"{type(exc).__name__}: {exc}; save the probes again"
+        ) from None
+
+
+def _open_standalone_zarr(path: str) -> xr.Dataset:
+    """A standalone probe ``.zarr``, under the same metadata checks as a cache (no v2, no
+    codec outside the allow-list, bounded sizes) before xarray reads it."""
+    from actstore.store._safety import damaged_error_message, scan_store
+    from actstore.store._storage import make_store
+
+    store = make_store(path, read_only=True)
+    scan = scan_store(store, path)
+    for key, problem in sorted(scan.damaged.items()):
+        raise CorruptCacheError(damaged_error_message(path, key, problem))
+    try:
+        return xr.open_zarr(store, consolidated=False, zarr_format=3).load()
+    except (ActstoreError, MemoryError):
+        raise
+    except Exception as exc:  # damaged chunk bytes can fail inside any codec
+        raise CorruptCacheError(
+            f"expected saved probes at {path}, got unreadable data ({type(exc).__name__}: "
+            f"{exc}); save the probes again"
+        ) from None
 
 
 def check_compatible(

@@ -52,14 +52,20 @@ def _check_writable(out: str) -> None:
     """Fail early, before loading weights, when a local output path cannot be written."""
     if "://" in out and not out.startswith("file://"):
         return
+    if out.lower().endswith(".zip"):
+        raise ReadOnlyError(
+            f"expected a writable cache location for --out, got the zip file {out!r}; zip caches "
+            "are read-only: extract into a directory and `actstore copy` it to a .zip"
+        )
     path = Path(out.removeprefix("file://")).expanduser().absolute()
     probe = path
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
+        where = "which" if probe == path else f"whose parent {str(probe)!r}"
         raise ReadOnlyError(
-            f"expected a writable directory for --out, got {str(path)!r} whose parent "
-            f"{str(probe)!r} is a file; choose another output path"
+            f"expected a writable directory for --out, got {str(path)!r} {where} is a file; "
+            "choose another output path"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ReadOnlyError(

@@ -93,6 +93,9 @@ def tokenize_prompts(
         add_special_tokens=bos != "none",
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
+        # the context-length check below names the prompt in one clear error; transformers'
+        # own "sequence length is longer than..." warning would be a second stderr line
+        verbose=False,
     )
     ids: list[list[int]] = [list(x) for x in enc["input_ids"]]
     offsets: list[list[tuple[int, int]]] = [[tuple(o) for o in x] for x in enc["offset_mapping"]]

@@ -126,7 +126,15 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
             continue
         try:
             record = json.loads(raw, object_pairs_hook=_keep_duplicates)
-        except json.JSONDecodeError as exc:
+        except RecursionError:  # json recurses per nesting level: "[[[[..." deep enough crashes
+            raise _fail(
+                path,
+                lineno,
+                None,
+                "expected one flat JSON object per line, got deeper nesting "
+                "than Python's JSON parser can read",
+            ) from None
+        except ValueError as exc:  # JSONDecodeError, or an integer literal over 4300 digits
             raise _fail(
                 path, lineno, None, f"expected one JSON object per line, got invalid JSON ({exc})"
             ) from None
@@ -214,7 +222,10 @@ def write_csv(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
 def _parse_number(cell: str) -> int | float | None:
     cell = cell.strip()
     if _INT_RE.fullmatch(cell):
-        return int(cell)
+        try:
+            return int(cell)
+        except ValueError:  # over Python's 4300-digit limit: not a usable number
+            return None
     try:
         value = float(cell)
     except ValueError:

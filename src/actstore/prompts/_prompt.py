@@ -46,6 +46,14 @@ def _check_label(name: Any, value: Any) -> LabelValue:
     if isinstance(value, bool | np.bool_):
         raise FieldError(name, f"expected a number or a string, got the boolean {value!r}")
     if isinstance(value, int | np.integer):
+        try:
+            float(value)  # numeric labels become float64 columns
+        except OverflowError:
+            raise FieldError(
+                name,
+                f"expected a number within float64 range, got an integer of "
+                f"{int(value).bit_length()} bits; store it as a string label instead",
+            ) from None
         return int(value)
     if isinstance(value, float | np.floating):
         value = float(value)

@@ -14,6 +14,7 @@ from zarr.core.sync import sync
 
 from actstore._version import __version__
 from actstore.errors import (
+    CorruptCacheError,
     InvalidArgumentError,
     NotACacheError,
     ReadOnlyError,
@@ -24,6 +25,7 @@ from actstore.errors import (
 from actstore.store._dtype import register_bfloat16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._partial import is_partial
+from actstore.store._safety import ScanResult, damaged_error_message, scan_store
 from actstore.store._schema import (
     ATTR_KEY,
     DONE_ARRAY,
@@ -155,6 +157,11 @@ def open_cache(
             f"expected an actstore cache (a Zarr v3 group) at {url!r}, got no zarr.json there; "
             "pass the cache's top-level path"
         )
+    # a cache is data, never code: every zarr.json is checked before zarr parses any of them
+    scan = scan_store(store, url)
+    if scan.unreadable_groups:
+        key = scan.unreadable_groups[0]
+        raise CorruptCacheError(damaged_error_message(url, key, scan.damaged[key]))
     try:
         root = zarr.open_group(store=store, mode="r" if mode == "r" else "r+", zarr_format=3)
     except (ValueError, OSError) as exc:
@@ -172,7 +179,9 @@ def open_cache(
             f"expected schema version {SCHEMA_VERSION}, got {info['schema_version']} in {url!r}; "
             "use the actstore version that wrote it (see attrs library_versions) or re-extract"
         )
-    return Cache(url=url, store=store, root=root, mode=mode, storage_options=storage_options)
+    return Cache(
+        url=url, store=store, root=root, mode=mode, storage_options=storage_options, scan=scan
+    )
 
 
 def _missing_from_listing(store: Any, prompt_set: str, n_blocks: int) -> list[int]:
@@ -221,8 +230,11 @@ class Cache:
         root: zarr.Group,
         mode: str,
         storage_options: dict[str, Any] | None,
+        scan: ScanResult | None = None,
     ) -> None:
         self.url = url
+        #: What the metadata scan at open found (damaged keys); see :mod:`actstore.store._safety`.
+        self.scan = scan or ScanResult()
         self.store = store
         self.mode = mode
         self.storage_options = storage_options
@@ -269,8 +281,29 @@ class Cache:
         return self._root[prompt_set]  # type: ignore[return-value]
 
     def set_info(self, prompt_set: str) -> dict[str, Any]:
-        """The prompt set's ``attrs["actstore"]``: spec, layout, ready flag."""
-        return dict(self.group(prompt_set).attrs[ATTR_KEY])
+        """The prompt set's ``attrs["actstore"]``: spec, layout, ready flag.
+
+        Raises :class:`CorruptCacheError` when the open-time scan found its spec unreadable or
+        contradicting its arrays.
+        """
+        group = self.group(prompt_set)
+        if prompt_set in self.scan.damaged_sets:
+            raise CorruptCacheError(
+                damaged_error_message(
+                    self.url, f"{prompt_set}/zarr.json", self.scan.damaged_sets[prompt_set]
+                )
+            )
+        return dict(group.attrs[ATTR_KEY])
+
+    def check_readable(self, prompt_set: str) -> None:
+        """Raise :class:`CorruptCacheError` naming the first damaged metadata of *prompt_set*."""
+        self.set_info(prompt_set)
+        self.check_group_readable(prompt_set)
+
+    def check_group_readable(self, path: str) -> None:
+        """Raise :class:`CorruptCacheError` naming the first damaged metadata under group *path*."""
+        for key, problem in sorted(self.scan.damaged_under(path).items()):
+            raise CorruptCacheError(damaged_error_message(self.url, key, problem))
 
     def spec(self, prompt_set: str) -> PromptSetSpec:
         """The stored :class:`PromptSetSpec` of *prompt_set* (with its resolved ``block_size``)."""

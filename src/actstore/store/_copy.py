@@ -15,8 +15,14 @@ import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
+from actstore.errors import (
+    IncompleteCacheError,
+    InvalidArgumentError,
+    UnknownNameError,
+    UnsafeCacheError,
+)
 from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
     DONE_ARRAY,
@@ -108,6 +114,7 @@ def copy_cache(
     are copied and recorded). Derived variables are subset along ``prompt`` and ``layer``.
     """
     source = open_cache(src, mode="r", storage_options=storage_options)
+    _refuse_links(source.url)
     dst = normalize_url(dst)
     if prompt_sets is None:  # sets whose creation was interrupted have nothing to copy
         names = [n for n in source.prompt_sets if source.set_info(n).get("ready")]
@@ -119,6 +126,7 @@ def copy_cache(
                 f"expected prompt set {name!r} to be created, got one interrupted during "
                 "creation; finish the extraction first or leave it out of --prompt-sets"
             )
+        source.check_readable(name)  # damaged metadata is named before anything is written
         _selection(source, name, layers, prompts)  # every error before anything is written
     if is_zip(dst):
         return _copy_to_zip(source, dst, names, layers, prompts)
@@ -131,6 +139,24 @@ def copy_cache(
         if gname not in source.prompt_sets:
             _copy_group_keys(source, target, gname)
     return CopyReport(src=source.url, dst=dst, prompt_sets=report)
+
+
+def _refuse_links(url: str) -> None:
+    """A local source directory must not contain symbolic links: copy would follow them and put
+    files from outside the cache (``/etc/...``, another user's data) into the destination."""
+    if not is_local(url) or is_zip(url):
+        return
+    root = Path(url)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                raise UnsafeCacheError(
+                    f"expected a cache directory without symbolic links, got "
+                    f"{path.relative_to(root).as_posix()} -> {os.readlink(path)} in {url!r}; "
+                    "copy never follows links (they can point outside the cache): replace them "
+                    "with the files they point to (e.g. `cp -rL`) if you trust them"
+                )
 
 
 def _check_new_destination(dst: str, storage_options: dict[str, Any] | None) -> None:
@@ -286,7 +312,8 @@ def _copy_group_keys(source: Cache, target: Cache, prefix: str) -> None:
 
     async def run() -> None:
         proto = default_buffer_prototype()
-        async for key in source.store.list_prefix(f"{prefix}/"):
+        keys = [check_key(k) async for k in source.store.list_prefix(f"{prefix}/")]
+        for key in keys:  # every key is checked before the first is written
             buf = await source.store.get(key, prototype=proto)
             if buf is not None:
                 await target.store.set(key, buf)

@@ -128,6 +128,7 @@ def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
     import xarray as xr
 
     path = _check_group_path(cache, group_path)
+    cache.check_group_readable(path)  # damaged metadata found at open is named, not tripped over
     try:
         zarr.open_group(store=cache.store, path=path, mode="r")
     except (FileNotFoundError, ValueError):

@@ -43,6 +43,7 @@ def cache_info(
     out: dict[str, Any] = {"url": cache.url, **cache.attrs, "prompt_sets": {}, "groups": []}
     total = 0
     for name in cache.prompt_sets:
+        cache.check_readable(name)  # damaged metadata is named, not tripped over
         info = cache.set_info(name)
         spec = info["spec"]
         group = cache.group(name)
@@ -92,6 +93,7 @@ def cache_info(
         }
     for name, _ in cache.root.groups():
         if name not in out["prompt_sets"]:
+            cache.check_group_readable(name)
             out["groups"].append(name)
             total += _size(cache, name)
     out["bytes_on_disk"] = total

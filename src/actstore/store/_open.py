@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 import zarr
 
 from actstore.errors import (
+    ActstoreError,
+    CorruptCacheError,
     IncompleteCacheError,
     IncompleteCacheWarning,
     InvalidArgumentError,
     UnknownNameError,
 )
-from actstore.store._guard import guard_prompt_set, open_failure, refuse_set_in_creation
+from actstore.store._guard import guard_prompt_set, refuse_set_in_creation
+from actstore.store._safety import damaged_error_message
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
 
 if TYPE_CHECKING:
@@ -71,9 +74,9 @@ def _check_dtype(dtype: str | None) -> None:
 
 def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.Dataset:
     """One prompt set as a lazy Dataset; dask chunks = ``read_prompts`` x one layer."""
-    import xarray as xr
 
     _check_dtype(dtype)
+    cache.check_readable(name)
     info = cache.set_info(name)
     if not info.get("ready"):
         raise IncompleteCacheError(
@@ -93,18 +96,7 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
             stacklevel=3,
         )
     chunks = {"prompt": int(info["layout"]["read_prompts"]), "layer": 1}
-    try:
-        ds = xr.open_zarr(
-            cache.store,
-            group=name,
-            consolidated=False,
-            chunks=chunks,
-            zarr_format=3,
-            use_zarr_fill_value_as_mask=False,
-            decode_times=False,
-        )
-    except Exception as exc:  # damaged metadata or coordinates: name the part
-        raise open_failure(cache, name, exc) from None
+    ds = _open_zarr(cache, name, chunks)
     ds = guard_prompt_set(cache, name, ds, list(info["spec"]["hooks"]))
     ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
     if dtype is not None:
@@ -116,27 +108,43 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
 
 def open_group_dataset(cache: Cache, path: str) -> xr.Dataset:
     """Any other group (e.g. ``probes/<name>``) as a lazy Dataset."""
-    import xarray as xr
 
     try:
-        node = zarr.open_group(store=cache.store, path=path, mode="r")
-    except (FileNotFoundError, ValueError):
+        node = zarr.open_group(store=cache.store, path=path, mode="r", zarr_format=3)
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
         node = None
     if node is None:
         raise UnknownNameError(
             f"expected a prompt set ({cache.prompt_sets}) or group of {cache.url!r}, got "
             f"{path!r}; list them with `actstore info`"
         )
-    ds = xr.open_zarr(
-        cache.store,
-        group=path,
-        consolidated=False,
-        chunks={},
-        zarr_format=3,
-        use_zarr_fill_value_as_mask=False,
-        decode_times=False,
-    )
-    return _strings_as_object(ds)
+    return _strings_as_object(_open_zarr(cache, path, {}))
+
+
+def _open_zarr(cache: Cache, path: str, chunks: dict[str, int]) -> xr.Dataset:
+    """``xr.open_zarr`` of one group, after the scan; metadata zarr or xarray still cannot read
+    (an inconsistency the scan does not model) is reported as damage, never as a raw exception."""
+    import xarray as xr
+
+    for key, problem in sorted(cache.scan.damaged_under(path).items()):
+        raise CorruptCacheError(damaged_error_message(cache.url, key, problem))
+    try:
+        return xr.open_zarr(
+            cache.store,
+            group=path,
+            consolidated=False,
+            chunks=chunks,
+            zarr_format=3,
+            use_zarr_fill_value_as_mask=False,
+            decode_times=False,
+        )
+    except (ActstoreError, MemoryError):
+        raise
+    except Exception as exc:  # xarray decodes index coordinates now: damaged bytes fail any way
+        # (zstd RuntimeError, ValueError, ...); the scan already refused unsafe codecs and sizes
+        raise CorruptCacheError(
+            damaged_error_message(cache.url, f"{path}/", f"{type(exc).__name__}: {exc}")
+        ) from None
 
 
 def _strings_as_object(ds: xr.Dataset) -> xr.Dataset:
@@ -170,6 +178,7 @@ def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
     for path, group in cache.root.groups():
         if path in sets:
             continue
+        cache.check_group_readable(path)
         for sub in _groups_with_arrays(group, path):
             nodes[f"/{sub}"] = open_group_dataset(cache, sub)
         nodes.setdefault(f"/{path}", xr.Dataset(attrs=dict(group.attrs)))

@@ -62,7 +62,9 @@ def verify_cache(
     cache = open_cache(url, mode="r", storage_options=storage_options)
     report = VerifyReport(url=cache.url)
     complete_blocks: dict[str, np.ndarray] = {}
-    for name in cache.prompt_sets:
+    for name, problem in sorted(cache.scan.damaged_sets.items()):  # spec unreadable at open
+        report.problems.append(Problem(kind="metadata", key=f"{name}/zarr.json", detail=problem))
+    for name in [n for n in cache.prompt_sets if n not in cache.scan.damaged_sets]:
         info = cache.set_info(name)
         n_blocks = int(info["layout"]["n_blocks"])
         done = np.zeros(n_blocks, bool)

@@ -1,0 +1,506 @@
+"""A cache is data, never code: check a cache's metadata before zarr or xarray touch it.
+
+Caches are shared: copied from colleagues, opened from object storage. Before :func:`open_cache`
+hands a store to zarr, :func:`scan_store` reads every ``zarr.json`` of the hierarchy itself and
+
+* refuses (:class:`UnsafeCacheError`) codecs and data types outside a short allow-list of plain
+  data transforms (no pickle, no object dtype, no codec that a plug-in could register), Zarr v2
+  metadata (whose object codecs may unpickle), storage transformers, unknown chunk grids;
+* refuses sizes that would allocate what the metadata claims before reading anything: a metadata
+  document over :data:`MAX_METADATA_BYTES` or nested deeper than :data:`MAX_JSON_DEPTH`, one
+  decoded chunk over :data:`MAX_CHUNK_BYTES`, an array of more than :data:`MAX_STORED_OBJECTS`
+  shards/chunks, an index coordinate (which xarray loads eagerly) over :data:`MAX_INDEX_LENGTH`;
+  the arrays themselves may be as large as this allows, they stay lazy;
+* refuses node names that are not plain path segments (``..``, absolute or backslashed names in a
+  zip or object store), so nothing derived from them can point outside the cache;
+* records (does not raise) damaged metadata: JSON that does not parse, missing fields, shapes
+  that contradict the prompt set's spec. :func:`open_cache` raises for a damaged root or group,
+  :func:`actstore.open` for a damaged array of the prompt set asked for, and ``actstore verify``
+  lists them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from actstore.errors import UnsafeCacheError
+
+__all__ = [
+    "ALLOWED_CODECS",
+    "ALLOWED_DATA_TYPES",
+    "MAX_CHUNK_BYTES",
+    "MAX_INDEX_LENGTH",
+    "MAX_JSON_DEPTH",
+    "MAX_METADATA_BYTES",
+    "MAX_STORED_OBJECTS",
+    "ScanResult",
+    "check_key",
+    "scan_store",
+]
+
+#: Codecs that only transform bytes and numbers (the ones actstore and xarray write, and two more
+#: plain ones of the Zarr v3 core spec). Anything else, including every ``numcodecs.*`` plug-in, is
+#: refused before a chunk is read.
+ALLOWED_CODECS = frozenset(
+    {"bytes", "transpose", "zstd", "gzip", "crc32c", "sharding_indexed", "vlen-utf8"}
+)
+#: Data types: numbers, bool, UTF-8 strings and actstore's bfloat16; no object or void types.
+ALLOWED_DATA_TYPES: dict[str, int] = {
+    "bool": 1,
+    "int8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "uint8": 1,
+    "uint16": 2,
+    "uint32": 4,
+    "uint64": 8,
+    "float16": 2,
+    "float32": 4,
+    "float64": 8,
+    "bfloat16": 2,
+    "string": 16,  # one decoded element is a Python/numpy string object: count it as 16 bytes
+}
+#: Largest ``zarr.json`` read (attributes live in it; a subset copy of 10^6 prompts needs ~8 MiB).
+MAX_METADATA_BYTES = 32 * 2**20
+#: Deepest nesting of lists/objects in a metadata document (json recursion would crash deeper).
+MAX_JSON_DEPTH = 64
+#: Largest decoded chunk (zarr allocates one whole chunk per read); actstore writes ~1 MiB chunks.
+MAX_CHUNK_BYTES = 512 * 2**20
+#: Most shards/chunks one array may consist of (listing and bookkeeping are linear in it).
+MAX_STORED_OBJECTS = 2**22
+#: Inner chunks per shard (the shard index, 16 bytes per inner chunk, is read whole).
+MAX_CHUNKS_PER_SHARD = 2**20
+#: Longest index coordinate (``prompt``, ``layer``, ``token``, ...): xarray loads these on open.
+MAX_INDEX_LENGTH = 2**27
+MAX_NDIM = 16
+MAX_NODES = 100_000
+MAX_GROUP_DEPTH = 32
+
+_V2_METADATA = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+_ARRAY_KEYS = frozenset(
+    {
+        "zarr_format",
+        "node_type",
+        "shape",
+        "data_type",
+        "chunk_grid",
+        "chunk_key_encoding",
+        "fill_value",
+        "codecs",
+        "attributes",
+        "dimension_names",
+        "storage_transformers",
+    }
+)
+_BAD_SEGMENT = re.compile(r"[\\\x00]|^[A-Za-z]:")
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan_store` found: damaged metadata (key -> problem) and node counts."""
+
+    damaged: dict[str, str] = field(default_factory=dict)
+    unreadable_groups: list[str] = field(default_factory=list)
+    damaged_sets: dict[str, str] = field(default_factory=dict)
+    n_groups: int = 0
+    n_arrays: int = 0
+
+    def damaged_under(self, prefix: str) -> dict[str, str]:
+        """Damaged keys inside the group *prefix* (``""``: all)."""
+        prefix = prefix.strip("/")
+        found = {
+            k: v
+            for k, v in self.damaged.items()
+            if not prefix or k == f"{prefix}/zarr.json" or k.startswith(f"{prefix}/")
+        }
+        for name, problem in self.damaged_sets.items():
+            if not prefix or name == prefix:
+                found.setdefault(f"{name}/zarr.json", problem)
+        return found
+
+
+class _Damaged(Exception):
+    """Internal: metadata that does not describe a valid node (recorded, not raised)."""
+
+
+def _unsafe(
+    url: str, key: str, expected: str, got: str, fix: str | None = None
+) -> UnsafeCacheError:
+    return UnsafeCacheError(
+        f"expected {expected}, got {got} in {key} of {url!r}; refusing to open it (a cache is "
+        f"data, never code){'; ' + fix if fix else ''}"
+    )
+
+
+def check_key(key: str, *, what: str = "key") -> str:
+    """Return *key* if it is a relative path of plain segments; raise :class:`UnsafeCacheError`.
+
+    Refuses empty, ``.`` and ``..`` segments, absolute paths, backslashes, NUL bytes and drive
+    letters: a key from a hostile listing must never name a file outside the destination.
+    """
+    if not isinstance(key, str) or not key or key.startswith("/"):
+        raise UnsafeCacheError(
+            f"expected a relative {what} inside the cache, got {key!r}; the source is damaged or "
+            "hostile: nothing was written outside the destination"
+        )
+    for seg in key.split("/"):
+        if seg in ("", ".", "..") or _BAD_SEGMENT.search(seg):
+            raise UnsafeCacheError(
+                f"expected a {what} made of plain path segments, got {key!r} (segment {seg!r}); "
+                "the source is damaged or hostile: nothing was written outside the destination"
+            )
+    return key
+
+
+def _depth_ok(doc: Any) -> bool:
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_list(value: Any, what: str, *, minimum: int) -> list[int]:
+    if not isinstance(value, list) or not all(_is_int(v) and v >= minimum for v in value):
+        raise _Damaged(f"expected {what} as a list of integers >= {minimum}, got {value!r}")
+    return value
+
+
+class _Scanner:
+    def __init__(self, store: Any, url: str) -> None:
+        self.store = store
+        self.url = url
+        self.result = ScanResult()
+        self.proto = default_buffer_prototype()
+
+    # -- reading one document -------------------------------------------------------------
+    async def _read_json(self, key: str) -> Any:
+        try:
+            size = await self.store.getsize(key)
+        except Exception:  # a store without sizes: bounded after reading instead
+            size = None
+        if size is not None and size > MAX_METADATA_BYTES:
+            raise _unsafe(
+                self.url,
+                key,
+                f"a metadata document of at most {MAX_METADATA_BYTES} bytes",
+                f"{size} bytes",
+            )
+        buf = await self.store.get(key, prototype=self.proto)
+        if buf is None:
+            raise _Damaged("missing")
+        raw = buf.to_bytes()
+        if len(raw) > MAX_METADATA_BYTES:
+            raise _unsafe(
+                self.url,
+                key,
+                f"a metadata document of at most {MAX_METADATA_BYTES} bytes",
+                f"{len(raw)} bytes",
+            )
+        try:
+            doc = json.loads(raw)
+        except RecursionError:
+            raise _unsafe(
+                self.url, key, f"JSON nested at most {MAX_JSON_DEPTH} deep", "deeper nesting"
+            ) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Damaged(f"not valid JSON ({exc})") from None
+        if not _depth_ok(doc):
+            raise _unsafe(
+                self.url, key, f"JSON nested at most {MAX_JSON_DEPTH} deep", "deeper nesting"
+            )
+        if not isinstance(doc, dict):
+            raise _Damaged(f"expected a JSON object, got {type(doc).__name__}")
+        if doc.get("zarr_format") != 3:
+            raise _Damaged(f"expected zarr_format 3, got {doc.get('zarr_format')!r}")
+        if doc.get("node_type") not in ("group", "array"):
+            raise _Damaged(f"expected node_type 'group' or 'array', got {doc.get('node_type')!r}")
+        attrs = doc.get("attributes", {})
+        if not isinstance(attrs, dict):
+            raise _Damaged(f"expected attributes as a JSON object, got {type(attrs).__name__}")
+        return doc
+
+    # -- walking the hierarchy ------------------------------------------------------------
+    async def walk(self) -> None:
+        if not await self.store.exists("zarr.json"):
+            for v2 in (".zgroup", ".zarray"):
+                if await self.store.exists(v2):
+                    raise self._v2(v2)
+        root = await self._node("", depth=0)
+        if root is None:
+            return
+        if root.get("node_type") != "group":
+            self.result.damaged["zarr.json"] = "expected a group at the cache root, got an array"
+            self.result.unreadable_groups.append("zarr.json")
+
+    async def _node(self, path: str, depth: int) -> dict[str, Any] | None:
+        key = f"{path}/zarr.json" if path else "zarr.json"
+        if self.result.n_groups + self.result.n_arrays >= MAX_NODES:
+            raise _unsafe(self.url, key, f"at most {MAX_NODES} groups and arrays", "more")
+        try:
+            doc = await self._read_json(key)
+        except _Damaged as exc:
+            self.result.damaged[key] = str(exc)
+            if depth <= 1:  # the root and its children: zarr parses these to list prompt sets
+                self.result.unreadable_groups.append(key)
+            return None
+        if doc["node_type"] == "array":
+            self.result.n_arrays += 1
+            try:
+                self._check_array(path, key, doc)
+                _zarr_parses(doc)
+            except _Damaged as exc:
+                self.result.damaged[key] = str(exc)
+            return doc
+        try:
+            _zarr_parses(doc)
+        except _Damaged as exc:
+            self.result.damaged[key] = str(exc)
+            if depth <= 1:
+                self.result.unreadable_groups.append(key)
+            return None
+        self.result.n_groups += 1
+        if depth >= MAX_GROUP_DEPTH:
+            raise _unsafe(self.url, key, f"groups nested at most {MAX_GROUP_DEPTH} deep", "more")
+        children = await self._children(path)
+        docs = await asyncio.gather(*(self._child(path, c, depth) for c in children))
+        if path and path.count("/") == 0:
+            self._check_prompt_set(path, key, doc, dict(zip(children, docs)))
+        return doc
+
+    async def _children(self, path: str) -> list[str]:
+        prefix = f"{path}/" if path else ""
+        names: list[str] = []
+        async for name in self.store.list_dir(prefix):
+            name = name.rstrip("/")
+            if name == "zarr.json":
+                continue
+            where = f"{prefix}{name}"
+            check_key(where, what="node name")
+            if name in _V2_METADATA:
+                raise self._v2(where)
+            names.append(name)
+        return sorted(names)
+
+    def _v2(self, key: str) -> UnsafeCacheError:
+        return _unsafe(
+            self.url,
+            key,
+            "Zarr v3 metadata only (zarr.json)",
+            "Zarr v2 metadata",
+            "actstore never reads Zarr v2 nodes (their object codecs can unpickle data): "
+            "remove it or re-export the cache with `actstore copy`",
+        )
+
+    async def _child(self, path: str, name: str, depth: int) -> dict[str, Any] | None:
+        child = f"{path}/{name}" if path else name
+        if await self.store.exists(f"{child}/zarr.json"):
+            return await self._node(child, depth + 1)
+        for v2 in (".zarray", ".zgroup"):
+            if await self.store.exists(f"{child}/{v2}"):
+                raise self._v2(f"{child}/{v2}")
+        return None  # not a node (zarr ignores it too)
+
+    # -- one array ------------------------------------------------------------------------
+    def _check_array(self, path: str, key: str, doc: dict[str, Any]) -> None:
+        url = self.url
+        extra = sorted(set(doc) - _ARRAY_KEYS)
+        for name in extra:
+            value = doc[name]
+            if not (isinstance(value, dict) and value.get("must_understand") is False):
+                raise _unsafe(
+                    url, key, "only the Zarr v3 array fields", f"the unknown field {name!r}"
+                )
+        dtype = doc.get("data_type")
+        if not isinstance(dtype, str) or dtype not in ALLOWED_DATA_TYPES:
+            raise _unsafe(
+                url,
+                key,
+                f"array {path!r} with a data type among {sorted(ALLOWED_DATA_TYPES)}",
+                f"data type {json.dumps(dtype)[:100]}",
+                "actstore stores only numbers, bool and strings",
+            )
+        shape = _int_list(doc.get("shape"), "shape", minimum=0)
+        if len(shape) > MAX_NDIM:
+            raise _unsafe(url, key, f"at most {MAX_NDIM} dimensions", f"{len(shape)}")
+        grid = doc.get("chunk_grid")
+        if not isinstance(grid, dict) or grid.get("name") != "regular":
+            raise _unsafe(
+                url, key, f"array {path!r} with a regular chunk grid", f"chunk grid {grid!r:.100}"
+            )
+        conf = grid.get("configuration")
+        outer = _int_list(
+            conf.get("chunk_shape") if isinstance(conf, dict) else None, "chunk_shape", minimum=1
+        )
+        if len(outer) != len(shape):
+            raise _Damaged(f"expected chunk_shape of {len(shape)} dims, got {outer}")
+        enc = doc.get("chunk_key_encoding")
+        if not isinstance(enc, dict) or enc.get("name") not in ("default", "v2"):
+            raise _Damaged(f"expected chunk_key_encoding 'default' or 'v2', got {enc!r:.100}")
+        enc_conf = enc.get("configuration") or {}
+        sep = enc_conf.get("separator", "/") if isinstance(enc_conf, dict) else None
+        if sep not in ("/", "."):
+            raise _Damaged(f"expected chunk key separator '/' or '.', got {sep!r:.20}")
+        transformers = doc.get("storage_transformers", [])
+        if transformers not in ([], None):
+            raise _unsafe(
+                url, key, f"array {path!r} without storage transformers", f"{transformers!r:.100}"
+            )
+        names = doc.get("dimension_names")
+        if names is not None and (
+            not isinstance(names, list)
+            or len(names) != len(shape)
+            or not all(n is None or isinstance(n, str) for n in names)
+        ):
+            raise _Damaged(f"expected {len(shape)} dimension names, got {names!r:.100}")
+        codecs = doc.get("codecs")
+        if not isinstance(codecs, list) or not codecs:
+            raise _Damaged(f"expected a list of codecs, got {codecs!r:.100}")
+        inner = self._check_codecs(path, key, codecs, outer)
+        n_objects = math.prod(-(-s // c) for s, c in zip(shape, outer))
+        if n_objects > MAX_STORED_OBJECTS:
+            raise _unsafe(
+                url,
+                key,
+                f"array {path!r} of at most {MAX_STORED_OBJECTS} shards/chunks",
+                f"{n_objects} (shape {shape}, chunks {outer})",
+            )
+        chunk_bytes = math.prod(inner) * ALLOWED_DATA_TYPES[dtype]
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise _unsafe(
+                url,
+                key,
+                f"array {path!r} with chunks of at most {MAX_CHUNK_BYTES} bytes decoded",
+                f"chunks {inner} of {chunk_bytes} bytes",
+            )
+        dim = names[0] if names and len(names) == 1 else None
+        if dim is not None and path.rsplit("/", 1)[-1] == dim and shape[0] > MAX_INDEX_LENGTH:
+            raise _unsafe(
+                url,
+                key,
+                f"index coordinate {path!r} of at most {MAX_INDEX_LENGTH} values",
+                f"{shape[0]}",
+            )
+
+    def _check_codecs(self, path: str, key: str, codecs: list[Any], outer: list[int]) -> list[int]:
+        """Check a codec pipeline (recursively into shards); return the decoded chunk shape."""
+        inner = outer
+        for codec in codecs:
+            name = codec if isinstance(codec, str) else None
+            if isinstance(codec, dict):
+                name = codec.get("name")
+            if isinstance(codec, dict) and not isinstance(codec.get("configuration", {}), dict):
+                raise _Damaged(f"expected codec configuration objects, got {codec!r:.100}")
+            if not isinstance(name, str) or name not in ALLOWED_CODECS:
+                raise _unsafe(
+                    self.url,
+                    key,
+                    f"array {path!r} with codecs among {sorted(ALLOWED_CODECS)}",
+                    f"codec {json.dumps(name)[:100]}",
+                    "actstore never runs other codecs on a shared cache: ask its author to "
+                    "re-export it with `actstore copy`",
+                )
+            if name == "sharding_indexed":
+                conf = codec.get("configuration") if isinstance(codec, dict) else None
+                if not isinstance(conf, dict):
+                    raise _Damaged("expected a sharding_indexed configuration")
+                inner = _int_list(conf.get("chunk_shape"), "shard chunk_shape", minimum=1)
+                if len(inner) != len(outer):
+                    raise _Damaged(f"expected a shard chunk_shape of {len(outer)} dims")
+                per_shard = math.prod(-(-s // c) for s, c in zip(outer, inner))
+                if per_shard > MAX_CHUNKS_PER_SHARD:
+                    raise _unsafe(
+                        self.url,
+                        key,
+                        f"array {path!r} with at most {MAX_CHUNKS_PER_SHARD} chunks per shard",
+                        f"{per_shard}",
+                    )
+                for sub in ("codecs", "index_codecs"):
+                    pipeline = conf.get(sub, [])
+                    if not isinstance(pipeline, list):
+                        raise _Damaged(f"expected sharding {sub} as a list")
+                    self._check_codecs(path, key, pipeline, inner)
+        return inner
+
+    # -- a prompt set: its spec against its arrays ----------------------------------------
+    def _check_prompt_set(
+        self, path: str, key: str, doc: dict[str, Any], children: dict[str, Any]
+    ) -> None:
+        from actstore.store._safety_spec import check_prompt_set
+
+        try:
+            check_prompt_set(path, doc.get("attributes", {}), children)
+        except _Damaged as exc:
+            self.result.damaged_sets[path] = str(exc)
+        except UnsafeCacheError as exc:
+            raise _unsafe(self.url, key, "a prompt set of bounded size", str(exc)) from None
+
+
+def _zarr_parses(doc: dict[str, Any]) -> None:
+    """Parse the document with zarr's own metadata classes (pure parsing, no I/O; only codecs of
+    the allow-list reach this point). A hostile document can trip any error inside that parser,
+    so every exception here means "damaged"."""
+    from zarr.core.group import _build_metadata_v3
+
+    try:
+        _build_metadata_v3(json.loads(json.dumps(doc)))
+    except Exception as exc:
+        raise _Damaged(f"metadata zarr cannot read ({type(exc).__name__}: {exc})") from None
+
+
+def scan_store(store: Any, url: str) -> ScanResult:
+    """Check every ``zarr.json`` of the cache behind *store* (see the module docstring).
+
+    Raises :class:`UnsafeCacheError` for anything that must never be opened; returns the damaged
+    metadata it found (key -> problem) for the caller to raise or report.
+    """
+    scanner = _Scanner(store, url)
+    _check_zip_names(store, url)
+    sync(scanner.walk())
+    return scanner.result
+
+
+def _check_zip_names(store: Any, url: str) -> None:
+    """A zip lists every entry up front: refuse traversal names and oversized metadata there."""
+    zf = getattr(store, "_zf", None)
+    if zf is None:
+        return
+    for info in zf.infolist():
+        name = info.filename.rstrip("/") if info.is_dir() else info.filename
+        if name:
+            check_key(name, what="zip entry name")
+        base = name.rsplit("/", 1)[-1]
+        if base in _V2_METADATA:
+            raise _unsafe(url, name, "Zarr v3 metadata only (zarr.json)", "Zarr v2 metadata")
+        if base == "zarr.json" and info.file_size > MAX_METADATA_BYTES:
+            raise _unsafe(
+                url,
+                name,
+                f"a metadata document of at most {MAX_METADATA_BYTES} bytes",
+                f"{info.file_size} bytes",
+            )
+
+
+def damaged_error_message(url: str, key: str, problem: str) -> str:
+    return (
+        f"expected readable metadata in {key} of {url!r}, got {problem}; the cache is damaged: "
+        "run `actstore verify` to list every damaged part and re-extract or restore them"
+    )

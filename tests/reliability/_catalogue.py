@@ -1,0 +1,827 @@
+"""The bad-input catalogue: every row is a bad input, the exact message it gets and the exit code.
+
+One source for two things: ``tests/reliability/test_catalogue.py`` runs every row (command-line
+rows as real ``python -m actstore`` processes), and the README's catalogue section is this table
+rendered by :func:`render_table` (a test checks that they match; ``python -m
+tests.reliability._catalogue`` rewrites the README section).
+
+Rows run in a work directory holding the files named below (built once per test session by the
+``catalogue_env`` fixture), so messages read exactly as a user would see them.
+``…`` in a message stands for a part that varies (a temporary path, a timing).
+
+Files in the work directory
+---------------------------
+``cache.zarr``   a small complete cache: prompt set ``arith`` (9 prompts, layers 1, 4, 6, d_model
+                 16, bfloat16, labels ``value``, ``x``, ``template``, spans ``answer``,
+                 ``operands``) and the group ``probes/value``
+``cache.zip``    the same cache copied to a zip file (read-only by nature)
+``tiny.zarr``    prompt set ``good`` extracted from ``model`` (layers 0, 1)
+``model``        a random tiny Qwen2 (4 layers, d_model 64); ``model2`` the same with another seed;
+                 ``short_model`` one with a 16-token context
+``good.jsonl``   6 multiplication prompts; ``other.jsonl`` 6 different ones; ``empty.jsonl``,
+                 ``bad.jsonl`` (line 2 has no text), ``long.jsonl`` (a 200-word prompt)
+``notacache``    a folder with a text file; ``plain.zarr`` a Zarr group written by other software;
+                 ``future.zarr`` a cache of schema version 99; ``hostile.zarr`` a cache whose
+                 activations name a pickle codec; ``damaged.zarr`` one whose ``arith/zarr.json``
+                 is cut short; ``linked.zarr`` one holding a symbolic link to a file outside it
+``nan_probe.zarr`` a cache whose label ``value`` has a NaN; ``probes_other.npz`` probes fitted on
+                 ``cache.zarr`` but stamped with another model's fingerprint; ``object.npz`` probe
+                 arrays holding a Python object array
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ROWS", "Row", "message_regex", "render_table"]
+
+#: README markers of the catalogue section.
+BEGIN = "<!-- BEGIN catalogue -->"
+END = "<!-- END catalogue -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One bad input.
+
+    ``where`` is ``"cli"`` (``args`` run as ``python -m actstore ARGS``: exit 2, one stderr line
+    ``actstore: error: MESSAGE``), ``"api"`` or ``"config"`` (``call(work_dir)`` raises
+    ``error``). ``needs`` names what must be importable for the row to run (a module added by
+    another area), so the catalogue runs before every area has landed.
+    """
+
+    id: str
+    where: str
+    input: str
+    error: str
+    message: str
+    args: tuple[str, ...] = ()
+    call: Callable[[Path], Any] | None = None
+    needs: str | None = None
+    exit_code: int = 2
+    slow: bool = False  # loads a model in a fresh process (seconds): runs with `make test-slow`
+
+
+def message_regex(message: str) -> re.Pattern[str]:
+    """``…`` matches any text; everything else literally; the whole message must match."""
+    return re.compile(".*?".join(re.escape(p) for p in message.split("…")), re.DOTALL)
+
+
+# -- API and config calls (each takes the work directory) ---------------------------------------
+def _open_set(name: str) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        import actstore
+
+        return actstore.open(work / "cache.zarr", name)
+
+    return call
+
+
+def _activations(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.store import open_cache
+
+        return open_cache(work / "cache.zarr").activations("arith", **kw)
+
+    return call
+
+
+def _write_read_only(work: Path) -> Any:
+    import numpy as np
+
+    from actstore.store import open_cache
+
+    cache = open_cache(work / "cache.zarr")  # mode="r" by default
+    return cache.write_derived("arith", "pred", np.zeros(9), dims=("prompt",))
+
+
+def _spec(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.store import PromptSetSpec
+
+        args = {"n_prompts": 4, "n_tokens_max": 8, "layers": (0,), "d_model": 16}
+        return PromptSetSpec(**{**args, "dtype": "float32", **kw})
+
+    return call
+
+
+def _position(spec: str) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        import numpy as np
+
+        from actstore.prompts import parse_position
+
+        return parse_position(spec).select(5, {"answer": np.ones(5, bool)})
+
+    return call
+
+
+def _fit(cache: str = "cache.zarr", **kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.analysis import fit_probes
+        from actstore.store import open_cache
+
+        args = {"prompt_set": "arith", "target": "value", "cv": 3, **kw}
+        return fit_probes(open_cache(work / cache), **args)
+
+    return call
+
+
+def _detect_other_model(work: Path) -> Any:
+    from actstore.analysis import detect, load_probes
+    from actstore.store import open_cache
+
+    probes = load_probes(work / "probes_other.npz")
+    return detect(open_cache(work / "cache.zarr"), probes, prompt_set="arith", write=False)
+
+
+def _load_npz(work: Path) -> Any:
+    from actstore.analysis import load_probes
+
+    return load_probes(work / "object.npz")
+
+
+def _prompt(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.prompts import Prompt
+
+        return Prompt(**{"text": "7 times 8", "labels": {}, "spans": {}, **kw})
+
+    return call
+
+
+def _extract(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.extractors import extract
+
+        args = {"model": "model", "prompts": "good.jsonl", "out": "new.zarr", "layers": "0,1"}
+        args = {**args, **kw}
+        for key in ("model", "out"):
+            args[key] = work / args[key]
+        return extract(**args, device="cpu", dtype="float32")
+
+    return call
+
+
+_SRC = {"generator": "multiplication", "n": 20, "seed": 0}
+_PS = {"name": "arith", "sources": [_SRC]}
+_PROBE = {"name": "last", "prompt_set": "arith", "target": "value", "position": "last"}
+
+
+def _config(**changes: Any) -> Callable[[Path], Any]:
+    """``parse_config`` of a minimal valid config (one prompt set, one probe) with *changes*."""
+
+    def call(work: Path) -> Any:
+        from actstore.experiment import parse_config
+
+        data = {"name": "study", "prompt_sets": [_PS], "probes": [_PROBE], **changes}
+        return parse_config(data)
+
+    return call
+
+
+_FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
+_EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
+
+ROWS: tuple[Row, ...] = (
+    # -- paths and caches ----------------------------------------------------------------------
+    Row(
+        id="missing-cache",
+        where="cli",
+        input="`actstore info missing.zarr` (no such path)",
+        args=("info", "missing.zarr"),
+        error="StoreNotFoundError",
+        message="expected a cache at 'missing.zarr', got no such file or directory; check the "
+        "path or create it with `actstore extract`",
+    ),
+    Row(
+        id="not-a-cache",
+        where="cli",
+        input="`actstore info notacache` (a folder of other files)",
+        args=("info", "notacache"),
+        error="NotACacheError",
+        message="expected an actstore cache (a Zarr v3 group) at 'notacache', got no zarr.json "
+        "there; pass the cache's top-level path",
+    ),
+    Row(
+        id="foreign-zarr",
+        where="cli",
+        input="`actstore verify plain.zarr` (a Zarr group not written by actstore)",
+        args=("verify", "plain.zarr"),
+        error="NotACacheError",
+        message="expected an actstore cache at 'plain.zarr', got a Zarr group without "
+        "attrs['actstore']; it was not written by actstore",
+    ),
+    Row(
+        id="schema-version",
+        where="cli",
+        input="`actstore info future.zarr` (written with schema version 99)",
+        args=("info", "future.zarr"),
+        error="SchemaVersionError",
+        message="expected schema version 1, got 99 in 'future.zarr'; use the actstore version "
+        "that wrote it (see attrs library_versions) or re-extract",
+    ),
+    Row(
+        id="pickle-codec",
+        where="cli",
+        input="`actstore info hostile.zarr` (activations name the codec `numcodecs.pickle`)",
+        args=("info", "hostile.zarr"),
+        error="UnsafeCacheError",
+        message="expected array 'arith/resid_post' with codecs among ['bytes', 'crc32c', "
+        "'gzip', 'sharding_indexed', 'transpose', 'vlen-utf8', 'zstd'], got codec "
+        "\"numcodecs.pickle\" in arith/resid_post/zarr.json of 'hostile.zarr'; refusing to "
+        "open it (a cache is data, never code); actstore never runs other codecs on a shared "
+        "cache: ask its author to re-export it with `actstore copy`",
+    ),
+    Row(
+        id="damaged-metadata",
+        where="cli",
+        input="`actstore info damaged.zarr` (`arith/zarr.json` cut short)",
+        args=("info", "damaged.zarr"),
+        error="CorruptCacheError",
+        message="expected readable metadata in arith/zarr.json of 'damaged.zarr', got not valid "
+        "JSON (…); the cache is damaged: run `actstore verify` to list every damaged part and "
+        "re-extract or restore them",
+    ),
+    Row(
+        id="copy-symlink",
+        where="cli",
+        input="`actstore copy linked.zarr out.zarr` (the source holds a symbolic link)",
+        args=("copy", "linked.zarr", "out.zarr"),
+        error="UnsafeCacheError",
+        message="expected a cache directory without symbolic links, got "
+        "probes/value/coef/c/0/0 -> ../secret.txt in 'linked.zarr'; copy never follows links "
+        "(they can point outside the cache): replace them with the files they point to (e.g. "
+        "`cp -rL`) if you trust them",
+    ),
+    Row(
+        id="copy-existing-destination",
+        where="cli",
+        input="`actstore copy cache.zarr tiny.zarr` (destination exists)",
+        args=("copy", "cache.zarr", "tiny.zarr"),
+        error="InvalidArgumentError",
+        message="expected a new destination, got existing 'tiny.zarr'; remove it or pick a new "
+        "path",
+    ),
+    Row(
+        id="storage-options",
+        where="cli",
+        input="`actstore info cache.zarr --storage-options anon` (not JSON)",
+        args=("info", "cache.zarr", "--storage-options", "anon"),
+        error="InvalidArgumentError",
+        message="expected --storage-options as a JSON object, got 'anon' (Expecting value); "
+        "e.g. '{\"anon\": true}'",
+    ),
+    # -- names: prompt set, layer, variable, target, position, span ---------------------------
+    Row(
+        id="unknown-prompt-set",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompt-sets physics`",
+        args=("copy", "cache.zarr", "out.zarr", "--prompt-sets", "physics"),
+        error="UnknownNameError",
+        message="expected a prompt set of 'cache.zarr' (one of ['arith']), got 'physics'; list "
+        "them with `actstore info`",
+    ),
+    Row(
+        id="unknown-layer-copy",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --layers 1,99`",
+        args=("copy", "cache.zarr", "out.zarr", "--layers", "1,99"),
+        error="UnknownNameError",
+        message="expected distinct layers of prompt set 'arith' (from [1, 4, 6]), got [1, 99]; "
+        "pick stored layers",
+    ),
+    Row(
+        id="bad-prompt-selection",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompts 0:x`",
+        args=("copy", "cache.zarr", "out.zarr", "--prompts", "0:x"),
+        error="InvalidArgumentError",
+        message="expected prompts as START:STOP[:STEP] or a comma list like 0,5,9, got '0:x'",
+    ),
+    Row(
+        id="prompt-index-out-of-range",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompts 0,99`",
+        args=("copy", "cache.zarr", "out.zarr", "--prompts", "0,99"),
+        error="UnknownNameError",
+        message="expected prompt indices in [0, 9), got [99]; check --prompts",
+    ),
+    Row(
+        id="unknown-group",
+        where="api",
+        input="`actstore.open('cache.zarr', 'physics')`",
+        call=_open_set("physics"),
+        error="UnknownNameError",
+        message="expected a prompt set (['arith']) or group of 'cache.zarr', got 'physics'; "
+        "list them with `actstore info`",
+    ),
+    Row(
+        id="unknown-layer-api",
+        where="api",
+        input="`open_cache('cache.zarr').activations('arith', layers=[2])`",
+        call=_activations(layers=[2]),
+        error="UnknownNameError",
+        message="expected layers of prompt set 'arith' (from [1, 4, 6]), got [2]; pick stored "
+        "layers",
+    ),
+    Row(
+        id="unknown-variable",
+        where="api",
+        input="`open_cache('cache.zarr').activations('arith', 'resid_mid')`",
+        call=_activations(hook="resid_mid"),
+        error="UnknownNameError",
+        message="expected a stored variable of prompt set 'arith' (one of ['resid_post']), got "
+        "'resid_mid'",
+    ),
+    Row(
+        id="unknown-position",
+        where="api",
+        input="`parse_position('middle')`",
+        call=_position("middle"),
+        error="InvalidArgumentError",
+        message="expected a position spec of the form last, all, before:SPAN, span:SPAN, got "
+        "'middle'",
+    ),
+    Row(
+        id="unknown-span",
+        where="api",
+        input="`parse_position('before:result').select(...)` (spans: `answer`)",
+        call=_position("before:result"),
+        error="UnknownNameError",
+        message="expected a span name (answer), got 'result' in position 'before:result'",
+    ),
+    # -- writing -------------------------------------------------------------------------------
+    Row(
+        id="read-only-api",
+        where="api",
+        input="`open_cache('cache.zarr').write_derived(...)` (opened read-only)",
+        call=_write_read_only,
+        error="ReadOnlyError",
+        message="expected a cache opened for writing, got 'cache.zarr' opened read-only; use "
+        "open_cache(url, mode='r+') (or create_cache) to write",
+    ),
+    Row(
+        id="read-only-zip",
+        slow=True,
+        where="cli",
+        input="`actstore extract ... --out cache.zip` (zip caches are read-only)",
+        args=(*_EXTRACT, "cache.zip"),
+        error="ReadOnlyError",
+        message="expected a writable cache location for --out, got the zip file 'cache.zip'; zip "
+        "caches are read-only: extract into a directory and `actstore copy` it to a .zip",
+    ),
+    Row(
+        id="bad-dtype-spec",
+        where="api",
+        input="`PromptSetSpec(..., dtype='int8')`",
+        call=_spec(dtype="int8"),
+        error="InvalidArgumentError",
+        message="expected dtype one of bfloat16, float16, float32, got 'int8'; convert the "
+        "activations or pick one of these",
+    ),
+    Row(
+        id="zero-prompts-spec",
+        where="api",
+        input="`PromptSetSpec(n_prompts=0, ...)`",
+        call=_spec(n_prompts=0),
+        error="InvalidArgumentError",
+        message="expected n_prompts to be an integer >= 1, got 0",
+    ),
+    # -- extraction ----------------------------------------------------------------------------
+    Row(
+        id="shard-spec",
+        where="cli",
+        input="`actstore extract ... --shard 5/4`",
+        args=(*_EXTRACT, "new.zarr", "--shard", "5/4"),
+        error="InvalidArgumentError",
+        message="expected --shard I/N with 0 <= I < N, got 5/4; workers are numbered from 0",
+    ),
+    Row(
+        id="shard-malformed",
+        where="cli",
+        input="`actstore extract ... --shard 2of4`",
+        args=(*_EXTRACT, "new.zarr", "--shard", "2of4"),
+        error="InvalidArgumentError",
+        message="expected --shard I/N with integers (e.g. 0/4), got '2of4'; use e.g. --shard "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
+    ),
+    Row(
+        id="batch-tokens-zero",
+        where="cli",
+        input="`actstore extract ... --max-batch-tokens 0`",
+        args=(*_EXTRACT, "new.zarr", "--max-batch-tokens", "0"),
+        error="InvalidArgumentError",
+        message="expected --max-batch-tokens >= 1, got 0; e.g. 8192",
+    ),
+    Row(
+        id="batch-tokens-negative",
+        where="cli",
+        input="`actstore extract ... --max-batch-tokens -5`",
+        args=(*_EXTRACT, "new.zarr", "--max-batch-tokens=-5"),
+        error="InvalidArgumentError",
+        message="expected --max-batch-tokens >= 1, got -5; e.g. 8192",
+    ),
+    Row(
+        id="missing-model",
+        where="cli",
+        input="`actstore extract --model /no/such/model ...`",
+        args=("extract", "--model", "/no/such/model", "--prompts", "good.jsonl", "--out", "n.zarr"),
+        error="ModelLoadError",
+        message="expected a local model directory, got '/no/such/model' which does not exist; "
+        "pass the directory holding config.json and the weights",
+    ),
+    Row(
+        id="unknown-generator",
+        where="cli",
+        input="`actstore extract ... --prompts multiplcation` (typo)",
+        args=("extract", "--model", "model", "--prompts", "multiplcation", "--out", "n.zarr"),
+        error="UnknownNameError",
+        message="expected a generator name (arithmetic, kinetic_energy, multiplication, squaring) "
+        "or a .jsonl/.csv file, got 'multiplcation'; see `actstore prompts list`",
+    ),
+    Row(
+        id="empty-prompt-set",
+        where="cli",
+        input="`actstore extract ... --prompts empty.jsonl`",
+        args=("extract", "--model", "model", "--prompts", "empty.jsonl", "--out", "n.zarr"),
+        error="PromptFileError",
+        message="empty.jsonl: expected at least one prompt, got none; is the file empty?",
+    ),
+    Row(
+        id="prompt-file-line",
+        where="cli",
+        input="`actstore prompts show bad.jsonl` (line 2 has no `text`)",
+        args=("prompts", "show", "bad.jsonl"),
+        error="PromptFileError",
+        message="bad.jsonl line 2, field 'text': expected a 'text' field, got none; add it",
+    ),
+    Row(
+        id="layer-out-of-range",
+        slow=True,
+        where="cli",
+        input="`actstore extract --model model ... --layers 1,4` (4 decoder layers)",
+        args=(*_EXTRACT, "new.zarr", "--layers", "1,4"),
+        error="InvalidArgumentError",
+        message="expected layers in [-4, 3] (the model has 4 decoder layers), got 4; pick layers "
+        "inside the model's depth",
+    ),
+    Row(
+        id="prompt-longer-than-context",
+        slow=True,
+        where="cli",
+        input="`actstore extract --model short_model --prompts long.jsonl ...` (16-token context)",
+        args=("extract", "--model", "short_model", "--prompts", "long.jsonl", "--out", "n.zarr"),
+        error="ExtractionError",
+        message="expected prompts of at most 16 tokens (the model's context), got 800 tokens for "
+        "prompt 0 ('word word word word word word word word '...); shorten or split that prompt",
+    ),
+    Row(
+        id="fingerprint-on-resume",
+        slow=True,
+        where="cli",
+        input="`actstore extract --model model2 --prompts good.jsonl --out tiny.zarr` (the set "
+        "was extracted with `model`)",
+        args=(
+            "extract",
+            "--model",
+            "model2",
+            "--prompts",
+            "good.jsonl",
+            "--out",
+            "tiny.zarr",
+            "--layers",
+            "0,1",
+        ),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': fingerprint.model differs from the stored one: expected "
+        "…(stored), got …; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="duplicate-set-name",
+        slow=True,
+        where="cli",
+        input="`actstore extract --prompts other.jsonl --set-name good --out tiny.zarr` (the "
+        "name is taken by other prompts)",
+        args=(
+            "extract",
+            "--model",
+            "model",
+            "--prompts",
+            "other.jsonl",
+            "--set-name",
+            "good",
+            "--out",
+            "tiny.zarr",
+            "--layers",
+            "0,1",
+        ),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': n_tokens_max differs from the stored one: expected 20 "
+        "(stored), got 21; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="layer-out-of-range-api",
+        where="api",
+        input="`extract(model='model', prompts='good.jsonl', out='new.zarr', layers='1,4')`",
+        call=_extract(layers="1,4"),
+        error="InvalidArgumentError",
+        message="expected layers in [-4, 3] (the model has 4 decoder layers), got 4; pick layers "
+        "inside the model's depth",
+    ),
+    Row(
+        id="prompt-longer-than-context-api",
+        where="api",
+        input="`extract(model='short_model', prompts='long.jsonl', ...)` (16-token context)",
+        call=_extract(model="short_model", prompts="long.jsonl"),
+        error="ExtractionError",
+        message="expected prompts of at most 16 tokens (the model's context), got 800 tokens for "
+        "prompt 0 ('word word word word word word word word '...); shorten or split that prompt",
+    ),
+    Row(
+        id="fingerprint-on-resume-api",
+        where="api",
+        input="`extract(model='model2', prompts='good.jsonl', out='tiny.zarr', layers='0,1')`",
+        call=_extract(model="model2", out="tiny.zarr"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': fingerprint.model differs from the stored one: expected "
+        "…(stored), got …; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="duplicate-set-name-api",
+        where="api",
+        input="`extract(prompts='other.jsonl', set_name='good', out='tiny.zarr', ...)`",
+        call=_extract(prompts="other.jsonl", set_name="good", out="tiny.zarr"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': n_tokens_max differs from the stored one: expected 20 "
+        "(stored), got 21; write to a new cache or a new prompt-set name",
+    ),
+    # -- probes and detection --------------------------------------------------------------------
+    Row(
+        id="unknown-target",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target v`",
+        args=("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "v"),
+        error="UnknownNameError",
+        message="expected a label column of the prompt set (value, x), got 'v'; pass --target "
+        "with one of those",
+    ),
+    Row(
+        id="string-target",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target template` (strings)",
+        args=("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "template"),
+        error="InvalidArgumentError",
+        message="expected a numeric target column, got 'template' of dtype object; probes "
+        "regress numbers: pass a numeric label",
+    ),
+    Row(
+        id="unknown-position-cli",
+        where="cli",
+        input="`actstore probe fit ... --position middle`",
+        args=(*_FIT, "--position", "middle"),
+        error="InvalidArgumentError",
+        message="expected a position spec of the form last, all, before:SPAN, span:SPAN, got "
+        "'middle'",
+    ),
+    Row(
+        id="unknown-span-cli",
+        where="cli",
+        input="`actstore probe fit ... --position before:result` (spans: answer, operands)",
+        args=(*_FIT, "--position", "before:result"),
+        error="UnknownNameError",
+        message="expected a span of the prompt set (answer, operands), got 'result' in "
+        "position 'before:result'; use one of those or 'last'/'all'",
+    ),
+    Row(
+        id="unknown-layer-fit",
+        where="cli",
+        input="`actstore probe fit ... --layers 2` (stored: 1, 4, 6)",
+        args=(*_FIT, "--layers", "2"),
+        error="UnknownNameError",
+        message="expected layers among the stored [1, 4, 6], got [2]; pass layers that were "
+        "extracted",
+    ),
+    Row(
+        id="bad-cv",
+        where="cli",
+        input="`actstore probe fit ... --cv 1`",
+        args=(*_FIT, "--cv", "1"),
+        error="InvalidArgumentError",
+        message="expected cv >= 2 folds, got 1; pass cv=5 (or more)",
+    ),
+    Row(
+        id="nan-labels",
+        where="cli",
+        input="`actstore probe fit nan_probe.zarr --prompt-set arith --target value` (all NaN)",
+        args=("probe", "fit", "nan_probe.zarr", "--prompt-set", "arith", "--target", "value"),
+        error="InvalidArgumentError",
+        message="expected at least cv=5 labelled prompts, got 0; use fewer folds or more prompts",
+    ),
+    Row(
+        id="read-only-cli",
+        where="cli",
+        input="`actstore probe fit cache.zip --prompt-set arith --target value` (saves into the "
+        "read-only zip)",
+        args=("probe", "fit", "cache.zip", "--prompt-set", "arith", "--target", "value"),
+        error="ReadOnlyError",
+        message="expected a writable cache location, got the zip file 'cache.zip'; zip caches "
+        "are read-only: write to a directory and `actstore copy` it to a .zip",
+    ),
+    Row(
+        id="probe-other-model",
+        where="cli",
+        input="`actstore detect cache.zarr --probes probes_other.npz --prompt-set arith --target "
+        "value` (probes of another model)",
+        args=(
+            "detect",
+            "cache.zarr",
+            "--probes",
+            "probes_other.npz",
+            "--prompt-set",
+            "arith",
+            "--target",
+            "value",
+            "--no-write",
+        ),
+        error="ProbeMismatchError",
+        message="expected activations of the model the probes were fitted on "
+        "(sha256:another-model), got model sha256:abc; use a cache of that model (or "
+        "allow_model_mismatch=True if intended)",
+    ),
+    Row(
+        id="probe-object-array",
+        where="cli",
+        input="`actstore probe show object.npz` (holds a Python object array)",
+        args=("probe", "show", "object.npz"),
+        error="UnsafeCacheError",
+        message="expected numeric probe arrays in object.npz, got a Python object array, which "
+        "only unpickling (running code) could load; refusing it: save the probes again "
+        "with actstore",
+    ),
+    Row(
+        id="probe-object-array-api",
+        where="api",
+        input="`load_probes('object.npz')`",
+        call=_load_npz,
+        error="UnsafeCacheError",
+        message="expected numeric probe arrays in object.npz, got a Python object array, which "
+        "only unpickling (running code) could load; refusing it: save the probes again "
+        "with actstore",
+    ),
+    # -- experiment configs ----------------------------------------------------------------------
+    Row(
+        id="config-missing",
+        where="cli",
+        input="`actstore run missing.toml`",
+        args=("run", "missing.toml"),
+        error="ConfigError",
+        message="config file 'missing.toml' does not exist; check the path",
+    ),
+    Row(
+        id="config-unknown-key",
+        where="cli",
+        input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
+        args=("run", "typo.toml", "--check"),
+        error="ConfigError",
+        message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
+        "hooks, layers, max_batch_tokens, other_depths",
+    ),
+    Row(
+        id="config-duplicate-set",
+        where="config",
+        input="two `[[prompt_sets]]` named `arith`",
+        call=_config(prompt_sets=[_PS, _PS]),
+        error="ConfigError",
+        message="config key 'prompt_sets[1].name': duplicated name 'arith'",
+    ),
+    Row(
+        id="config-empty-layers",
+        where="config",
+        input="`[extract] layers = []`",
+        call=_config(extract={"layers": []}),
+        error="ConfigError",
+        message="config key 'extract.layers' is empty; give layers, 'all' or 'spaced:K'",
+    ),
+    Row(
+        id="config-unknown-set",
+        where="config",
+        input='a `[[probes]]` with `prompt_set = "physics"` (not declared)',
+        call=_config(probes=[{**_PROBE, "prompt_set": "physics"}]),
+        error="ConfigError",
+        message="config key 'probes[0].prompt_set': expected one of arith, got 'physics'",
+    ),
+    Row(
+        id="config-position",
+        where="config",
+        input='a `[[probes]]` with `position = "middle"`',
+        call=_config(probes=[{**_PROBE, "position": "middle"}]),
+        error="ConfigError",
+        message="config key 'probes[0].position': expected a position spec of the form last, "
+        "all, before:SPAN, span:SPAN, got 'middle'",
+    ),
+    Row(
+        id="config-zero-n",
+        where="config",
+        input="a source with `n = 0`",
+        call=_config(prompt_sets=[{"name": "arith", "sources": [{**_SRC, "n": 0}]}]),
+        error="ConfigError",
+        message="config key 'prompt_sets[0].sources[0].n': expected a positive integer, got 0",
+    ),
+    # -- prompts -------------------------------------------------------------------------------
+    Row(
+        id="span-out-of-text",
+        where="api",
+        input="`Prompt(text='7 times 8', spans={'answer': (5, 40)})`",
+        call=_prompt(spans={"answer": (5, 40)}),
+        error="InvalidArgumentError",
+        message="prompt field 'spans.answer': expected 0 <= start < end <= 9 (the text length), "
+        "got [5, 40]; spans are character offsets [start, end) into the text",
+    ),
+    Row(
+        id="nan-label",
+        where="api",
+        input="`Prompt(text=..., labels={'value': float('nan')})`",
+        call=_prompt(labels={"value": float("nan")}),
+        error="InvalidArgumentError",
+        message="prompt field 'value': expected a finite number, got nan; leave the label out "
+        "instead",
+    ),
+)
+
+
+def render_table(rows: tuple[Row, ...] = ROWS) -> str:
+    """The README table: input, where, error and exit code, exact message."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| # | Where | Bad input | Exit / error | Message (`…` varies) |",
+        "|---|---|---|---|---|",
+    ]
+    for i, row in enumerate(rows, 1):
+        where = {"cli": "command line", "api": "Python API", "config": "config"}[row.where]
+        outcome = (
+            f"exit {row.exit_code}, `{row.error}`"
+            if row.where == "cli"
+            else f"raises `{row.error}`"
+        )
+        prefix = "actstore: error: " if row.where == "cli" else ""
+        lines.append(
+            f"| {i} | {where} | {cell(row.input)} | {outcome} | {cell(prefix + row.message)} |"
+        )
+    return "\n".join(lines)
+
+
+def readme_section(rows: tuple[Row, ...] = ROWS) -> str:
+    """The whole text between the README markers."""
+    return f"{BEGIN}\n{_INTRO}\n{render_table(rows)}\n\n{_OUTRO}\n{END}"
+
+
+_INTRO = """## Bad-input catalogue
+
+Every bad input below gets one clear line naming the problem and the fix. On the command line that
+is one line on stderr, `actstore: error: MESSAGE`, exit status 2 and no traceback (add `--debug`
+anywhere on the line to see one); from Python, an exception of the named class, a subclass of both
+`actstore.errors.ActstoreError` and the fitting builtin (`ValueError`, `LookupError`, `OSError`,
+...). Each row is a test (`tests/reliability/test_catalogue.py`, the rows live in
+`tests/reliability/_catalogue.py`, and a test checks that this table matches them); file names
+refer to a work directory described there (`cache.zarr` is a small complete cache with prompt set
+`arith`, layers 1, 4, 6). Options the parser itself rejects (a missing required option, `abc` where
+a number is expected) print argparse's usage and `actstore COMMAND: error: ...`, also with exit
+status 2 and no traceback.
+"""
+
+_OUTRO = """A cache is data, never code: before zarr reads anything, `actstore.open` and
+`open_cache` check every `zarr.json` against an allow-list of codecs (`bytes`, `transpose`, `zstd`,
+`gzip`, `crc32c`, `sharding_indexed`, `vlen-utf8`) and data types (bool, integers,
+float16/32/64, bfloat16, string), refuse Zarr v2 metadata, storage transformers and unknown
+required fields, and bound sizes before anything is allocated: metadata documents of at most
+32 MiB and nesting depth 64, decoded chunks of at most 512 MiB, at most 2^22 shards/chunks per
+array and 2^27 entries per index coordinate (larger arrays within these bounds stay lazy). A
+prompt set's spec must match its arrays' shapes. `actstore copy` refuses symbolic links in a
+source directory and keys (zip entries, object names) that are not plain relative paths. Saved
+probes load without pickle (`.npz` with `allow_pickle=False`, or Zarr under the same checks).
+Tests: `tests/reliability/test_hostile_open.py`, `test_hostile_copy.py`,
+`test_fuzz_metadata.py`, `test_fuzz_prompts.py`.
+"""
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the catalogue section of the README at *path*; True when it changed."""
+    text = path.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    new = text[:start] + readme_section() + text[end:]
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    print("README updated" if update_readme(readme) else "README already up to date")
