@@ -102,7 +102,7 @@ def test_open_and_fit_probes_fail_naming_the_damage(case, damaged):
         assert key in str(info.value)
         assert ds["resid_post"].isel(prompt=slice(0, 6)).values.any()  # intact blocks still read
     else:  # deleted, emptied or unreadable metadata: open itself refuses
-        with pytest.raises(CorruptCacheError, match="actstore repair") as info:
+        with pytest.raises(CorruptCacheError, match="actstore verify") as info:
             actstore.open(out, group=SET)
         assert key in str(info.value)
     with pytest.raises(CorruptCacheError, match=f"{SET}/resid_post"):
