@@ -502,5 +502,5 @@ def _check_zip_names(store: Any, url: str) -> None:
 def damaged_error_message(url: str, key: str, problem: str) -> str:
     return (
         f"expected readable metadata in {key} of {url!r}, got {problem}; the cache is damaged: "
-        "run `actstore verify` to list every damaged part and re-extract or restore them"
+        f"run `actstore verify {url}` to list the damage and `actstore repair {url}` to fix it"
     )
