@@ -244,8 +244,8 @@ ROWS: tuple[Row, ...] = (
         args=("info", "damaged.zarr"),
         error="CorruptCacheError",
         message="expected readable metadata in arith/zarr.json of 'damaged.zarr', got not valid "
-        "JSON (…); the cache is damaged: run `actstore verify damaged.zarr` to list the damage "
-        "and `actstore repair damaged.zarr` to fix it",
+        "JSON (…); the cache is damaged: run `actstore verify damaged.zarr` to list every damaged "
+        "part and `actstore repair damaged.zarr` to fix it (or restore the copy)",
     ),
     Row(
         id="copy-symlink",

@@ -502,5 +502,6 @@ def _check_zip_names(store: Any, url: str) -> None:
 def damaged_error_message(url: str, key: str, problem: str) -> str:
     return (
         f"expected readable metadata in {key} of {url!r}, got {problem}; the cache is damaged: "
-        f"run `actstore verify {url}` to list the damage and `actstore repair {url}` to fix it"
+        f"run `actstore verify {url}` to list every damaged part and `actstore repair {url}` "
+        "to fix it (or restore the copy)"
     )
