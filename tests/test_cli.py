@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from actstore import __version__
 from actstore.cli import main
 
@@ -29,5 +31,20 @@ def test_no_command_prints_help_and_fails(capsys) -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     proc = run_cli("no-such-command")
     assert proc.returncode == 2
-    assert "invalid choice" in proc.stderr
+    assert proc.stderr.startswith("actstore: error: argument COMMAND: invalid choice")
     assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_are_one_line_naming_the_help(capsys) -> None:
+    for argv, needle in (
+        (["extract", "--out", "x.zarr"], "the following arguments are required: --model"),
+        (["probe", "fit", "c.zarr", "--prompt-set", "a", "--target", "v", "--cv", "abc"], "--cv"),
+        (["prompts", "show"], "required"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert err.startswith("actstore: error: ") and needle in err
+        assert "--help' for usage" in err

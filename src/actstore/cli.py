@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from actstore._version import __version__
 from actstore.errors import ActstoreError
@@ -25,11 +26,22 @@ _EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other user error: the problem and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        print(
+            f"actstore: error: {message}; see '{self.prog} --help' for usage",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand found in :mod:`actstore.commands`."""
     import actstore.commands as commands
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="actstore",
         description="Extract per-token activations into a Zarr v3 cache; fit probes and detect.",
         epilog=_EPILOG,

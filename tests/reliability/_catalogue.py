@@ -793,7 +793,7 @@ anywhere on the line to see one); from Python, an exception of the named class, 
 `tests/reliability/_catalogue.py`, and a test checks that this table matches them); file names
 refer to a work directory described there (`cache.zarr` is a small complete cache with prompt set
 `arith`, layers 1, 4, 6). Options the parser itself rejects (a missing required option, `abc` where
-a number is expected) print argparse's usage and `actstore COMMAND: error: ...`, also with exit
+a number is expected) get the same one line, ending `see 'actstore COMMAND --help' for usage`, exit
 status 2 and no traceback.
 """
 

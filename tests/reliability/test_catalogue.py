@@ -140,12 +140,14 @@ def test_debug_shows_the_traceback(catalogue_env: Path) -> None:
     ids=["not-an-int", "missing-options", "missing-argument"],
 )  # fmt: skip
 def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], catalogue_env: Path) -> None:
-    """What argparse rejects: its usage text, then ``actstore COMMAND: error: ...``; exit 2."""
+    """What argparse rejects: one line naming the problem and the command's --help; exit 2."""
     proc = _run_cli(catalogue_env, *args)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"actstore {args[0]}") and ": error: " in last, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("actstore: error: "), proc.stderr
+    assert f"see 'actstore {args[0]}" in lines[0] and "--help' for usage" in lines[0]
 
 
 def test_readme_table_matches_the_rows() -> None:

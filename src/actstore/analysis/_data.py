@@ -112,11 +112,12 @@ def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
 def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
     """The numeric label column ``target`` as float64 ``(prompt,)`` (NaN where missing)."""
     if target not in ds.variables or ds[target].dims != ("prompt",):
-        labels = [
+        # sorted: the store lists variables in directory order, which differs between filesystems
+        labels = sorted(
             str(v)
             for v in ds.data_vars
             if ds[v].dims == ("prompt",) and v != "n_tokens" and ds[v].dtype.kind in "biuf"
-        ]
+        )
         raise UnknownNameError(
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
             f"{target!r}; pass --target with one of those"
