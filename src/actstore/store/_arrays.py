@@ -12,7 +12,7 @@ from zarr.errors import ContainsArrayAndGroupError, ContainsArrayError, Contains
 
 from actstore.errors import CorruptCacheError
 
-__all__ = ["activation_compressors", "meta_compressors", "require_array"]
+__all__ = ["activation_compressors", "meta_compressors", "open_or_create_group", "require_array"]
 
 #: Every chunk carries a crc32c checksum: ``actstore verify`` (and any read) detects a flipped byte.
 _CONFIG = {"write_empty_chunks": True}
@@ -79,3 +79,17 @@ def require_array(
             "the prompt set or use a new cache"
         )
     return existing
+
+
+def open_or_create_group(store: Any, path: str = "") -> zarr.Group:
+    """Open the group at *path*, creating it when missing, safely against a concurrent creator.
+
+    zarr's mode ``"a"`` checks, then creates: a second process between the two raises
+    ``ContainsGroupError``. Then the other process's group is there, and opening it is the answer.
+    """
+    from zarr.errors import ContainsGroupError
+
+    try:
+        return zarr.open_group(store=store, path=path, mode="a", zarr_format=3)
+    except ContainsGroupError:
+        return zarr.open_group(store=store, path=path, mode="r+", zarr_format=3)

@@ -22,6 +22,7 @@ from actstore.errors import (
     StoreNotFoundError,
     UnknownNameError,
 )
+from actstore.store._arrays import open_or_create_group
 from actstore.store._dtype import register_bfloat16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._partial import is_partial
@@ -78,9 +79,11 @@ def create_cache(
         try:
             return open_cache(url, mode="r+", storage_options=storage_options)
         except NotACacheError:
-            # a creation killed between writing the root group and its attributes: finish it
+            # A bare root is a creation killed (or still running) between writing the root group
+            # and its attributes: finish it. Anything else may be a concurrent creator that wrote
+            # the attributes meanwhile: look once more, and let that answer stand.
             if not _is_bare_root(store):
-                raise
+                return open_cache(url, mode="r+", storage_options=storage_options)
     path = url if is_local(url) else None
     if path is not None and os.path.isfile(path):
         raise NotACacheError(f"expected a directory for a new cache, got the file {url!r}")
@@ -98,7 +101,7 @@ def create_cache(
     try:
         # mode "a" creates the group only when it is missing; a concurrent creator's is reused.
         with disk_full_as_error(url, "creating the cache"):
-            root = zarr.open_group(store=store, mode="a", zarr_format=3)
+            root = open_or_create_group(store)
             if ATTR_KEY not in root.attrs:
                 root.attrs[ATTR_KEY] = info
     except PermissionError as exc:

@@ -18,7 +18,7 @@ from actstore.errors import (
     ReadOnlyError,
     UnknownNameError,
 )
-from actstore.store._arrays import activation_compressors, require_array
+from actstore.store._arrays import activation_compressors, open_or_create_group, require_array
 from actstore.store._dtype import BFLOAT16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._layout import Layout, choose_layout
@@ -229,7 +229,7 @@ def _open_writer_locked(
         "layout": dataclasses.asdict(layout),
         "ready": False,
     }
-    group = cache.root.require_group(name)
+    group = open_or_create_group(cache.store, name)
     if ATTR_KEY not in group.attrs:
         group.attrs[ATTR_KEY] = set_info
     # a concurrent creator may have won the race with another spec: compare what is stored now
