@@ -25,11 +25,11 @@ from actstore.errors import (
 from actstore.store._arrays import open_or_create_group
 from actstore.store._dtype import register_bfloat16
 from actstore.store._enospc import disk_full_as_error
+from actstore.store._markers import missing_from_listing
 from actstore.store._partial import is_partial
 from actstore.store._safety import ScanResult, damaged_error_message, scan_store
 from actstore.store._schema import (
     ATTR_KEY,
-    DONE_ARRAY,
     PROBES_GROUP,
     SCHEMA_VERSION,
     PromptSetMetadata,
@@ -187,27 +187,6 @@ def open_cache(
     )
 
 
-def _missing_from_listing(store: Any, prompt_set: str, n_blocks: int) -> list[int]:
-    """Blocks without a completion marker, from one listing of the marker chunks.
-
-    A marker chunk exists only once its block was written (the writer stores 1; nothing ever
-    stores 0), so listing ``<set>/_blocks_done/c/`` answers for every block in one request per
-    1000 blocks on object stores, instead of one read per block.
-    """
-    prefix = f"{prompt_set}/{DONE_ARRAY}/c/"
-
-    async def keys() -> set[int]:
-        found = set()
-        async for key in store.list_prefix(prefix):
-            tail = key[len(prefix) :]
-            if tail.isdigit():
-                found.add(int(tail))
-        return found
-
-    done = sync(keys())
-    return [b for b in range(n_blocks) if b not in done]
-
-
 async def _has_any_key(store: Any) -> bool:
     async for _ in store.list():
         return True
@@ -334,7 +313,7 @@ class Cache:
         n_blocks = int(info["layout"]["n_blocks"])
         if not info.get("ready"):
             return list(range(n_blocks))
-        return _missing_from_listing(self.store, prompt_set, n_blocks)
+        return missing_from_listing(self.store, prompt_set, n_blocks)
 
     def is_complete(self, prompt_set: str | None = None) -> bool:
         """True when every block of *prompt_set* (default: of every prompt set) is recorded."""

@@ -113,13 +113,13 @@ def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) 
     import dask.array as da
     from dask.base import tokenize
 
-    from actstore.store._cache import _missing_from_listing
+    from actstore.store._markers import missing_from_listing
 
     lost = [h for h in hooks if h not in ds.variables]
     if lost:  # xarray skips an array whose zarr.json does not parse: never a silent gap
         raise open_failure(cache, name, KeyError(f"arrays {lost} unreadable"))
     n_blocks = int(cache.set_info(name)["layout"]["n_blocks"])
-    done = set(range(n_blocks)) - set(_missing_from_listing(cache.store, name, n_blocks))
+    done = set(range(n_blocks)) - set(missing_from_listing(cache.store, name, n_blocks))
     bad = damaged_shards(cache, name, hooks, done)
     if bad:
         shown = "; ".join(bad[:10]) + ("; ..." if len(bad) > 10 else "")

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from zarr.core.sync import sync
 
-from actstore.store._cache import _missing_from_listing, open_cache
+from actstore.store._cache import open_cache
 from actstore.store._guard import min_shard_bytes
+from actstore.store._markers import missing_from_listing
 from actstore.store._schema import DONE_ARRAY
 from actstore.store._walk import chunk_grid, iter_arrays_safely
 
@@ -72,7 +73,7 @@ def verify_cache(
             # from the listing of marker objects: one damaged marker (named below, in the chunk
             # loop) must not hide the state of every other block
             done[:] = True
-            done[_missing_from_listing(cache.store, name, n_blocks)] = False
+            done[missing_from_listing(cache.store, name, n_blocks)] = False
         complete_blocks[name] = done
     for path, arr in iter_arrays_safely(cache.store):
         if isinstance(arr, Exception):

@@ -156,9 +156,9 @@ class PromptSetWriter:
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
-        from actstore.store._cache import _missing_from_listing
+        from actstore.store._markers import missing_from_listing
 
-        return _missing_from_listing(self.cache.store, self.name, self.n_blocks)
+        return missing_from_listing(self.cache.store, self.name, self.n_blocks)
 
     def is_complete(self) -> bool:
         """True when every block is recorded."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from actstore.errors import InvalidArgumentError, ModelLoadError
+from actstore.tinymodels._batching import batches_by_length, pad_rows
 from actstore.tinymodels._random import MARKER, init_weights, make_config, save_model
 from actstore.tinymodels._tokenizer import EOS_TOKEN, build_tokenizer
 
@@ -284,32 +285,6 @@ def _answer_eval_set(texts: Sequence[str], tok: Any, eos: int) -> dict[str, Any]
     return {"ids": rows, "answer": answer_masks}
 
 
-def _batches(lengths: Sequence[int], batch_size: int, gen: Any) -> list[list[int]]:
-    """One epoch of batches from length-sorted buckets of 8 batches, in random order."""
-    import torch
-
-    perm = torch.randperm(len(lengths), generator=gen).tolist()
-    group = 8 * batch_size
-    batches = []
-    for g in range(0, len(perm), group):
-        chunk = sorted(perm[g : g + group], key=lambda i: lengths[i])
-        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
-    order = torch.randperm(len(batches), generator=gen).tolist()
-    return [batches[i] for i in order]
-
-
-def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def _token_losses(model: Any, ids: Any, mask: Any) -> Any:
     """Next-token cross-entropy at every position (batch, token - 1), zero where padded."""
     import torch
@@ -331,7 +306,7 @@ def _evaluate(model: Any, eval_set: Mapping[str, Any], pad_id: int) -> dict[str,
     with torch.no_grad():
         for b in range(0, len(eval_set["ids"]), 64):
             rows = eval_set["ids"][b : b + 64]
-            ids, mask = _pad(rows, pad_id)
+            ids, mask = pad_rows(rows, pad_id)
             loss, logits = _token_losses(model, ids, mask)
             tot += float(loss.sum())
             n += float(mask[:, 1:].sum())
@@ -386,8 +361,8 @@ def _train_loop(
     t0 = time.perf_counter()
     for step in range(steps):
         if not queue:
-            queue = _batches(lengths, batch_size, gen)
-        ids, mask = _pad([train[i] for i in queue.pop()], pad_id)
+            queue = batches_by_length(lengths, batch_size, gen)
+        ids, mask = pad_rows([train[i] for i in queue.pop()], pad_id)
         loss_tok, _ = _token_losses(model, ids, mask)
         loss = loss_tok.sum() / mask[:, 1:].sum()
         for g in opt.param_groups:
