@@ -26,6 +26,7 @@ from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
     DONE_ARRAY,
+    METADATA_VARS,
     PromptSetMetadata,
     PromptSetSpec,
 )
@@ -33,18 +34,6 @@ from actstore.store._storage import is_local, is_zip, make_store, normalize_url
 from actstore.store._walk import array_dims
 
 __all__ = ["CopyReport", "copy_cache", "parse_prompts"]
-
-_META = {
-    "prompt",
-    "layer",
-    "token",
-    "span",
-    "text",
-    "n_tokens",
-    "token_id",
-    "token_str",
-    "span_mask",
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,7 +254,7 @@ def _copy_set(
     labels = {
         k: np.asarray(a.oindex[sel])
         for k, a in arrays.items()
-        if k not in _META
+        if k not in METADATA_VARS
         and k not in spec.hooks
         and k != DONE_ARRAY
         and array_dims(a) == ("prompt",)

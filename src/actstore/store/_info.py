@@ -10,22 +10,10 @@ import numpy as np
 from zarr.core.sync import sync
 
 from actstore.store._cache import Cache, open_cache
-from actstore.store._schema import ATTR_KEY, DONE_ARRAY, human_bytes
+from actstore.store._schema import ATTR_KEY, DONE_ARRAY, METADATA_VARS, human_bytes
 from actstore.store._walk import array_dims
 
 __all__ = ["cache_info", "format_info"]
-
-_META = {
-    "prompt",
-    "layer",
-    "token",
-    "span",
-    "text",
-    "n_tokens",
-    "token_id",
-    "token_str",
-    "span_mask",
-}
 
 
 def _size(cache: Cache, prefix: str) -> int:
@@ -66,7 +54,7 @@ def cache_info(
             }
         labels, derived = [], []
         for var, arr in group.arrays():
-            if var in _META or var in spec["hooks"] or var == DONE_ARRAY:
+            if var in METADATA_VARS or var in spec["hooks"] or var == DONE_ARRAY:
                 continue
             dims = array_dims(arr)
             (labels if dims == ("prompt",) and ATTR_KEY not in arr.attrs else derived).append(var)

@@ -21,6 +21,7 @@ __all__ = [
     "ACT_DIMS",
     "ATTR_KEY",
     "DTYPES",
+    "METADATA_VARS",
     "PROBES_GROUP",
     "RESERVED_NAMES",
     "SCHEMA_VERSION",
@@ -30,6 +31,12 @@ __all__ = [
     "spec_from_json",
     "spec_to_json",
 ]
+
+#: The per-prompt and per-(prompt, token) variables every prompt set has (besides labels, hooks
+#: and derived variables).
+METADATA_VARS = frozenset(
+    {"prompt", "layer", "token", "span", "text", "n_tokens", "token_id", "token_str", "span_mask"}
+)
 
 #: Version of the on-disk layout; bumped when a reader of the old layout would misread the new one.
 SCHEMA_VERSION = 1
