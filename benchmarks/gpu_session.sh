@@ -2,6 +2,12 @@
 # The device check behind the README's GPU table, as one script for a lent GPU machine whose
 # Python (3.12, with torch and transformers) lacks zarr and friends: those come as wheels in .whl/
 # (see README "Benchmarks"). Writes its log and JSON to $OUT (or ./gpu_out).
+# Fetch the wheels once on a machine with PyPI (cp312, manylinux x86_64, no dependencies):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl zarr==3.1.6 numcodecs==0.16.6 donfig crc32c google-crc32c dask==2026.8.0 partd locket \
+#     xarray==2026.9.0 transformer-lens==4.3.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
+#     fancy-einsum beartype typeguard
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
