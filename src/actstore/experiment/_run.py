@@ -75,6 +75,7 @@ class ExperimentRun:
         self.results_dir = self.out / "results"
         self._state_path = self.out / "state.json"
         self._results: dict[str, Any] = {}
+        self._stored_fps: dict[str, str] = {}
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict[str, str]:
@@ -119,10 +120,15 @@ class ExperimentRun:
         from actstore.errors import ActstoreError
         from actstore.store import open_cache
 
+        if set_name in self._stored_fps:
+            return self._stored_fps[set_name]
         try:
             cache = open_cache(self.cache_url)
             if set_name in cache.prompt_sets and cache.is_complete(set_name):
-                return config_hash(dict(cache.spec(set_name).fingerprint))
+                # A complete set's fingerprint never changes: open (and scan) the cache once.
+                fp = config_hash(dict(cache.spec(set_name).fingerprint))
+                self._stored_fps[set_name] = fp
+                return fp
         except ActstoreError:
             pass
         return self._extract_fp(set_name)
