@@ -163,7 +163,16 @@ class _Scanner:
         if depth >= MAX_GROUP_DEPTH:
             raise _unsafe(self.url, key, f"groups nested at most {MAX_GROUP_DEPTH} deep", "more")
         children = await self._children(path)
-        docs = await asyncio.gather(*(self._child(path, c, depth) for c in children))
+        # Every sibling runs to completion before a failure is raised: a task left running would
+        # report its own error at interpreter exit, and the first failure in listing order is
+        # the same on every run.
+        results = await asyncio.gather(
+            *(self._child(path, c, depth) for c in children), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        docs = results
         if path and path.count("/") == 0:
             self._check_prompt_set(path, key, doc, dict(zip(children, docs)))
         return doc
