@@ -87,7 +87,14 @@ def create_cache(
     path = url if is_local(url) else None
     if path is not None and os.path.isfile(path):
         raise NotACacheError(f"expected a directory for a new cache, got the file {url!r}")
-    if path is not None and os.path.isdir(path) and _user_files(path):
+    # A zarr.json that appeared since the check above is a concurrent creator's root, not
+    # "other files": fall through and reuse it (mode "a" below), then open_cache compares.
+    if (
+        path is not None
+        and os.path.isdir(path)
+        and _user_files(path)
+        and not os.path.exists(os.path.join(path, "zarr.json"))
+    ):
         raise NotACacheError(
             f"expected an empty or new directory for a new cache, got {url!r} with other files "
             "in it; pick a new path"
