@@ -99,7 +99,9 @@ def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
             f"expected a complete prompt set, got {prompt_set!r} of {cache_obj.url} with "
             f"{len(missing)} block(s) missing (e.g. {missing[:5]}); resume the extraction first"
         )
-    ds = cache_obj.dataset(prompt_set)
+    # bfloat16 stays raw here: the row readers (_stats._take, _detect._predict) convert only the
+    # rows they keep to float32, so decoding whole slices on open would only add work and memory.
+    ds = cache_obj.dataset(prompt_set, decode_bfloat16=False)
     return SetSource(
         ds=ds,
         prompt_set=prompt_set,

@@ -123,7 +123,7 @@ def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
     )
 
 
-def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
+def read_dataset(cache: Cache, group_path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
     """Implementation of :meth:`Cache.read_dataset` (loaded into memory)."""
     import xarray as xr
 
@@ -143,6 +143,8 @@ def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
         zarr_format=3,
         use_zarr_fill_value_as_mask=False,
     )
+    from actstore.store._decode import decode_bfloat16 as decode
     from actstore.store._open import _strings_as_object
 
-    return _strings_as_object(ds.load())
+    ds = _strings_as_object(ds.load())
+    return decode(ds) if decode_bfloat16 else ds
