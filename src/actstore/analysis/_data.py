@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
+from actstore.store._dtype import is_number_dtype
 
 __all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
 
@@ -118,14 +119,14 @@ def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
         labels = sorted(
             str(v)
             for v in ds.data_vars
-            if ds[v].dims == ("prompt",) and v != "n_tokens" and ds[v].dtype.kind in "biuf"
+            if ds[v].dims == ("prompt",) and v != "n_tokens" and is_number_dtype(ds[v].dtype)
         )
         raise UnknownNameError(
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
             f"{target!r}; pass --target with one of those"
         )
     values = np.asarray(ds[target].values)
-    if values.dtype.kind not in "biuf":
+    if not is_number_dtype(values.dtype):
         raise InvalidArgumentError(
             f"expected a numeric target column, got {target!r} of dtype {values.dtype}; "
             "probes regress numbers: pass a numeric label"

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from actstore.errors import InvalidArgumentError
-from actstore.store._dtype import BFLOAT16
+from actstore.store._dtype import BFLOAT16, is_bfloat16
 
 __all__ = ["DECODED_DTYPE", "decode_bfloat16", "decode_variable", "is_bfloat16"]
 
@@ -26,14 +26,6 @@ __all__ = ["DECODED_DTYPE", "decode_bfloat16", "decode_variable", "is_bfloat16"]
 DECODED_DTYPE = np.dtype(np.float32)
 
 T = TypeVar("T")
-
-
-def is_bfloat16(dtype: Any) -> bool:
-    """Whether *dtype* is :data:`ml_dtypes.bfloat16`."""
-    try:
-        return np.dtype(dtype) == BFLOAT16
-    except TypeError:
-        return False
 
 
 def _astype(block: Any, dtype: np.dtype[Any]) -> Any:

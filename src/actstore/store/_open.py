@@ -16,7 +16,7 @@ from actstore.errors import (
     InvalidArgumentError,
     UnknownNameError,
 )
-from actstore.store._decode import DECODED_DTYPE, is_bfloat16
+from actstore.store._decode import DECODED_DTYPE, decode_variable, is_bfloat16
 from actstore.store._decode import decode_bfloat16 as _decode_all
 from actstore.store._guard import guard_prompt_set, refuse_set_in_creation
 from actstore.store._safety import damaged_error_message
@@ -144,8 +144,11 @@ def open_prompt_set(
         dtypes.update({hook: numpy_dtype(dtype) for hook in hooks})
     ds = guard_prompt_set(cache, name, ds, hooks, dtypes)
     ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
-    if decode_bfloat16:  # anything the guard does not read (bfloat16 coordinates, if any)
-        ds = _decode_all(ds)
+    if decode_bfloat16:  # bfloat16 coordinates, if any (the guard reads data variables)
+        coords = {
+            k: decode_variable(v.variable) for k, v in ds.coords.items() if is_bfloat16(v.dtype)
+        }
+        ds = ds.assign_coords(coords) if coords else ds
     ds.attrs = {ATTR_KEY: info, "prompt_set": name}
     return ds
 
