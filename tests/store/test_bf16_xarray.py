@@ -442,3 +442,15 @@ def test_analysis_gives_the_same_numbers_on_raw_and_decoded(tmp_path) -> None:
         write=False,
     )
     np.testing.assert_array_equal(a.predictions.values, b.predictions.values)
+
+
+def test_info_says_how_bfloat16_opens(source, tmp_path) -> None:
+    from actstore.store._info import format_info
+
+    path, *_ = source
+    text = format_info(actstore.store.cache_info(path))
+    assert "d_model 16, bfloat16 (actstore.open decodes it to float32)" in text
+    f32 = make_synthetic(n_prompts=5, dtype="float32", seed=4)
+    write_synthetic(tmp_path / "f.zarr", f32)
+    text = format_info(actstore.store.cache_info(tmp_path / "f.zarr"))
+    assert "d_model 16, float32\n" in text
