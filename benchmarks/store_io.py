@@ -142,12 +142,14 @@ def main() -> None:
 
         t_zw, t_nw = best(zwrite, args.repeat), best(nwrite, args.repeat)
         arr = zarr.open_group(zpath, mode="r")["bench/resid_post"]
-        ds = actstore.open(zpath, group="bench")
+        ds = actstore.open(zpath, group="bench")  # bfloat16 decoded to float32 (the default)
+        raw = actstore.open(zpath, group="bench", decode_bfloat16=False)
         rows = [("write (whole set)", mb, t_zw, t_nw)]
 
         one_layer_mb = mb / args.layers
         t_zl = best(lambda: arr[:, layer], args.repeat)
         t_xl = best(lambda: ds["resid_post"].isel(layer=layer).values, args.repeat)
+        t_rl = best(lambda: raw["resid_post"].isel(layer=layer).values, args.repeat)
         t_nl = best(lambda: np.load(npath, mmap_mode="r")[:, layer].copy(), args.repeat)
         t_nlf = best(lambda: np.load(npath)[:, layer].copy(), args.repeat)
         one_prompt_mb = mb / args.prompts
@@ -161,6 +163,7 @@ def main() -> None:
         rows += [
             ("read one layer, all prompts (zarr)", one_layer_mb, t_zl, t_nl),
             ("read one layer, all prompts (actstore.open + dask)", one_layer_mb, t_xl, t_nl),
+            ("read one layer, all prompts (same, decode_bfloat16=False)", one_layer_mb, t_rl, t_nl),
             ("read one layer vs np.load of the whole file", one_layer_mb, t_zl, t_nlf),
             ("read one prompt, all layers (zarr)", one_prompt_mb, t_zp, t_np),
             ("read one prompt, all layers (actstore.open + dask)", one_prompt_mb, t_xp, t_np),

@@ -90,6 +90,20 @@ def _activations(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
+def _open_decode_flag(work: Path) -> Any:  # issue 10 item 1
+    import actstore
+
+    return actstore.open(work / "cache.zarr", "arith", decode_bfloat16="no")  # type: ignore[arg-type]
+
+
+def _decode_numpy(work: Path) -> Any:  # issue 10 item 1
+    import numpy as np
+
+    import actstore
+
+    return actstore.decode_bfloat16(np.zeros(2))
+
+
 def _write_read_only(work: Path) -> Any:
     import numpy as np
 
@@ -750,6 +764,24 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="prompt field 'value': expected a finite number, got nan; leave the label out "
         "instead",
+    ),
+    # -- issue 10 item 1: bfloat16 decoding (actstore.open / actstore.decode_bfloat16) ----------
+    Row(
+        id="decode-bfloat16-not-bool",
+        where="api",
+        input="`actstore.open('cache.zarr', 'arith', decode_bfloat16='no')`",
+        call=_open_decode_flag,
+        error="InvalidArgumentError",
+        message="expected decode_bfloat16 True or False, got 'no'; pass a bool",
+    ),
+    Row(
+        id="decode-bfloat16-not-xarray",
+        where="api",
+        input="`actstore.decode_bfloat16(numpy_array)`",
+        call=_decode_numpy,
+        error="InvalidArgumentError",
+        message="expected an xarray Dataset, DataArray, DataTree or Variable, got ndarray; pass "
+        "what xr.open_zarr or actstore.open returned",
     ),
 )
 

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
+from actstore.store._dtype import is_number_dtype
 
 __all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
 
@@ -99,7 +100,9 @@ def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
             f"expected a complete prompt set, got {prompt_set!r} of {cache_obj.url} with "
             f"{len(missing)} block(s) missing (e.g. {missing[:5]}); resume the extraction first"
         )
-    ds = cache_obj.dataset(prompt_set)
+    # bfloat16 stays raw here: the row readers (_stats._take, _detect._predict) convert only the
+    # rows they keep to float32, so decoding whole slices on open would only add work and memory.
+    ds = cache_obj.dataset(prompt_set, decode_bfloat16=False)
     return SetSource(
         ds=ds,
         prompt_set=prompt_set,
@@ -116,14 +119,14 @@ def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
         labels = sorted(
             str(v)
             for v in ds.data_vars
-            if ds[v].dims == ("prompt",) and v != "n_tokens" and ds[v].dtype.kind in "biuf"
+            if ds[v].dims == ("prompt",) and v != "n_tokens" and is_number_dtype(ds[v].dtype)
         )
         raise UnknownNameError(
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
             f"{target!r}; pass --target with one of those"
         )
     values = np.asarray(ds[target].values)
-    if values.dtype.kind not in "biuf":
+    if not is_number_dtype(values.dtype):
         raise InvalidArgumentError(
             f"expected a numeric target column, got {target!r} of dtype {values.dtype}; "
             "probes regress numbers: pass a numeric label"

@@ -353,17 +353,19 @@ class Cache:
         self.check_writable()
         write_dataset(self, group_path, ds)
 
-    def read_dataset(self, group_path: str) -> xr.Dataset:
-        """Read a group written by :meth:`write_dataset` (loaded into memory)."""
+    def read_dataset(self, group_path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
+        """Read a group written by :meth:`write_dataset` (in memory; bfloat16 as float32)."""
         from actstore.store._derived import read_dataset
 
-        return read_dataset(self, group_path)
+        return read_dataset(self, group_path, decode_bfloat16=decode_bfloat16)
 
-    def dataset(self, prompt_set: str, *, dtype: str | None = None) -> xr.Dataset:
+    def dataset(
+        self, prompt_set: str, *, dtype: str | None = None, decode_bfloat16: bool = True
+    ) -> xr.Dataset:
         """*prompt_set* as a lazy, dask-backed Dataset (see :func:`actstore.open`)."""
         from actstore.store._open import open_prompt_set
 
-        return open_prompt_set(self, prompt_set, dtype=dtype)
+        return open_prompt_set(self, prompt_set, dtype=dtype, decode_bfloat16=decode_bfloat16)
 
     def activations(
         self,
@@ -372,6 +374,7 @@ class Cache:
         *,
         layers: list[int] | tuple[int, ...] | None = None,
         dtype: str | None = None,
+        decode_bfloat16: bool = True,
     ) -> xr.DataArray:
         """Lazy activations ``(prompt, layer, token, d_model)`` of *hook*, optionally some layers.
 
@@ -390,11 +393,11 @@ class Cache:
                 f"expected layers of prompt set {prompt_set!r} (from {list(spec.layers)}), got "
                 f"{missing}; pick stored layers"
             )
-        data = self.dataset(prompt_set, dtype=dtype)[hook]
+        data = self.dataset(prompt_set, dtype=dtype, decode_bfloat16=decode_bfloat16)[hook]
         return data if layers is None else data.sel(layer=list(layers))
 
-    def tree(self, *, dtype: str | None = None) -> xr.DataTree:
-        """The whole cache as a lazy :class:`xarray.DataTree`."""
+    def tree(self, *, dtype: str | None = None, decode_bfloat16: bool = True) -> xr.DataTree:
+        """The whole cache as a lazy :class:`xarray.DataTree` (see :func:`actstore.open`)."""
         from actstore.store._open import open_tree
 
-        return open_tree(self, dtype=dtype)
+        return open_tree(self, dtype=dtype, decode_bfloat16=decode_bfloat16)

@@ -10,6 +10,7 @@ import zarr
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.store._arrays import meta_compressors, require_array
+from actstore.store._dtype import is_number_dtype
 from actstore.store._schema import ATTR_KEY, RESERVED_NAMES, _check_name, _jsonable
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def write_derived(
             f"expected {name} of shape {shape} for dims {dims}, got {getattr(data, 'shape', None)}"
         )
     dtype = np.dtype(data.dtype)
-    if dtype.kind not in "biuf":
+    if not is_number_dtype(dtype):  # bfloat16 is stored as such (decoded on open)
         raise InvalidArgumentError(f"expected a numeric or bool {name}, got dtype {dtype}")
     block = int(cache.set_info(prompt_set)["layout"]["read_prompts"])
     chunks = tuple(
@@ -123,7 +124,7 @@ def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
     )
 
 
-def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
+def read_dataset(cache: Cache, group_path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
     """Implementation of :meth:`Cache.read_dataset` (loaded into memory)."""
     import xarray as xr
 
@@ -143,6 +144,8 @@ def read_dataset(cache: Cache, group_path: str) -> xr.Dataset:
         zarr_format=3,
         use_zarr_fill_value_as_mask=False,
     )
+    from actstore.store._decode import decode_bfloat16 as decode
     from actstore.store._open import _strings_as_object
 
-    return _strings_as_object(ds.load())
+    ds = _strings_as_object(ds.load())
+    return decode(ds) if decode_bfloat16 else ds

@@ -24,10 +24,23 @@ from zarr.core.dtype.npy.common import (
 )
 from zarr.core.dtype.wrapper import ZDType
 
-__all__ = ["BFLOAT16", "BFloat16", "register_bfloat16"]
+__all__ = ["BFLOAT16", "BFloat16", "is_bfloat16", "is_number_dtype", "register_bfloat16"]
 
 #: The numpy dtype of bfloat16 values in memory.
 BFLOAT16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+
+
+def is_bfloat16(dtype: Any) -> bool:
+    """Whether *dtype* is :data:`ml_dtypes.bfloat16`."""
+    try:
+        return bool(np.dtype(dtype) == BFLOAT16)
+    except TypeError:
+        return False
+
+
+def is_number_dtype(dtype: Any) -> bool:
+    """Bool, integer or floating, bfloat16 included (numpy gives bfloat16 the kind ``"V"``)."""
+    return np.dtype(dtype).kind in "biuf" or is_bfloat16(dtype)
 
 
 @dataclass(frozen=True, kw_only=True)

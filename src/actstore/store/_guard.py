@@ -7,12 +7,15 @@ a shard file that was deleted, or truncated to nothing, reads silently as the fi
 * at open, every block recorded complete must have its shard objects, and (on a local disk)
   each must be at least as long as its shard index: otherwise the open fails naming them;
 * every variable is read through :class:`GuardedArray`, which turns any decode failure into
-  :class:`CorruptCacheError` naming the array, the chunk keys and the fix.
+  :class:`CorruptCacheError` naming the array, the chunk keys and the fix, and converts what it
+  read to the variable's in-memory dtype (bfloat16 -> float32 decoding, ``dtype=`` casts): only
+  the part a dask task slices is read and converted.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,14 +78,17 @@ def damaged_shards(cache: Cache, name: str, hooks: list[str], done: set[int]) ->
 
 
 class GuardedArray:
-    """A zarr array whose reads raise :class:`CorruptCacheError` naming the damaged chunks."""
+    """A zarr array whose reads raise :class:`CorruptCacheError` naming the damaged chunks.
 
-    def __init__(self, arr: zarr.Array, path: str, url: str) -> None:
+    Reads are returned as *dtype* (default: the stored dtype), converted after reading.
+    """
+
+    def __init__(self, arr: zarr.Array, path: str, url: str, dtype: Any = None) -> None:
         self._arr = arr
         self.path = path
         self.url = url
         self.shape = arr.shape
-        self.dtype = arr.dtype
+        self.dtype = np.dtype(arr.dtype if dtype is None else dtype)
         self.ndim = arr.ndim
 
     def _keys(self, key: tuple[slice, ...]) -> list[str]:
@@ -99,17 +105,27 @@ class GuardedArray:
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         try:
-            return self._arr[key]
+            values = self._arr[key]
         except Exception as exc:  # any decode failure means damaged bytes
             keys = ", ".join(self._keys(key))
             raise CorruptCacheError(
                 f"expected intact data in array {self.path!r} of {self.url!r}, got "
                 f"{type(exc).__name__}: {exc} reading chunk(s) {keys}; " + _FIX.format(url=self.url)
             ) from None
+        return np.asarray(values).astype(self.dtype, copy=False)
 
 
-def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) -> xr.Dataset:
-    """Check recorded shards exist, then read every dask-backed variable through a guard."""
+def guard_prompt_set(
+    cache: Cache,
+    name: str,
+    ds: xr.Dataset,
+    hooks: list[str],
+    dtypes: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Check recorded shards exist, then read every dask-backed variable through a guard.
+
+    *dtypes* maps variable names to the dtype their reads are converted to (others: as stored).
+    """
     import dask.array as da
     from dask.base import tokenize
 
@@ -133,14 +149,16 @@ def guard_prompt_set(cache: Cache, name: str, ds: xr.Dataset, hooks: list[str]) 
         if var in ds.indexes or var == DONE_ARRAY or not isinstance(data, da.Array):
             continue
         arr = group[str(var)]
-        guarded = GuardedArray(arr, f"{name}/{var}", cache.url)  # type: ignore[arg-type]
+        out = (dtypes or {}).get(str(var))
+        guarded = GuardedArray(arr, f"{name}/{var}", cache.url, out)  # type: ignore[arg-type]
+        token = tokenize(cache.url, name, var, data.chunks, str(guarded.dtype))
         dask_arr = da.from_array(
             guarded,
             chunks=data.chunks,
-            name=f"actstore-{var}-{tokenize(cache.url, name, var, data.chunks)}",
+            name=f"actstore-{var}-{token}",
             asarray=False,
             lock=False,
-            meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
+            meta=np.empty((0,) * arr.ndim, dtype=guarded.dtype),
         )
         ds[var] = ds[var].copy(data=dask_arr)
     return ds

@@ -100,6 +100,7 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(
             f"  {name}: {s['n_prompts']} prompts x {len(s['layers'])} layers x "
             f"{s['n_tokens_max']} tokens x d_model {s['d_model']}, {s['dtype']}"
+            + (" (actstore.open decodes it to float32)" if s["dtype"] == "bfloat16" else "")
         )
         lines.append(f"    layers: {s['layers']}")
         for hook, h in s["hooks"].items():

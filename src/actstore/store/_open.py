@@ -16,6 +16,8 @@ from actstore.errors import (
     InvalidArgumentError,
     UnknownNameError,
 )
+from actstore.store._decode import DECODED_DTYPE, decode_variable, is_bfloat16
+from actstore.store._decode import decode_bfloat16 as _decode_all
 from actstore.store._guard import guard_prompt_set, refuse_set_in_creation
 from actstore.store._safety import damaged_error_message
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
@@ -34,6 +36,7 @@ def open(
     *,
     storage_options: dict[str, Any] | None = None,
     dtype: str | None = None,
+    decode_bfloat16: bool = True,
 ) -> xr.DataTree | xr.Dataset:
     """Open a cache read-only as a lazy, dask-backed :class:`xarray.DataTree` (or one Dataset).
 
@@ -47,22 +50,42 @@ def open(
     storage_options
         Passed to fsspec (credentials, endpoint) for URLs.
     dtype
-        Cast activations lazily to this dtype (e.g. ``"float32"``); default: as stored
-        (``ml_dtypes.bfloat16`` for bfloat16, bit-exact).
+        Cast activations (the hook variables) lazily to this dtype (``"float16"``, ``"float32"``,
+        ``"float64"`` or ``"bfloat16"``); default: as stored, after bfloat16 decoding.
+    decode_bfloat16
+        Decode bfloat16 variables (activations, derived variables) to float32 lazily on read, so
+        every xarray and numpy operation works on them (exact: every bfloat16 value is a float32
+        value); ``encoding["dtype"]`` keeps the stored dtype, ``ml_dtypes.bfloat16``. ``False``
+        returns them as stored, ``ml_dtypes.bfloat16``, bit-exact (xarray reductions refuse that
+        dtype). Float16 and float32 variables are never changed.
+
+    Returns
+    -------
+    xarray.DataTree or xarray.Dataset
+        The tree (``group=None``) or one group; activations ``(prompt, layer, token, d_model)``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        *dtype* is not one of the names above, or *decode_bfloat16* is not a bool.
+    StoreNotFoundError, NotACacheError, CorruptCacheError, UnknownNameError
+        No cache, not a cache, damaged metadata, or an unknown *group*.
 
     A prompt set with missing blocks opens with an :class:`IncompleteCacheWarning` that lists them
     (their prompts read as zeros).
     """
     from actstore.store._cache import open_cache
 
+    _check_decode(decode_bfloat16)
+    _check_dtype(dtype)
     cache = open_cache(url, mode="r", storage_options=storage_options)
     if group is None:
-        return open_tree(cache, dtype=dtype)
+        return open_tree(cache, dtype=dtype, decode_bfloat16=decode_bfloat16)
     group = group.strip("/")
     if group in cache.prompt_sets:
-        return open_prompt_set(cache, group, dtype=dtype)
+        return open_prompt_set(cache, group, dtype=dtype, decode_bfloat16=decode_bfloat16)
     refuse_set_in_creation(cache, group)
-    return open_group_dataset(cache, group)
+    return open_group_dataset(cache, group, decode_bfloat16=decode_bfloat16)
 
 
 def _check_dtype(dtype: str | None) -> None:
@@ -72,10 +95,24 @@ def _check_dtype(dtype: str | None) -> None:
         )
 
 
-def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.Dataset:
-    """One prompt set as a lazy Dataset; dask chunks = ``read_prompts`` x one layer."""
+def _check_decode(decode_bfloat16: object) -> None:
+    if not isinstance(decode_bfloat16, bool):
+        raise InvalidArgumentError(
+            f"expected decode_bfloat16 True or False, got {decode_bfloat16!r}; pass a bool"
+        )
+
+
+def open_prompt_set(
+    cache: Cache, name: str, *, dtype: str | None = None, decode_bfloat16: bool = True
+) -> xr.Dataset:
+    """One prompt set as a lazy Dataset; dask chunks = ``read_prompts`` x one layer.
+
+    Casts (*dtype* for the hooks, float32 for other bfloat16 variables when *decode_bfloat16*)
+    happen inside the guarded read, on exactly the part of a chunk a task reads.
+    """
 
     _check_dtype(dtype)
+    _check_decode(decode_bfloat16)
     cache.check_readable(name)
     info = cache.set_info(name)
     if not info.get("ready"):
@@ -97,17 +134,27 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
         )
     chunks = {"prompt": int(info["layout"]["read_prompts"]), "layer": 1}
     ds = _open_zarr(cache, name, chunks)
-    ds = guard_prompt_set(cache, name, ds, list(info["spec"]["hooks"]))
-    ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
+    hooks = list(info["spec"]["hooks"])
+    dtypes: dict[str, Any] = {}
+    if decode_bfloat16:
+        dtypes = {str(k): DECODED_DTYPE for k, v in ds.data_vars.items() if is_bfloat16(v.dtype)}
     if dtype is not None:
-        for hook in info["spec"]["hooks"]:
-            ds[hook] = ds[hook].astype(dtype)
+        from actstore.store._writer import numpy_dtype
+
+        dtypes.update({hook: numpy_dtype(dtype) for hook in hooks})
+    ds = guard_prompt_set(cache, name, ds, hooks, dtypes)
+    ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
+    if decode_bfloat16:  # bfloat16 coordinates, if any (the guard reads data variables)
+        coords = {
+            k: decode_variable(v.variable) for k, v in ds.coords.items() if is_bfloat16(v.dtype)
+        }
+        ds = ds.assign_coords(coords) if coords else ds
     ds.attrs = {ATTR_KEY: info, "prompt_set": name}
     return ds
 
 
-def open_group_dataset(cache: Cache, path: str) -> xr.Dataset:
-    """Any other group (e.g. ``probes/<name>``) as a lazy Dataset."""
+def open_group_dataset(cache: Cache, path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
+    """Any other group (e.g. ``probes/<name>``) as a lazy Dataset (bfloat16 decoded lazily)."""
 
     try:
         node = zarr.open_group(store=cache.store, path=path, mode="r", zarr_format=3)
@@ -118,7 +165,8 @@ def open_group_dataset(cache: Cache, path: str) -> xr.Dataset:
             f"expected a prompt set ({cache.prompt_sets}) or group of {cache.url!r}, got "
             f"{path!r}; list them with `actstore info`"
         )
-    return _strings_as_object(_open_zarr(cache, path, {}))
+    ds = _strings_as_object(_open_zarr(cache, path, {}))
+    return _decode_all(ds) if decode_bfloat16 else ds
 
 
 def _open_zarr(cache: Cache, path: str, chunks: dict[str, int]) -> xr.Dataset:
@@ -158,7 +206,9 @@ def _strings_as_object(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
+def open_tree(
+    cache: Cache, *, dtype: str | None = None, decode_bfloat16: bool = True
+) -> xr.DataTree:
     """The whole cache as a DataTree: ``/<prompt set>`` nodes and ``/probes/<name>`` nodes."""
     import xarray as xr
 
@@ -174,13 +224,15 @@ def open_tree(cache: Cache, *, dtype: str | None = None) -> xr.DataTree:
                 stacklevel=3,
             )
             continue
-        nodes[f"/{name}"] = open_prompt_set(cache, name, dtype=dtype)
+        nodes[f"/{name}"] = open_prompt_set(
+            cache, name, dtype=dtype, decode_bfloat16=decode_bfloat16
+        )
     for path, group in cache.root.groups():
         if path in sets:
             continue
         cache.check_group_readable(path)
         for sub in _groups_with_arrays(group, path):
-            nodes[f"/{sub}"] = open_group_dataset(cache, sub)
+            nodes[f"/{sub}"] = open_group_dataset(cache, sub, decode_bfloat16=decode_bfloat16)
         nodes.setdefault(f"/{path}", xr.Dataset(attrs=dict(group.attrs)))
     return xr.DataTree.from_dict(nodes)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
+from actstore.store._dtype import is_number_dtype
 
 __all__ = [
     "ACT_DIMS",
@@ -263,7 +264,7 @@ class PromptSetMetadata:
                 )
             arr = np.asarray(values)
             _expect_shape(f"label {name!r}", arr, (p,))
-            if arr.dtype.kind in "biuf":
+            if is_number_dtype(arr.dtype):  # bfloat16 too (numpy's kind "V")
                 out[name] = arr.astype(np.float64)
             else:  # str, object or numpy StringDType: stored as variable-length UTF-8
                 out[name] = np.array([str(v) for v in arr.tolist()], dtype=object)
