@@ -44,10 +44,15 @@ def family(request, tiny_model_factory):
 
 def reference(model, blocks_path: str, token_ids: list[int]) -> dict[str, np.ndarray]:
     """``{"resid_pre", "resid_post"}: (layer, token, width)`` of one unpadded prompt."""
+    return reference_n(model, blocks_path, token_ids, N_LAYERS)
+
+
+def reference_n(model, blocks_path: str, token_ids: list[int], n_layers: int) -> dict:
+    """:func:`reference` for a model of *n_layers* blocks."""
     import torch
 
     blocks = model.get_submodule(blocks_path)
-    assert len(blocks) == N_LAYERS
+    assert len(blocks) == n_layers
     last: list[torch.Tensor] = []
 
     def hook(module, args, output):
@@ -59,7 +64,7 @@ def reference(model, blocks_path: str, token_ids: list[int]) -> dict[str, np.nda
             hs = model(torch.tensor([token_ids]), output_hidden_states=True).hidden_states
     finally:
         handle.remove()
-    post = [*hs[1:N_LAYERS], last[0]]
+    post = [*hs[1:n_layers], last[0]]
 
     def stack(ts):
         t = torch.stack([x[0] for x in ts])
@@ -67,7 +72,7 @@ def reference(model, blocks_path: str, token_ids: list[int]) -> dict[str, np.nda
             return t.view(torch.int16).numpy()
         return t.numpy()
 
-    return {"resid_pre": stack(hs[:N_LAYERS]), "resid_post": stack(post)}
+    return {"resid_pre": stack(hs[:n_layers]), "resid_post": stack(post)}
 
 
 @pytest.mark.parametrize("family", list(FAMILIES), indirect=True)
@@ -220,3 +225,33 @@ def test_config_read_per_family_names(tmp_path):
         (d / "config.json").write_text(json.dumps(cfg))
         got = read_model_config(d, need_weights=False)
         assert (got.n_layers, got.d_model) == (n_layers, d_model), name
+
+
+def test_issue_opt350m_layout_through_the_cli(tiny_model_factory, tmp_path, capsys):
+    """The issue's input: a 2-layer OPT, word_embed_proj_dim 32, hidden_size 64, `extract`."""
+    import json
+
+    import zarr
+
+    import actstore.store  # noqa: F401  (registers bfloat16)
+    from actstore.cli import main
+
+    path = tiny_model_factory("opt", n_layers=2, d_embed=32)
+    out = tmp_path / "c.zarr"
+    args = ["extract", "--model", str(path), "--prompts", "multiplication", "--n", "6",
+            "--out", str(out), "--device", "cpu", "--json"]  # fmt: skip
+    assert main([*args, "--dry-run"]) == 0
+    planned = json.loads(capsys.readouterr().out)["plan"]
+    assert main(args) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert planned["d_model"] == written["plan"]["d_model"] == 64
+    g = zarr.open_group(str(out), mode="r")
+    (name,) = [k for k, _ in g.groups()]
+    act = g[name]["resid_post"]
+    assert act.shape[-1] == 64 and act.shape[1] == 2
+    model = load_reference_model(path)
+    assert model.get_input_embeddings().weight.shape[1] == 32
+    n = int(g[name]["n_tokens"][0])
+    ids = g[name]["token_id"][0, :n].tolist()
+    ref = reference_n(model, "model.decoder.layers", ids, 2)["resid_post"]
+    np.testing.assert_allclose(np.asarray(act[0, :, :n]), ref, atol=1e-5, rtol=1e-5)
