@@ -255,3 +255,28 @@ def test_issue_opt350m_layout_through_the_cli(tiny_model_factory, tmp_path, caps
     ids = g[name]["token_id"][0, :n].tolist()
     ref = reference_n(model, "model.decoder.layers", ids, 2)["resid_post"]
     np.testing.assert_allclose(np.asarray(act[0, :, :n]), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_of_another_width_stops_before_its_block_is_written(
+    tiny_llama_dir, mixed_prompts, tmp_path, monkeypatch
+):
+    """Blocks that change width only for longer inputs (after the load-time probe)."""
+    from transformers.models.llama import modeling_llama
+
+    from actstore.errors import ExtractionError
+    from actstore.store import open_cache
+
+    forward = modeling_llama.LlamaDecoderLayer.forward
+
+    def narrow_later(self, hidden_states, *args, **kwargs):
+        out = forward(self, hidden_states, *args, **kwargs)
+        h = out[0] if isinstance(out, tuple) else out
+        late = self.self_attn.layer_idx == 3 and hidden_states.shape[1] > 2
+        return h[..., :32] if late else out
+
+    monkeypatch.setattr(modeling_llama.LlamaDecoderLayer, "forward", narrow_later)
+    out = tmp_path / "c.zarr"
+    with pytest.raises(ExtractionError, match=r"expected resid_post of layer 3 shaped .* 64\)"):
+        extract(model=tiny_llama_dir, prompts=mixed_prompts[:4], out=out, layers="0,-1",
+                device="cpu", progress=False)  # fmt: skip
+    assert open_cache(out).missing_blocks("mixed") == [0]  # resumable, nothing claimed written

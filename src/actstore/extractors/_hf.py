@@ -21,21 +21,21 @@ def _block_lists(model: Any) -> dict[str, torch.nn.ModuleList]:
     """Every ``ModuleList`` of decoder blocks in *model*, by dotted path.
 
     A list counts when all its items are of one class that the model names among its
-    ``_no_split_modules`` (transformers' own list of its block classes), or, for models that name
-    none, whose class name ends in ``Layer`` or ``Block``. MoE expert lists and head lists are
-    neither.
+    ``_no_split_modules`` (transformers' own list of its block classes), or, when no list holds
+    such a class, whose class name ends in ``Layer`` or ``Block``. MoE expert lists and head
+    lists are neither.
     """
     declared = set(getattr(model, "_no_split_modules", None) or ())
-    out: dict[str, torch.nn.ModuleList] = {}
+    uniform: dict[str, tuple[str, torch.nn.ModuleList]] = {}
     for path, m in model.named_modules():
         if not isinstance(m, torch.nn.ModuleList) or len(m) == 0:
             continue
         classes = {type(item).__name__ for item in m}
-        if len(classes) != 1:
-            continue
-        name = classes.pop()
-        if name in declared or (not declared and name.endswith(("Layer", "Block"))):
-            out[path] = m
+        if len(classes) == 1:
+            uniform[path] = (classes.pop(), m)
+    out = {p: m for p, (name, m) in uniform.items() if name in declared}
+    if not out:  # none declared (or the declaration names other modules): go by class name
+        out = {p: m for p, (name, m) in uniform.items() if name.endswith(("Layer", "Block"))}
     return out
 
 
