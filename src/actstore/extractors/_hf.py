@@ -190,7 +190,11 @@ class HFBackend:
                 )
         #: width of each hook, measured on what the blocks output (never the embedding width,
         #: which differs from the residual width in e.g. OPT-350m)
-        self.widths = self._measure_widths()
+        try:
+            self.widths = self._measure_widths()
+        except BaseException:
+            self.close()  # a passed-in model keeps no hooks of a backend that failed
+            raise
         self.d_model = max(self.widths.values())
 
     def _measure_widths(self) -> dict[str, int]:
