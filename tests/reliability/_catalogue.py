@@ -181,6 +181,20 @@ def _extract(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
+def _extract_foreign_tokenizer(work: Path) -> Any:
+    """``model`` beside a larger tokenizer that learned the prompts: ids past its embedding."""
+    from actstore.tinymodels import build_tokenizer, default_corpus
+
+    m = work / "model_bigtok"
+    if not m.exists():
+        import shutil
+
+        shutil.copytree(work / "model", m)
+        texts = (work / "good.jsonl").read_text().splitlines() * 20
+        build_tokenizer(m, vocab_size=1000, corpus=[*default_corpus(), *texts])
+    return _extract(model="model_bigtok", out="bigtok.zarr")(work)
+
+
 _SRC = {"generator": "multiplication", "n": 20, "seed": 0}
 _PS = {"name": "arith", "sources": [_SRC]}
 _PROBE = {"name": "last", "prompt_set": "arith", "target": "value", "position": "last"}
@@ -782,6 +796,16 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected an xarray Dataset, DataArray, DataTree or Variable, got ndarray; pass "
         "what xr.open_zarr or actstore.open returned",
+    ),
+    # -- issue 10 item 5: the model must be what config.json and the tokenizer say ------------
+    Row(
+        id="tokenizer-beyond-embedding",
+        where="api",
+        input="`extract()` with a tokenizer whose ids do not fit the model's embedding",
+        call=_extract_foreign_tokenizer,
+        error="ModelLoadError",
+        message="expected token ids below the model's … embedding rows, got id … from the "
+        "tokenizer in '…'; nothing was written: use the tokenizer that belongs to these weights",
     ),
 )
 

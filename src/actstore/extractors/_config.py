@@ -87,8 +87,10 @@ def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelCo
     if not isinstance(raw, dict):
         raise ModelLoadError(f"expected a JSON object in {cfg_path}; restore config.json")
     text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
-    n_layers = _first(text, "num_hidden_layers", "n_layer", "num_layers")
+    n_layers = _first(text, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
     d_model = _first(text, "hidden_size", "n_embd", "d_model")
+    # transformers' own reading (its per-family attribute names) wins where it parses the file
+    n_layers, d_model = _transformers_view(root, n_layers, d_model)
     if not isinstance(n_layers, int) or not isinstance(d_model, int):
         raise ModelLoadError(
             f"expected a decoder config with num_hidden_layers and hidden_size in {cfg_path}, "
@@ -108,6 +110,31 @@ def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelCo
         d_model=d_model,
         max_context=_first(text, "max_position_embeddings", "n_positions", "n_ctx"),
         config_dtype=str(dtype) if dtype is not None else None,
+    )
+
+
+def _transformers_view(root: Path, n_layers: Any, d_model: Any) -> tuple[Any, Any]:
+    """Depth and residual width as transformers builds the model from ``root/config.json``.
+
+    Each family names them differently (``num_hidden_layers``, ``n_layer``, ``n_layers``;
+    ``hidden_size``, ``n_embd``, ``d_model``) and transformers maps them through the config
+    class's ``attribute_map``. OPT's ``word_embed_proj_dim`` (the embedding width) is not the
+    residual width and is never read. Falls back to the raw keys when transformers is not
+    installed or does not know the ``model_type``.
+    """
+    try:
+        from transformers import AutoConfig
+    except ImportError:
+        return n_layers, d_model
+    try:
+        config = AutoConfig.from_pretrained(str(root), local_files_only=True)
+        text = config.get_text_config()
+        got = (getattr(text, "num_hidden_layers", None), getattr(text, "hidden_size", None))
+    except Exception:  # an unknown model_type or remote code: the raw keys are all there is
+        return n_layers, d_model
+    return (
+        got[0] if isinstance(got[0], int) else n_layers,
+        got[1] if isinstance(got[1], int) else d_model,
     )
 
 

@@ -306,6 +306,10 @@ def extract(
         backend, model_dir, layer_idx, backend_hooks, torch_dtype, dev, cfg.n_layers, tokenizer
     )
     try:
+        # the widths the blocks give must be the planned ones (the dry run's), and the token ids
+        # must fit the embedding: checked before anything is created, so no cache claims a width
+        # it does not hold
+        _check_measured(backend_obj, widths, cfg.d_model, tok, model_dir, backend)
         # created only now, so a failure to load the model leaves no empty cache behind
         cache = create_cache(out, storage_options=storage_options)
         widths = dict(backend_obj.widths)
@@ -367,6 +371,37 @@ def extract(
         bytes_written=stats["bytes"],
         message=msg,
     )
+
+
+def _check_measured(
+    backend_obj: Any,
+    planned: dict[str, int],
+    config_width: int,
+    tok: Any,
+    model_dir: str,
+    backend: str,
+) -> None:
+    """Refuse when the loaded model disagrees with what config.json (and so the plan) says."""
+    from actstore.errors import ModelLoadError
+
+    for var, want in planned.items():
+        got = backend_obj.widths.get(var)
+        if got != want:
+            other = "tlens" if backend == "hf" else "hf"
+            raise ModelLoadError(
+                f"expected the decoder blocks of {model_dir!r} to give {var} of config.json's "
+                f"width {config_width} (hidden_size), got width {got}; nothing was written: "
+                f"this layout is not supported by --backend {backend}, try --backend {other}"
+            )
+    n_vocab = getattr(backend_obj, "vocab_size", None)
+    top = max((max(row) for row in tok.ids if len(row)), default=-1)
+    top = max(top, int(tok.pad_id))  # padding positions are embedded too
+    if n_vocab is not None and top >= n_vocab:
+        raise ModelLoadError(
+            f"expected token ids below the model's {n_vocab} embedding rows, got id {top} from "
+            f"the tokenizer in {model_dir!r}; nothing was written: use the tokenizer that "
+            "belongs to these weights"
+        )
 
 
 def _open_existing(out: str, storage_options: dict[str, Any] | None) -> Any:

@@ -17,20 +17,80 @@ class _StopForward(Exception):
     """Raised by the deepest hook: later blocks, the final norm and the unembedding never run."""
 
 
+def _block_lists(model: Any) -> dict[str, torch.nn.ModuleList]:
+    """Every ``ModuleList`` of decoder blocks in *model*, by dotted path.
+
+    A list counts when all its items are of one class that the model names among its
+    ``_no_split_modules`` (transformers' own list of its block classes), or, when no list holds
+    such a class, whose class name ends in ``Layer`` or ``Block``. MoE expert lists and head
+    lists are neither.
+    """
+    declared = set(getattr(model, "_no_split_modules", None) or ())
+    uniform: dict[str, tuple[str, torch.nn.ModuleList]] = {}
+    for path, m in model.named_modules():
+        if not isinstance(m, torch.nn.ModuleList) or len(m) == 0:
+            continue
+        classes = {type(item).__name__ for item in m}
+        if len(classes) == 1:
+            uniform[path] = (classes.pop(), m)
+    out = {p: m for p, (name, m) in uniform.items() if name in declared}
+    if not out:  # none declared (or the declaration names other modules): go by class name
+        out = {p: m for p, (name, m) in uniform.items() if name.endswith(("Layer", "Block"))}
+    return out
+
+
 def find_decoder_layers(model: Any, n_layers: int) -> torch.nn.ModuleList:
-    """The ``ModuleList`` of decoder blocks (``model.layers``, ``transformer.h``, ...)."""
-    base = getattr(model, "base_model", model)
-    for attr in ("layers", "h", "blocks", "block"):
-        m = getattr(base, attr, None)
-        if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers:
-            return m
-    for _, m in model.named_modules():
-        if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers:
-            return m
+    """The ``ModuleList`` of decoder blocks (``model.layers``, ``model.decoder.layers``, ...).
+
+    Found by what the list holds (see :func:`_block_lists`), not by attribute name, so every
+    layout transformers uses (``model.layers``, ``model.decoder.layers`` (OPT), ``transformer.h``
+    (GPT-2, Falcon, BLOOM, GPT-J), ``gpt_neox.layers``, ``model.language_model.layers``, ...)
+    is found the same way.
+
+    Parameters
+    ----------
+    model
+        A loaded transformers model.
+    n_layers
+        The depth config.json declares.
+
+    Returns
+    -------
+    torch.nn.ModuleList
+        The *n_layers* decoder blocks in forward order.
+
+    Raises
+    ------
+    ModelLoadError
+        No list of decoder blocks, none of *n_layers* blocks, or several candidates.
+    """
+    lists = _block_lists(model)
+    fit = {p: m for p, m in lists.items() if len(m) == n_layers}
+    kind = type(model).__name__
+    if len(fit) == 1:
+        return next(iter(fit.values()))
+    if len(fit) > 1:
+        raise ModelLoadError(
+            f"expected one list of {n_layers} decoder blocks in {kind}, got several "
+            f"({', '.join(fit)}); this layout is not supported by --backend hf: use --backend tlens"
+        )
+    if lists:
+        found = ", ".join(f"{p} ({len(m)} blocks)" for p, m in lists.items())
+        raise ModelLoadError(
+            f"expected {n_layers} decoder blocks in {kind} (config.json's depth), got {found}; "
+            "check that config.json belongs to these weights"
+        )
     raise ModelLoadError(
-        f"expected a list of {n_layers} decoder blocks in {type(model).__name__}, found none; "
-        "use --backend tlens for this architecture"
+        f"expected a list of {n_layers} decoder blocks in {kind}, found none; this layout is "
+        "not supported by --backend hf: use --backend tlens"
     )
+
+
+def _first_tensor(output: Any) -> Any:
+    """A block's hidden states: transformers 5.x blocks return a tensor or a tuple."""
+    if isinstance(output, tuple | list) and output:
+        return output[0]
+    return output
 
 
 def _load_model(path: str, torch_dtype: torch.dtype, device: torch.device) -> Any:
@@ -81,6 +141,13 @@ class HFBackend:
         several GPUs).
     n_layers
         The model's depth (from config.json).
+
+    Attributes
+    ----------
+    widths : dict of str to int
+        Width of each hook, measured by a two-token forward pass at load time.
+    vocab_size : int
+        Rows of the token embedding.
     """
 
     name = "hf"
@@ -106,9 +173,10 @@ class HFBackend:
         self.hooks = tuple(hooks)
         self.model = model if model is not None else _load_model(path, torch_dtype, device)
         self.blocks = find_decoder_layers(self.model, n_layers)
-        self.input_device = self.model.get_input_embeddings().weight.device
-        self.d_model = int(self.model.get_input_embeddings().weight.shape[1])
-        self.widths = dict.fromkeys(self.hooks, self.d_model)
+        embed = self.model.get_input_embeddings()
+        self.input_device = embed.weight.device
+        #: rows of the token embedding: token ids must stay below it
+        self.vocab_size = int(embed.weight.shape[0])
         self._captured: dict[tuple[str, int], torch.Tensor] = {}
         self._needed = len(self.layers) * len(self.hooks)
         self._handles: list[Any] = []
@@ -120,6 +188,48 @@ class HFBackend:
                 self._handles.append(
                     block.register_forward_pre_hook(self._pre_hook(layer), with_kwargs=True)
                 )
+        #: width of each hook, measured on what the blocks output (never the embedding width,
+        #: which differs from the residual width in e.g. OPT-350m)
+        try:
+            self.widths = self._measure_widths()
+        except BaseException:
+            self.close()  # a passed-in model keeps no hooks of a backend that failed
+            raise
+        self.d_model = max(self.widths.values())
+
+    def _measure_widths(self) -> dict[str, int]:
+        """One forward pass over two tokens: the width every captured block gives."""
+        from actstore.extractors._loop import is_oom
+
+        ids = torch.zeros((1, 2), dtype=torch.long, device=self.input_device)
+        try:
+            got = self.capture(ids, torch.ones_like(ids))
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            raise ExtractionError(
+                "expected the model to run in memory, got out of memory on a two-token forward "
+                "pass; use a GPU with more memory, several GPUs (--device cuda), or "
+                "--dtype bfloat16"
+            ) from exc
+        widths: dict[str, int] = {}
+        for h, ts in got.items():
+            for layer, t in zip(self.layers, ts):
+                if not isinstance(t, torch.Tensor) or t.ndim != 3 or tuple(t.shape[:2]) != (1, 2):
+                    shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                    raise ModelLoadError(
+                        f"expected decoder block {layer} of {type(self.model).__name__} to give "
+                        f"hidden states (batch, token, width) for {h}, got {shape}; this layout "
+                        "is not supported by --backend hf: use --backend tlens"
+                    )
+                w = int(t.shape[-1])
+                if widths.setdefault(h, w) != w:
+                    raise ModelLoadError(
+                        f"expected every decoder block to give one width for {h}, got "
+                        f"{widths[h]} and {w} (block {layer}); extract these layers in separate "
+                        "runs with different --set-name"
+                    )
+        return widths
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -133,22 +243,20 @@ class HFBackend:
             "stops_after_layer": max(self.layers),
         }
 
-    def _record(self, key: tuple[str, int], t: torch.Tensor) -> None:
-        self._captured[key] = t.detach()
+    def _record(self, key: tuple[str, int], t: Any) -> None:
+        self._captured[key] = t.detach() if isinstance(t, torch.Tensor) else t
         if len(self._captured) == self._needed:
             raise _StopForward
 
     def _post_hook(self, layer: int) -> Any:
         def hook(module: Any, args: Any, output: Any) -> None:
-            # transformers 5.x decoder layers return a tensor or a tuple (hidden_states, ...)
-            t = output[0] if isinstance(output, tuple) else output
-            self._record(("resid_post", layer), t)
+            self._record(("resid_post", layer), _first_tensor(output))
 
         return hook
 
     def _pre_hook(self, layer: int) -> Any:
         def hook(module: Any, args: Any, kwargs: Any) -> None:
-            t = args[0] if args else kwargs["hidden_states"]
+            t = args[0] if args else kwargs.get("hidden_states")
             self._record(("resid_pre", layer), t)
 
         return hook
@@ -166,6 +274,14 @@ class HFBackend:
         except _StopForward:
             pass
         got, self._captured = self._captured, {}
+        missing = [f"{h} of block {layer}" for h in self.hooks for layer in self.layers
+                   if (h, layer) not in got]  # fmt: skip
+        if missing:
+            raise ExtractionError(
+                f"expected the forward pass of {type(self.model).__name__} to run every chosen "
+                f"decoder block, got no {', '.join(missing)}; this layout is not supported by "
+                "--backend hf: use --backend tlens"
+            )
         return {h: [got[(h, layer)] for layer in self.layers] for h in self.hooks}
 
     def close(self) -> None:

@@ -108,6 +108,15 @@ class BlockSink:
     def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
         """Queue one batch (``hook -> [tensor (batch, token, width) per layer]``)."""
         self.raise_if_failed()
+        want_rows = (len(batch.indices), batch.seq_len)
+        for h in self._hooks:
+            for layer, t in zip(self._layers, captured[h]):
+                if tuple(t.shape) != (*want_rows, self._widths[h]):
+                    raise ExtractionError(
+                        f"expected {h} of layer {layer} shaped (batch, token, width) = "
+                        f"{(*want_rows, self._widths[h])}, got {tuple(t.shape)}; nothing of "
+                        "this block was written: this layout is not supported by this backend"
+                    )
         host, event = self._to_host(captured)
         while True:
             try:

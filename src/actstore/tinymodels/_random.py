@@ -1,4 +1,5 @@
-"""Random-initialised tiny checkpoints (Qwen2, GPT-2, Llama) with their own tokenizer."""
+"""Random-initialised tiny checkpoints (Qwen2, GPT-2, Llama and the families of
+:mod:`actstore.tinymodels._families`) with their own tokenizer."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from actstore.errors import InvalidArgumentError
+from actstore.tinymodels._families import FAMILIES, family_config
 from actstore.tinymodels._tokenizer import BOS_TOKEN, EOS_TOKEN, build_tokenizer
 
 __all__ = ["ARCHS", "MARKER", "build_random_model", "init_weights", "make_config", "save_model"]
 
-#: Supported architectures.
-ARCHS = ("qwen2", "gpt2", "llama")
+#: Supported architectures (``model_type`` names).
+ARCHS = ("qwen2", "gpt2", "llama", *FAMILIES)
 #: Build record written into every checkpoint directory (JSON, no code).
 MARKER = "tinymodel.json"
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -31,8 +33,13 @@ def make_config(
     bos_token_id: int | None,
     eos_token_id: int,
     dtype: str = "float32",
+    d_embed: int | None = None,
 ) -> Any:
-    """Return a transformers config of the given architecture and size."""
+    """Return a transformers config of the given architecture and size.
+
+    *d_embed* is the token-embedding width when it differs from the residual width *d_model*
+    (only ``opt``: ``word_embed_proj_dim``); ``None`` means the same width.
+    """
     from transformers import GPT2Config, LlamaConfig, Qwen2Config
 
     _check_positive(n_layers=n_layers, d_model=d_model, n_heads=n_heads, max_position=max_position)
@@ -54,7 +61,26 @@ def make_config(
     mlp = d_mlp if d_mlp is not None else 4 * d_model
     common = {"vocab_size": vocab_size, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
     common["pad_token_id"] = eos_token_id
-    if arch == "gpt2":
+    if d_embed is not None and d_embed != d_model:
+        if arch != "opt":
+            raise InvalidArgumentError(
+                f"expected d_embed only for arch 'opt' (word_embed_proj_dim), got arch {arch!r}; "
+                "leave d_embed unset"
+            )
+        _check_positive(d_embed=d_embed)
+    if arch in FAMILIES:
+        cfg = family_config(
+            arch,
+            n_layers=n_layers,
+            d_model=d_model,
+            n_heads=n_heads,
+            kv=kv,
+            mlp=mlp,
+            max_position=max_position,
+            common=common,
+            d_embed=d_embed,
+        )
+    elif arch == "gpt2":
         cfg = GPT2Config(
             n_layer=n_layers,
             n_embd=d_model,
@@ -121,6 +147,7 @@ def build_random_model(
     dtype: str = "float32",
     corpus: Any = None,
     add_bos: bool | None = None,
+    d_embed: int | None = None,
 ) -> Path:
     """Write a random-initialised causal LM checkpoint with its tokenizer into ``out_dir``.
 
@@ -133,8 +160,11 @@ def build_random_model(
     ----------
     out_dir : str or Path
         Destination directory (created if needed; existing files are overwritten).
-    arch : {"qwen2", "gpt2", "llama"}
-        Architecture. Qwen2 has q/k/v biases (randomised, non-zero); Llama prepends a BOS token.
+    arch : str
+        Architecture, one of :data:`ARCHS`: ``qwen2``, ``gpt2``, ``llama`` or a family of
+        :data:`actstore.tinymodels._families.FAMILIES` (OPT, GPT-NeoX, GPT-J, Phi, Falcon, BLOOM,
+        Mixtral, Qwen2-MoE, OLMoE, Gemma 2, Mistral, Phi-3, StableLM). Qwen2 has q/k/v biases
+        (randomised, non-zero); Llama prepends a BOS token.
     n_layers, d_model, n_heads : int
         Depth (decoder blocks), residual width (d_model) and attention heads.
     n_kv_heads : int, optional
@@ -156,6 +186,9 @@ def build_random_model(
         Tokenizer training text (see :func:`build_tokenizer`).
     add_bos : bool, optional
         Tokenizer prepends BOS; default only for Llama.
+    d_embed : int, optional
+        Token-embedding width when it differs from *d_model* (``opt`` only, as OPT-350m's
+        ``word_embed_proj_dim``).
 
     Returns
     -------
@@ -196,6 +229,8 @@ def build_random_model(
         "vocab_size": tok.get_vocab_size(),
         "max_position": max_position,
     }
+    if d_embed is not None:
+        params["d_embed"] = d_embed
     cfg = make_config(**params, bos_token_id=bos_id, eos_token_id=eos_id, dtype=dtype)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     init_weights(model, seed=seed, std=init_std)

@@ -46,6 +46,8 @@ TOKENIZER_CLASSES = {
     "gpt2": "TokenizersBackend",
     "llama": "TokenizersBackend",
 }
+#: The other families (see ``actstore.tinymodels._families``) also name the generic backend.
+_GENERIC = "TokenizersBackend"
 
 # bos_token named when none is prepended: None for Qwen2, <|endoftext|> for GPT-2 (as real ones).
 _DEFAULT_BOS = {"qwen2": None, "gpt2": EOS_TOKEN, "llama": BOS_TOKEN}
@@ -125,8 +127,10 @@ def build_tokenizer(
     vocab_size : int
         Total vocabulary size including the 256 byte symbols and the special tokens
         (``<|endoftext|>`` id 0, ``<|begin_of_text|>`` id 1); at least 258 + 1.
-    arch : {"qwen2", "gpt2", "llama"}
-        Which checkpoint family the tokenizer config imitates (see :data:`TOKENIZER_CLASSES`).
+    arch : str
+        Which checkpoint family the tokenizer config imitates (see :data:`TOKENIZER_CLASSES`;
+        the other families of ``actstore.tinymodels._families`` name the generic backend and,
+        unless *add_bos*, ``<|endoftext|>`` as BOS, as GPT-2).
     add_bos : bool, optional
         Prepend ``<|begin_of_text|>`` to every encoding. Default: True for ``llama`` (as Llama 3),
         False for ``qwen2`` and ``gpt2`` (as their real checkpoints).
@@ -146,7 +150,9 @@ def build_tokenizer(
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
-    if arch not in TOKENIZER_CLASSES:
+    from actstore.tinymodels._families import FAMILIES
+
+    if arch not in TOKENIZER_CLASSES and arch not in FAMILIES:
         raise InvalidArgumentError(
             f"expected arch in {sorted(TOKENIZER_CLASSES)}, got {arch!r}; pass one of those"
         )
@@ -192,8 +198,8 @@ def build_tokenizer(
     tok.save(str(out / "tokenizer.json"))
 
     config = {
-        "tokenizer_class": TOKENIZER_CLASSES[arch],
-        "bos_token": BOS_TOKEN if add_bos else _DEFAULT_BOS[arch],
+        "tokenizer_class": TOKENIZER_CLASSES.get(arch, _GENERIC),
+        "bos_token": BOS_TOKEN if add_bos else _DEFAULT_BOS.get(arch, EOS_TOKEN),
         "eos_token": EOS_TOKEN,
         "pad_token": EOS_TOKEN,
         "unk_token": EOS_TOKEN,
