@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actstore._extras import requires_extras
+from actstore._locations import located
 from actstore.errors import InvalidArgumentError, ReadOnlyError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
@@ -89,6 +91,8 @@ def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: in
     )
 
 
+@requires_extras("extraction")
+@located("write", "out")
 def extract(
     *,
     model: str | os.PathLike[str],
