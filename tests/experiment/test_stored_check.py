@@ -89,7 +89,7 @@ def _digest(path: Path) -> str:
 def test_cache_of_another_config_is_refused_and_nothing_is_overwritten(
     base_run: ExperimentRun, tmp_path: Path
 ) -> None:
-    """The issue's case, small: 50 prompts, seed 0, 4 layers asked; 30, seed 100, 2 layers stored."""
+    """The issue's case, small: 50 prompts, seed 0, 4 layers asked; 30, seed 100, 2 stored."""
     out = _copy(base_run, tmp_path)
     text = BASE.replace("n = 30\nseed = 100", "n = 50\nseed = 0").replace(
         "layers = [0, 1]", 'layers = "all"'
@@ -185,7 +185,7 @@ def test_a_stage_run_alone_checks_the_stored_data(
 def test_detect_refuses_saved_probes_of_another_probe_config(
     base_run: ExperimentRun, tmp_path: Path
 ) -> None:
-    """Probes saved in the cache by another config (position before:answer) are not used by detect."""
+    """Probes saved by another config (position before:answer) are not used by detect."""
     out = _copy(base_run, tmp_path)
     cache = open_cache(out / "cache.zarr", mode="r+")
     other = fit_probes(cache, prompt_set="arith", target="value", position="before:answer", cv=3)
