@@ -158,6 +158,7 @@ def run_demo(
     """
     t0 = time.perf_counter()
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before minutes of training
     models = _models(model_cache, retrain, log)
     cfg = demo_config()
     runs = {}

@@ -196,6 +196,7 @@ class ExperimentRun:
         from actstore._locations import location_errors
 
         with location_errors(str(self.out), "write"):
+            self.out.mkdir(parents=True, exist_ok=True)  # fails before any model is loaded
             return self._run(stages, force=force)
 
     def _run(self, stages: Sequence[str] | None, *, force: bool) -> list[StageRecord]:

@@ -74,6 +74,15 @@ def _check_writable(out: str) -> None:
             f"expected a writable location for --out, got {str(path)!r} where {str(probe)!r} is "
             "not writable; choose another output path or fix its permissions"
         )
+    # os.access says yes to root everywhere (/proc, /sys, a read-only mount): try for real.
+    import tempfile
+
+    from actstore._locations import location_error
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".actstore-check-", dir=probe))
+    except OSError as exc:
+        raise location_error(exc, out, "write") from exc
 
 
 def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: int) -> PromptSet:
