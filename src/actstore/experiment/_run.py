@@ -20,7 +20,12 @@ from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
 from actstore.experiment._index import write_index
 from actstore.experiment._io import build_prompt_set, json_default
-from actstore.experiment._stored import check_probes, check_stored_set, stored_model
+from actstore.experiment._stored import (
+    check_probes,
+    check_stored_set,
+    complete_cache,
+    model_description,
+)
 
 __all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
 
@@ -131,31 +136,13 @@ class ExperimentRun:
         return self._extract_fp(set_name)
 
     def _complete_cache(self, set_name: str) -> Any:
-        """The run's cache when ``set_name`` is complete in it, else ``None``."""
-        from actstore.errors import ActstoreError
-        from actstore.store import open_cache
-
-        try:
-            cache = open_cache(self.cache_url)
-            if set_name in cache.prompt_sets and cache.is_complete(set_name):
-                return cache
-        except ActstoreError:
-            pass
-        return None
+        return complete_cache(self.cache_url, set_name)
 
     def model_description(self) -> str:
         """The model named in reports: the one given, else the one the cache was extracted with."""
-        from actstore.errors import ActstoreError
-        from actstore.store import open_cache
-
-        if self.model:
-            return str(self.model)
-        try:
-            cache = open_cache(self.cache_url)
-        except ActstoreError:
-            return "unknown (no model given and no cache)"
-        found = stored_model(cache, [ps.name for ps in self.config.prompt_sets])
-        return f"{found}, from the cache" if found else "unknown (not recorded in the cache)"
+        return model_description(
+            self.cache_url, self.model, [p.name for p in self.config.prompt_sets]
+        )
 
     def _probe_fp(self, probe: str) -> str:
         pc = self.config.probe(probe)
@@ -291,14 +278,7 @@ class ExperimentRun:
 
     # -- stages ----------------------------------------------------------------------------
     def _extract_done(self, set_name: str) -> bool:
-        from actstore.errors import ActstoreError
-        from actstore.store import open_cache
-
-        try:
-            cache = open_cache(self.cache_url)
-            return set_name in cache.prompt_sets and cache.is_complete(set_name)
-        except ActstoreError:
-            return False
+        return self._complete_cache(set_name) is not None
 
     def _run_extract(self, set_name: str) -> str:
         from actstore.extractors import extract, read_model_config

@@ -17,7 +17,7 @@ from actstore.errors import FingerprintMismatchError
 from actstore.experiment._config import ExperimentConfig, resolve_layers
 from actstore.experiment._io import build_prompt_set
 
-__all__ = ["check_stored_set", "stored_model"]
+__all__ = ["check_probes", "check_stored_set", "complete_cache", "model_description"]
 
 
 def _n_layers(provenance: Mapping[str, Any]) -> int | None:
@@ -34,8 +34,8 @@ def _n_layers(provenance: Mapping[str, Any]) -> int | None:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, str) and len(value) > 24:
-        return value[:24] + "…"
+    if isinstance(value, str) and len(value) > 16:
+        return value[:12] + "…"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -135,7 +135,36 @@ def check_stored_set(
             )
 
 
-def stored_model(cache: Any, set_names: list[str]) -> str | None:
+def complete_cache(url: str, set_name: str) -> Any:
+    """The cache at *url* when ``set_name`` is complete in it, else ``None``."""
+    from actstore.errors import ActstoreError
+    from actstore.store import open_cache
+
+    try:
+        cache = open_cache(url)
+        if set_name in cache.prompt_sets and cache.is_complete(set_name):
+            return cache
+    except ActstoreError:
+        pass
+    return None
+
+
+def model_description(url: str, model: str | None, set_names: list[str]) -> str:
+    """The model a report names: the one given, else the one the cache was extracted with."""
+    from actstore.errors import ActstoreError
+    from actstore.store import open_cache
+
+    if model:
+        return str(model)
+    try:
+        cache = open_cache(url)
+    except ActstoreError:
+        return "unknown (no model given and no cache)"
+    found = _stored_model(cache, set_names)
+    return f"{found}, from the cache" if found else "unknown (not recorded in the cache)"
+
+
+def _stored_model(cache: Any, set_names: list[str]) -> str | None:
     """``path (weights fingerprint)`` of the model the cache's sets were extracted with."""
     seen: list[str] = []
     for name in set_names:
