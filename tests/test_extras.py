@@ -144,3 +144,28 @@ def test_analysis_needs_no_extra(site: Path) -> None:
     ):
         proc = _run(site, blocked, "-m", "actstore", *args)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_run_without_a_model_needs_no_extra(site: Path) -> None:
+    """A run folder filled where torch is installed is analysed where it is not."""
+    from actstore.experiment import parse_config
+    from actstore.experiment._run import ExperimentRun
+
+    text = (
+        'name = "x"\n[[prompt_sets]]\nname = "a"\n[[prompt_sets.sources]]\n'
+        'generator = "multiplication"\nn = 8\n[extract]\nlayers = [0]\ndevice = "cpu"\n'
+        '[[probes]]\nname = "last"\nprompt_set = "a"\ntarget = "value"\ncv = 2\n'
+    )
+    (site / "laptop.toml").write_text(text)
+    import tomllib
+
+    ExperimentRun(
+        parse_config(tomllib.loads(text)),
+        out=site / "lap",
+        model=site / "model",
+        log=lambda s: None,
+    ).run(["extract"])
+    blocked = f"{EXTRACT},transformer_lens,s3fs"
+    proc = _run(site, blocked, "-m", "actstore", "run", "laptop.toml", "--out", "lap")
+    assert proc.returncode == 0, proc.stderr
+    assert "model: `" in (site / "lap" / "report.md").read_text()

@@ -115,7 +115,7 @@ def _create_cache(
     except PermissionError as exc:
         raise ReadOnlyError(
             f"expected a writable location for a new cache, got {exc}; pick a writable path"
-        ) from None
+        ) from exc
     return open_cache(url, mode="r+", storage_options=storage_options)
 
 
