@@ -126,6 +126,10 @@ def location_error(exc: BaseException, url: str, action: str) -> ActstoreError:
         reason = _LOCAL_REASONS.get(exc.errno, exc.strerror or str(exc))
         name = os.fspath(exc.filename) if exc.filename else url
         got = f"{name!r}: {reason}" if name == url else f"{name!r} ({reason}) for {url!r}"
+        if action == "read":
+            return StorageError(
+                f"expected a location to read, got {got}; check the path and its permissions"
+            )
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return ReadOnlyError(
                 f"expected a location to {action}, got {got}; pick a path you can write to "

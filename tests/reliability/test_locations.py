@@ -318,3 +318,24 @@ def test_remote_failures_raise_storage_error(work: Path, s3: str, case: str, req
         assert isinstance(info.value, ActstoreError) and isinstance(info.value, OSError)
         assert url in str(info.value)
         assert info.value.__cause__ is not None  # --debug shows the storage library's error
+
+
+def test_a_cache_without_read_permission(work: Path, tmp_path: Path) -> None:
+    prefix = _without_permission()
+    cache = tmp_path / "hidden.zarr"
+    shutil.copytree(work / "c.zarr", cache)
+    cache.chmod(0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}
+    try:
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-m", "actstore", "info", str(cache)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        cache.chmod(0o755)
+    line = _check_one_line(proc.returncode, proc.stderr, str(cache))
+    assert "permission denied" in line and "expected a location to read" in line, line

@@ -160,7 +160,7 @@ def _open_cache(url: str, mode: str, storage_options: dict[str, Any] | None) -> 
     except FileNotFoundError:
         raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there") from None
     except OSError as exc:
-        if not is_local(url):
+        if not is_local(url) or isinstance(exc, PermissionError):
             raise location_error(exc, url, "read") from exc
         raise NotACacheError(f"expected a Zarr v3 cache at {url!r}, got {exc}") from None
     if not has_root:
