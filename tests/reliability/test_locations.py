@@ -139,7 +139,14 @@ def _without_permission() -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["copy", "probe-fit-npz", "report", "prompts-write", "run", "demo"]
+    "command",
+    [
+        "copy",
+        "report",
+        # the same code paths as above, each a process of its own: `make test-slow`
+        *(pytest.param(c, marks=pytest.mark.slow) for c in ("probe-fit-npz", "prompts-write")),
+        *(pytest.param(c, marks=pytest.mark.slow) for c in ("run", "demo")),
+    ],
 )
 def test_no_permission_is_one_line(work: Path, command: str) -> None:
     prefix = _without_permission()
