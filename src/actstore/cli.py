@@ -79,8 +79,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"actstore: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        # What no command turned into a message itself: an OS or storage failure on a location,
+        # or a missing optional dependency, is still one line (exit 2); anything else is a bug.
+        err = _as_user_error(exc, args)
+        if err is None or args.debug:
+            raise
+        print(f"actstore: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("actstore: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _as_user_error(exc: BaseException, args: argparse.Namespace) -> ActstoreError | None:
+    if isinstance(exc, ImportError):
+        from actstore._extras import missing_extra
+
+        return missing_extra(exc, f"`actstore {args.command}`")
+    from actstore._locations import is_location_failure, location_error
+
+    if not is_location_failure(exc):
+        return None
+    where = getattr(exc, "filename", None) or _location_of(args)
+    return location_error(exc, str(where), "use") if where else None
+
+
+def _location_of(args: argparse.Namespace) -> str | None:
+    """The output (else the input) location a command was given, to name in a message."""
+    for key in ("out", "dst", "cache", "src"):
+        value = getattr(args, key, None)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -18,12 +18,14 @@ __all__ = [
     "IncompleteCacheError",
     "IncompleteCacheWarning",
     "InvalidArgumentError",
+    "MissingExtraError",
     "ModelLoadError",
     "NotACacheError",
     "ProbeMismatchError",
     "PromptFileError",
     "ReadOnlyError",
     "SchemaVersionError",
+    "StorageError",
     "StoreNotFoundError",
     "UnknownNameError",
     "UnsafeCacheError",
@@ -105,3 +107,12 @@ class ExtractionError(ActstoreError, RuntimeError):
 
 class ProbeMismatchError(ActstoreError, ValueError):
     """A saved probe does not fit the cache it is applied to (d_model, model, layers)."""
+
+
+class StorageError(ActstoreError, OSError):
+    """A location cannot be created, reached or written (an OS error on a path; for a URL a
+    missing bucket, refused credentials or an endpoint that does not answer)."""
+
+
+class MissingExtraError(ActstoreError, ImportError):
+    """An optional dependency (a pip extra such as ``extract``) is not installed."""

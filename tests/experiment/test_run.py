@@ -7,6 +7,7 @@ what depends on it, and a single stage can be forced alone.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -156,10 +157,13 @@ def test_changed_probe_reruns_only_what_depends_on_it(finished_run, tmp_path: Pa
     run, _, _ = finished_run
     text = CONFIG.replace("alphas = [1.0]", "alphas = [1.0, 100.0]")
     cfg = parse_config(tomllib.loads(text))
-    records = ExperimentRun(cfg, out=run.out, model=run.model, log=lambda s: None).run()
+    out = tmp_path / "out"  # a copy: the shared run keeps the probes of its own config
+    shutil.copytree(run.out, out)
+    changed = ExperimentRun(cfg, out=out, model=run.model, log=lambda s: None)
+    records = changed.run()
     ran = {r.stage for r in records if r.status == "ran"}
     assert ran == {"probes:before", "detect:before", "plots", "report"}
-    probes = load_probes(run.cache_url, name="before")
+    probes = load_probes(changed.cache_url, name="before")
     assert list(probes.dataset["alpha_grid"].values) == [1.0, 100.0]
 
 

@@ -212,6 +212,46 @@ def _config(**changes: Any) -> Callable[[Path], Any]:
     return call
 
 
+# -- issue 10 items 2, 8, 9 (runcheck): stored data of another config; locations that fail ------
+def _run_on_copy(**extract: Any) -> Callable[[Path], Any]:
+    """``actstore run`` (no model) on a copy of ``tiny.zarr`` as OUT/cache.zarr, a config asking
+    prompt set ``good`` = 6 multiplication prompts (seed 0) with *extract* settings."""
+
+    def call(work: Path) -> Any:
+        import shutil
+        import tempfile
+
+        from actstore.experiment import parse_config
+        from actstore.experiment._run import ExperimentRun
+
+        out = Path(tempfile.mkdtemp(dir=work, prefix="run-"))
+        shutil.copytree(work / "tiny.zarr", out / "cache.zarr")
+        src = {"generator": "multiplication", "n": 6, "seed": extract.pop("seed", 0)}
+        cfg = parse_config(
+            {"name": "study", "prompt_sets": [{"name": "good", "sources": [src]}],
+             "extract": {"layers": [0, 1], **extract}}
+        )  # fmt: skip
+        return ExperimentRun(cfg, out=out, log=lambda s: None).run(["extract"])
+
+    return call
+
+
+def _create_cache_at(path: str) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.store import create_cache
+
+        return create_cache(path)
+
+    return call
+
+
+_S3_DEAD = (
+    '{"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", '
+    '"region_name": "us-east-1"}, "config_kwargs": {"connect_timeout": 1, "retries": '
+    '{"max_attempts": 1}}}'
+)
+
+
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
 
@@ -806,6 +846,89 @@ ROWS: tuple[Row, ...] = (
         error="ModelLoadError",
         message="expected token ids below the model's … embedding rows, got id … from the "
         "tokenizer in '…'; nothing was written: use the tokenizer that belongs to these weights",
+    ),
+    # -- issue 10 items 2, 8, 9 (runcheck): stored data of another config, failing locations
+    Row(
+        id="run-stored-layers",
+        where="api",
+        input="`actstore run` without --model, OUT/cache.zarr holding layers 0, 1 of set `good`, "
+        "the config asking `layers = [0]`",
+        call=_run_on_copy(layers=[0]),
+        error="FingerprintMismatchError",
+        message="expected prompt set 'good' in …cache.zarr to hold the config's layers ([0]), "
+        "got [0, 1] (stored, from another config or model); pass another --out for this config, "
+        "or remove it and re-run with --model to extract again",
+    ),
+    Row(
+        id="run-stored-prompts",
+        where="api",
+        input="the same, the config asking the prompts of seed 1 instead of seed 0",
+        call=_run_on_copy(seed=1),
+        error="FingerprintMismatchError",
+        message="expected prompt set 'good' in …cache.zarr to hold the config's prompts (6 "
+        "prompts, hash …), got 6 prompts, hash … (stored, from another config or model); pass "
+        "another --out for this config, or remove it and re-run with --model to extract again",
+    ),
+    Row(
+        id="run-stored-dtype",
+        where="api",
+        input='the same, the config asking `dtype = "bfloat16"` (stored float32)',
+        call=_run_on_copy(dtype="bfloat16"),
+        error="FingerprintMismatchError",
+        message="expected prompt set 'good' in …cache.zarr to hold the config's dtype "
+        "(bfloat16), got float32 (stored, from another config or model); pass another --out for "
+        "this config, or remove it and re-run with --model to extract again",
+    ),
+    Row(
+        id="out-no-parent",
+        where="cli",
+        input="`actstore copy cache.zarr /proc/actstore/c.zarr` (a folder that cannot be created)",
+        args=("copy", "cache.zarr", "/proc/actstore/c.zarr"),
+        error="StorageError",
+        message="expected a location to write, got '/proc/actstore' (a folder on the way does not "
+        "exist and cannot be created there) for '/proc/actstore/c.zarr'; pick another path or "
+        "remove what is in the way",
+    ),
+    Row(
+        id="out-file-in-the-way",
+        where="cli",
+        input="`actstore probe fit cache.zarr ... --out good.jsonl/p.npz` (a file in the way)",
+        args=(*_FIT, "--out", "good.jsonl/p.npz"),
+        error="StorageError",
+        message="expected a location to write, got 'good.jsonl/p.npz': a file is in the way "
+        "(part of the path is a file, not a folder); pick another path or remove what is in the "
+        "way",
+    ),
+    Row(
+        id="out-special-file",
+        where="cli",
+        input="`actstore copy cache.zarr /dev/null/c.zarr` (a special file as a folder)",
+        args=("copy", "cache.zarr", "/dev/null/c.zarr"),
+        error="StorageError",
+        message="expected a location to write, got '/dev/null/c.zarr': a file is in the way "
+        "(part of the path is a file, not a folder); pick another path or remove what is in the "
+        "way",
+    ),
+    Row(
+        id="create-file-in-the-way",
+        where="api",
+        input="`create_cache('good.jsonl/c.zarr')`",
+        call=_create_cache_at("good.jsonl/c.zarr"),
+        error="StorageError",
+        message="expected a location to write, got 'good.jsonl/c.zarr': a file is in the way "
+        "(part of the path is a file, not a folder); pick another path or remove what is in the "
+        "way",
+    ),
+    Row(
+        id="s3-no-endpoint",
+        where="cli",
+        input='`actstore info s3://caches/c.zarr --storage-options \'{... "endpoint_url": '
+        '"http://127.0.0.1:9" ...}\'` (nothing answers there)',
+        args=("info", "s3://caches/c.zarr", "--storage-options", _S3_DEAD),
+        error="StorageError",
+        message="expected a storage location to read, got 's3://caches/c.zarr': the endpoint "
+        "does not answer; check endpoint_url in --storage-options and the network, then retry",
+        needs="s3fs",
     ),
 )
 

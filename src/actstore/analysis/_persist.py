@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from actstore._locations import located
 from actstore.errors import (
     ActstoreError,
     CorruptCacheError,
@@ -55,6 +56,7 @@ def _json_attrs(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+@located("write", "dest")
 def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
     """Save ``probes``; returns where they went.
 

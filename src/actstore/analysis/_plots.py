@@ -40,8 +40,11 @@ def _interactive() -> bool:
 def _finish(fig: Any, path: str | Path | None) -> Any:
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        from actstore._locations import location_errors
+
+        with location_errors(str(path), "write"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
         if not _interactive():
             _pyplot().close(fig)
     return fig

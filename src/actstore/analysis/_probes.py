@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from actstore._locations import located
 from actstore._version import __version__
 from actstore.analysis._data import label_vector, open_source, select_positions
 from actstore.analysis._fit import choose_solver, fit_engine
@@ -208,6 +209,7 @@ def _build_dataset(
     return xr.Dataset(data, coords=coords, attrs={_ATTR: lineage})
 
 
+@located("read", "cache")
 def fit_probes(
     cache: Any,
     *,

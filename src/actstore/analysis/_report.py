@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actstore._locations import located
 from actstore.analysis._plots import (
     plot_alpha_curves,
     plot_heatmaps,
@@ -30,6 +31,7 @@ FIGURES = {
 }
 
 
+@located("write", "out_dir")
 def write_figures(
     probes: ProbeSet,
     result: DetectionResult | None,
@@ -118,6 +120,7 @@ def _html_table(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+@located("write", "out_dir")
 def write_report(
     probes: ProbeSet,
     result: DetectionResult | None,

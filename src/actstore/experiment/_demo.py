@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from actstore._extras import requires_extras
+from actstore._locations import located
 from actstore.experiment._config import ExperimentConfig, parse_config
 from actstore.experiment._index import md_table, md_to_html
 from actstore.experiment._run import ExperimentRun
@@ -141,6 +143,8 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
     return path
 
 
+@requires_extras("the demo")
+@located("write", "out")
 def run_demo(
     *,
     out: str | os.PathLike[str] = "demo_out",
@@ -154,6 +158,7 @@ def run_demo(
     """
     t0 = time.perf_counter()
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before minutes of training
     models = _models(model_cache, retrain, log)
     cfg = demo_config()
     runs = {}

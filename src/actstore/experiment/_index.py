@@ -128,7 +128,7 @@ def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Pa
     md = [
         f"# {run.label}\n",
         f"{cfg.description}\n" if cfg.description else "",
-        f"- model: `{run.model}`\n- cache: `{os.path.relpath(run.cache_url, out)}`\n",
+        f"- model: `{run.model_description()}`\n- cache: `{os.path.relpath(run.cache_url, out)}`\n",
     ]
     for title, caption, rows, cols in tables:
         md += [f"## {title}\n", f"{caption}\n", md_table(rows, cols)]

@@ -20,6 +20,12 @@ from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
 from actstore.experiment._index import write_index
 from actstore.experiment._io import build_prompt_set, json_default
+from actstore.experiment._stored import (
+    check_probes,
+    check_stored_set,
+    complete_cache,
+    model_description,
+)
 
 __all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
 
@@ -117,21 +123,26 @@ class ExperimentRun:
         Using the cache's own fingerprint (model weights, tokenizer, prompts, layers) rather than
         the model path lets a cache extracted elsewhere (a cluster) be analysed here unchanged.
         """
-        from actstore.errors import ActstoreError
-        from actstore.store import open_cache
-
         if set_name in self._stored_fps:
             return self._stored_fps[set_name]
-        try:
-            cache = open_cache(self.cache_url)
-            if set_name in cache.prompt_sets and cache.is_complete(set_name):
-                # A complete set's fingerprint never changes: open (and scan) the cache once.
-                fp = config_hash(dict(cache.spec(set_name).fingerprint))
-                self._stored_fps[set_name] = fp
-                return fp
-        except ActstoreError:
-            pass
+        cache = self._complete_cache(set_name)
+        if cache is not None:
+            # Stored data is reused only when it is what the config asks for (refused otherwise).
+            check_stored_set(self.config, set_name, cache, model=self.model)
+            # A complete set's fingerprint never changes: open (and scan) the cache once.
+            fp = config_hash(dict(cache.spec(set_name).fingerprint))
+            self._stored_fps[set_name] = fp
+            return fp
         return self._extract_fp(set_name)
+
+    def _complete_cache(self, set_name: str) -> Any:
+        return complete_cache(self.cache_url, set_name)
+
+    def model_description(self) -> str:
+        """The model named in reports: the one given, else the one the cache was extracted with."""
+        return model_description(
+            self.cache_url, self.model, [p.name for p in self.config.prompt_sets]
+        )
 
     def _probe_fp(self, probe: str) -> str:
         pc = self.config.probe(probe)
@@ -159,7 +170,23 @@ class ExperimentRun:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, stages: Sequence[str] | None = None, *, force: bool = False) -> list[StageRecord]:
-        """Run ``stages`` (default: all, in order); ``force`` re-runs them even when up to date."""
+        """Run ``stages`` (default: all, in order); ``force`` re-runs them even when up to date.
+
+        Raises
+        ------
+        FingerprintMismatchError
+            When data stored in the output folder (a prompt set, saved probes) is not what the
+            config asks for: the message names the field, both values and the fix.
+        StorageError, ReadOnlyError
+            When the output folder cannot be created or written.
+        """
+        from actstore._locations import location_errors
+
+        with location_errors(str(self.out), "write"):
+            self.out.mkdir(parents=True, exist_ok=True)  # fails before any model is loaded
+            return self._run(stages, force=force)
+
+    def _run(self, stages: Sequence[str] | None, *, force: bool) -> list[StageRecord]:
         chosen = list(STAGES if stages is None else stages)
         for s in chosen:
             if s not in STAGES:
@@ -175,6 +202,8 @@ class ExperimentRun:
             steps.extend(self._steps(stage))
         for key, fp_of, fn, done in steps:
             # Fingerprints are taken when the step is reached: upstream stages may just have run.
+            if key.startswith("extract:") and done():
+                self._data_fp(key.split(":", 1)[1])  # checks the stored set against the config
             fp = fp_of()
             if key.startswith("extract:") and not self.model:
                 if done():
@@ -249,14 +278,7 @@ class ExperimentRun:
 
     # -- stages ----------------------------------------------------------------------------
     def _extract_done(self, set_name: str) -> bool:
-        from actstore.errors import ActstoreError
-        from actstore.store import open_cache
-
-        try:
-            cache = open_cache(self.cache_url)
-            return set_name in cache.prompt_sets and cache.is_complete(set_name)
-        except ActstoreError:
-            return False
+        return self._complete_cache(set_name) is not None
 
     def _run_extract(self, set_name: str) -> str:
         from actstore.extractors import extract, read_model_config
@@ -298,10 +320,10 @@ class ExperimentRun:
         return f"best layer {best.get('layer')} CV R2 {best.get('cv_r2', float('nan')):.3f}"
 
     def _run_detect(self, probe: str) -> str:
-        from actstore.analysis import detect, load_probes
+        from actstore.analysis import detect
 
         det = self._detect_cfg()
-        probes = load_probes(self.cache_url, name=probe)
+        probes = self._load_probes(probe)
         result = detect(
             self.cache_url,
             probes,
@@ -319,12 +341,12 @@ class ExperimentRun:
         """The detection result of ``probe``: from this run's detect stage, else recomputed."""
         if probe in self._results:
             return self._results[probe]
-        from actstore.analysis import detect, load_probes
+        from actstore.analysis import detect
 
         det = self._detect_cfg()
         result = detect(
             self.cache_url,
-            load_probes(self.cache_url, name=probe),
+            self._load_probes(probe),
             prompt_set=det.prompt_set,
             target=det.target,
             write=False,
@@ -338,7 +360,6 @@ class ExperimentRun:
         return self.out / "report" / probe
 
     def _run_plots(self) -> str:
-        from actstore.analysis import load_probes
         from actstore.analysis._report import write_figures
 
         detected = set(self._detect_probes())
@@ -346,7 +367,7 @@ class ExperimentRun:
         for pc in self.config.probes:
             result = self._detection(pc.name) if pc.name in detected else None
             paths = write_figures(
-                load_probes(self.cache_url, name=pc.name),
+                self._load_probes(pc.name),
                 result,
                 self._report_dir(pc.name),
                 prompts=self._plot_prompts(),
@@ -358,7 +379,6 @@ class ExperimentRun:
         return list(range(self.config.report.n_problems))
 
     def _run_report(self) -> str:
-        from actstore.analysis import load_probes
         from actstore.analysis._report import FIGURES, write_report
 
         detected = set(self._detect_probes())
@@ -371,7 +391,7 @@ class ExperimentRun:
                 if (self._report_dir(pc.name) / fname).exists()
             }
             paths = write_report(
-                load_probes(self.cache_url, name=pc.name),
+                self._load_probes(pc.name),
                 result,
                 self._report_dir(pc.name),
                 title=f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})",
@@ -381,6 +401,15 @@ class ExperimentRun:
             sections.append((pc, paths))
         write_index(self, sections)
         return f"{self.report_path}"
+
+    def _load_probes(self, probe: str) -> Any:
+        """The saved probes ``probe``, refused unless fitted as the config asks on this data."""
+        from actstore.analysis import load_probes
+
+        probes = load_probes(self.cache_url, name=probe)
+        pc = self.config.probe(probe)
+        check_probes(probes, pc, self._complete_cache(pc.prompt_set), name=probe)
+        return probes
 
     def _detect_cfg(self) -> Any:
         det = self.config.detect

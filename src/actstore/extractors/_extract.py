@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actstore._extras import requires_extras
+from actstore._locations import located
 from actstore.errors import InvalidArgumentError, ReadOnlyError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
@@ -72,6 +74,15 @@ def _check_writable(out: str) -> None:
             f"expected a writable location for --out, got {str(path)!r} where {str(probe)!r} is "
             "not writable; choose another output path or fix its permissions"
         )
+    # os.access says yes to root everywhere (/proc, /sys, a read-only mount): try for real.
+    import tempfile
+
+    from actstore._locations import location_error
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".actstore-check-", dir=probe))
+    except OSError as exc:
+        raise location_error(exc, out, "write") from exc
 
 
 def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: int) -> PromptSet:
@@ -89,6 +100,8 @@ def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: in
     )
 
 
+@requires_extras("extraction")
+@located("write", "out")
 def extract(
     *,
     model: str | os.PathLike[str],

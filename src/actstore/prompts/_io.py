@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from actstore._locations import located
 from actstore.errors import PromptFileError
 from actstore.prompts._prompt import FieldError, LabelValue, Prompt, check_prompt_fields
 from actstore.prompts._promptset import PromptSet
@@ -187,6 +188,7 @@ def _atomic_write(path: str | os.PathLike[str], content: str) -> None:
         raise
 
 
+@located("write", "path")
 def write_jsonl(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as JSONL (UTF-8, one object per line)."""
     lines = [
@@ -200,6 +202,7 @@ def _format_cell(value: LabelValue) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+@located("write", "path")
 def write_csv(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as CSV: ``text``, label columns, then ``span:NAME`` = ``start:end``.
 

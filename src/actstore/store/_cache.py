@@ -12,6 +12,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from actstore._locations import located, location_error, location_errors
 from actstore._version import __version__
 from actstore.errors import (
     CorruptCacheError,
@@ -74,6 +75,13 @@ def create_cache(
     """
     register_bfloat16()
     url = normalize_url(url)
+    with location_errors(url, "write"):
+        return _create_cache(url, provenance, storage_options)
+
+
+def _create_cache(
+    url: str, provenance: Mapping[str, Any] | None, storage_options: dict[str, Any] | None
+) -> Cache:
     store = make_store(url, read_only=False, storage_options=storage_options)
     if sync(store.exists("zarr.json")):
         try:
@@ -114,7 +122,7 @@ def create_cache(
     except PermissionError as exc:
         raise ReadOnlyError(
             f"expected a writable location for a new cache, got {exc}; pick a writable path"
-        ) from None
+        ) from exc
     return open_cache(url, mode="r+", storage_options=storage_options)
 
 
@@ -148,12 +156,19 @@ def open_cache(
             f"expected a cache at {url!r}, got no such file or directory; check the path or "
             "create it with `actstore extract`"
         )
+    with location_errors(url, "read"):  # a missing bucket, refused credentials, no endpoint
+        return _open_cache(url, mode, storage_options)
+
+
+def _open_cache(url: str, mode: str, storage_options: dict[str, Any] | None) -> Cache:
     try:
         store = make_store(url, read_only=mode == "r", storage_options=storage_options)
         has_root = sync(store.exists("zarr.json"))
     except FileNotFoundError:
         raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there") from None
     except OSError as exc:
+        if not is_local(url) or isinstance(exc, PermissionError):
+            raise location_error(exc, url, "read") from exc
         raise NotACacheError(f"expected a Zarr v3 cache at {url!r}, got {exc}") from None
     if not has_root:
         if is_local(url) and os.path.isdir(url) and os.listdir(url) and not _user_files(url):
@@ -327,6 +342,7 @@ class Cache:
         names = [prompt_set] if prompt_set is not None else self.prompt_sets
         return all(not self.missing_blocks(n) for n in names)
 
+    @located("write", "self")
     def write_derived(
         self,
         prompt_set: str,
@@ -346,6 +362,7 @@ class Cache:
         self.check_writable()
         write_derived(self, prompt_set, name, data, dims=dims, attrs=attrs)
 
+    @located("write", "self")
     def write_dataset(self, group_path: str, ds: xr.Dataset) -> None:
         """Write *ds* as its own group (e.g. ``probes/<name>``), replacing one that exists."""
         from actstore.store._derived import write_dataset

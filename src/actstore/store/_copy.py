@@ -15,6 +15,7 @@ import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from actstore._locations import location_errors
 from actstore.errors import (
     IncompleteCacheError,
     InvalidArgumentError,
@@ -117,16 +118,17 @@ def copy_cache(
             )
         source.check_readable(name)  # damaged metadata is named before anything is written
         _selection(source, name, layers, prompts)  # every error before anything is written
-    if is_zip(dst):
-        return _copy_to_zip(source, dst, names, layers, prompts)
-    _check_new_destination(dst, dst_storage_options)
-    target = create_cache(
-        dst, provenance=source.attrs.get("provenance"), storage_options=dst_storage_options
-    )
-    report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
-    for gname, _group in source.root.groups():
-        if gname not in source.prompt_sets:
-            _copy_group_keys(source, target, gname)
+    with location_errors(dst, f"copy {source.url!r} to"):
+        if is_zip(dst):
+            return _copy_to_zip(source, dst, names, layers, prompts)
+        _check_new_destination(dst, dst_storage_options)
+        target = create_cache(
+            dst, provenance=source.attrs.get("provenance"), storage_options=dst_storage_options
+        )
+        report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
+        for gname, _group in source.root.groups():
+            if gname not in source.prompt_sets:
+                _copy_group_keys(source, target, gname)
     return CopyReport(src=source.url, dst=dst, prompt_sets=report)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from zarr.core.sync import sync
 
+from actstore._locations import located
 from actstore.store._cache import Cache, open_cache
 from actstore.store._schema import ATTR_KEY, DONE_ARRAY, METADATA_VARS, human_bytes
 from actstore.store._walk import array_dims
@@ -23,6 +24,7 @@ def _size(cache: Cache, prefix: str) -> int:
         return 0
 
 
+@located("read", "url")
 def cache_info(
     url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from actstore._locations import located
 from actstore.errors import CorruptCacheError
 from actstore.store._cache import Cache, open_cache
 from actstore.store._layout import Layout
@@ -113,6 +114,7 @@ def _unrecord(cache: Cache, name: str, hooks: tuple[str, ...], block: int) -> li
     return removed
 
 
+@located("write", "url")
 def repair_cache(
     url: str | os.PathLike[str],
     *,

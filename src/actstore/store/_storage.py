@@ -58,7 +58,12 @@ def make_store(
                 f"expected no storage_options for the local path {url!r}, got {storage_options!r}"
             )
         return LocalStore(url, read_only=read_only)
-    return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+    try:
+        return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+    except ImportError as exc:  # fsspec: "Install s3fs to access S3"
+        from actstore._extras import protocol_extra
+
+        raise protocol_extra(url.split("://", 1)[0].split("::")[-1], url, exc) from exc
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from zarr.core.sync import sync
 
+from actstore._locations import located
 from actstore.store._cache import open_cache
 from actstore.store._guard import min_shard_bytes
 from actstore.store._markers import missing_from_listing
@@ -51,6 +52,7 @@ class VerifyReport:
         }
 
 
+@located("read", "url")
 def verify_cache(
     url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
 ) -> VerifyReport:
