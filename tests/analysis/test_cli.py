@@ -70,7 +70,7 @@ def test_fit_show_detect_json(cache, capsys) -> None:
     row = next(r for r in det["layers"] if r["layer"] == 15)
     assert row["probe_hit_rate"] >= 0.95 and row["random_target_hit_rate"] <= 0.1
     assert len(det["prompts"]["probe"]) == 120 * 4
-    pred = actstore.open(cache, "physics")["probe_pred"].values
+    pred = actstore.open(cache, "physics")["pred_v"].values
     assert np.isfinite(pred[:, 2, 0]).all()
 
 
@@ -104,7 +104,7 @@ def test_text_output_npz_and_figures(cache, tmp_path, capsys) -> None:
         "--no-write",
     )
     assert rc == 0 and "best layer: 15" in out
-    assert "probe_pred" not in actstore.open(cache, "physics")
+    assert not any(str(v).startswith("pred_") for v in actstore.open(cache, "physics").data_vars)
     rc, out, _ = _run(
         capsys,
         "report",

@@ -309,7 +309,7 @@ ROWS: tuple[Row, ...] = (
         input="`actstore copy cache.zarr out.zarr --prompts 0,99`",
         args=("copy", "cache.zarr", "out.zarr", "--prompts", "0,99"),
         error="UnknownNameError",
-        message="expected prompt indices in [0, 9), got [99]; check --prompts",
+        message="expected prompt indices in [-9, 9), got [99]; check --prompts",
     ),
     Row(
         id="unknown-group",

@@ -14,6 +14,7 @@ from zarr.core.sync import sync
 
 from actstore._version import __version__
 from actstore.errors import (
+    ActstoreError,
     CorruptCacheError,
     InvalidArgumentError,
     NotACacheError,
@@ -146,6 +147,8 @@ def open_cache(
         has_root = sync(store.exists("zarr.json"))
     except FileNotFoundError:
         raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there") from None
+    except ActstoreError:  # e.g. ReadOnlyError: a zip opened for writing
+        raise
     except OSError as exc:
         raise NotACacheError(f"expected a Zarr v3 cache at {url!r}, got {exc}") from None
     if not has_root:
