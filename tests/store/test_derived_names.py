@@ -194,25 +194,20 @@ def test_detect_refuses_a_label_or_another_probes_variable(planted: Path) -> Non
     _same(kept, _snapshot(planted, "physics"))
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "actstore", *args], capture_output=True, text=True, check=False
+    )
+
+
 def test_cli_detect_writes_pred_probe(planted: Path) -> None:
     save_probes(_fit(planted, layers=[15]), planted, name="cli_probe")
-    proc = subprocess.run(
-        [sys.executable, "-m", "actstore", "detect", str(planted), "--probes", "cli_probe"]
-        + ["--prompt-set", "physics", "--target", "v_squared"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    det = ("detect", str(planted), "--probes", "cli_probe", "--prompt-set", "physics")
+    proc = _cli(*det, "--target", "v_squared")
     assert proc.returncode == 0, proc.stderr
     assert f"predictions written to {planted} as physics/pred_cli_probe" in proc.stdout
     assert "probe_pred" not in actstore.open(planted, group="physics")
-    proc = subprocess.run(
-        [sys.executable, "-m", "actstore", "detect", str(planted), "--probes", "cli_probe"]
-        + ["--prompt-set", "physics", "--target", "v_squared", "--name", "text"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _cli(*det, "--target", "v_squared", "--name", "text")
     assert proc.returncode == 2
     assert proc.stderr == (
         "actstore: error: expected a new or derived variable name in prompt set 'physics', got "
