@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace, write: bool):  # -> (ProbeSet, DetectionResult)
+    probes = _load(args.cache, args.probes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            result = _run_detect(args, probes, write)
+        finally:  # one line each, like errors (not Python's two-line format), even before one
+            for w in caught:
+                print(f"actstore: warning: {w.message}", file=sys.stderr)
+    used = [int(v) for v in result.stats["layer"].values]
+    return (probes.select_layers(used) if used != probes.layers else probes), result
+
+
+def _run_detect(args: argparse.Namespace, probes: Any, write: bool):  # -> DetectionResult
     from actstore.analysis import detect
 
-    probes = _load(args.cache, args.probes)
-    result = detect(
+    return detect(
         args.cache,
         probes,
         prompt_set=args.prompt_set,
@@ -167,8 +181,6 @@ def _detect(args: argparse.Namespace, write: bool):  # -> (ProbeSet, DetectionRe
         allow_model_mismatch=args.allow_model_mismatch,
         layers=_ints(args.layers) if args.layers else None,
     )
-    used = [int(v) for v in result.stats["layer"].values]
-    return (probes.select_layers(used) if used != probes.layers else probes), result
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
