@@ -234,3 +234,28 @@ def test_cli_bad_prompt_lists_are_one_line(src, tmp_path) -> None:
     )
     proc = _cli("copy", str(src), str(tmp_path / "d.zarr"), "--bogus")  # options still options
     assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_subset_of_an_older_subset_and_of_a_zip_url(src, zips, tmp_path) -> None:
+    """A subset written before ``source_prompt`` existed has only ``subset_of.prompts``."""
+    import zarr
+
+    old = tmp_path / "old.zarr"
+    copy_cache(src, old, prompts=[4, 17, 2, 9])
+    group = zarr.open_group(old / "arith", mode="r+")
+    del group["source_prompt"]
+    del group.attrs["coordinates"]
+    assert "source_prompt" not in actstore.open(old, group="arith").variables
+    copy_cache(old, tmp_path / "new.zarr", prompts=[-1, 1])
+    new = actstore.open(tmp_path / "new.zarr", group="arith")
+    assert new["source_prompt"].values.tolist() == [9, 17]
+    ref = actstore.open(src, group="arith")
+    np.testing.assert_array_equal(new["resid_post"].values, ref["resid_post"].values[[9, 17]])
+    # a zip URL as the source of a copy, into a directory and into another zip
+    copy_cache(f"zip::file://{zips['sub']}", tmp_path / "z.zarr", prompts=[-1])
+    copy_cache(f"zip::file://{zips['sub']}", tmp_path / "z.zip")
+    assert actstore.open(tmp_path / "z.zarr", group="arith")["source_prompt"].values == [12]
+    _equal(
+        actstore.open(tmp_path / "z.zip", group="arith").load(),
+        actstore.open(zips["sub"], group="arith").load(),
+    )

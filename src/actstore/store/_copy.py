@@ -249,11 +249,7 @@ def _copy_set(
         if "subset_of" in provenance:  # a subset of a subset: keep the chain
             subset["source_subset_of"] = provenance["subset_of"]
         provenance["subset_of"] = subset
-    origin = (
-        np.asarray(arrays["source_prompt"][:], dtype=np.int64)
-        if "source_prompt" in arrays
-        else None
-    )
+    origin = _source_prompts(arrays, spec)
     if not full:
         origin = (np.arange(spec.n_prompts) if origin is None else origin)[sel]
     new_spec = PromptSetSpec(
@@ -315,6 +311,21 @@ def _copy_set(
                 attrs=a.attrs[ATTR_KEY].get("lineage"),
             )
     return int(sel.size), new_spec.layers, written
+
+
+def _source_prompts(arrays: dict[str, Any], spec: PromptSetSpec) -> np.ndarray | None:
+    """Each prompt's index in the original cache when the set is itself a subset, else None.
+
+    From ``source_prompt``; a subset written before that coordinate existed has only its
+    provenance's ``subset_of.prompts`` (indices into its own source), which is used instead.
+    """
+    if "source_prompt" in arrays:
+        return np.asarray(arrays["source_prompt"][:], dtype=np.int64)
+    older = spec.provenance.get("subset_of")
+    prompts = older.get("prompts") if isinstance(older, dict) else None
+    if isinstance(prompts, list) and len(prompts) == spec.n_prompts:
+        return np.asarray(prompts, dtype=np.int64)
+    return None
 
 
 def _copy_group_keys(source: Cache, target: Cache, prefix: str) -> None:
