@@ -284,8 +284,6 @@ def _copy_set(
         source_prompt=origin,
     )
     writer = target.prompt_set_writer(name, new_spec, metadata)
-    if origin is not None:  # CF convention: plain xr.open_zarr makes it a coordinate too
-        target.group(name).attrs["coordinates"] = "source_prompt"
     src_block = source.set_info(name)["layout"]["block_size"]
     src_missing = set(source.missing_blocks(name))
     written = 0

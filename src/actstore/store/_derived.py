@@ -16,13 +16,7 @@ import zarr
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.store._arrays import meta_compressors, require_array
-from actstore.store._schema import (
-    ATTR_KEY,
-    RESERVED_NAMES,
-    RESERVED_PREFIXES,
-    _check_name,
-    _jsonable,
-)
+from actstore.store._schema import ATTR_KEY, RESERVED_NAMES, _check_name, _jsonable
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -102,6 +96,8 @@ def _check_derived_name(
     group: zarr.Group, prompt_set: str, name: str, hooks: tuple[str, ...]
 ) -> None:
     """Refuse a derived name that would replace (or pass for) stored data."""
+    from actstore.store._schema import RESERVED_PREFIXES
+
     what = None
     if name in hooks:
         what = "the name of its activations"

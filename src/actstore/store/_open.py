@@ -99,8 +99,6 @@ def open_prompt_set(cache: Cache, name: str, *, dtype: str | None = None) -> xr.
     ds = _open_zarr(cache, name, chunks)
     ds = guard_prompt_set(cache, name, ds, list(info["spec"]["hooks"]))
     ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
-    if "source_prompt" in ds.data_vars:  # a subset copy: each prompt's index in its source
-        ds = ds.set_coords("source_prompt")
     if dtype is not None:
         for hook in info["spec"]["hooks"]:
             ds[hook] = ds[hook].astype(dtype)
