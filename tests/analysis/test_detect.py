@@ -105,8 +105,12 @@ def test_refuses_mismatched_probes(planted_cache, probes) -> None:
     )
     assert res.stats.sizes["prompt"] == 20
     fewer = planted_set(n_prompts=20, kind="test", seed=3, layers=(3, 15), signal_layer=15)
-    with pytest.raises(ProbeMismatchError, match="missing"):
-        detect(fewer, probes, prompt_set="physics", target="v_squared", write=False)
+    with pytest.warns(UserWarning, match=r"leaving out \[9, 21\]"):
+        res = detect(fewer, probes, prompt_set="physics", target="v_squared", write=False)
+    assert res.stats["layer"].values.tolist() == [3, 15]
+    none = planted_set(n_prompts=20, kind="test", seed=3, layers=(4, 16), signal_layer=16)
+    with pytest.raises(ProbeMismatchError, match="some of the probes' layers"):
+        detect(none, probes, prompt_set="physics", target="v_squared", write=False)
 
 
 def test_bad_detect_arguments(planted_cache, planted_pair, probes) -> None:

@@ -113,6 +113,28 @@ def _write_read_only(work: Path) -> Any:
     return cache.write_derived("arith", "pred", np.zeros(9), dims=("prompt",))
 
 
+def _write_derived_over_label(work: Path) -> Any:
+    import numpy as np
+
+    from actstore.store import open_cache
+
+    cache = open_cache(work / "cache.zarr", mode="r+")
+    return cache.write_derived("arith", "value", np.zeros(9), dims=("prompt",))
+
+
+def _open_broken_zip(work: Path) -> Any:
+    import actstore
+
+    (work / "broken.zip").write_text("not a zip")
+    return actstore.open(work / "broken.zip")
+
+
+_DETECT_OTHER = (
+    "detect", "cache.zarr", "--probes", "probes_other.npz", "--prompt-set", "arith", "--target",
+    "value",
+)  # fmt: skip
+
+
 def _spec(**kw: Any) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         from actstore.store import PromptSetSpec
@@ -377,7 +399,7 @@ ROWS: tuple[Row, ...] = (
         input="`actstore copy cache.zarr out.zarr --prompts 0,99`",
         args=("copy", "cache.zarr", "out.zarr", "--prompts", "0,99"),
         error="UnknownNameError",
-        message="expected prompt indices in [0, 9), got [99]; check --prompts",
+        message="expected prompt indices in [-9, 9), got [99]; check --prompts",
     ),
     Row(
         id="unknown-group",
@@ -929,6 +951,81 @@ ROWS: tuple[Row, ...] = (
         message="expected a storage location to read, got 's3://caches/c.zarr': the endpoint "
         "does not answer; check endpoint_url in --storage-options and the network, then retry",
         needs="s3fs",
+    ),
+    # -- issue 10 items 6-7: derived variable names, reserved label names, subsets and zips --
+    Row(
+        id="derived-over-label-cli",
+        where="cli",
+        input="`actstore detect cache.zarr --probes probes_other.npz ... --name x` (x is a label)",
+        args=(*_DETECT_OTHER, "--allow-model-mismatch", "--name", "x"),
+        error="InvalidArgumentError",
+        message="expected a new or derived variable name in prompt set 'arith', got 'x', the "
+        "name of its label; pick another name (predictions are named pred_<probe>)",
+    ),
+    Row(
+        id="derived-over-label-api",
+        where="api",
+        input="`open_cache('cache.zarr', mode='r+').write_derived('arith', 'value', ...)`",
+        call=_write_derived_over_label,
+        error="InvalidArgumentError",
+        message="expected a new or derived variable name in prompt set 'arith', got 'value', the "
+        "name of its label; pick another name (predictions are named pred_<probe>)",
+    ),
+    Row(
+        id="reserved-label-prefix",
+        where="api",
+        input="`Prompt(text='7 times 8', labels={'pred_value': 56})`",
+        call=_prompt(labels={"pred_value": 56}),
+        error="InvalidArgumentError",
+        message="prompt field 'pred_value': expected a label name the cache does not use itself, "
+        "got 'pred_value', which starts with 'pred_' (reserved for derived predictions); rename "
+        "it",
+    ),
+    Row(
+        id="reserved-label-name",
+        where="api",
+        input="`Prompt(text='7 times 8', labels={'n_tokens': 3})`",
+        call=_prompt(labels={"n_tokens": 3}),
+        error="InvalidArgumentError",
+        message="prompt field 'n_tokens': expected a label name the cache does not use itself, "
+        "got the reserved name 'n_tokens' (the store's own 'n_tokens' variable); rename it",
+    ),
+    Row(
+        id="detect-read-only",
+        where="cli",
+        input="`actstore detect cache.zip --probes probes_other.npz --prompt-set arith --target "
+        "value` (writes into a zip)",
+        args=("detect", "cache.zip", *_DETECT_OTHER[2:]),
+        error="ReadOnlyError",
+        message="expected a writable cache to store the predictions in, got 'cache.zip', which "
+        "is read-only; pass --no-write (write=False) to detect without storing the predictions",
+    ),
+    Row(
+        id="detect-layers",
+        where="cli",
+        input="`actstore detect cache.zarr ... --layers 2 --no-write` (probed and stored: 1, 4, 6)",
+        args=(*_DETECT_OTHER, "--layers", "2", "--no-write"),
+        error="UnknownNameError",
+        message="expected distinct layers both the probes [1, 4, 6] and prompt set 'arith' "
+        "[1, 4, 6] have, got [2]; pick among [1, 4, 6]",
+    ),
+    Row(
+        id="copy-duplicate-prompts",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompts -1,8` (9 prompts: -1 is 8)",
+        args=("copy", "cache.zarr", "out.zarr", "--prompts", "-1,8"),
+        error="InvalidArgumentError",
+        message="expected distinct prompts, got [8] more than once (negative indices count from "
+        "the end); list each prompt once",
+    ),
+    Row(
+        id="zip-unreadable",
+        where="api",
+        input="`actstore.open('broken.zip')` (a text file named .zip)",
+        call=_open_broken_zip,
+        error="NotACacheError",
+        message="expected a zip file at '…broken.zip', got one zipfile cannot read (File is not "
+        "a zip file); copy the cache again (`actstore copy CACHE NEW.zip`)",
     ),
 )
 

@@ -225,7 +225,7 @@ def test_write_derived_keeps_bookkeeping(synthetic_cache) -> None:
     np.testing.assert_array_equal(actstore.open(path, group="arith")["probe_pred"].values, pred * 2)
     with pytest.raises(InvalidArgumentError, match="shape"):
         cache.write_derived("arith", "p2", pred[:3], dims=("prompt", "layer", "token"))
-    with pytest.raises(InvalidArgumentError, match="uses for its own"):
+    with pytest.raises(InvalidArgumentError, match="the name of its activations"):
         cache.write_derived("arith", "resid_post", pred, dims=("prompt", "layer", "token"))
 
 

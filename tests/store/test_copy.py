@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import actstore
-from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
 from actstore.store import copy_cache, open_cache
 from tests._fixtures.store import make_synthetic, write_synthetic
 
@@ -95,7 +95,7 @@ def test_zip_copy_opens_directly(source, tmp_path) -> None:
     tree = actstore.open(tmp_path / "full.zip")
     assert set(tree.children) == {"arithmetic", "physics", "probes"}
     # a zip cache is read-only: writing to it is refused
-    with pytest.raises(InvalidArgumentError, match="read-only"):
+    with pytest.raises(ReadOnlyError, match="read-only"):
         open_cache(tmp_path / "c.zip", mode="r+")
 
 

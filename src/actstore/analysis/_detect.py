@@ -13,6 +13,7 @@ that minimum is small by chance alone, so every statistic here is computed three
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from actstore.analysis._data import SetSource, label_vector, open_source, span_masks
+from actstore.analysis._data import SetSource, label_vector, span_masks
+from actstore.analysis._detect_write import _open_for_detect, _write_back
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
 from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
+from actstore.store._schema import derived_name
 
 __all__ = ["CONTROLS", "DetectionResult", "detect", "token_statistics"]
 
@@ -171,30 +174,40 @@ def detect(
     *,
     prompt_set: str,
     target: str,
-    name: str = "probe_pred",
+    name: str | None = None,
     write: bool = True,
     span: str | None = None,
     seed: int = 0,
     allow_model_mismatch: bool = False,
     scheduler: str | None = None,
+    layers: Sequence[int] | None = None,
 ) -> DetectionResult:
     """Apply each layer's probe at every real token of ``prompt_set`` and compare with ``target``.
 
     Parameters
     ----------
     cache : a cache path/URL, a ``Cache`` (needed for ``write=True``) or an ``xarray.Dataset``.
-    probes : from :func:`fit_probes` or :func:`load_probes`; refused if its d_model, layers or model
+    probes : from :func:`fit_probes` or :func:`load_probes`; refused if its d_model or model
         fingerprint do not match the cache (``allow_model_mismatch`` lifts the last check only).
     target : numeric label ``(prompt,)`` the predictions are compared with (e.g. ``"v_squared"``).
-    name : derived variable written back: ``name (prompt, layer, token)`` float32 for the probe and
+    name : derived variable written back (default ``pred_<probe name>``, see
+        :attr:`ProbeSet.name`): ``name (prompt, layer, token)`` float32 for the probe and
         ``name + "_control"`` for the shuffled-label probe, NaN at padding and unprobed layers.
+        It never replaces a label, metadata or activations, nor another probe's predictions.
+    layers : layers to detect at (each probed and stored); default every probed layer the prompt
+        set stores, warning about the others (a subset copy may hold only some).
     span : span whose tokens are "where the value is written"; default: the span named like the
         target, if the prompt set has one.
     seed : seed of the random in-range target control.
     """
-    src = open_source(cache, prompt_set, mode="r+" if write else "r")
+    src = _open_for_detect(cache, prompt_set, write)
     hook = str(probes.lineage.get("hook", "resid_post"))
-    check_compatible(probes, src, hook=hook, allow_model_mismatch=allow_model_mismatch)
+    use = check_compatible(
+        probes, src, hook=hook, allow_model_mismatch=allow_model_mismatch, layers=layers
+    )
+    if use != probes.layers:
+        probes = probes.select_layers(use)
+    name = derived_name(probes.default_name) if name is None else name
     ds = src.ds
     y = label_vector(ds, target)
     masks = span_masks(ds)
@@ -239,6 +252,8 @@ def detect(
     stats = xr.Dataset(data, coords=coords)
     lineage = {
         "probe": probes.lineage,
+        "probe_name": probes.default_name,
+        "layers": probes.layers,
         "prompt_set": prompt_set,
         "target": target,
         "span": span,
@@ -255,6 +270,7 @@ def detect(
         },
     )
     if write:
+        lineage["written_as"] = name
         _write_back(src, name, values, probes.layers, lineage)
     n_tok = values.shape[2]
     tokens = xr.Dataset(
@@ -271,23 +287,3 @@ def detect(
     if span_arr is not None:
         tokens["span_mask"] = (("prompt", "token"), span_arr)
     return DetectionResult(predictions=pred, stats=stats, span=span, lineage=lineage, tokens=tokens)
-
-
-def _write_back(
-    src: SetSource, name: str, values: np.ndarray, layers: list[int], lineage: dict
-) -> None:
-    import json
-
-    stored = [int(v) for v in src.ds["layer"].values]
-    full = np.full(
-        (values.shape[0], len(stored), values.shape[2], values.shape[3]), np.nan, dtype=np.float32
-    )
-    full[:, [stored.index(v) for v in layers]] = values
-    attrs = json.loads(json.dumps(lineage, default=str))
-    dims = ("prompt", "layer", "token")
-    src.cache.write_derived(src.prompt_set, name, full[..., 0], dims=dims, attrs=attrs)
-    if values.shape[3] > 1:
-        attrs_c = {**attrs, "control": "shuffled_probe"}
-        src.cache.write_derived(
-            src.prompt_set, f"{name}_control", full[..., 1], dims=dims, attrs=attrs_c
-        )

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +77,7 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
             "lineage": ds.attrs[_ATTR],
         }
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+        probes.name = probes.name or path.stem
         return str(path)
     if isinstance(dest, str | os.PathLike) and name is None:
         if not str(dest).rstrip("/").endswith(".zarr"):
@@ -83,6 +86,7 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
                 "pass name= to save inside a cache"
             )
         ds.to_zarr(os.fspath(dest), mode="w", zarr_format=3, consolidated=False)
+        probes.name = probes.name or Path(os.fspath(dest).rstrip("/")).stem
         return str(dest)
     if name is None:
         raise InvalidArgumentError("expected name= to save probes inside a cache, got None")
@@ -93,6 +97,7 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
 
         cache = store.open_cache(os.fspath(dest), mode="r+")
     cache.write_dataset(f"probes/{name}", ds)
+    probes.name = name
     return f"{cache.url}#probes/{name}"
 
 
@@ -119,7 +124,7 @@ def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
             raise InvalidArgumentError(f"expected probe metadata format {_FORMAT!r}, got {got!r}")
-        return ProbeSet(_read_npz(path, meta))
+        return ProbeSet(_read_npz(path, meta), name=path.stem)
     if name is None:
         path = os.fspath(src)
         if "://" not in path and not Path(path).exists():
@@ -142,7 +147,7 @@ def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
         raise InvalidArgumentError(f"expected saved actstore probes, got a dataset without {_ATTR}")
     attrs = ds.attrs[_ATTR]
     ds.attrs = {_ATTR: json.loads(attrs) if isinstance(attrs, str) else dict(attrs)}
-    return ProbeSet(ds)
+    return ProbeSet(ds, name=name or Path(os.fspath(src).rstrip("/")).stem)
 
 
 def _read_npz(path: Path, meta: dict[str, Any]) -> xr.Dataset:
@@ -201,9 +206,27 @@ def _open_standalone_zarr(path: str) -> xr.Dataset:
 
 
 def check_compatible(
-    probes: ProbeSet, src: SetSource, *, hook: str, allow_model_mismatch: bool = False
-) -> None:
-    """Refuse probes whose d_model, layers or model fingerprint differ from the prompt set's."""
+    probes: ProbeSet,
+    src: SetSource,
+    *,
+    hook: str,
+    allow_model_mismatch: bool = False,
+    layers: Sequence[int] | None = None,
+) -> list[int]:
+    """Refuse probes whose d_model or model fingerprint differ from the prompt set's; return the
+    layers to use.
+
+    The layers are *layers* when given (each must be both probed and stored), else every probed
+    layer the prompt set stores (a subset copy may hold only some): the others are named in a
+    warning, and none in common is refused.
+
+    Raises
+    ------
+    ProbeMismatchError
+        Other activation, d_model or model; no probed layer stored.
+    UnknownNameError
+        *layers* names a layer the probes or the prompt set lack.
+    """
     ds = src.ds
     if hook not in ds.variables:
         raise ProbeMismatchError(
@@ -216,13 +239,7 @@ def check_compatible(
             f"expected probes for d_model {d} (prompt set {src.prompt_set!r}), got probes of "
             f"d_model {probes.d_model}; fit probes on activations of the same model"
         )
-    stored = {int(v) for v in ds["layer"].values}
-    missing = [v for v in probes.layers if v not in stored]
-    if missing:
-        raise ProbeMismatchError(
-            f"expected the probes' layers {probes.layers} in prompt set {src.prompt_set!r}, got "
-            f"layers {sorted(stored)} (missing {missing}); extract those layers or refit"
-        )
+    use = usable_layers(probes, src, layers)
     mine = probes.lineage.get("model_fingerprint")
     theirs = src.model_fingerprint
     if not allow_model_mismatch and mine is not None and theirs is not None and mine != theirs:
@@ -230,6 +247,36 @@ def check_compatible(
             f"expected activations of the model the probes were fitted on ({mine}), got model "
             f"{theirs}; use a cache of that model (or allow_model_mismatch=True if intended)"
         )
+    return use
+
+
+def usable_layers(probes: ProbeSet, src: SetSource, layers: Sequence[int] | None) -> list[int]:
+    """The layers detection uses (see :func:`check_compatible`)."""
+    stored = [int(v) for v in src.ds["layer"].values]
+    both = [v for v in probes.layers if v in stored]
+    if layers is not None:
+        wanted = [int(v) for v in layers]
+        if not wanted or len(set(wanted)) != len(wanted) or any(v not in both for v in wanted):
+            raise UnknownNameError(
+                f"expected distinct layers both the probes {probes.layers} and prompt set "
+                f"{src.prompt_set!r} {stored} have, got {wanted}; pick among {both}"
+            )
+        return wanted
+    if not both:
+        raise ProbeMismatchError(
+            f"expected some of the probes' layers {probes.layers} in prompt set "
+            f"{src.prompt_set!r}, got layers {stored}; extract those layers or refit the probes"
+        )
+    dropped = [v for v in probes.layers if v not in stored]
+    if dropped:
+        warnings.warn(
+            f"prompt set {src.prompt_set!r} stores {len(both)} of the probes' "
+            f"{len(probes.layers)} layers: using {both}, leaving out {dropped} (not stored); "
+            "pass layers= (--layers) to choose",
+            UserWarning,
+            stacklevel=4,
+        )
+    return both
 
 
 def list_probes(cache: Any) -> list[str]:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from actstore.errors import UnknownNameError
+
 if TYPE_CHECKING:
     from actstore.analysis._detect import DetectionResult
     from actstore.analysis._probes import ProbeSet
@@ -58,10 +60,22 @@ def _label(tok: str, width: int = 10) -> str:
 
 
 def _prompt_positions(result: DetectionResult, prompts: Sequence[int] | None, n: int) -> list[int]:
-    labels = list(result.tokens["prompt"].values)
+    """Rows of the prompts labelled *prompts*; a negative one counts from the end (-1: last)."""
+    labels = [int(v) for v in result.tokens["prompt"].values]
     if prompts is None:
         return list(range(min(n, len(labels))))
-    return [labels.index(p) for p in prompts]
+    rows = []
+    for p in prompts:
+        if int(p) < 0 and -len(labels) <= int(p):
+            rows.append(len(labels) + int(p))
+        elif int(p) in labels:
+            rows.append(labels.index(int(p)))
+        else:
+            raise UnknownNameError(
+                f"expected prompts among {labels[0]}..{labels[-1]} (or -1 for the last), got "
+                f"{int(p)}; pick prompts of the prompt set"
+            )
+    return rows
 
 
 def _token_ticks(ax: Any, tokens: np.ndarray, n: int, max_labels: int = 60) -> None:

@@ -113,10 +113,21 @@ class ProbeSet:
     ``intercept (layer)``, ``alpha (layer)``, ``cv_r2``/``cv_mae``/``train_r2``/``train_mae``
     ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, and the same with a
     ``control_`` prefix for the probe fitted on shuffled labels. ``.lineage`` is a JSON dict.
+    ``.name`` is the name it was saved or loaded under (``probes/NAME`` of a cache, or the file's
+    stem), ``None`` for probes never saved: detection names its predictions ``pred_<name>``.
     """
 
-    def __init__(self, dataset: xr.Dataset) -> None:
+    def __init__(self, dataset: xr.Dataset, name: str | None = None) -> None:
         self.dataset = dataset
+        self.name = name
+
+    @property
+    def default_name(self) -> str:
+        """``.name``, else ``TARGET_POSITION`` (the name ``actstore probe fit`` saves under)."""
+        if self.name:
+            return self.name
+        lin = self.lineage
+        return f"{lin.get('target', 'probe')}_{lin.get('position', 'last')}"
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -133,6 +144,16 @@ class ProbeSet:
     @property
     def has_control(self) -> bool:
         return "control_coef" in self.dataset
+
+    def select_layers(self, layers: Sequence[int]) -> ProbeSet:
+        """The same probes restricted to *layers* (each one of ``.layers``), in that order."""
+        missing = [int(v) for v in layers if int(v) not in self.layers]
+        if missing:
+            raise UnknownNameError(
+                f"expected layers among the probes' {self.layers}, got {missing}; pick those"
+            )
+        sub = self.dataset.sel(layer=[int(v) for v in layers])
+        return ProbeSet(sub, name=self.name)
 
     def weights(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64."""

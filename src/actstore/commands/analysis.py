@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
+from actstore.commands import allow_negative_index_values
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -27,6 +30,9 @@ _DETECT_EPILOG = """examples:
   actstore detect cache.zarr --probes probes.npz --prompt-set physics --target v_squared \\
       --span v_squared --json --per-prompt > detection.json
   actstore detect cache.zarr --probes value_last --prompt-set physics --target v_squared --no-write
+  actstore detect small.zarr --probes value_last --prompt-set physics --target v_squared \\
+      --layers 15,23          # a subset copy holding some of the probes' layers
+(predictions are written as PROMPT_SET/pred_PROBE; a read-only cache needs --no-write)
 """
 
 _PLOT_EPILOG = """examples:
@@ -148,10 +154,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace, write: bool):  # -> (ProbeSet, DetectionResult)
+    probes = _load(args.cache, args.probes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            result = _run_detect(args, probes, write)
+        finally:  # one line each, like errors (not Python's two-line format), even before one
+            for w in caught:
+                print(f"actstore: warning: {w.message}", file=sys.stderr)
+    used = [int(v) for v in result.stats["layer"].values]
+    return (probes.select_layers(used) if used != probes.layers else probes), result
+
+
+def _run_detect(args: argparse.Namespace, probes: Any, write: bool):  # -> DetectionResult
     from actstore.analysis import detect
 
-    probes = _load(args.cache, args.probes)
-    result = detect(
+    return detect(
         args.cache,
         probes,
         prompt_set=args.prompt_set,
@@ -159,10 +177,10 @@ def _detect(args: argparse.Namespace, write: bool):  # -> (ProbeSet, DetectionRe
         span=args.span,
         seed=args.seed,
         write=write,
-        name=getattr(args, "name", "probe_pred"),
+        name=getattr(args, "name", None),
         allow_model_mismatch=args.allow_model_mismatch,
+        layers=_ints(args.layers) if args.layers else None,
     )
-    return probes, result
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -188,7 +206,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         )
     print(f"best layer: {result.best_layer}")
     if not args.no_write:
-        print(f"predictions written to {args.cache} as {args.prompt_set}/{args.name}")
+        name = result.lineage["written_as"]
+        print(f"predictions written to {args.cache} as {args.prompt_set}/{name}")
     return 0
 
 
@@ -229,6 +248,10 @@ def _detect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, help="numeric label to compare with (v_squared)")
     p.add_argument("--span", help="span marking where the value is written (default: the target)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-target control")
+    p.add_argument(
+        "--layers",
+        help="comma-separated layers to use (default: every probed layer the prompt set stores)",
+    )
     p.add_argument(
         "--allow-model-mismatch",
         action="store_true",
@@ -284,7 +307,9 @@ def register(subparsers: Any) -> None:
         formatter_class=fmt,
     )
     _detect_args(det)
-    det.add_argument("--name", default="probe_pred", help="derived variable to write")
+    det.add_argument(
+        "--name", help="derived variable to write (default pred_PROBE, PROBE the probes' name)"
+    )
     det.add_argument("--no-write", action="store_true", help="do not write predictions back")
     det.add_argument("--json", action="store_true", help="print statistics as JSON")
     det.add_argument("--per-prompt", action="store_true", help="with --json: per-prompt rows too")
@@ -296,6 +321,7 @@ def register(subparsers: Any) -> None:
     _detect_args(plot)
     plot.add_argument("--out", required=True, help="directory for the PNG files")
     plot.add_argument("--prompts", help="comma-separated prompt indices to draw (default first)")
+    allow_negative_index_values(plot)
     plot.set_defaults(func=_cmd_plot)
 
     rep = subparsers.add_parser(
@@ -308,4 +334,5 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--out", required=True, help="directory for report.md, report.html, PNGs")
     rep.add_argument("--title", default="actstore experiment", help="report title")
     rep.add_argument("--prompts", help="comma-separated prompt indices to draw (default first)")
+    allow_negative_index_values(rep)
     rep.set_defaults(func=_cmd_report)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from actstore.commands import allow_negative_index_values
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -90,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=raw,
         epilog="examples:\n  actstore copy cache.zarr backup.zarr\n"
         "  actstore copy cache.zarr small.zarr --layers 15,31 --prompts 0:100\n"
+        "  actstore copy cache.zarr ends.zarr --prompts -1,0     # last and first prompt\n"
         "  actstore copy cache.zarr physics.zip --prompt-sets physics\n"
         "  actstore copy cache.zarr s3://bucket/cache.zarr\n",
     )
@@ -97,7 +99,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dst", help="new destination: path, URL, or a path ending in .zip")
     p.add_argument("--layers", help="real layer indices to keep, e.g. 7,15,23 (default all)")
     p.add_argument("--prompt-sets", help="prompt sets to copy, comma-separated (default all)")
-    p.add_argument("--prompts", help="prompt indices to keep: START:STOP[:STEP] or 0,5,9")
+    p.add_argument(
+        "--prompts",
+        help="prompt indices to keep: START:STOP[:STEP] or 0,5,9; negative count from the end "
+        "(-1,0: last and first)",
+    )
+    allow_negative_index_values(p)
     p.add_argument("--storage-options", help="fsspec options of SRC as JSON")
     p.add_argument("--dst-storage-options", help="fsspec options of DST as JSON")
     p.set_defaults(func=_cmd_copy)

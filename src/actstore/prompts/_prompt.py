@@ -42,6 +42,13 @@ def _check_label(name: Any, value: Any) -> LabelValue:
             f"expected a label name other than 'text', 'spans' or 'span:*', got {name!r}; "
             "rename the label",
         )
+    from actstore.store._schema import reserved_label_problem
+
+    problem = reserved_label_problem(name)
+    if problem is not None:
+        raise FieldError(
+            name, f"expected a label name the cache does not use itself, got {problem}; rename it"
+        )
     # bool is an int subclass but a label of True is almost always a mistake in a numeric column.
     if isinstance(value, bool | np.bool_):
         raise FieldError(name, f"expected a number or a string, got the boolean {value!r}")

@@ -15,6 +15,7 @@ from zarr.core.sync import sync
 from actstore._locations import located, location_error, location_errors
 from actstore._version import __version__
 from actstore.errors import (
+    ActstoreError,
     CorruptCacheError,
     InvalidArgumentError,
     NotACacheError,
@@ -166,6 +167,8 @@ def _open_cache(url: str, mode: str, storage_options: dict[str, Any] | None) -> 
         has_root = sync(store.exists("zarr.json"))
     except FileNotFoundError:
         raise StoreNotFoundError(f"expected a cache at {url!r}, got nothing there") from None
+    except ActstoreError:  # e.g. ReadOnlyError: a zip opened for writing
+        raise
     except OSError as exc:
         if not is_local(url) or isinstance(exc, PermissionError):
             raise location_error(exc, url, "read") from exc

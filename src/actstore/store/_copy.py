@@ -63,16 +63,24 @@ def parse_prompts(text: str) -> list[int] | slice:
 
 
 def _select_prompts(n: int, prompts: Sequence[int] | slice | None) -> np.ndarray:
+    """Prompt indices to copy, in order; negative indices count from the end (``-1``: last)."""
     if prompts is None:
         return np.arange(n)
     if isinstance(prompts, slice):
         idx = np.arange(n)[prompts]
     else:
         idx = np.asarray(list(prompts), dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= n)]
+        bad = idx[(idx < -n) | (idx >= n)]
         if bad.size:
             raise UnknownNameError(
-                f"expected prompt indices in [0, {n}), got {bad[:5].tolist()}; check --prompts"
+                f"expected prompt indices in [-{n}, {n}), got {bad[:5].tolist()}; check --prompts"
+            )
+        idx = np.where(idx < 0, idx + n, idx)
+        uniq, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            raise InvalidArgumentError(
+                f"expected distinct prompts, got {uniq[counts > 1][:5].tolist()} more than once "
+                "(negative indices count from the end); list each prompt once"
             )
     if idx.size == 0:
         raise InvalidArgumentError(f"expected at least one prompt selected out of {n}, got none")
@@ -102,6 +110,9 @@ def copy_cache(
 
     Blocks missing in the source stay missing in the copy (only prompts of complete source blocks
     are copied and recorded). Derived variables are subset along ``prompt`` and ``layer``.
+    A subset renumbers its prompts from 0 and keeps each one's index in the original cache as the
+    ``source_prompt`` coordinate (composed through subsets of subsets); its provenance
+    ``subset_of`` names the source, the copied prompts and layers and the source's layers.
     """
     source = open_cache(src, mode="r", storage_options=storage_options)
     _refuse_links(source.url)
@@ -226,31 +237,34 @@ def _copy_set(
     group = source.group(name)
     layer_idx, sel = _selection(source, name, layers, prompts)
     full = layers is None and prompts is None
+    arrays = {k: arr for k, arr in group.arrays()}
+    new_layers = tuple(spec.layers[i] for i in layer_idx)
+    provenance = dict(spec.provenance)
+    if not full:
+        subset = {
+            "url": source.url,
+            "prompts": sel.tolist(),
+            "layers": list(new_layers),
+            "source_layers": list(spec.layers),
+            "source_n_prompts": spec.n_prompts,
+        }
+        if "subset_of" in provenance:  # a subset of a subset: keep the chain
+            subset["source_subset_of"] = provenance["subset_of"]
+        provenance["subset_of"] = subset
+    origin = _source_prompts(arrays, spec)
+    if not full:
+        origin = (np.arange(spec.n_prompts) if origin is None else origin)[sel]
     new_spec = PromptSetSpec(
         n_prompts=int(sel.size),
         n_tokens_max=spec.n_tokens_max,
-        layers=tuple(spec.layers[i] for i in layer_idx),
+        layers=new_layers,
         d_model=spec.d_model,
         dtype=spec.dtype,
         hooks=spec.hooks,
         block_size=spec.block_size if full else None,
         fingerprint=spec.fingerprint,
-        provenance={
-            **spec.provenance,
-            **(
-                {}
-                if full
-                else {
-                    "subset_of": {
-                        "url": source.url,
-                        "prompts": sel.tolist(),
-                        "layers": list(spec.layers),
-                    }
-                }
-            ),
-        },
+        provenance=provenance,
     )
-    arrays = {k: arr for k, arr in group.arrays()}
     spans = [str(s) for s in np.asarray(arrays["span"][:])]
     span_mask = np.asarray(arrays["span_mask"].oindex[sel])
     labels = {
@@ -269,6 +283,7 @@ def _copy_set(
         token_str=np.asarray(arrays["token_str"].oindex[sel]).astype(object),
         labels={k: (v.astype(object) if v.dtype.kind in "OTU" else v) for k, v in labels.items()},
         span_masks={s: span_mask[:, i, :] for i, s in enumerate(spans)},
+        source_prompt=origin,
     )
     writer = target.prompt_set_writer(name, new_spec, metadata)
     src_block = source.set_info(name)["layout"]["block_size"]
@@ -296,6 +311,21 @@ def _copy_set(
                 attrs=a.attrs[ATTR_KEY].get("lineage"),
             )
     return int(sel.size), new_spec.layers, written
+
+
+def _source_prompts(arrays: dict[str, Any], spec: PromptSetSpec) -> np.ndarray | None:
+    """Each prompt's index in the original cache when the set is itself a subset, else None.
+
+    From ``source_prompt``; a subset written before that coordinate existed has only its
+    provenance's ``subset_of.prompts`` (indices into its own source), which is used instead.
+    """
+    if "source_prompt" in arrays:
+        return np.asarray(arrays["source_prompt"][:], dtype=np.int64)
+    older = spec.provenance.get("subset_of")
+    prompts = older.get("prompts") if isinstance(older, dict) else None
+    if isinstance(prompts, list) and len(prompts) == spec.n_prompts:
+        return np.asarray(prompts, dtype=np.int64)
+    return None
 
 
 def _copy_group_keys(source: Cache, target: Cache, prefix: str) -> None:

@@ -1,4 +1,10 @@
-"""Variables and groups added after extraction: ``probe_pred``, ``probes/<name>``."""
+"""Variables and groups added after extraction: ``pred_<probe>``, ``probes/<name>``.
+
+A derived variable never replaces stored data: its name may not be a reserved name, a hook, a name
+starting like an activation (``resid_``, ``attn_``, ...), or the name of any stored variable that
+is not itself derived (a label, metadata, activations). Writing a derived variable again under the
+same name replaces only that variable.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +42,7 @@ def write_derived(
     group = cache.group(prompt_set)
     spec = cache.spec(prompt_set)
     _check_name("derived variable", name)
-    if name in RESERVED_NAMES or name in spec.hooks:
-        raise InvalidArgumentError(
-            f"expected a new variable name, got {name!r}, which the prompt set uses for its own "
-            "data; pick another name"
-        )
+    _check_derived_name(group, prompt_set, name, spec.hooks)
     sizes = {
         "prompt": spec.n_prompts,
         "layer": len(spec.layers),
@@ -89,6 +91,32 @@ def write_derived(
         da.store(data.rechunk(chunks), arr, lock=False)
     else:
         arr[...] = np.asarray(data)
+
+
+def _check_derived_name(
+    group: zarr.Group, prompt_set: str, name: str, hooks: tuple[str, ...]
+) -> None:
+    """Refuse a derived name that would replace (or pass for) stored data."""
+    from actstore.store._schema import RESERVED_PREFIXES
+
+    what = None
+    if name in hooks:
+        what = "the name of its activations"
+    elif name in RESERVED_NAMES:
+        what = "a name of its metadata"
+    elif name.startswith(tuple(p for p in RESERVED_PREFIXES if p != "pred_")):
+        what = "a name reserved for activations"
+    elif name in group:
+        node = group[name]
+        meta = node.attrs.get(ATTR_KEY) if isinstance(node, zarr.Array) else None
+        if not (isinstance(meta, Mapping) and meta.get("kind") == "derived"):
+            one_d = isinstance(node, zarr.Array) and len(node.shape) == 1
+            what = "the name of its label" if one_d else "the name of its stored data"
+    if what is not None:
+        raise InvalidArgumentError(
+            f"expected a new or derived variable name in prompt set {prompt_set!r}, got "
+            f"{name!r}, {what}; pick another name (predictions are named pred_<probe>)"
+        )
 
 
 def _check_group_path(cache: Cache, group_path: str) -> str:

@@ -25,10 +25,13 @@ __all__ = [
     "METADATA_VARS",
     "PROBES_GROUP",
     "RESERVED_NAMES",
+    "RESERVED_PREFIXES",
     "SCHEMA_VERSION",
     "PromptSetMetadata",
     "PromptSetSpec",
     "compare_specs",
+    "derived_name",
+    "reserved_label_problem",
     "spec_from_json",
     "spec_to_json",
 ]
@@ -36,7 +39,18 @@ __all__ = [
 #: The per-prompt and per-(prompt, token) variables every prompt set has (besides labels, hooks
 #: and derived variables).
 METADATA_VARS = frozenset(
-    {"prompt", "layer", "token", "span", "text", "n_tokens", "token_id", "token_str", "span_mask"}
+    {
+        "prompt",
+        "layer",
+        "token",
+        "span",
+        "text",
+        "n_tokens",
+        "token_id",
+        "token_str",
+        "span_mask",
+        "source_prompt",
+    }
 )
 
 #: Version of the on-disk layout; bumped when a reader of the old layout would misread the new one.
@@ -64,10 +78,35 @@ RESERVED_NAMES = frozenset(
         "token_str",
         "span",
         "span_mask",
+        "source_prompt",
         "block",
         DONE_ARRAY,
     }
 )
+
+
+#: Prefixes of the names actstore writes into a prompt set besides :data:`RESERVED_NAMES`: derived
+#: predictions (``pred_<probe>``) and activation hooks (``resid_post``, TransformerLens ``attn_z``,
+#: ``mlp_post``, ``ln1_normalized``, ...). A label may not start with one of them.
+RESERVED_PREFIXES = ("pred_", "resid_", "attn_", "mlp_", "ln1_", "ln2_", "ln_final", "hook_")
+
+
+def reserved_label_problem(name: str) -> str | None:
+    """Why *name* cannot be a label (a name the store writes itself), or ``None`` when it can."""
+    if name in RESERVED_NAMES:
+        return f"the reserved name {name!r} (the store's own {name!r} variable)"
+    for prefix in RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            what = "derived predictions" if prefix == "pred_" else "activations"
+            return f"{name!r}, which starts with {prefix!r} (reserved for {what})"
+    return None
+
+
+def derived_name(probe: str) -> str:
+    """The variable detection writes for the probe named *probe*: ``pred_<probe>``."""
+    import re
+
+    return "pred_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", probe).lstrip("._")
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -222,6 +261,9 @@ class PromptSetMetadata:
         Label columns, each ``(prompt,)``: numbers (stored float64) or strings.
     span_masks
         Named spans, each a ``(prompt, token)`` bool mask of the tokens inside the span.
+    source_prompt
+        ``(prompt,)`` index of each prompt in the cache this prompt set was copied from (subset
+        copies); stored as the ``source_prompt`` coordinate. ``None``: not a subset.
     """
 
     text: Sequence[str]
@@ -230,6 +272,7 @@ class PromptSetMetadata:
     token_str: np.ndarray
     labels: Mapping[str, np.ndarray] = field(default_factory=dict)
     span_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    source_prompt: np.ndarray | None = None
 
     def checked(self, spec: PromptSetSpec) -> dict[str, np.ndarray]:
         """Validate against *spec*; return the arrays to store, keyed by variable name."""
@@ -258,9 +301,12 @@ class PromptSetMetadata:
         }
         for name, values in self.labels.items():
             _check_name("label", name)
-            if name in RESERVED_NAMES or name in spec.hooks:
+            problem = reserved_label_problem(name)
+            if problem is None and name in spec.hooks:
+                problem = f"{name!r}, the name of a stored activation"
+            if problem is not None:
                 raise InvalidArgumentError(
-                    f"expected a label name, got the reserved name {name!r}; rename the label"
+                    f"expected a label name, got {problem}; rename the label"
                 )
             arr = np.asarray(values)
             _expect_shape(f"label {name!r}", arr, (p,))
@@ -278,6 +324,14 @@ class PromptSetMetadata:
             mask[:, i, :] = m & ~pad
         out["span"] = np.asarray(spans, dtype=object)
         out["span_mask"] = mask
+        if self.source_prompt is not None:
+            src = np.asarray(self.source_prompt)
+            _expect_shape("source_prompt", src, (p,))
+            if src.dtype.kind not in "iu" or (src.size and src.min() < 0):
+                raise InvalidArgumentError(
+                    f"expected non-negative integer source_prompt indices, got dtype {src.dtype}"
+                )
+            out["source_prompt"] = src.astype(np.int64)
         return out
 
 

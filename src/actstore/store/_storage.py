@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,17 @@ from typing import Any
 from zarr.abc.store import Store
 from zarr.storage import FsspecStore, LocalStore, ZipStore
 
-from actstore.errors import InvalidArgumentError
+from actstore.errors import InvalidArgumentError, NotACacheError, ReadOnlyError
 
-__all__ = ["creation_lock", "is_local", "is_zip", "local_path", "make_store", "normalize_url"]
+__all__ = [
+    "creation_lock",
+    "is_local",
+    "is_zip",
+    "local_path",
+    "make_store",
+    "normalize_url",
+    "zip_location",
+]
 
 
 def normalize_url(url: str | os.PathLike[str]) -> str:
@@ -35,6 +45,22 @@ def is_zip(url: str) -> bool:
     return is_local(url) and url.lower().endswith(".zip")
 
 
+def zip_location(url: str) -> tuple[str, str] | None:
+    """``(zip file, folder inside it)`` for a ``.zip`` path or an fsspec zip URL, else ``None``.
+
+    Accepted: ``cache.zip``, ``zip::file:///data/cache.zip``, ``zip::s3://bucket/cache.zip`` and
+    ``zip://FOLDER::file:///data/cache.zip`` (the cache is the zip's ``FOLDER``).
+    """
+    if is_zip(url):
+        return url, ""
+    if url.startswith("zip::"):
+        return normalize_url(url[len("zip::") :]), ""
+    if url.startswith("zip://") and "::" in url:
+        inner, rest = url[len("zip://") :].split("::", 1)
+        return normalize_url(rest), inner.strip("/")
+    return None
+
+
 def local_path(url: str) -> Path | None:
     return Path(url) if is_local(url) else None
 
@@ -43,13 +69,14 @@ def make_store(
     url: str, *, read_only: bool, storage_options: dict[str, Any] | None = None
 ) -> Store:
     """Open the zarr store behind *url* (does not check that a cache is there)."""
-    if is_zip(url):
+    location = zip_location(url)
+    if location is not None:
         if not read_only:
-            raise InvalidArgumentError(
+            raise ReadOnlyError(
                 f"expected a writable cache location, got the zip file {url!r}; zip caches are "
                 "read-only: write to a directory and `actstore copy` it to a .zip"
             )
-        store = ZipStore(url, mode="r")
+        store = ZipCacheStore(*location, storage_options=storage_options)
         store._sync_open()  # opens the zip file now (FileNotFoundError here, not on first read)
         return store
     if is_local(url):
@@ -86,3 +113,86 @@ def creation_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ZipCacheStore(ZipStore):
+    """A read-only zip cache: a local zip file or any fsspec URL of one.
+
+    The cache may sit at the zip's root or in one folder of it (``zip -r c.zip c.zarr`` puts every
+    entry under ``c.zarr/``): *folder*, or the one top-level folder holding a ``zarr.json`` when
+    the root has none, is presented as the root. Directory entries are left out (zarr lists keys,
+    never folders). zarr's own ``ZipStore`` opens local paths only; fsspec's zip filesystem lists
+    folders of a zip without directory entries wrongly, so xarray found no arrays through it.
+    """
+
+    def __init__(
+        self, zip_url: str, folder: str = "", *, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(zip_url if is_local(zip_url) else Path(zip_url).name, mode="r")
+        self.zip_url = zip_url
+        self.folder = folder
+        self._storage_options = dict(storage_options or {})
+        if is_local(zip_url) and storage_options:
+            raise InvalidArgumentError(
+                f"expected no storage_options for the local zip {zip_url!r}, got "
+                f"{storage_options!r}"
+            )
+
+    def _sync_open(self) -> None:
+        if self._is_open:
+            raise ValueError("store is already open")
+        self._lock = threading.RLock()
+        if is_local(self.zip_url):
+            source: Any = self.zip_url
+        else:
+            import fsspec
+
+            source = fsspec.open(self.zip_url, mode="rb", **self._storage_options).open()
+        try:
+            zf = zipfile.ZipFile(source, mode="r")
+        except zipfile.BadZipFile as exc:
+            raise NotACacheError(
+                f"expected a zip file at {self.zip_url!r}, got one zipfile cannot read ({exc}); "
+                "copy the cache again (`actstore copy CACHE NEW.zip`)"
+            ) from exc
+        folder = self.folder or _single_cache_folder(zf)
+        infos = [i for i in zf.filelist if not i.is_dir()]
+        if folder:
+            infos = [i for i in infos if i.filename.startswith(f"{folder}/")]
+            for info in infos:
+                info.filename = info.filename[len(folder) + 1 :]
+        zf.filelist = infos
+        zf.NameToInfo = {i.filename: i for i in infos}
+        self._zf = zf
+        self._is_open = True
+
+    async def getsize(self, key: str) -> int:
+        """From the zip's directory: no read, so a damaged entry is found by the read that
+        checks it (zipfile's CRC), where ``verify`` names it, not here."""
+        with self._lock:
+            try:
+                return int(self._zf.getinfo(key).file_size)
+            except KeyError:
+                raise FileNotFoundError(key) from None
+
+    def __str__(self) -> str:
+        return f"zip://{self.folder}::{self.zip_url}" if self.folder else f"zip::{self.zip_url}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ZipCacheStore) and (self.zip_url, self.folder) == (
+            other.zip_url,
+            other.folder,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _single_cache_folder(zf: zipfile.ZipFile) -> str:
+    """The one top-level folder holding ``zarr.json`` of a zip without a root ``zarr.json``."""
+    names = zf.namelist()
+    if "zarr.json" in names:
+        return ""
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    if len(tops) == 1 and f"{next(iter(tops))}/zarr.json" in names:
+        return next(iter(tops))
+    return ""

@@ -274,6 +274,8 @@ def _create_arrays(
         _write_meta(group, name, values, dims, layout.read_prompts)
     for name, values in meta.items():
         _write_meta(group, name, values, dims_of.get(name, ("prompt",)), layout.read_prompts)
+    if "source_prompt" in meta:  # CF convention: xr.open_zarr reads it as a coordinate
+        group.attrs["coordinates"] = "source_prompt"
     del done  # created last among the bookkeeping; zeros (fill) mean "not written"
 
 
