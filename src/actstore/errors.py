@@ -10,8 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "ActstoreError",
+    "ActstoreWarning",
     "ConfigError",
     "CorruptCacheError",
+    "DegenerateTargetError",
     "DiskFullError",
     "ExtractionError",
     "FingerprintMismatchError",
@@ -23,8 +25,10 @@ __all__ = [
     "ProbeMismatchError",
     "PromptFileError",
     "ReadOnlyError",
+    "SampleLossWarning",
     "SchemaVersionError",
     "StoreNotFoundError",
+    "UndefinedMetricWarning",
     "UnknownNameError",
     "UnsafeCacheError",
 ]
@@ -63,7 +67,12 @@ class IncompleteCacheError(ActstoreError, RuntimeError):
     """An operation needs a complete cache (or prompt set) and some blocks are missing."""
 
 
-class IncompleteCacheWarning(UserWarning):
+class ActstoreWarning(UserWarning):
+    """Base class of every warning actstore gives on purpose; the command line prints each as one
+    line, ``actstore: warning: <message>``."""
+
+
+class IncompleteCacheWarning(ActstoreWarning):
     """A cache was opened for analysis while some blocks are still missing."""
 
 
@@ -105,3 +114,15 @@ class ExtractionError(ActstoreError, RuntimeError):
 
 class ProbeMismatchError(ActstoreError, ValueError):
     """A saved probe does not fit the cache it is applied to (d_model, model, layers)."""
+
+
+class DegenerateTargetError(ActstoreError, ValueError):
+    """A probe target is constant (or not finite), so R² and every probe metric are undefined."""
+
+
+class UndefinedMetricWarning(ActstoreWarning):
+    """One metric (a fold's R², a detection z-score) is undefined and reported as NaN."""
+
+
+class SampleLossWarning(ActstoreWarning):
+    """Some prompts or tokens were left out of an analysis (the message names count and reason)."""
