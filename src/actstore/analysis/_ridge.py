@@ -6,7 +6,9 @@ Two exact solvers, chosen by the shape of the problem (as scikit-learn's ``Ridge
   the mean, merged chunk by chunk, see :class:`._stats.Moments`); the training moments of fold
   ``f`` are the pooled moments of the other folds.
 * dual (samples < d_model): from the rows themselves (fewer numbers than ``X^T X``) through the
-  centred Gram matrix ``X X^T``; one eigendecomposition per fold gives every alpha.
+  centred Gram matrix ``X X^T``.
+
+Both solve ``(M + alpha I) w = b`` once per alpha, equilibrated (see :func:`_ridge_solve`).
 
 Everything here is numpy on arrays already in memory; :mod:`._stats` builds the inputs out of core.
 Shapes: ``d`` is d_model, ``t`` the number of target columns (the target and its shuffled control),
@@ -39,9 +41,6 @@ __all__ = [
 #: largest absolute value counts as constant: R² (and a probe) is undefined on it. The spread is
 #: exact (no rounding), so the decision does not depend on summation order.
 CONSTANT_RTOL = 1e-10
-
-# A single alpha is cheaper by a direct solve; from this many alphas on one eigendecomposition wins.
-_EIGH_FROM = 3
 
 
 def kfold_assign(n: int, k: int, seed: int) -> np.ndarray:
@@ -110,18 +109,27 @@ def _matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b.reshape(b.shape[0], -1)).reshape(a.shape[0], *b.shape[1:])
 
 
-def _spectral_solve(
+def _ridge_solve(
     mat: np.ndarray, rhs: np.ndarray, alphas: np.ndarray
 ) -> np.ndarray:  # (m, m), (m, t) -> (m, t, A)
-    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric PSD)."""
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if len(alphas) < _EIGH_FROM:
-        eye = np.eye(mat.shape[0])
-        return np.stack([np.linalg.solve(mat + a * eye, rhs) for a in alphas], axis=-1)
-    lam, vec = np.linalg.eigh(mat)
-    proj = vec.T @ rhs  # (m, t)
-    scaled = proj[:, :, None] / (lam[:, None, None] + alphas[None, None, :])
-    return _matmul3(vec, scaled)
+    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric PSD).
+
+    One LU solve per alpha of the Jacobi-equilibrated system ``S (mat + alpha I) S v = S rhs``,
+    ``w = S v``, ``S = diag(mat + alpha)^(-1/2)``: the error then depends on the conditioning of
+    the equilibrated matrix, not on how unequal the columns' scales are (a few "massive" activation
+    dims, near-constant ones). An eigendecomposition shared by all alphas would be cheaper only for
+    grids of dozens of alphas, and loses digits in the small eigenvalues relative to the largest.
+    """
+    out = np.empty((mat.shape[0], rhs.shape[1], len(alphas)))
+    diag = np.maximum(np.diagonal(mat), 0.0)
+    rows = np.arange(mat.shape[0])
+    for i, alpha in enumerate(np.asarray(alphas, dtype=np.float64)):
+        scale = 1.0 / np.sqrt(diag + alpha)
+        eq = mat * scale[:, None]
+        eq *= scale[None, :]
+        eq[rows, rows] += alpha * scale * scale
+        out[:, :, i] = scale[:, None] * np.linalg.solve(eq, scale[:, None] * rhs)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +168,7 @@ def dual_cv(
         train = ~test
         kc_tt, kc_cross = _centre_gram(gram, np.flatnonzero(train))
         y_mean = y[train].mean(axis=0)
-        dual = _spectral_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
+        dual = _ridge_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
         pred = _matmul3(kc_cross[test], dual) + y_mean[None, :, None]
         resid = y[test][:, :, None] - pred
         sse = (resid**2).sum(axis=0)
@@ -182,7 +190,7 @@ def dual_fit(
     n = x.shape[0]
     kc, _ = _centre_gram(gram, np.arange(n))
     y_mean = y.mean(axis=0)
-    dual = _spectral_solve(kc, y - y_mean, alphas)  # (n, t, A)
+    dual = _ridge_solve(kc, y - y_mean, alphas)  # (n, t, A)
     x_mean = x.mean(axis=0)
     coef = _matmul3(x.T, dual) - x_mean[:, None, None] * dual.sum(axis=0)[None]
     intercept = y_mean[:, None] - _matmul3(x_mean[None, :], coef)[0]
@@ -201,7 +209,7 @@ def primal_solve(
     ``mx`` (d,), ``my`` (t,) means, ``cxx`` (d, d), ``cxy`` (d, t) co-moments about them ->
     coefficients ``(d, t, A)`` and intercepts ``(t, A)``.
     """
-    w = _spectral_solve(cxx, cxy, alphas)
+    w = _ridge_solve(cxx, cxy, alphas)
     return w, my[:, None] - _matmul3(mx[None, :], w)[0]
 
 
@@ -244,7 +252,7 @@ def primal_fold_solutions(
             rest = np.arange(k) != f
             pooled = _pool(n[rest], mx[rest], my[rest], wx_tot - cxx[f], wy_tot - cxy[f])
         _, mx_p, my_p, cxx_p, cxy_p = pooled
-        coefs.append(_spectral_solve(cxx_p, cxy_p, alphas))
+        coefs.append(_ridge_solve(cxx_p, cxy_p, alphas))
         mxs.append(mx_p)
         mys.append(my_p)
     return np.stack(coefs), np.stack(mxs), np.stack(mys)
