@@ -5,7 +5,9 @@
 * prompts left out (label NaN, no token at the requested position):
   :class:`~actstore.errors.SampleLossWarning` naming the count and the reason;
 * a fold whose held-out targets are constant (its R² undefined):
-  :class:`~actstore.errors.UndefinedMetricWarning`, the fold's R² NaN.
+  :class:`~actstore.errors.UndefinedMetricWarning`, the fold's R² NaN;
+* detection: prompts without a label or span token, z-scores of prompts whose token errors do
+  not vary: a warning each, the statistics NaN.
 
 "Constant" is decided exactly, by the spread ``max - min`` against
 :data:`._ridge.CONSTANT_RTOL` times the largest absolute value, never by a rounded variance.
@@ -24,8 +26,10 @@ from actstore.errors import DegenerateTargetError, SampleLossWarning, UndefinedM
 __all__ = [
     "check_finite_target",
     "check_varies",
+    "warn_detection_skipped",
     "warn_missing_labels",
     "warn_undefined_folds",
+    "warn_undefined_z",
 ]
 
 
@@ -57,17 +61,18 @@ def check_varies(y: np.ndarray, what: str, unit: str = "prompts") -> None:
     )
 
 
-def warn_missing_labels(y: np.ndarray, what: str, considered: np.ndarray | None = None) -> None:
-    """One warning naming how many of the considered prompts have no (NaN) label."""
-    idx = np.arange(len(y)) if considered is None else np.asarray(considered)
-    missing = idx[np.isnan(y[idx])]
+def warn_missing_labels(
+    y: np.ndarray, what: str, then: str = "they are left out", stacklevel: int = 3
+) -> None:
+    """One warning naming how many prompts have no (NaN) label, and what happens to them."""
+    missing = np.flatnonzero(np.isnan(y))
     if missing.size:
         warnings.warn(
             SampleLossWarning(
-                f"{what} is missing (NaN) for {missing.size} of {idx.size} prompts "
-                f"(e.g. prompts {_examples(missing)}); they are left out"
+                f"{what} is missing (NaN) for {missing.size} of {len(y)} prompts "
+                f"(e.g. prompts {_examples(missing)}); {then}"
             ),
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -87,6 +92,48 @@ def warn_undefined_folds(defined: np.ndarray, names: Sequence[str]) -> None:
             UndefinedMetricWarning(
                 f"held-out R² is undefined in fold(s) {_examples(bad, 10)} of {k} for {name}: "
                 f"the fold's held-out targets are constant; those folds are NaN and {then}"
+            ),
+            stacklevel=3,
+        )
+
+
+def warn_detection_skipped(
+    y: np.ndarray, target: str, span: str | None, span_arr: np.ndarray | None, n_tokens: np.ndarray
+) -> None:
+    """Say which prompts detection could not score, and why (instead of numpy warnings)."""
+    warn_missing_labels(
+        y,
+        f"label {target!r}",
+        then="their statistics are NaN and left out of the summary",
+        stacklevel=4,
+    )
+    if span_arr is None:
+        return
+    real = np.arange(span_arr.shape[1])[None, :] < n_tokens[:, None]
+    lacking = np.flatnonzero(~(span_arr & real).any(axis=1) & np.isfinite(y))
+    if lacking.size:
+        shown = _examples(lacking)
+        warnings.warn(
+            SampleLossWarning(
+                f"span {span!r} has no real token in {lacking.size} of {len(y)} prompts (e.g. "
+                f"prompts {shown}); their span_error, span_rank and hit are NaN and the hit "
+                "rates count the other prompts"
+            ),
+            stacklevel=3,
+        )
+
+
+def warn_undefined_z(z: np.ndarray, finite_target: np.ndarray) -> None:
+    """``z (control, prompt, layer)``: warn when some scored rows have no z (errors all equal)."""
+    undefined = np.isnan(z[0]) & finite_target[:, None]
+    if undefined.any():
+        prompts = np.flatnonzero(undefined.any(axis=1))
+        shown = _examples(prompts)
+        warnings.warn(
+            UndefinedMetricWarning(
+                f"z is undefined for {int(undefined.sum())} (prompt, layer) pairs of "
+                f"{prompts.size} prompts (e.g. prompts {shown}): their token errors do not vary "
+                "(a single real token, or all equal); z is NaN there and left out of mean_z"
             ),
             stacklevel=3,
         )
