@@ -15,7 +15,7 @@ says which.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -55,11 +55,11 @@ def _choose(cv_r2: np.ndarray) -> np.ndarray:
     return np.argmax(mean, axis=-1)
 
 
-def _check_finite(layer_pos: int, *arrays: np.ndarray) -> None:
+def _check_finite(layer: int, *arrays: np.ndarray) -> None:
     if not all(np.isfinite(a).all() for a in arrays):
         raise InvalidArgumentError(
-            f"expected finite activations, got NaN or inf in the rows of layer position "
-            f"{layer_pos}; check the cache with `actstore verify` or refit on other layers"
+            f"expected finite activations, got NaN or inf in the selected rows of layer {layer}; "
+            "check the cache with `actstore verify`, or fit other layers or positions"
         )
 
 
@@ -89,6 +89,7 @@ def _fit_dual(
     fold: np.ndarray,
     alphas: np.ndarray,
     defined: np.ndarray,
+    names: Sequence[int],
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -99,7 +100,7 @@ def _fit_dual(
         rows[sl] = block
     for j in range(n_layers):
         x = rows[:, j].astype(np.float64)
-        _check_finite(j, x)
+        _check_finite(names[j], x)
         shift = x.mean(axis=0)
         x -= shift
         gram = x @ x.T
@@ -139,6 +140,7 @@ def _fit_primal(
     alphas: np.ndarray,
     max_memory: int,
     defined: np.ndarray,
+    names: Sequence[int],
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -151,7 +153,7 @@ def _fit_primal(
         for sl, block in batches(group):
             mom.add(block, y[sl], fold[sl])
         for j in range(len(group)):
-            _check_finite(int(group[j]), mom.mx[:, j], mom.cxx[:, j])
+            _check_finite(names[int(group[j])], mom.mx[:, j], mom.cxx[:, j])
         # Solutions per fold (trained without it) plus one on all data (index k), every alpha.
         solutions = [
             primal_fold_solutions(mom.n, mom.mx[:, j], mom.my, mom.cxx[:, j], mom.cxy[:, j], alphas)
@@ -200,20 +202,22 @@ def fit_engine(
     alphas: np.ndarray,
     solver: str,
     max_memory: int,
+    layers: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Cross-validate every alpha and refit the best, for every layer; see the module docstring.
 
     The result also holds ``fold_defined (fold, t)``: whether fold ``f``'s held-out targets vary
-    (its R² is NaN where not).
+    (its R² is NaN where not). ``layers`` name the layers in messages (default: positions).
     """
+    names = list(range(n_layers)) if layers is None else list(layers)
     k = int(fold.max()) + 1
     defined = r2_defined(y, fold, k)
     y_mean = y.mean(axis=0)
     yc = y - y_mean
     if solver == "dual":
-        out = _fit_dual(batches, n_layers, d, yc, fold, alphas, defined)
+        out = _fit_dual(batches, n_layers, d, yc, fold, alphas, defined, names)
     else:
-        out = _fit_primal(batches, n_layers, d, yc, fold, alphas, max_memory, defined)
+        out = _fit_primal(batches, n_layers, d, yc, fold, alphas, max_memory, defined, names)
     out["intercept"] += y_mean
     out["fold_defined"] = defined
     return out

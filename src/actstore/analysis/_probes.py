@@ -337,6 +337,7 @@ def fit_probes(
         alphas=alpha_arr,
         solver=kind,
         max_memory=max_memory,
+        layers=wanted,
     )
     names = [f"label {target!r}", f"the shuffled control of label {target!r}"]
     warn_undefined_folds(out["fold_defined"], names[: y.shape[1]])
