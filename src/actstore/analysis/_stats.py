@@ -133,28 +133,32 @@ class Moments:
         return 8 * k * n_layers * (d * d + d * (t + 1))
 
     def add(self, rows: np.ndarray, y: np.ndarray, fold: np.ndarray) -> None:
-        """Merge float32 rows ``(m, L, d)`` with targets ``(m, t)`` and fold ids ``(m,)``."""
+        """Merge float32 rows ``(m, L, d)`` with targets ``(m, t)`` and fold ids ``(m,)``.
+
+        Chan's update ``C += Xc^T Xc + w dx dx^T`` (``w = n_a m / n``, ``dx`` the difference of the
+        means) is one matrix product: the between-means term is one extra row ``sqrt(w) dx``
+        appended to the centred batch, so merging costs no pass over ``C`` beyond the product's.
+        """
         for f in np.unique(fold):
-            sel = fold == f
-            m = float(sel.sum())
+            sel = np.flatnonzero(fold == f)
+            m = len(sel)
             n_a = self.n[f]
             n = n_a + m
-            weight = n_a * m / n  # Chan: n_a n_b / n, the weight of the between-means term
+            root = np.sqrt(n_a * m / n)
             yf = y[sel]
             my_b = yf.mean(axis=0)
-            yc = yf - my_b
-            dy = my_b - self.my[f]
-            self.cyy[f] += (yc * yc).sum(axis=0) + weight * dy * dy
-            self.my[f] += dy * (m / n)
+            yext = np.empty((m + 1, yf.shape[1]))
+            yext[:m] = yf - my_b
+            yext[m] = root * (my_b - self.my[f])
+            self.cyy[f] += (yext * yext).sum(axis=0)
+            self.my[f] += (my_b - self.my[f]) * (m / n)
+            ext = np.empty((m + 1, rows.shape[2]))
             for j in range(rows.shape[1]):
-                x = rows[sel, j].astype(np.float64)
-                mx_b = x.mean(axis=0)
-                x -= mx_b
-                dx = mx_b - self.mx[f, j]
-                cxx = x.T @ x
-                if weight:
-                    cxx += weight * np.outer(dx, dx)
-                self.cxx[f, j] += cxx
-                self.cxy[f, j] += x.T @ yc + weight * np.outer(dx, dy)
-                self.mx[f, j] += dx * (m / n)
+                ext[:m] = rows[sel, j]
+                mx_b = ext[:m].mean(axis=0)
+                ext[:m] -= mx_b
+                ext[m] = root * (mx_b - self.mx[f, j])
+                self.cxx[f, j] += ext.T @ ext
+                self.cxy[f, j] += ext.T @ yext
+                self.mx[f, j] += (mx_b - self.mx[f, j]) * (m / n)
             self.n[f] = n
