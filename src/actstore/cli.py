@@ -10,11 +10,12 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from actstore._version import __version__
-from actstore.errors import ActstoreError
+from actstore.errors import ActstoreError, ActstoreWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -60,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """The project's own warnings as one line, ``actstore: warning: ...``; others as Python does."""
+    if issubclass(category, ActstoreWarning):
+        print(f"actstore: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -73,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except ActstoreError as exc:
         if args.debug:
             raise

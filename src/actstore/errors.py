@@ -10,8 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "ActstoreError",
+    "ActstoreWarning",
     "ConfigError",
     "CorruptCacheError",
+    "DegenerateTargetError",
     "DiskFullError",
     "ExtractionError",
     "FingerprintMismatchError",
@@ -24,9 +26,11 @@ __all__ = [
     "ProbeMismatchError",
     "PromptFileError",
     "ReadOnlyError",
+    "SampleLossWarning",
     "SchemaVersionError",
     "StorageError",
     "StoreNotFoundError",
+    "UndefinedMetricWarning",
     "UnknownNameError",
     "UnsafeCacheError",
 ]
@@ -65,7 +69,12 @@ class IncompleteCacheError(ActstoreError, RuntimeError):
     """An operation needs a complete cache (or prompt set) and some blocks are missing."""
 
 
-class IncompleteCacheWarning(UserWarning):
+class ActstoreWarning(UserWarning):
+    """Base class of every warning actstore gives on purpose; the command line prints each as one
+    line, ``actstore: warning: <message>``."""
+
+
+class IncompleteCacheWarning(ActstoreWarning):
     """A cache was opened for analysis while some blocks are still missing."""
 
 
@@ -116,3 +125,15 @@ class StorageError(ActstoreError, OSError):
 
 class MissingExtraError(ActstoreError, ImportError):
     """An optional dependency (a pip extra such as ``extract``) is not installed."""
+
+
+class DegenerateTargetError(ActstoreError, ValueError):
+    """A probe target is constant (or not finite), so R² and every probe metric are undefined."""
+
+
+class UndefinedMetricWarning(ActstoreWarning):
+    """One metric (a fold's R², a detection z-score) is undefined and reported as NaN."""
+
+
+class SampleLossWarning(ActstoreWarning):
+    """Some prompts or tokens were left out of an analysis (the message names count and reason)."""

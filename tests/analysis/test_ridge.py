@@ -57,7 +57,7 @@ def test_equals_sklearn_ridge_and_cross_val_score(n: int, d: int, solver: str) -
     np.testing.assert_allclose(probe.predict(x64), ref.predict(x64), rtol=1e-6)
 
 
-def test_many_alphas_use_one_eigendecomposition_and_agree() -> None:
+def test_many_alphas_agree_between_solvers_and_with_sklearn() -> None:
     x, y = _data(60, 20, seed=1)
     grid = np.logspace(-3, 3, 9)
     probe = RidgeProbe(grid, solver="primal").fit(x, y)

@@ -181,6 +181,39 @@ def _load_npz(work: Path) -> Any:
     return load_probes(work / "object.npz")
 
 
+def _fit_changed(change: str) -> Callable[[Path], Any]:
+    """``fit_probes`` on the ``arith`` set of cache.zarr, loaded, with one thing made degenerate."""
+
+    def call(work: Path) -> Any:
+        import numpy as np
+
+        import actstore
+        from actstore.analysis import fit_probes
+
+        ds = actstore.open(work / "cache.zarr", "arith").load()
+        target = "value"
+        if change == "constant":
+            ds["c"] = ("prompt", np.full(ds.sizes["prompt"], 0.1))
+            target = "c"
+        elif change == "inf":
+            ds["value"] = ("prompt", np.where(np.arange(ds.sizes["prompt"]) == 4, np.inf, 1.0))
+        elif change == "nan-activations":
+            acts = ds["resid_post"].values.astype(np.float32)
+            acts[2, 0, :, 0] = np.nan
+            ds["resid_post"] = (ds["resid_post"].dims, acts)
+        return fit_probes(ds, prompt_set="arith", target=target, cv=3)
+
+    return call
+
+
+def _ridge_constant(work: Path) -> Any:
+    import numpy as np
+
+    from actstore.analysis import RidgeProbe
+
+    return RidgeProbe(cv=3).fit(np.eye(6), np.full(6, 2.0))
+
+
 def _prompt(**kw: Any) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         from actstore.prompts import Prompt
@@ -762,6 +795,44 @@ ROWS: tuple[Row, ...] = (
         message="expected numeric probe arrays in object.npz, got a Python object array, which "
         "only unpickling (running code) could load; refusing it: save the probes again "
         "with actstore",
+    ),
+    # -- issue 10 items 3 and 10 (numerics): degenerate targets and inputs of a probe fit -------
+    Row(
+        id="constant-target",
+        where="api",
+        input="`fit_probes(ds, target='c')` with label `c` = 0.1 for every prompt",
+        call=_fit_changed("constant"),
+        error="DegenerateTargetError",
+        message="expected a target that varies, got label 'c' constant at 0.1 for all 9 prompts; "
+        "R² and every probe metric are undefined there: pick a label that varies across these "
+        "prompts",
+    ),
+    Row(
+        id="constant-target-ridge",
+        where="api",
+        input="`RidgeProbe().fit(x, y)` with `y` all 2.0",
+        call=_ridge_constant,
+        error="DegenerateTargetError",
+        message="expected a target that varies, got y constant at 2 for all 6 samples; R² and "
+        "every probe metric are undefined there: pick a label that varies across these prompts",
+    ),
+    Row(
+        id="infinite-target",
+        where="api",
+        input="`fit_probes(ds, target='value')` with `value` = inf for prompt 4",
+        call=_fit_changed("inf"),
+        error="DegenerateTargetError",
+        message="expected finite values of label 'value', got inf for 1 of 9 prompts (e.g. 4); "
+        "fix them, or set them to NaN to leave those prompts out",
+    ),
+    Row(
+        id="nan-activations",
+        where="api",
+        input="`fit_probes(ds, ...)` with NaN in a selected activation row of layer 1",
+        call=_fit_changed("nan-activations"),
+        error="InvalidArgumentError",
+        message="expected finite activations, got NaN or inf in the selected rows of layer 1; "
+        "check the cache with `actstore verify`, or fit other layers or positions",
     ),
     # -- experiment configs ----------------------------------------------------------------------
     Row(

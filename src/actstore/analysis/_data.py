@@ -20,7 +20,14 @@ import xarray as xr
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
 from actstore.store._dtype import is_number_dtype
 
-__all__ = ["SetSource", "fingerprint_digest", "label_vector", "open_source", "select_positions"]
+__all__ = [
+    "SetSource",
+    "fingerprint_digest",
+    "label_vector",
+    "open_source",
+    "position_losses",
+    "select_positions",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,3 +175,42 @@ def select_positions(
     mask = pos.token_mask(n_tokens, masks) & keep[:, None]
     prompt, token = np.nonzero(mask)  # row-major: prompts ascending, tokens in order
     return prompt.astype(np.int64), token.astype(np.int64)
+
+
+def position_losses(
+    ds: xr.Dataset, position: str, candidates: np.ndarray, selected: np.ndarray
+) -> str | None:
+    """Why some ``candidates`` (prompt positions) got no token from ``position``, or ``None``.
+
+    ``selected`` are the prompt positions :func:`select_positions` returned rows for. The answer is
+    one sentence naming the position, the count of prompts left out and each reason's count:
+    the span is absent from the prompt, lies only in padding (beyond ``n_tokens``), or (for
+    ``before:SPAN``) starts at token 0 so that no token precedes it.
+    """
+    from actstore.prompts import parse_position
+
+    candidates = np.asarray(candidates, dtype=np.int64)
+    lost = np.setdiff1d(candidates, selected)
+    pos = parse_position(position)
+    if not lost.size or pos.span is None:
+        return None
+    mask = span_masks(ds)[pos.span][lost]
+    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)[lost]
+    inside = mask & (np.arange(mask.shape[1])[None, :] < n_tokens[:, None])
+    absent = ~mask.any(axis=1)
+    padding = ~absent & ~inside.any(axis=1)
+    at_zero = inside.any(axis=1) & inside[:, 0]
+    reasons = []
+    for flag, why in (
+        (absent, f"span {pos.span!r} is absent"),
+        (padding, f"span {pos.span!r} lies only in padding (beyond n_tokens)"),
+        (at_zero, f"span {pos.span!r} starts at token 0, so no token precedes it"),
+    ):
+        if flag.any():
+            shown = ", ".join(str(int(p)) for p in lost[flag][:5])
+            more = ", ..." if flag.sum() > 5 else ""
+            reasons.append(f"{int(flag.sum())} where {why} (e.g. prompts {shown}{more})")
+    return (
+        f"position {position!r} selects no token in {lost.size} of {candidates.size} prompts, "
+        f"which are left out: {'; '.join(reasons)}"
+    )

@@ -23,9 +23,11 @@ import numpy as np
 import xarray as xr
 
 from actstore.analysis._data import SetSource, label_vector, span_masks
+from actstore.analysis._degenerate import warn_detection_skipped, warn_undefined_z
 from actstore.analysis._detect_write import _open_for_detect, _write_back
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
+from actstore.analysis._ridge import CONSTANT_RTOL
 from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
 from actstore.store._schema import derived_name
 
@@ -59,20 +61,22 @@ class DetectionResult:
     tokens: xr.Dataset
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per layer: mean minimum error (the reference's number) beside its controls, hit rates."""
+        """Per layer: mean minimum error (the reference's number) beside its controls, hit rates.
+
+        Means are over the prompts where a statistic is defined (see :func:`token_statistics`);
+        a control without any (no shuffled-label probe) reads NaN.
+        """
         st = self.stats
         rows = []
         for i, layer in enumerate(st["layer"].values):
             row: dict[str, Any] = {"layer": int(layer)}
             for c, control in enumerate(st["control"].values):
                 best = st["best_error"].values[c, :, i]
-                row[f"{control}_mean_min_error"] = float(np.nanmean(best))
-                row[f"{control}_mean_z"] = float(np.nanmean(st["z"].values[c, :, i]))
+                row[f"{control}_mean_min_error"] = _mean(best)
+                row[f"{control}_mean_z"] = _mean(st["z"].values[c, :, i])
                 if "hit" in st:
-                    row[f"{control}_hit_rate"] = float(np.nanmean(st["hit"].values[c, :, i]))
-                    row[f"{control}_median_span_rank"] = float(
-                        np.nanmedian(st["span_rank"].values[c, :, i])
-                    )
+                    row[f"{control}_hit_rate"] = _mean(st["hit"].values[c, :, i])
+                    row[f"{control}_median_span_rank"] = _median(st["span_rank"].values[c, :, i])
             rows.append(row)
         return rows
 
@@ -80,7 +84,9 @@ class DetectionResult:
     def best_layer(self) -> int:
         """Layer with the smallest mean minimum error of the fitted probe."""
         rows = self.summary()
-        return min(rows, key=lambda r: r["probe_mean_min_error"])["layer"]
+        return min(rows, key=lambda r: np.nan_to_num(r["probe_mean_min_error"], nan=np.inf))[
+            "layer"
+        ]
 
     def per_prompt(self, control: str = "probe") -> list[dict[str, Any]]:
         """Rows ``{prompt, layer, best_token, best_token_str, best_pred, best_error, z, ...}``."""
@@ -112,32 +118,61 @@ def token_statistics(
     Only the first ``n_tokens[p]`` tokens of prompt ``p`` count. ``span (prompt, token)`` marks the
     tokens of a named span (or ``None``). ``z`` is how far the best token's error lies below the
     prompt's mean token error, in standard deviations of that prompt's token errors.
+
+    A (prompt, layer) with no finite error (NaN target, no probe) has NaN statistics and
+    ``best_token`` -1; ``z`` is NaN where the token errors do not vary (one real token, or all
+    equal to within :data:`._ridge.CONSTANT_RTOL` of the largest); span statistics are NaN for
+    prompts without a real span token. Nothing here emits numpy warnings.
     """
     n_tok = pred.shape[2]
     real = np.arange(n_tok)[None, :] < n_tokens[:, None]  # (prompt, token)
-    err = np.abs(pred - target[:, None, None])
-    err = np.where(real[:, None, :], err, np.nan)
-    filled = np.where(np.isnan(err), np.inf, err)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(pred - target[:, None, None])
+    valid = real[:, None, :] & np.isfinite(err)  # (prompt, layer, token)
+    count = valid.sum(axis=-1)
+    has = count > 0
+    filled = np.where(valid, err, np.inf)
     best = np.argmin(filled, axis=-1)  # (prompt, layer)
     best_err = np.take_along_axis(filled, best[..., None], -1)[..., 0]
     best_pred = np.take_along_axis(pred, best[..., None], -1)[..., 0]
-    best_err = np.where(np.isfinite(best_err), best_err, np.nan)  # e.g. no control probe
+    zeroed = np.where(valid, err, 0.0)
+    safe = np.maximum(count, 1)
+    mean = zeroed.sum(axis=-1) / safe
+    dev = np.where(valid, err - mean[..., None], 0.0)
+    std = np.sqrt((dev * dev).sum(axis=-1) / safe)
+    spread = np.where(valid, err, -np.inf).max(axis=-1) - best_err
+    top = np.where(valid, err, 0.0).max(axis=-1)
+    varies = has & (spread > CONSTANT_RTOL * top)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(err, axis=-1)
-        std = np.nanstd(err, axis=-1)
-        z = np.where(std > 0, (mean - best_err) / std, 0.0)
-    out = {"best_token": best, "best_pred": best_pred, "best_error": best_err, "z": z}
+        z = np.where(varies, (mean - best_err) / np.where(varies, std, 1.0), np.nan)
+    out = {
+        "best_token": np.where(has, best, -1),
+        "best_pred": np.where(has, best_pred, np.nan),
+        "best_error": np.where(has, best_err, np.nan),
+        "z": z,
+    }
     if span is not None:
-        in_span = span & real
-        has = in_span.any(axis=1)  # (prompt,)
-        span_err = np.where(in_span[:, None, :], filled, np.inf).min(axis=-1)
-        outside = real[:, None, :] & ~in_span[:, None, :]
+        in_span = span[:, None, :] & valid
+        has_span = in_span.any(axis=-1)  # (prompt, layer)
+        span_err = np.where(in_span, filled, np.inf).min(axis=-1)
+        outside = valid & ~in_span
         rank = 1 + (outside & (filled < span_err[..., None])).sum(axis=-1)
-        out["span_error"] = np.where(has[:, None], span_err, np.nan)
-        out["span_rank"] = np.where(has[:, None], rank.astype(np.float64), np.nan)
-        hit = np.take_along_axis(in_span[:, None, :].repeat(pred.shape[1], 1), best[..., None], -1)
-        out["hit"] = np.where(has[:, None], hit[..., 0].astype(np.float64), np.nan)
+        hit = np.take_along_axis(in_span, best[..., None], -1)[..., 0]
+        out["span_error"] = np.where(has_span, span_err, np.nan)
+        out["span_rank"] = np.where(has_span, rank.astype(np.float64), np.nan)
+        out["hit"] = np.where(has_span, hit.astype(np.float64), np.nan)
     return out
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values, NaN when there are none (no numpy warning)."""
+    ok = np.isfinite(values)
+    return float(values[ok].mean()) if ok.any() else float("nan")
+
+
+def _median(values: np.ndarray) -> float:
+    ok = np.isfinite(values)
+    return float(np.median(values[ok])) if ok.any() else float("nan")
 
 
 def _predict(
@@ -226,9 +261,10 @@ def detect(
     if not np.isfinite(y).any():
         raise InvalidArgumentError(f"expected some finite {target!r} values, got none")
     values, n_tokens = _predict(src, probes, hook, scheduler)
+    span_arr = masks[span] if span is not None else None
+    warn_detection_skipped(y, target, span, span_arr, n_tokens)
     lo, hi = np.nanmin(y), np.nanmax(y)
     y_random = np.random.default_rng(seed).uniform(lo, hi, size=len(y))
-    span_arr = masks[span] if span is not None else None
     main = values[..., 0]
     ctrl = values[..., 1] if values.shape[3] > 1 else np.full_like(main, np.nan)
     per = [
@@ -242,11 +278,12 @@ def detect(
     # A prompt without any finite target (NaN label) has no statistics.
     nan_rows = ~np.isfinite(y)
     for key in data:
-        if key != "best_token":
-            data[key][1][:, nan_rows] = np.nan
+        data[key][1][:, nan_rows] = -1 if key == "best_token" else np.nan
+    warn_undefined_z(data["z"][1], ~nan_rows)
     if token_str is not None:
         best = data["best_token"][1]
-        data["best_token_str"] = (dims, token_str[np.arange(len(y))[None, :, None], best])
+        picked = token_str[np.arange(len(y))[None, :, None], np.maximum(best, 0)]
+        data["best_token_str"] = (dims, np.where(best >= 0, picked, ""))
     data["target"] = (("control", "prompt"), np.stack([y, y, y_random]))
     coords = {"control": list(CONTROLS), "prompt": ds["prompt"].values, "layer": probes.layers}
     stats = xr.Dataset(data, coords=coords)

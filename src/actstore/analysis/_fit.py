@@ -4,19 +4,28 @@ Input is a factory of row batches (``(sample_slice, rows (m, L, d) float32)``, s
 :func:`._stats.iter_rows`), the targets ``Y (n, t)`` (column 0 the target, then controls) and
 the fold ids.
 Output is a dict of float64 arrays with a leading layer axis.
+
+Numerics: the targets are centred on their mean first (R², MAE and the coefficients do not
+change; the mean goes back into the intercepts), activations are centred batch by batch in
+float64 (see :class:`._stats.Moments`), and predictions are formed as ``(x - mean_x) @ coef +
+mean_y``, so a large common offset in either costs no precision. Held-out R² of a fold whose
+targets are constant (:data:`._ridge.CONSTANT_RTOL`) is NaN, and ``fold_defined`` in the output
+says which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from actstore.analysis._ridge import (
     dual_cv,
     dual_fit,
+    fold_mean,
     primal_fold_solutions,
-    r2_from_sums,
+    r2_defined,
+    r2_score,
 )
 from actstore.analysis._stats import Moments
 from actstore.errors import InvalidArgumentError
@@ -38,9 +47,26 @@ def choose_solver(solver: str, n: int, d: int) -> str:
 
 
 def _choose(cv_r2: np.ndarray) -> np.ndarray:
-    """Index of the best mean held-out R² per target column: ``(fold, t, A)`` -> ``(t,)``."""
-    mean = np.nan_to_num(cv_r2.mean(axis=0), nan=-np.inf)
+    """Index of the best mean held-out R² per target column: ``(fold, t, A)`` -> ``(t,)``.
+
+    The mean is over the folds whose R² is defined; ties (e.g. none defined) go to the first alpha.
+    """
+    mean = np.nan_to_num(fold_mean(cv_r2, axis=0), nan=-np.inf)
     return np.argmax(mean, axis=-1)
+
+
+def _check_finite(layer: int, *arrays: np.ndarray) -> None:
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise InvalidArgumentError(
+            f"expected finite activations, got NaN or inf in the selected rows of layer {layer}; "
+            "check the cache with `actstore verify`, or fit other layers or positions"
+        )
+
+
+def _sst(y: np.ndarray) -> np.ndarray:
+    """Sum of squares about the mean per column of ``y (n, t)`` -> ``(t, 1)``."""
+    yc = y - y.mean(axis=0)
+    return (yc * yc).sum(axis=0)[:, None]
 
 
 def _result(n_layers: int, k: int, d: int, t: int, a: int) -> dict[str, np.ndarray]:
@@ -62,6 +88,8 @@ def _fit_dual(
     y: np.ndarray,
     fold: np.ndarray,
     alphas: np.ndarray,
+    defined: np.ndarray,
+    names: Sequence[int],
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -72,19 +100,18 @@ def _fit_dual(
         rows[sl] = block
     for j in range(n_layers):
         x = rows[:, j].astype(np.float64)
+        _check_finite(names[j], x)
         shift = x.mean(axis=0)
         x -= shift
         gram = x @ x.T
-        folds = dual_cv(gram, y, fold, alphas)
+        folds = dual_cv(gram, y, fold, alphas, defined)
         out["cv_r2_fold"][j] = folds.r2
         out["cv_mae_fold"][j] = folds.mae
         # Refit on all rows for every alpha at once: training metrics beside the held-out ones.
         coef, intercept, pred = dual_fit(x, gram, y, alphas)
         resid = y[:, :, None] - pred
         out["train_mae"][j] = np.abs(resid).mean(axis=0)
-        out["train_r2"][j] = r2_from_sums(
-            (resid**2).sum(axis=0), y.sum(axis=0)[:, None], (y * y).sum(axis=0)[:, None], float(n)
-        )
+        out["train_r2"][j] = r2_score((resid**2).sum(axis=0), _sst(y), True)
         choice = _choose(folds.r2)
         cols = np.arange(t)
         chosen = coef[:, cols, choice]  # (d, t)
@@ -112,6 +139,8 @@ def _fit_primal(
     fold: np.ndarray,
     alphas: np.ndarray,
     max_memory: int,
+    defined: np.ndarray,
+    names: Sequence[int],
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -120,16 +149,14 @@ def _fit_primal(
     # k fold moments per layer; layers are grouped so that the moments fit in max_memory (one pass
     # over the data per group: a single pass for all layers whenever they fit).
     for group in _layer_groups(n_layers, Moments.nbytes(k, 1, d, t), max_memory):
-        mom: Moments | None = None
+        mom = Moments.zeros(k, len(group), d, t)
         for sl, block in batches(group):
-            if mom is None:
-                mom = Moments.zeros(k, len(group), d, t, shift=block[0].astype(np.float64))
             mom.add(block, y[sl], fold[sl])
-        if mom is None:  # cannot happen: fit_probes checks n >= cv > 0 samples first
-            raise RuntimeError("no rows were read")
+        for j in range(len(group)):
+            _check_finite(names[int(group[j])], mom.mx[:, j], mom.cxx[:, j])
         # Solutions per fold (trained without it) plus one on all data (index k), every alpha.
         solutions = [
-            primal_fold_solutions(mom.n, mom.sx[:, j], mom.sy, mom.sxx[:, j], mom.sxy[:, j], alphas)
+            primal_fold_solutions(mom.n, mom.mx[:, j], mom.my, mom.cxx[:, j], mom.cxy[:, j], alphas)
             for j in range(len(group))
         ]
         # Second pass: held-out residuals of each fold's model, training residuals of the full one.
@@ -137,34 +164,30 @@ def _fit_primal(
         sae = np.zeros_like(sse)
         for sl, block in batches(group):
             ys, fs = y[sl], fold[sl]
-            for j, (coefs, icepts) in enumerate(solutions):
-                x = block[:, j].astype(np.float64) - mom.shift[j]
+            for j, (coefs, mxs, mys) in enumerate(solutions):
+                x = block[:, j].astype(np.float64)
                 for f in np.unique(fs):
                     sel = fs == f
-                    pred = _apply(x[sel], coefs[f]) + icepts[f]
-                    res = ys[sel][:, :, None] - pred
+                    res = (ys[sel] - mys[f])[:, :, None] - _apply(x[sel] - mxs[f], coefs[f])
                     sse[j, f] += (res**2).sum(0)
                     sae[j, f] += np.abs(res).sum(0)
-                pred = _apply(x, coefs[k]) + icepts[k]
-                res = ys[:, :, None] - pred
+                res = (ys - mys[k])[:, :, None] - _apply(x - mxs[k], coefs[k])
                 sse[j, k] += (res**2).sum(0)
                 sae[j, k] += np.abs(res).sum(0)
         for j, layer in enumerate(group):
-            coefs, icepts = solutions[j]
+            coefs, mxs, mys = solutions[j]
             nf = mom.n[:, None, None]
-            out["cv_r2_fold"][layer] = r2_from_sums(
-                sse[j, :k], mom.sy[:, :, None], mom.syy[:, :, None], nf
+            out["cv_r2_fold"][layer] = r2_score(
+                sse[j, :k], mom.cyy[:, :, None], defined[:, :, None]
             )
             out["cv_mae_fold"][layer] = sae[j, :k] / nf
-            out["train_r2"][layer] = r2_from_sums(
-                sse[j, k], mom.sy.sum(0)[:, None], mom.syy.sum(0)[:, None], float(n)
-            )
+            out["train_r2"][layer] = r2_score(sse[j, k], _sst(y), True)
             out["train_mae"][layer] = sae[j, k] / n
             choice = _choose(out["cv_r2_fold"][layer])
             cols = np.arange(t)
             coef = coefs[k][:, cols, choice]  # (d, t)
             out["coef"][layer] = coef.T
-            out["intercept"][layer] = icepts[k][cols, choice] - mom.shift[j] @ coef
+            out["intercept"][layer] = mys[k] - mxs[k] @ coef
             out["alpha_index"][layer] = choice
     return out
 
@@ -179,8 +202,22 @@ def fit_engine(
     alphas: np.ndarray,
     solver: str,
     max_memory: int,
+    layers: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Cross-validate every alpha and refit the best, for every layer; see the module docstring."""
+    """Cross-validate every alpha and refit the best, for every layer; see the module docstring.
+
+    The result also holds ``fold_defined (fold, t)``: whether fold ``f``'s held-out targets vary
+    (its R² is NaN where not). ``layers`` name the layers in messages (default: positions).
+    """
+    names = list(range(n_layers)) if layers is None else list(layers)
+    k = int(fold.max()) + 1
+    defined = r2_defined(y, fold, k)
+    y_mean = y.mean(axis=0)
+    yc = y - y_mean
     if solver == "dual":
-        return _fit_dual(batches, n_layers, d, y, fold, alphas)
-    return _fit_primal(batches, n_layers, d, y, fold, alphas, max_memory)
+        out = _fit_dual(batches, n_layers, d, yc, fold, alphas, defined, names)
+    else:
+        out = _fit_primal(batches, n_layers, d, yc, fold, alphas, max_memory, defined, names)
+    out["intercept"] += y_mean
+    out["fold_defined"] = defined
+    return out

@@ -108,7 +108,8 @@ def plot_heatmaps(
         nt = int(tok["n_tokens"].values[p])
         target = float(tok["target"].values[p])
         err = result.predictions.values[p, :, :nt, 0] - target
-        lim = float(np.nanmax(np.abs(err))) or 1.0
+        finite = np.abs(err[np.isfinite(err)])  # none for a prompt without a label
+        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         im = ax.imshow(err, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="none")
         ax.set_yticks(range(len(layers)))
         ax.set_yticklabels(layers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,11 +12,17 @@ import xarray as xr
 
 from actstore._locations import located
 from actstore._version import __version__
-from actstore.analysis._data import label_vector, open_source, select_positions
+from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
+from actstore.analysis._degenerate import (
+    check_finite_target,
+    check_varies,
+    warn_missing_labels,
+    warn_undefined_folds,
+)
 from actstore.analysis._fit import choose_solver, fit_engine
-from actstore.analysis._ridge import kfold_assign
+from actstore.analysis._ridge import fold_mean, kfold_assign
 from actstore.analysis._stats import chunk_prompts, iter_rows
-from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 
 __all__ = ["ProbeSet", "RidgeProbe", "fit_probes"]
 
@@ -66,7 +73,15 @@ class RidgeProbe:
         self.solver = solver
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
-        """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``."""
+        """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Shapes do not match, ``x`` or ``y`` holds NaN or inf, too few samples for ``cv``.
+        DegenerateTargetError
+            ``y`` is constant (R² undefined); see ``docs/probes-numerics.md``.
+        """
         x = np.asarray(x)
         y = np.asarray(y, dtype=np.float64)
         if x.ndim != 2 or y.shape != (x.shape[0],):
@@ -74,8 +89,13 @@ class RidgeProbe:
                 f"expected x (sample, d_model) and y (sample,), got {x.shape} and {y.shape}; "
                 "pass one row per sample"
             )
+        if not (np.isfinite(y).all() and np.isfinite(x).all()):
+            raise InvalidArgumentError(
+                "expected finite x and y, got NaN or inf; drop those samples before fitting"
+            )
         alphas = _alphas(self.alphas)
         fold = kfold_assign(len(y), self.cv, self.seed)
+        check_varies(y, "y", unit="samples")
         solver = choose_solver(self.solver, *x.shape)
 
         def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
@@ -94,8 +114,9 @@ class RidgeProbe:
         self.coef_ = out["coef"][0, 0]
         self.intercept_ = float(out["intercept"][0, 0])
         self.alpha_ = float(alphas[out["alpha_index"][0, 0]])
+        warn_undefined_folds(out["fold_defined"], ["y"])
         self.cv_r2_folds_ = out["cv_r2_fold"][0, :, 0]
-        self.cv_r2_ = self.cv_r2_folds_.mean(axis=0)
+        self.cv_r2_ = fold_mean(self.cv_r2_folds_, axis=0)
         self.cv_mae_ = out["cv_mae_fold"][0, :, 0].mean(axis=0)
         self.train_r2_ = out["train_r2"][0, 0]
         self.train_mae_ = out["train_mae"][0, 0]
@@ -214,7 +235,7 @@ def _build_dataset(
         data[pre + "coef"] = (("layer", "d_model"), out["coef"][:, col])
         data[pre + "intercept"] = (("layer",), out["intercept"][:, col])
         data[pre + "alpha"] = (("layer",), alphas[idx])
-        data[pre + "cv_r2"] = (("layer", "alpha_grid"), out["cv_r2_fold"][:, :, col].mean(1))
+        data[pre + "cv_r2"] = (("layer", "alpha_grid"), fold_mean(out["cv_r2_fold"][:, :, col], 1))
         data[pre + "cv_mae"] = (("layer", "alpha_grid"), out["cv_mae_fold"][:, :, col].mean(1))
         data[pre + "cv_r2_fold"] = (
             ("fold", "layer", "alpha_grid"),
@@ -266,6 +287,25 @@ def fit_probes(
     max_memory : bytes the primal statistics may take; layers are fitted in groups to stay below
         (one pass over the data per group).
     scheduler : dask scheduler for reading (default: threads, or the active distributed client).
+
+    Returns
+    -------
+    ProbeSet
+        One probe per layer. A fold whose held-out targets are constant has NaN R² (with an
+        :class:`~actstore.errors.UndefinedMetricWarning`); ``cv_r2`` averages the other folds.
+
+    Raises
+    ------
+    DegenerateTargetError
+        The target holds inf, or is constant over the selected prompts (R² undefined).
+    InvalidArgumentError, UnknownNameError
+        Bad arguments; too few labelled prompts for ``cv``; NaN or inf activations.
+
+    Warns
+    -----
+    SampleLossWarning
+        Prompts left out: NaN labels, or no token at ``position`` (span absent, only in padding,
+        or at token 0 for ``before:SPAN``), each with its count.
     """
     if control not in _CONTROLS:
         raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
@@ -287,9 +327,17 @@ def fit_probes(
         )
     layer_pos = np.array([stored.index(v) for v in wanted])
     y_prompt = label_vector(ds, target)
-    prompt, token = select_positions(ds, position, np.flatnonzero(np.isfinite(y_prompt)))
+    check_finite_target(y_prompt, f"label {target!r}")
+    labelled = np.flatnonzero(np.isfinite(y_prompt))
+    prompt, token = select_positions(ds, position, labelled)
     groups, inverse = np.unique(prompt, return_inverse=True)
     fold = kfold_assign(len(groups), cv, seed)[inverse]
+    check_varies(y_prompt[groups], f"label {target!r}")
+    # The fit goes ahead: say which prompts it leaves out, and why.
+    warn_missing_labels(y_prompt, f"label {target!r}")
+    lost = position_losses(ds, position, labelled, groups)
+    if lost is not None:
+        warnings.warn(SampleLossWarning(lost), stacklevel=2)
     ys = [y_prompt[prompt]]
     if control == "shuffle":
         perm = np.random.default_rng(seed).permutation(len(groups))
@@ -312,7 +360,10 @@ def fit_probes(
         alphas=alpha_arr,
         solver=kind,
         max_memory=max_memory,
+        layers=wanted,
     )
+    names = [f"label {target!r}", f"the shuffled control of label {target!r}"]
+    warn_undefined_folds(out["fold_defined"], names[: y.shape[1]])
     lineage = {
         "kind": "ridge",
         "prompt_set": prompt_set,

@@ -2,11 +2,13 @@
 
 Two exact solvers, chosen by the shape of the problem (as scikit-learn's ``Ridge`` does):
 
-* primal (samples >= d_model): from per-fold moments ``X^T X``, ``X^T y``, sums and counts,
-  accumulated chunk by chunk; the training statistics of fold ``f`` are the total minus
-  fold ``f``'s.
+* primal (samples >= d_model): from per-fold centred moments (counts, means and co-moments about
+  the mean, merged chunk by chunk, see :class:`._stats.Moments`); the training moments of fold
+  ``f`` are the pooled moments of the other folds.
 * dual (samples < d_model): from the rows themselves (fewer numbers than ``X^T X``) through the
-  centred Gram matrix ``X X^T``; one eigendecomposition per fold gives every alpha.
+  centred Gram matrix ``X X^T``.
+
+Both solve ``(M + alpha I) w = b`` for every alpha as :func:`_ridge_solve` says.
 
 Everything here is numpy on arrays already in memory; :mod:`._stats` builds the inputs out of core.
 Shapes: ``d`` is d_model, ``t`` the number of target columns (the target and its shuffled control),
@@ -22,17 +24,30 @@ import numpy as np
 from actstore.errors import InvalidArgumentError
 
 __all__ = [
+    "CONSTANT_RTOL",
     "FoldMetrics",
     "dual_cv",
     "dual_fit",
+    "fold_mean",
     "kfold_assign",
     "primal_fold_solutions",
     "primal_solve",
-    "r2_from_sums",
+    "r2_defined",
+    "r2_score",
+    "varies",
 ]
 
-# A single alpha is cheaper by a direct solve; from this many alphas on one eigendecomposition wins.
+# Shared eigendecomposition (then refinement) for at least this many alphas on systems up to this
+# size; beyond it one LU per alpha is cheaper.
 _EIGH_FROM = 3
+_EIGH_MAX = 768
+_REFINE_STEPS = 4
+_REFINE_RTOL = 1e-13
+
+#: A set of target values whose spread (max - min) is at most this fraction of the target's
+#: largest absolute value counts as constant: R² (and a probe) is undefined on it. The spread is
+#: exact (no rounding), so the decision does not depend on summation order.
+CONSTANT_RTOL = 1e-10
 
 
 def kfold_assign(n: int, k: int, seed: int) -> np.ndarray:
@@ -68,13 +83,32 @@ class FoldMetrics:
     mae: np.ndarray
 
 
-def r2_from_sums(sse: np.ndarray, sy: np.ndarray, syy: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """R² as ``sklearn.metrics.r2_score`` computes it, from the residual and label sums."""
-    sst = syy - sy * sy / n
+def varies(y: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """Whether each column of ``y (n, t)`` varies: ``max - min > CONSTANT_RTOL * scale``."""
+    if len(y) == 0:
+        return np.zeros(y.shape[1:], dtype=bool)
+    return np.ptp(y, axis=0) > CONSTANT_RTOL * np.asarray(scale)
+
+
+def r2_defined(y: np.ndarray, fold: np.ndarray, k: int) -> np.ndarray:
+    """``(k, t)``: whether fold ``f``'s held-out targets vary, i.e. its R² is defined."""
+    scale = np.abs(y).max(axis=0)
+    return np.stack([varies(y[fold == f], scale) for f in range(k)])
+
+
+def r2_score(sse: np.ndarray, sst: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """``1 - sse / sst`` where ``defined`` (broadcast), NaN elsewhere (a constant target)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - sse / sst
-    # r2_score: a constant target gives 1.0 for a perfect fit, 0.0 otherwise.
-    return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))
+        return np.where(defined, 1.0 - sse / sst, np.nan)
+
+
+def fold_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Mean over folds of those that are defined (not NaN); NaN where none is, no warning."""
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=axis)
+    total = np.where(ok, values, 0.0).sum(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -82,18 +116,50 @@ def _matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b.reshape(b.shape[0], -1)).reshape(a.shape[0], *b.shape[1:])
 
 
-def _spectral_solve(
+def _ridge_solve(
     mat: np.ndarray, rhs: np.ndarray, alphas: np.ndarray
 ) -> np.ndarray:  # (m, m), (m, t) -> (m, t, A)
-    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric PSD)."""
+    """Solve ``(mat + alpha I) w = rhs`` for every alpha (``mat`` symmetric PSD).
+
+    Small systems with several alphas: one eigendecomposition shared by all alphas, each answer
+    polished by iterative refinement against ``mat`` itself (an eigendecomposition alone loses
+    digits in the small eigenvalues when the columns' scales differ a lot: a few "massive"
+    activation dims beside near-constant ones). A system whose refinement does not converge, and
+    every large one (where LU is the cheaper of the two), is solved by LU of the Jacobi-equilibrated
+    system ``S (mat + alpha I) S v = S rhs``, ``w = S v``, ``S = diag(mat + alpha)^(-1/2)``.
+    """
     alphas = np.asarray(alphas, dtype=np.float64)
-    if len(alphas) < _EIGH_FROM:
-        eye = np.eye(mat.shape[0])
-        return np.stack([np.linalg.solve(mat + a * eye, rhs) for a in alphas], axis=-1)
-    lam, vec = np.linalg.eigh(mat)
-    proj = vec.T @ rhs  # (m, t)
-    scaled = proj[:, :, None] / (lam[:, None, None] + alphas[None, None, :])
-    return _matmul3(vec, scaled)
+    out = np.empty((mat.shape[0], rhs.shape[1], len(alphas)))
+    todo = list(range(len(alphas)))
+    if len(alphas) >= _EIGH_FROM and mat.shape[0] <= _EIGH_MAX:
+        lam, vec = np.linalg.eigh(mat)
+        todo = [
+            i for i, a in enumerate(alphas) if not _refined(mat, rhs, a, lam, vec, out[:, :, i])
+        ]
+    diag = np.maximum(np.diagonal(mat), 0.0)
+    rows = np.arange(mat.shape[0])
+    for i in todo:
+        alpha = alphas[i]
+        scale = 1.0 / np.sqrt(diag + alpha)
+        eq = mat * scale[:, None]
+        eq *= scale[None, :]
+        eq[rows, rows] += alpha * scale * scale
+        out[:, :, i] = scale[:, None] * np.linalg.solve(eq, scale[:, None] * rhs)
+    return out
+
+
+def _refined(
+    mat: np.ndarray, rhs: np.ndarray, alpha: float, lam: np.ndarray, vec: np.ndarray, w: np.ndarray
+) -> bool:
+    """Eigen-solve for one alpha into ``w``, refined until the correction stops mattering."""
+    inv = 1.0 / (np.maximum(lam, 0.0) + alpha)
+    w[:] = vec @ (inv[:, None] * (vec.T @ rhs))
+    for _ in range(_REFINE_STEPS):
+        step = vec @ (inv[:, None] * (vec.T @ (rhs - mat @ w - alpha * w)))
+        w += step
+        if np.abs(step).max() <= _REFINE_RTOL * np.abs(w).max():
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,7 +176,9 @@ def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.nd
     return cross[train], cross
 
 
-def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarray) -> FoldMetrics:
+def dual_cv(
+    gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarray, defined: np.ndarray
+) -> FoldMetrics:
     """k-fold held-out R² and MAE of ridge with intercept, from the Gram matrix of the rows.
 
     Parameters
@@ -119,6 +187,7 @@ def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarra
     y : (n, t) float64 targets.
     fold : (n,) fold id of each row.
     alphas : (A,) penalties.
+    defined : (k, t) whether fold ``f``'s held-out targets vary (R² NaN where not).
     """
     k = int(fold.max()) + 1
     t = y.shape[1]
@@ -129,14 +198,12 @@ def dual_cv(gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarra
         train = ~test
         kc_tt, kc_cross = _centre_gram(gram, np.flatnonzero(train))
         y_mean = y[train].mean(axis=0)
-        dual = _spectral_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
+        dual = _ridge_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
         pred = _matmul3(kc_cross[test], dual) + y_mean[None, :, None]
         resid = y[test][:, :, None] - pred
         sse = (resid**2).sum(axis=0)
-        yt = y[test]
-        r2[f] = r2_from_sums(
-            sse, yt.sum(axis=0)[:, None], (yt**2).sum(axis=0)[:, None], float(test.sum())
-        )
+        yc = y[test] - y[test].mean(axis=0)
+        r2[f] = r2_score(sse, (yc * yc).sum(axis=0)[:, None], defined[f][:, None])
         mae[f] = np.abs(resid).mean(axis=0)
     return FoldMetrics(r2=r2, mae=mae)
 
@@ -153,7 +220,7 @@ def dual_fit(
     n = x.shape[0]
     kc, _ = _centre_gram(gram, np.arange(n))
     y_mean = y.mean(axis=0)
-    dual = _spectral_solve(kc, y - y_mean, alphas)  # (n, t, A)
+    dual = _ridge_solve(kc, y - y_mean, alphas)  # (n, t, A)
     x_mean = x.mean(axis=0)
     coef = _matmul3(x.T, dual) - x_mean[:, None, None] * dual.sum(axis=0)[None]
     intercept = y_mean[:, None] - _matmul3(x_mean[None, :], coef)[0]
@@ -164,50 +231,58 @@ def dual_fit(
 # ----------------------------------------------------------------------------------------------
 # primal: per-fold moments
 # ----------------------------------------------------------------------------------------------
-def _centred(
-    n: float, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    mx = sx / n
-    my = sy / n
-    cxx = sxx - n * np.outer(mx, mx)
-    cxy = sxy - n * np.outer(mx, my)
-    return mx, my, cxx, cxy
-
-
 def primal_solve(
-    n: float, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray, alphas: np.ndarray
+    mx: np.ndarray, my: np.ndarray, cxx: np.ndarray, cxy: np.ndarray, alphas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge with intercept from the moments of its training rows, for every alpha.
+    """Ridge with intercept from the centred moments of its training rows, for every alpha.
 
-    ``sx`` (d,), ``sy`` (t,), ``sxx`` (d, d), ``sxy`` (d, t) -> coefficients ``(d, t, A)`` and
-    intercepts ``(t, A)`` (for the same shifted rows the moments were taken of).
+    ``mx`` (d,), ``my`` (t,) means, ``cxx`` (d, d), ``cxy`` (d, t) co-moments about them ->
+    coefficients ``(d, t, A)`` and intercepts ``(t, A)``.
     """
-    mx, my, cxx, cxy = _centred(n, sx, sy, sxx, sxy)
-    w = _spectral_solve(cxx, cxy, alphas)
+    w = _ridge_solve(cxx, cxy, alphas)
     return w, my[:, None] - _matmul3(mx[None, :], w)[0]
+
+
+def _pool(
+    n: np.ndarray, mx: np.ndarray, my: np.ndarray, wx: np.ndarray, wy: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pool groups ``(g,)`` given their means and the sums of their within co-moments ``wx``
+    (d, d), ``wy`` (d, t): adds the between-group term ``sum_g n_g (m_g - m)(m_g - m)^T``."""
+    n_tot = float(n.sum())
+    mx_p = (n[:, None] * mx).sum(axis=0) / n_tot
+    my_p = (n[:, None] * my).sum(axis=0) / n_tot
+    dx = mx - mx_p
+    dy = my - my_p
+    return n_tot, mx_p, my_p, wx + (dx * n[:, None]).T @ dx, wy + (dx * n[:, None]).T @ dy
 
 
 def primal_fold_solutions(
     n: np.ndarray,
-    sx: np.ndarray,
-    sy: np.ndarray,
-    sxx: np.ndarray,
-    sxy: np.ndarray,
+    mx: np.ndarray,
+    my: np.ndarray,
+    cxx: np.ndarray,
+    cxy: np.ndarray,
     alphas: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solutions trained on all folds but ``f`` for every fold ``f``, then one on all folds.
 
-    Parameters are per-fold moments of one layer: ``n`` (k,), ``sx`` (k, d), ``sy`` (k, t),
-    ``sxx`` (k, d, d), ``sxy`` (k, d, t). Returns coefficients ``(k + 1, d, t, A)`` and intercepts
-    ``(k + 1, t, A)``; index ``k`` is the refit on all data. The training moments of fold ``f`` are
-    the total minus fold ``f``'s, so the data is read once for all folds.
+    Parameters are per-fold centred moments of one layer: ``n`` (k,), ``mx`` (k, d), ``my`` (k, t),
+    ``cxx`` (k, d, d), ``cxy`` (k, d, t). Returns coefficients ``(k + 1, d, t, A)`` and the training
+    means ``(k + 1, d)`` and ``(k + 1, t)`` (predict ``(x - mean_x) @ coef + mean_y``); index ``k``
+    is the refit on all data. Fold ``f``'s training moments pool the other folds: the sum of their
+    within co-moments (the total minus fold ``f``'s) plus their between-means term.
     """
-    tot = (n.sum(), sx.sum(0), sy.sum(0), sxx.sum(0), sxy.sum(0))
-    sols = [
-        primal_solve(
-            tot[0] - n[f], tot[1] - sx[f], tot[2] - sy[f], tot[3] - sxx[f], tot[4] - sxy[f], alphas
-        )
-        for f in range(len(n))
-    ]
-    sols.append(primal_solve(*tot, alphas))
-    return np.stack([c for c, _ in sols]), np.stack([b for _, b in sols])
+    k = len(n)
+    wx_tot, wy_tot = cxx.sum(axis=0), cxy.sum(axis=0)
+    coefs, mxs, mys = [], [], []
+    for f in [*range(k), None]:
+        if f is None:
+            pooled = _pool(n, mx, my, wx_tot, wy_tot)
+        else:
+            rest = np.arange(k) != f
+            pooled = _pool(n[rest], mx[rest], my[rest], wx_tot - cxx[f], wy_tot - cxy[f])
+        _, mx_p, my_p, cxx_p, cxy_p = pooled
+        coefs.append(_ridge_solve(cxx_p, cxy_p, alphas))
+        mxs.append(mx_p)
+        mys.append(my_p)
+    return np.stack(coefs), np.stack(mxs), np.stack(mys)

@@ -108,6 +108,12 @@ def _print_metrics(probes: Any) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from actstore.analysis import fit_probes, save_probes
 
+    if not args.out:
+        from actstore import store
+
+        # Saving into the cache: refuse a read-only one before fitting, not after (the fit's
+        # warnings would otherwise come first, for probes that are then thrown away).
+        store.open_cache(args.cache, mode="r+")
     probes = fit_probes(
         args.cache,
         prompt_set=args.prompt_set,
