@@ -228,22 +228,53 @@ class TokenPlan:
             A chunk fails to decode (damaged bytes).
         """
         units = np.sort(self.units[np.asarray(positions, dtype=np.int64)])
-        up = self.unit_prompts
-        n = self.spec.n_prompts
-        pidx = np.concatenate([np.arange(u * up, min((u + 1) * up, n)) for u in units])
-        sub = self.mask[pidx]
-        tmax = int(np.flatnonzero(sub.any(axis=0)).max()) + 1
+        up, n = self.unit_prompts, self.spec.n_prompts
+        # contiguous units merge into one prompt range: [(first prompt, stop prompt), ...]
+        breaks = np.flatnonzero(np.diff(units) != 1) + 1
+        runs = [(int(r[0]) * up, min((int(r[-1]) + 1) * up, n)) for r in np.split(units, breaks)]
+        subs = [self.mask[a:b] for a, b in runs]
+        tmax = max(int(np.flatnonzero(m.any(axis=0)).max()) + 1 for m in subs)
+        parts = self._fetch(runs, tmax)
+        counts = [int(m.sum()) for m in subs]
+        rows = np.empty((sum(counts), len(self.layers), self.spec.d_model), dtype=self.array.dtype)
+        prompt = np.empty(len(rows), dtype=np.int64)
+        token = np.empty(len(rows), dtype=np.int64)
+        at = 0
+        for k, ((a, _), m) in enumerate(zip(runs, subs)):
+            m = m[:, :tmax]
+            p_local, t = np.nonzero(m)
+            for j in range(len(self.layers)):
+                rows[at : at + counts[k], j] = parts[k * len(self.layers) + j][m]
+            prompt[at : at + counts[k]] = p_local + a
+            token[at : at + counts[k]] = t
+            at += counts[k]
+        return rows, prompt, token
+
+    def _fetch(self, runs: list[tuple[int, int]], tmax: int) -> list[np.ndarray]:
+        """``(prompt, token, d_model)`` blocks of every (run, layer), read concurrently.
+
+        zarr's orthogonal selection with integer arrays is orders of magnitude slower than
+        plain slices, so each run and layer is one basic selection, all gathered at once.
+        """
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        aarr = self.array._async_array
+        sels = [
+            (slice(a, b), int(lp), slice(0, tmax), slice(None))
+            for a, b in runs
+            for lp in self.layer_pos
+        ]
+
+        async def gather() -> list[Any]:
+            return list(await asyncio.gather(*(aarr.getitem(s) for s in sels)))
+
         try:
-            data = self.array.get_orthogonal_selection(
-                (pidx, self.layer_pos, slice(0, tmax), slice(None))
-            )
+            return [np.asarray(x) for x in sync(gather())]
         except Exception as exc:  # any decode failure means damaged bytes
             raise CorruptCacheError(
                 f"expected intact data in {self.prompt_set}/{self.hook} of {self.cache.url!r}, "
-                f"got {type(exc).__name__}: {exc} reading prompts {pidx[0]}..{pidx[-1]}; run "
-                f"`actstore verify {self.cache.url}` to list the damage"
+                f"got {type(exc).__name__}: {exc} reading prompts {runs[0][0]}..{runs[-1][1] - 1}"
+                f"; run `actstore verify {self.cache.url}` to list the damage"
             ) from exc
-        sub = sub[:, :tmax]
-        p_local, token = np.nonzero(sub)
-        rows = data[p_local, :, token, :]  # (row, layer, d_model)
-        return rows, pidx[p_local], token
