@@ -96,7 +96,7 @@ def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[in
     n = 0
     for start in range(0, arr.shape[0], block):
         stop = min(start + block, arr.shape[0])
-        x = arr[start:stop] if layers is None else arr[start:stop, layers]
+        x = arr[start:stop] if layers is None else arr[start:stop, layers[0] : layers[-1] + 1]
         mask = np.arange(arr.shape[2])[None, :] < nt[start:stop, None]
         rows = x.transpose(0, 2, 1, 3)[mask].astype(np.float32)
         n += len(rows)
@@ -110,11 +110,6 @@ def loader_read(path: Path, **kw) -> tuple[int, float]:
     t0 = time.perf_counter()
     n = sum(len(b) for b in loader)
     return n, time.perf_counter() - t0
-
-
-def best_of(fn, repeat: int) -> tuple[int, float]:
-    runs = [fn() for _ in range(repeat)]
-    return runs[0][0], min(r[1] for r in runs)
 
 
 def saelens_python() -> str | None:
@@ -165,7 +160,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--d-model", type=int, default=1024)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     import torch
@@ -184,18 +179,33 @@ def main() -> None:
             print(rows[-1], flush=True)
 
         all_layers = list(range(args.layers))
-        n, dt = best_of(lambda: numpy_read(path, nt, None), args.repeat)
-        ref_all = n / dt
-        add(f"numpy: zarr + real-token mask + float32, {args.layers} layers", n, dt, None)
-        n, dt = best_of(lambda: loader_read(path, layers=all_layers), args.repeat)
-        add(f"ActivationLoader, shuffled, {args.layers} layers", n, dt, ref_all)
-        n, dt = best_of(lambda: loader_read(path, layers=all_layers, shuffle=False), args.repeat)
-        add(f"ActivationLoader, in order, {args.layers} layers", n, dt, ref_all)
-        n, dt = best_of(lambda: numpy_read(path, nt, [0]), args.repeat)
-        ref_one = n / dt
-        add("numpy: zarr + real-token mask + float32, 1 layer", n, dt, None)
-        n, dt = best_of(lambda: loader_read(path, layer=0), args.repeat)
-        add("ActivationLoader, shuffled, 1 layer", n, dt, ref_one)
+        readers = {
+            f"numpy: zarr + real-token mask + float32, {args.layers} layers": (
+                lambda: numpy_read(path, nt, None)
+            ),
+            f"ActivationLoader, shuffled, {args.layers} layers": (
+                lambda: loader_read(path, layers=all_layers)
+            ),
+            f"ActivationLoader, in order, {args.layers} layers": (
+                lambda: loader_read(path, layers=all_layers, shuffle=False)
+            ),
+            "numpy: zarr + real-token mask + float32, 1 layer": lambda: numpy_read(path, nt, [0]),
+            "ActivationLoader, shuffled, 1 layer": lambda: loader_read(path, layer=0),
+        }
+        # interleaved repeats, best of each: a busy machine slows all readers alike
+        runs: dict[str, list[tuple[int, float]]] = {k: [] for k in readers}
+        for _ in range(args.repeat):
+            for what, fn in readers.items():
+                runs[what].append(fn())
+        ref = None
+        for what, res in runs.items():
+            n, dt = res[0][0], min(r[1] for r in res)
+            if what.startswith("numpy"):
+                ref = n / dt
+                add(what, n, dt, None)
+            else:
+                add(what, n, dt, ref)
+        ref_one = ref
         sae = saelens_read(path, tmp, args.tokens, args.d_model)
         if sae is not None:
             n, dt, export_s = sae

@@ -287,3 +287,29 @@ def test_s3_through_the_loopback_server(cache, s3_options) -> None:
     assert _hashes(torch.cat(got)) == _hashes(_reference(syn))
     dl = torch.utils.data.DataLoader(remote, batch_size=None, num_workers=2)
     assert _hashes(torch.cat(list(dl))) == _hashes(_reference(syn))
+
+
+def test_docs_sae_loop_runs(cache) -> None:
+    """The ten-line SAE loop of docs/sae-training.md, run as written against a small cache."""
+    from pathlib import Path
+
+    path, syn = cache
+    doc = (Path(__file__).parents[2] / "docs" / "sae-training.md").read_text()
+    block = doc.split("<!-- BEGIN sae-loop -->", 1)[1].split("<!-- END sae-loop -->", 1)[0]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    assert (
+        len(
+            [ln for ln in code.splitlines() if ln.strip() and not ln.startswith(("import", "from"))]
+        )
+        <= 10
+    )
+    code = code.replace('"cache.zarr"', repr(str(path))).replace('"physics"', '"arith"')
+    code = code.replace("layer=15", "layer=4").replace("batch_size=4096", "batch_size=32")
+    ns: dict = {}
+    torch.manual_seed(0)
+    exec(compile(code, "docs/sae-training.md", "exec"), ns)
+    loader = ns["loader"]
+    assert loader.epoch == 1 and loader.state_dict()["batches"] == 0  # both epochs ran to the end
+    assert loader.n_tokens == int(np.sum(syn.metadata.n_tokens))
+    assert torch.isfinite(ns["loss"])
+    assert ns["enc"].weight.shape == (8 * 8, 8)

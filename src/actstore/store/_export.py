@@ -218,12 +218,12 @@ def _write_npy(
         for positions in _chunks(plan):
             rows, p, t = plan.read(positions)
             for j, layer in enumerate(plan.layers):
-                arrays[(plan.hook, layer)][at : at + len(rows)] = rows[:, j, :].astype(odt)
-            prompt[at : at + len(rows)] = p
-            token[at : at + len(rows)] = t
-            token_id[at : at + len(rows)] = ids[p, t]
-            at += len(rows)
-            progress.update(len(rows))
+                arrays[(plan.hook, layer)][at : at + len(p)] = rows[j].astype(odt)
+            prompt[at : at + len(p)] = p
+            token[at : at + len(p)] = t
+            token_id[at : at + len(p)] = ids[p, t]
+            at += len(p)
+            progress.update(len(p))
     for arr in (*arrays.values(), prompt, token, token_id):
         arr.flush()
     meta = {
@@ -287,10 +287,10 @@ def _write_hf(
         for plan, plan_steps in zip(plans, steps):
             rows, p, t = plan.read(plan_steps[k])
             for j, layer in enumerate(plan.layers):
-                part[hook_column(plan.hook, layer)] = rows[:, j, :].astype(odt)
+                part[hook_column(plan.hook, layer)] = rows[j].astype(odt)
             part["prompt"], part["token"] = p.astype(np.int32), t.astype(np.int32)
             part["token_ids"] = ids[p, t]
-            progress.update(len(rows))
+            progress.update(len(p))
         merged = {c: np.concatenate([carry[c], v]) if carry else v for c, v in part.items()}
         full = len(merged["prompt"]) // ctx * ctx
         carry = {c: v[full:] for c, v in merged.items()}

@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_BUFFER_BYTES", "TokenPlan", "select_tokens"]
 
 #: Default window size: selected rows of every requested layer, in the stored dtype.
 DEFAULT_BUFFER_BYTES = 512 * 2**20
+#: Padded bytes per layer read at once while filling a window (bounds the transient memory).
+READ_BYTES = 64 * 2**20
 
 
 def _prompt_mask(prompts: Any, n_prompts: int) -> np.ndarray:
@@ -218,7 +220,8 @@ class TokenPlan:
         Returns
         -------
         rows : np.ndarray
-            ``(row, layer, d_model)`` in the stored dtype, ordered by prompt then token.
+            ``(layer, row, d_model)`` in the stored dtype (layer-major: each layer's rows are
+            contiguous), rows ordered by prompt then token.
         prompt, token : np.ndarray
             ``(row,)`` prompt index and token position of each row.
 
@@ -229,25 +232,44 @@ class TokenPlan:
         """
         units = np.sort(self.units[np.asarray(positions, dtype=np.int64)])
         up, n = self.unit_prompts, self.spec.n_prompts
-        # contiguous units merge into one prompt range: [(first prompt, stop prompt), ...]
+        # contiguous units merge into prompt ranges of at most ``step`` units each
+        padded = up * self.spec.n_tokens_max * self.spec.d_model * self.spec.itemsize
+        step = max(1, READ_BYTES // padded)
         breaks = np.flatnonzero(np.diff(units) != 1) + 1
-        runs = [(int(r[0]) * up, min((int(r[-1]) + 1) * up, n)) for r in np.split(units, breaks)]
+        runs = [
+            (int(r[i]) * up, min((int(r[min(i + step, len(r)) - 1]) + 1) * up, n))
+            for r in np.split(units, breaks)
+            for i in range(0, len(r), step)
+        ]
         subs = [self.mask[a:b] for a, b in runs]
-        tmax = max(int(np.flatnonzero(m.any(axis=0)).max()) + 1 for m in subs)
-        parts = self._fetch(runs, tmax)
         counts = [int(m.sum()) for m in subs]
-        rows = np.empty((sum(counts), len(self.layers), self.spec.d_model), dtype=self.array.dtype)
-        prompt = np.empty(len(rows), dtype=np.int64)
-        token = np.empty(len(rows), dtype=np.int64)
-        at = 0
-        for k, ((a, _), m) in enumerate(zip(runs, subs)):
-            m = m[:, :tmax]
-            p_local, t = np.nonzero(m)
-            for j in range(len(self.layers)):
-                rows[at : at + counts[k], j] = parts[k * len(self.layers) + j][m]
-            prompt[at : at + counts[k]] = p_local + a
-            token[at : at + counts[k]] = t
-            at += counts[k]
+        n_rows = sum(counts)
+        rows = np.empty((len(self.layers), n_rows, self.spec.d_model), dtype=self.array.dtype)
+        prompt = np.empty(n_rows, dtype=np.int64)
+        token = np.empty(n_rows, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        # read groups of runs of about READ_BYTES per layer concurrently: bounded transient memory
+        groups: list[list[int]] = [[]]
+        size = 0
+        for k, (a, b) in enumerate(runs):
+            if groups[-1] and size + (b - a) > step * up:
+                groups.append([])
+                size = 0
+            groups[-1].append(k)
+            size += b - a
+        for group in groups:
+            tmax = max(int(np.flatnonzero(subs[k].any(axis=0)).max()) + 1 for k in group)
+            parts = self._fetch([runs[k] for k in group], tmax)
+            for i, k in enumerate(group):
+                m = subs[k][:, :tmax]
+                at, stop = int(starts[k]), int(starts[k + 1])
+                p_local, t = np.nonzero(m)
+                flat = m.ravel()
+                for j in range(len(self.layers)):
+                    part = parts[i * len(self.layers) + j].reshape(-1, self.spec.d_model)
+                    np.compress(flat, part, axis=0, out=rows[j, at:stop])
+                prompt[at:stop] = p_local + runs[k][0]
+                token[at:stop] = t
         return rows, prompt, token
 
     def _fetch(self, runs: list[tuple[int, int]], tmax: int) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ from actstore.torch._schedule import StreamSchedule, consumed_per_worker
 __all__ = ["ActivationLoader"]
 
 _STATE_VERSION = 1
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -310,14 +311,23 @@ class ActivationLoader(IterableDataset):
         return np.random.default_rng([self.seed, self.epoch, 1, w]).permutation(size)
 
     def _convert(self, rows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        part = rows[idx]
-        if self.squeeze:
-            part = part[:, 0, :]
-        if part.dtype == BFLOAT16:
-            tensor = torch.from_numpy(part.view(np.int16)).view(torch.bfloat16)
+        """Rows *idx* of a layer-major window ``(layer, row, d_model)`` as ``(batch, [layer,]
+        d_model)`` in the output dtype."""
+        target = _NUMPY_DTYPES.get(self.dtype)
+        n_layers = rows.shape[0]
+        if target is not None:  # ml_dtypes widens bfloat16 ~10x faster than torch
+            out = np.empty((len(idx), n_layers, rows.shape[2]), dtype=target)
+            for j in range(n_layers):
+                out[:, j] = rows[j, idx]
+            tensor = torch.from_numpy(out)
         else:
-            tensor = torch.from_numpy(part)
-        return tensor.to(self.dtype)
+            part = np.ascontiguousarray(rows[:, idx].transpose(1, 0, 2))
+            if part.dtype == BFLOAT16:
+                tensor = torch.from_numpy(part.view(np.int16)).view(torch.bfloat16)
+            else:
+                tensor = torch.from_numpy(part)
+            tensor = tensor.to(self.dtype)
+        return tensor[:, 0] if self.squeeze else tensor
 
     def _finish(self, parts: list[torch.Tensor]) -> torch.Tensor:
         batch = parts[0] if len(parts) == 1 else torch.cat(parts)
