@@ -162,7 +162,7 @@ def export_cache(
     names = list(prompt_sets) if prompt_sets is not None else cache.prompt_sets
     for name in names:
         cache.group(name)  # UnknownNameError naming the sets that exist
-    report = ExportReport(out=str(out_dir), format=format)
+    jobs = []  # everything is checked before anything is written
     for name in names:
         spec = cache.spec(name)
         set_hooks = list(hooks) if hooks is not None else list(spec.hooks)
@@ -175,6 +175,15 @@ def export_cache(
         mask = select_tokens(cache, name)
         plans = [TokenPlan(cache, name, hook=h, layers=set_layers, mask=mask) for h in set_hooks]
         odt = _out_dtype(spec.dtype, dtype)
+        ctx = int(context_size or spec.n_tokens_max)
+        if format == "hf-datasets" and plans[0].n_rows < ctx:
+            raise InvalidArgumentError(
+                f"expected at least context_size={ctx} real tokens in prompt set {name!r}, got "
+                f"{plans[0].n_rows}; pass a smaller --context-size"
+            )
+        jobs.append((name, plans, odt, ctx))
+    report = ExportReport(out=str(out_dir), format=format)
+    for name, plans, odt, ctx in jobs:
         dest = out_dir / name
         dest.mkdir(parents=True, exist_ok=True)
         progress = _Progress(plans[0].n_rows * len(plans), name, quiet=quiet)
@@ -182,7 +191,6 @@ def export_cache(
             if format == "npy":
                 info = _write_npy(cache, name, plans, odt, dest, progress)
             else:
-                ctx = int(context_size or spec.n_tokens_max)
                 info = _write_hf(cache, name, plans, odt, ctx, dest, progress)
         finally:
             progress.close()
@@ -256,11 +264,6 @@ def _write_hf(
 
     n, d = plans[0].n_rows, plans[0].spec.d_model
     n_rows = n // ctx
-    if n_rows == 0:
-        raise InvalidArgumentError(
-            f"expected at least context_size={ctx} real tokens in prompt set {name!r}, got {n}; "
-            "pass a smaller --context-size"
-        )
     left = n - n_rows * ctx
     if left:
         warnings.warn(
