@@ -3,8 +3,9 @@
 A synthetic bfloat16 cache (default 1000 ragged prompts of 16..64 tokens x 3 layers x d_model
 1024, 393 MB padded) is written once; then, each timed with its files in the OS page cache:
 
-* **numpy**: for each shard, ``zarr`` reads the block into numpy, a boolean mask keeps the real
-  tokens, ``astype(float32)``: the plain read anyone would write, no shuffle;
+* **numpy**: for each shard and layer, ``zarr`` reads the block into numpy, a boolean mask keeps
+  the real tokens, converted to float32 rows ``(token, layer, d_model)``: the plain read anyone
+  would write, no shuffle;
 * **loader**: one epoch of :class:`actstore.torch.ActivationLoader` (shuffled, float32 batches
   of 4096), all layers and one layer; and unshuffled;
 * **SAELens** (where it is importable, or ``ACTSTORE_SAELENS_PYTHON`` names an interpreter where
@@ -87,18 +88,21 @@ def build(path: Path, n_prompts: int, n_layers: int, t_max: int, d: int) -> np.n
 
 
 def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[int, float]:
-    """The plain read: zarr -> numpy per shard, real-token mask, float32."""
+    """The plain read: per shard and layer, zarr -> numpy, real-token mask, float32 rows
+    ``(token, layer, d_model)`` (per layer, so the mask runs over contiguous memory)."""
     import zarr
 
     arr = zarr.open_array(str(path / "bench" / "resid_post"), mode="r")
     block = arr.shards[0]
+    layers = list(range(arr.shape[1])) if layers is None else layers
     t0 = time.perf_counter()
     n = 0
     for start in range(0, arr.shape[0], block):
         stop = min(start + block, arr.shape[0])
-        x = arr[start:stop] if layers is None else arr[start:stop, layers[0] : layers[-1] + 1]
         mask = np.arange(arr.shape[2])[None, :] < nt[start:stop, None]
-        rows = x.transpose(0, 2, 1, 3)[mask].astype(np.float32)
+        rows = np.empty((int(mask.sum()), len(layers), arr.shape[3]), dtype=np.float32)
+        for j, layer in enumerate(layers):
+            rows[:, j] = arr[start:stop, layer][mask]
         n += len(rows)
     return n, time.perf_counter() - t0
 
