@@ -236,6 +236,15 @@ def test_bad_arguments_fail_with_one_line(cache, tmp_path) -> None:
         ActivationLoader(tmp_path / "part.zarr")
 
 
+def test_progress_is_off_by_default_and_logs_when_asked(cache, capsys) -> None:
+    path, syn = cache
+    _epoch(ActivationLoader(path, batch_size=64))
+    assert capsys.readouterr().err == ""
+    _epoch(ActivationLoader(path, batch_size=64, progress=True))
+    total = int(np.sum(syn.metadata.n_tokens))
+    assert f"actstore loader: epoch 0: {total}/{total} tokens" in capsys.readouterr().err
+
+
 def test_output_dtype_and_len(cache) -> None:
     path, syn = cache
     loader = ActivationLoader(path, batch_size=16, dtype=torch.float16)

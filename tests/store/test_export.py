@@ -229,7 +229,29 @@ def test_cli_export_and_no_torch(two_sets, tmp_path) -> None:
         text=True,
         env=env,
     )
-    assert bad.returncode == 2
+    assert bad.returncode == 2, bad.stderr
     assert bad.stderr.startswith("actstore: error: expected a new or empty directory")
     assert "Traceback" not in bad.stderr
     shutil.rmtree(tmp_path / "o")
+    loud = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actstore",
+            "export",
+            str(path),
+            "--format",
+            "npy",
+            "--out",
+            str(tmp_path / "o"),
+            "--prompt-sets",
+            "physics",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    n = report["physics"]["tokens"]
+    assert f"actstore export: physics: {n}/{n} tokens" in loud.stderr  # a log line off a TTY
+    assert loud.stdout.startswith(f"physics: {n} tokens -> ")

@@ -33,7 +33,7 @@ import numpy as np
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.store._tokens import TokenPlan, select_tokens
 
-__all__ = ["FORMATS", "ExportReport", "export_cache", "hook_column"]
+__all__ = ["FORMATS", "ExportReport", "Progress", "export_cache", "hook_column"]
 
 FORMATS = ("hf-datasets", "npy")
 #: Rows read per step: about this many bytes of one hook's selected rows (every layer).
@@ -54,11 +54,13 @@ class ExportReport:
     prompt_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class _Progress:
+class Progress:
     """A tqdm bar on a terminal, a log line every *interval* seconds otherwise, or nothing."""
 
-    def __init__(self, total: int, desc: str, *, quiet: bool, interval: float = 10.0) -> None:
-        self.total, self.desc, self.done = total, desc, 0
+    def __init__(
+        self, total: int, desc: str, *, quiet: bool, interval: float = 10.0, what: str = "export"
+    ) -> None:
+        self.total, self.desc, self.done, self.what = total, desc, 0, what
         self.quiet, self.interval = quiet, interval
         self._t0 = self._last = time.perf_counter()
         self._bar: Any = None
@@ -78,7 +80,8 @@ class _Progress:
         self._last = time.perf_counter()
         rate = self.done / max(self._last - self._t0, 1e-9)
         print(
-            f"actstore export: {self.desc}: {self.done}/{self.total} tokens ({rate:,.0f} tok/s)",
+            f"actstore {self.what}: {self.desc}: {self.done}/{self.total} tokens "
+            f"({rate:,.0f} tok/s)",
             file=sys.stderr,
             flush=True,
         )
@@ -186,7 +189,7 @@ def export_cache(
     for name, plans, odt, ctx in jobs:
         dest = out_dir / name
         dest.mkdir(parents=True, exist_ok=True)
-        progress = _Progress(plans[0].n_rows * len(plans), name, quiet=quiet)
+        progress = Progress(plans[0].n_rows * len(plans), name, quiet=quiet)
         try:
             if format == "npy":
                 info = _write_npy(cache, name, plans, odt, dest, progress)

@@ -67,7 +67,8 @@ class ActivationLoader(IterableDataset):
     storage_options
         fsspec options for URLs (credentials, endpoint).
     progress
-        Show a tqdm bar of tokens per epoch (main process only).
+        Show progress of each epoch in tokens (main process only): a tqdm bar on a terminal,
+        a log line every 10 s otherwise. Off by default.
 
     Raises
     ------
@@ -273,10 +274,11 @@ class ActivationLoader(IterableDataset):
     def _bar(self, sched: StreamSchedule, skip: int) -> Any:
         if not self.progress:
             return None
-        from tqdm.auto import tqdm
+        from actstore.store._export import Progress
 
-        done = min(skip * self.batch_size, sched.n_rows[0])
-        return tqdm(total=sched.n_rows[0], initial=done, unit="tok", unit_scale=True, desc="load")
+        bar = Progress(sched.n_rows[0], f"epoch {self.epoch}", quiet=False, what="loader")
+        bar.update(min(skip * self.batch_size, sched.n_rows[0]))
+        return bar
 
     def _stream(self, sched: StreamSchedule, me: int, skip: int) -> Iterator[torch.Tensor]:
         plan = self.plan()
