@@ -47,16 +47,16 @@ for _ in range(2):
         dtype="float32", cached_activations_path=path,
     )
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         while True:
             acts, _ = store.get_raw_llm_batch(raise_on_epoch_end=True)
             n += acts.shape[0]
     except StopIteration:
         pass
-    dt = time.perf_counter() - t0
-    best = dt if best is None or dt < best else best
-print(n, best)
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    best = (dt, dc) if best is None else (min(best[0], dt), min(best[1], dc))
+print(n, *best)
 """
 
 
@@ -87,7 +87,7 @@ def build(path: Path, n_prompts: int, n_layers: int, t_max: int, d: int) -> np.n
     return nt
 
 
-def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[int, float]:
+def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[int, float, float]:
     """The plain read: per shard and layer, zarr -> numpy, real-token mask, float32 rows
     ``(token, layer, d_model)`` (per layer, so the mask runs over contiguous memory)."""
     import zarr
@@ -95,7 +95,7 @@ def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[in
     arr = zarr.open_array(str(path / "bench" / "resid_post"), mode="r")
     block = arr.shards[0]
     layers = list(range(arr.shape[1])) if layers is None else layers
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     for start in range(0, arr.shape[0], block):
         stop = min(start + block, arr.shape[0])
@@ -104,16 +104,16 @@ def numpy_read(path: Path, nt: np.ndarray, layers: list[int] | None) -> tuple[in
         for j, layer in enumerate(layers):
             rows[:, j] = arr[start:stop, layer][mask]
         n += len(rows)
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.process_time() - c0
 
 
-def loader_read(path: Path, **kw) -> tuple[int, float]:
+def loader_read(path: Path, **kw) -> tuple[int, float, float]:
     from actstore.torch import ActivationLoader
 
     loader = ActivationLoader(path, batch_size=4096, **kw)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = sum(len(b) for b in loader)
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.process_time() - c0
 
 
 def saelens_python() -> str | None:
@@ -127,7 +127,9 @@ def saelens_python() -> str | None:
     return sys.executable
 
 
-def saelens_read(path: Path, tmp: Path, t_max: int, d: int) -> tuple[int, float, float] | None:
+def saelens_read(
+    path: Path, tmp: Path, t_max: int, d: int
+) -> tuple[int, float, float, float] | None:
     python = saelens_python()
     if python is None:
         return None
@@ -154,8 +156,8 @@ def saelens_read(path: Path, tmp: Path, t_max: int, d: int) -> tuple[int, float,
         env=env,
         check=True,
     )
-    n, dt = res.stdout.split()[-2:]
-    return int(n), float(dt), export_s
+    n, dt, dc = res.stdout.split()[-3:]
+    return int(n), float(dt), float(dc), export_s
 
 
 def main() -> None:
@@ -176,12 +178,17 @@ def main() -> None:
         real = int(nt.sum())
         rows = []
 
-        def add(what: str, n: int, dt: float, ref: float | None) -> None:
-            rate = n / dt
-            rel = f"{rate / ref:.2f}x" if ref else ""
-            rows.append(f"| {what} | {n:,} | {dt:.2f} | {rate:,.0f} | {rel} |")
+        def add(what: str, n: int, wall: float, cpu: float, ref: tuple[float, float] | None):
+            rel_w = f"{n / wall / ref[0]:.2f}x" if ref else ""
+            rel_c = f"{n / cpu / ref[1]:.2f}x" if ref else ""
+            rows.append(
+                f"| {what} | {n:,} | {wall:.2f} | {n / wall:,.0f} | {rel_w} | {cpu:.2f} | "
+                f"{n / cpu:,.0f} | {rel_c} |"
+            )
             print(rows[-1], flush=True)
+            counts[what] = n
 
+        counts: dict[str, int] = {}
         all_layers = list(range(args.layers))
         readers = {
             f"numpy: zarr + real-token mask + float32, {args.layers} layers": (
@@ -197,30 +204,25 @@ def main() -> None:
             "ActivationLoader, shuffled, 1 layer": lambda: loader_read(path, layer=0),
         }
         # interleaved repeats, best of each: a busy machine slows all readers alike
-        runs: dict[str, list[tuple[int, float]]] = {k: [] for k in readers}
+        runs: dict[str, list[tuple[int, float, float]]] = {k: [] for k in readers}
         for _ in range(args.repeat):
             for what, fn in readers.items():
                 runs[what].append(fn())
         ref = None
         for what, res in runs.items():
-            n, dt = res[0][0], min(r[1] for r in res)
+            n, wall, cpu = res[0][0], min(r[1] for r in res), min(r[2] for r in res)
             if what.startswith("numpy"):
-                ref = n / dt
-                add(what, n, dt, None)
+                ref = (n / wall, n / cpu)
+                add(what, n, wall, cpu, None)
             else:
-                add(what, n, dt, ref)
-        ref_one = ref
+                add(what, n, wall, cpu, ref)
         sae = saelens_read(path, tmp, args.tokens, args.d_model)
         if sae is not None:
-            n, dt, export_s = sae
-            add(
-                f"SAELens ActivationsStore over `actstore export` (export took {export_s:.1f} s), 1 layer",
-                n,
-                dt,
-                ref_one,
-            )
-        counts = {int(r.split("|")[2].replace(",", "")) for r in rows if "SAELens" not in r}
-        assert counts == {real}, f"a reader missed tokens: {counts} vs {real}"
+            n, wall, cpu, export_s = sae
+            what = f"SAELens ActivationsStore over `actstore export` (export: {export_s:.1f} s)"
+            add(what + ", 1 layer", n, wall, cpu, ref)
+            del counts[what + ", 1 layer"]  # it reads whole batches of rows only
+        assert set(counts.values()) == {real}, f"a reader missed tokens: {counts} vs {real}"
 
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -228,8 +230,9 @@ def main() -> None:
     )
     shape = (
         f"{args.prompts} prompts of {args.tokens // 4}..{args.tokens} tokens ({real:,} real), "
-        f"{args.layers} layers, d_model {args.d_model}, bfloat16; best of {args.repeat}, warm "
-        "page cache"
+        f"{args.layers} layers, d_model {args.d_model}, bfloat16; best of {args.repeat} "
+        "interleaved runs, warm page cache. CPU s is the process's CPU time (all threads): on a "
+        "shared machine it varies less than wall time"
     )
     if sae is None:
         shape += "; SAELens not importable here (see docs/export.md), so its row is absent"
@@ -237,8 +240,8 @@ def main() -> None:
         [
             f"Measured by `python benchmarks/loader.py` on {machine}: {shape}.",
             "",
-            "| reader | tokens | seconds | tokens/s | vs numpy |",
-            "|---|---:|---:|---:|---:|",
+            "| reader | tokens | wall s | tokens/s | vs numpy | CPU s | tokens/CPU-s | vs numpy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
         ]
     )

@@ -138,6 +138,7 @@ class ActivationLoader(IterableDataset):
         self.n_tokens = plan.n_rows
         self.d_model = spec.d_model
         self._plan: TokenPlan | None = plan
+        self._buffer: np.ndarray | None = None
         self._pid = os.getpid()
         self.epoch = 0
         self._streams = 1
@@ -161,6 +162,7 @@ class ActivationLoader(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan"] = None  # open zarr handles stay in their process
+        state["_buffer"] = None
         return state
 
     def __repr__(self) -> str:
@@ -292,7 +294,7 @@ class ActivationLoader(IterableDataset):
             if offset + size <= start:
                 offset += size
                 continue
-            rows, _, _ = plan.read(positions)
+            rows, _, _ = plan.read(positions, out=self._window_buffer(sched))
             perm = self._window_perm(w, size)
             i = max(0, start - offset)
             offset += size
@@ -306,6 +308,16 @@ class ActivationLoader(IterableDataset):
                     pending, n_pending = [], 0
         if n_pending and not self.drop_last:
             yield self._finish(pending)
+
+    def _window_buffer(self, sched: StreamSchedule) -> np.ndarray:
+        """One window buffer per process, kept across windows and epochs (see the memory rule)."""
+        plan = self.plan()
+        need = max((int(plan.counts[w].sum()) for w in sched.windows), default=0)
+        buf = self._buffer
+        if buf is None or buf.shape[1] < need:
+            shape = (len(self.layers), need, self.d_model)
+            buf = self._buffer = np.empty(shape, dtype=plan.array.dtype)
+        return buf
 
     def _window_perm(self, w: int, size: int) -> np.ndarray:
         if not self.shuffle:
