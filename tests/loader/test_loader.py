@@ -151,6 +151,7 @@ def test_dataloader_workers_yield_each_token_once(cache) -> None:
     assert _hashes(rows) == _hashes(_reference(syn))
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
 @pytest.mark.parametrize("stop", [5, 24])
 def test_dataloader_workers_resume(cache, stop) -> None:
     """Three workers with 10, 8 and 8 batches: stop inside the first rounds, and after two
