@@ -52,8 +52,9 @@ class ActivationLoader(IterableDataset):
     buffer_tokens
         Shuffle-window size in tokens: the stream reads windows of whole inner chunks holding at
         least this many selected tokens, from random places in the set, and permutes each window.
-        Memory: about ``(buffer_tokens + tokens of one chunk) * n_layers * d_model`` values in the
-        stored dtype, plus one padded read of the window. Default: 512 MiB of rows.
+        Memory: one window buffer per process of about ``(buffer_tokens + tokens of one chunk)
+        * n_layers * d_model`` values in the stored dtype, kept across windows and epochs, plus
+        ~16 MiB per layer of padded reads in flight. Default: a 512 MiB buffer.
     device, dtype
         Where and in which dtype batches are returned (conversion happens on the CPU).
     drop_last
