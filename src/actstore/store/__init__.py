@@ -7,6 +7,7 @@ One cache is one Zarr v3 group with one subgroup per prompt set; activations hav
 from actstore.store._cache import Cache, create_cache, open_cache
 from actstore.store._copy import CopyReport, copy_cache
 from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
+from actstore.store._export import ExportReport, export_cache
 from actstore.store._info import cache_info
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._open import open
@@ -29,6 +30,7 @@ __all__ = [
     "BFloat16",
     "Cache",
     "CopyReport",
+    "ExportReport",
     "Layout",
     "Problem",
     "PromptSetMetadata",
@@ -40,6 +42,7 @@ __all__ = [
     "choose_layout",
     "copy_cache",
     "create_cache",
+    "export_cache",
     "numpy_dtype",
     "open",
     "open_cache",
