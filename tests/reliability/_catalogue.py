@@ -288,6 +288,13 @@ def _run_on_copy(**extract: Any) -> Callable[[Path], Any]:
         )  # fmt: skip
         return ExperimentRun(cfg, out=out, log=lambda s: None).run(["extract"])
 
+
+def _loader(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.torch import ActivationLoader
+
+        return ActivationLoader(work / "cache.zarr", "arith", **kw)
+
     return call
 
 
@@ -305,6 +312,13 @@ _S3_DEAD = (
     '"region_name": "us-east-1"}, "config_kwargs": {"connect_timeout": 1, "retries": '
     '{"max_attempts": 1}}}'
 )
+
+
+def _loader_resume(work: Path) -> Any:
+    from actstore.torch import ActivationLoader
+
+    state = ActivationLoader(work / "cache.zarr", "arith", batch_size=64).state_dict()
+    return ActivationLoader(work / "cache.zarr", "arith", batch_size=32).load_state_dict(state)
 
 
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
@@ -892,6 +906,72 @@ ROWS: tuple[Row, ...] = (
         call=_config(prompt_sets=[{"name": "arith", "sources": [{**_SRC, "n": 0}]}]),
         error="ConfigError",
         message="config key 'prompt_sets[0].sources[0].n': expected a positive integer, got 0",
+    ),
+    # -- issue 13: ActivationLoader and `actstore export` ------------------------------------
+    Row(
+        id="export-out-not-empty",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out notacache` (a folder with files)",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "notacache"),
+        error="InvalidArgumentError",
+        message="expected a new or empty directory for --out, got 'notacache' with files in it; "
+        "pick a new path",
+    ),
+    Row(
+        id="export-lossy-dtype",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out o --dtype float16` (bf16 cache)",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "o", "--dtype", "float16"),
+        error="InvalidArgumentError",
+        message="expected --dtype float32 (or float16 for a float16 cache), got 'float16' for a "
+        "bfloat16 cache; float32 holds every stored value exactly",
+    ),
+    Row(
+        id="export-context-too-long",
+        where="cli",
+        input="`actstore export cache.zarr --format hf-datasets --out o --context-size 100000`",
+        args=(
+            "export",
+            "cache.zarr",
+            "--format",
+            "hf-datasets",
+            "--out",
+            "o",
+            "--context-size",
+            "100000",
+        ),
+        error="InvalidArgumentError",
+        message="expected at least context_size=100000 real tokens in prompt set 'arith', got …; "
+        "pass a smaller --context-size",
+    ),
+    Row(
+        id="loader-layer-and-layers",
+        where="api",
+        input="`ActivationLoader('cache.zarr', 'arith', layer=1, layers=[4])`",
+        call=_loader(layer=1, layers=[4]),
+        error="InvalidArgumentError",
+        message="expected layers= or layer=, got both ([4], 1); pass one",
+        needs="torch",
+    ),
+    Row(
+        id="loader-bos-unrecorded",
+        where="api",
+        input="`ActivationLoader('cache.zarr', 'arith', exclude_bos=True)` (no BOS record)",
+        call=_loader(exclude_bos=True),
+        error="InvalidArgumentError",
+        message="expected prompt set 'arith' to record its BOS handling (fingerprint 'bos'), got "
+        "none; select tokens with prompts=/span= instead of exclude_bos",
+        needs="torch",
+    ),
+    Row(
+        id="loader-resume-other-batch",
+        where="api",
+        input="`load_state_dict` of a loader with `batch_size=64` into one with 32",
+        call=_loader_resume,
+        error="InvalidArgumentError",
+        message="expected a state of a loader with batch_size=32, got 64; build the loader with "
+        "the same arguments to resume",
+        needs="torch",
     ),
     # -- prompts -------------------------------------------------------------------------------
     Row(

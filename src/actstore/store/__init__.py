@@ -8,6 +8,7 @@ from actstore.store._cache import Cache, create_cache, open_cache
 from actstore.store._copy import CopyReport, copy_cache
 from actstore.store._decode import decode_bfloat16
 from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
+from actstore.store._export import ExportReport, export_cache
 from actstore.store._info import cache_info
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._open import open
@@ -30,6 +31,7 @@ __all__ = [
     "BFloat16",
     "Cache",
     "CopyReport",
+    "ExportReport",
     "Layout",
     "Problem",
     "PromptSetMetadata",
@@ -42,6 +44,7 @@ __all__ = [
     "copy_cache",
     "create_cache",
     "decode_bfloat16",
+    "export_cache",
     "numpy_dtype",
     "open",
     "open_cache",
