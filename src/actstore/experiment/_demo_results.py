@@ -4,7 +4,8 @@
 models, detection with both controls and a verdict per layer) and nothing typed by hand. It holds
 no timestamp, so two runs of the same code, config and model give the same file.
 
-``python -m actstore.experiment._demo_results DEMO_OUT`` (``make demo-docs``) copies it to
+``python -m actstore.experiment._demo_results --run DEMO_OUT`` (``make demo-docs``) runs the demo
+(every analysis stage re-run, the model and extraction reused) and copies ``results.md`` to
 ``docs/demo-results.md`` with the figures it names, and fills the README's block between
 ``<!-- BEGIN demo-results -->`` and ``<!-- END demo-results -->`` with the headline table (the
 same text as the ``headline`` section of ``results.md``). Tests check that the README block equals
@@ -53,6 +54,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _r2(v: Any) -> str:
+    return "n/a" if v is None or math.isnan(float(v)) else f"{float(v):.2f}"
+
+
 def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str] | None = None) -> str:
     if not rows:
         return "_(no rows)_\n"
@@ -83,14 +88,12 @@ def _headline(runs: Mapping[str, Any]) -> list[str]:
         row = {"probe": f"`{pc.target}` at `{pc.position}` ('{pc.name}')"}
         for model, table in by_model.items():
             layers = sorted(table)
-            row[f"{model} model"] = " / ".join(
-                _fmt(table[k].get("cv_r2", math.nan), 2) for k in layers
-            )
+            row[f"{model} model"] = " / ".join(_r2(table[k].get("cv_r2")) for k in layers)
             controls += [float(table[k].get("control_cv_r2", math.nan)) for k in layers]
         rows.append(row)
     finite = [c for c in controls if not math.isnan(c)]
     span = (
-        f"shuffled-label controls between {min(finite):.2g} and {max(finite):.2g}"
+        f"shuffled-label controls between {min(finite):.2f} and {max(finite):.2f}"
         if finite
         else "no shuffled-label controls"
     )
@@ -124,7 +127,8 @@ def _detection(runs: Mapping[str, Any], name: str) -> list[str]:
     }
     if p_key is not None:
         columns["p"] = p_key
-    rows, sentences = [], []
+    rows: list[dict[str, Any]] = []
+    sentences: dict[str, list[str]] = {m: [] for m in by_model}
     for layer in layers:
         row: dict[str, Any] = {"layer": layer}
         for model, table in by_model.items():
@@ -134,9 +138,12 @@ def _detection(runs: Mapping[str, Any], name: str) -> list[str]:
             key, sentence = layer_verdict(r) if r else ("unknown", "")
             row[f"{model} verdict"] = VERDICTS[key]
             if sentence:
-                sentences.append(f"- {model} model: {sentence}")
+                sentences[model].append(f"- {sentence}")
         rows.append(row)
-    return [_table(rows), "\n".join(sentences) + "\n"]
+    out = [_table(rows)]
+    for model, lines in sentences.items():
+        out += [f"Verdicts, {model} model:\n", "\n".join(lines) + "\n"]
+    return out
 
 
 def demo_results_md(runs: Mapping[str, Any]) -> str:
@@ -271,9 +278,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m actstore.experiment._demo_results DEMO_OUT``: update the docs from a demo run."""
     ap = argparse.ArgumentParser(prog="python -m actstore.experiment._demo_results")
     ap.add_argument("demo_out", help="the demo's output folder (holds results.md)")
+    ap.add_argument(
+        "--run",
+        action="store_true",
+        help="first run the demo into DEMO_OUT (cached model and extraction reused; every "
+        "analysis stage re-run, so the tables come from the code as it is now)",
+    )
     ap.add_argument("--docs", default="docs/demo-results.md")
     ap.add_argument("--readme", default="README.md")
     args = ap.parse_args(argv)
+    if args.run:
+        from actstore.experiment._demo import run_demo
+
+        run_demo(out=args.demo_out, reanalyse=True)
     try:
         paths = update_docs(args.demo_out, docs=args.docs, readme=args.readme)
     except InvalidArgumentError as exc:
