@@ -3,12 +3,13 @@
 Nothing here loads anything from the network: images are ``data:`` URIs, the token view is plain
 HTML + CSS + a small inline script, and its data is JSON inside the page.
 
-Token view. For one prompt and one layer at a time (two selectors; the page's address may also
-say ``#prompt=LABEL&layer=L``), every real token is a ``<span class="tok">`` holding the token's
-text, coloured by the probe's ``|prediction - target|`` on the heatmaps' log scale (bright =
-close), with the prediction, target and error in its ``data-*`` attributes and on hover. Size
-rule: at most ``max_prompts`` prompts (default 40, the first ones) are embedded, predictions
-rounded to 4 significant digits; a note on the page says how many prompts were left out.
+Token view. For one prompt and one layer at a time (two selectors; an address ending in
+``#prompt=LABEL&layer=L`` selects them), every real token is a
+``<span class="tok">`` holding the token's text, coloured by the probe's
+``|prediction - target|`` on the heatmaps' log scale (bright = close), with the prediction,
+target and error in its ``data-*`` attributes and on hover. Size rule: at most ``max_prompts``
+prompts (default 40, the first ones) are embedded, predictions rounded to 4 significant digits;
+a note on the page says how many prompts were left out.
 """
 
 from __future__ import annotations

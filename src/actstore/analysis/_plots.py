@@ -7,6 +7,7 @@ Each function returns the ``matplotlib.figure.Figure`` (shown inline in a notebo
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,7 +121,8 @@ def plot_layer_summary(
         for lay in det_layers:
             key, _ = layer_verdict(rows[lay])
             p = rows[lay].get("p_value_adjusted", rows[lay].get("p_value"))
-            ticks.append(f"{lay}\n{VERDICTS[key]}" + (f"\np = {p:.2g}" if p is not None else ""))
+            verdict = textwrap.fill(VERDICTS[key], 16)
+            ticks.append(f"{lay}\n{verdict}" + (f"\np = {p:.2g}" if p is not None else ""))
         ax.set_xticks(xd)
         ax.set_xticklabels(ticks, fontsize=8)
         ax.set_xlabel("layer (verdict: docs/reports.md)")

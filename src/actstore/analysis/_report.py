@@ -177,7 +177,8 @@ CAPTIONS = {
 _STYLE = (
     "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}"
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-    "padding:2px 6px;text-align:right}img{max-width:100%}figure{margin:1em 0}"
+    "padding:2px 6px;text-align:right}table{display:block;overflow-x:auto;max-width:100%}"
+    "img{max-width:100%}figure{margin:1em 0}"
 )
 
 

@@ -186,7 +186,7 @@ def plot_heatmaps(
         cax = fig.add_subplot(grid[:, 1])
         fig.colorbar(im, cax=cax, extend="both")
         cax.set_ylabel(
-            f"|prediction − target| (log; clipped at {scale:g} = max |target|)", fontsize=8
+            f"|prediction − target|\n(log; clipped at max |target| = {scale:g})", fontsize=8
         )
     return _finish(fig, path, tight=False)
 
