@@ -216,8 +216,17 @@ def write_report(
     -------
     dict
         Paths: ``markdown``, ``html`` and one per figure.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``max_prompts`` is not a positive integer.
+    UnknownNameError
+        If a label in ``prompts`` is not a prompt of the detection result.
     """
     out = Path(out_dir)
+    # The token view's data first: a bad max_prompts is refused before any figure is drawn.
+    view = token_view_data(result, max_prompts=max_prompts) if result is not None else None
     if figures is None:
         figures = write_figures(probes, result, out, prompts=prompts)
     tables = _tables(probes, result)
@@ -246,11 +255,8 @@ def write_report(
         if sentences:
             parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences))
             parts.append("</ul>")
-    if result is not None:
-        parts += [
-            "<h2>Token view</h2>",
-            token_view_html(token_view_data(result, max_prompts=max_prompts)),
-        ]
+    if view is not None:
+        parts += ["<h2>Token view</h2>", token_view_html(view)]
     parts.append("<h2>Figures</h2>")
     for key, path in figures.items():
         parts.append(

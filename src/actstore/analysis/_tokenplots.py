@@ -209,7 +209,7 @@ def plot_traces(
     prompts: Sequence[int] | None = None,
     *,
     n: int = 3,
-    per_row: int = 60,
+    per_row: int = 80,
     path: str | Path | None = None,
 ) -> Any:
     """(2) Per prompt: predictions over tokens, one line per layer, the target as a red line.
@@ -249,7 +249,7 @@ def plot_traces(
     tok = result.tokens
     scale = error_scale(result)
     panels = [(p, ch) for p in rows for ch in _chunks(int(tok["n_tokens"].values[p]), per_row)]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 3.4 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 3.0 * len(panels)), squeeze=False)
     width = max(len(ch) for _, ch in panels)
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(layers), 1)))
     for ax, (p, chunk) in zip(axes[:, 0], panels):
