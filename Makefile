@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-slow lint format demo bench clean
+.PHONY: install test test-slow lint format demo demo-docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/actstore demo
+
+# Run the demo (its cached model and extraction reused, every analysis stage re-run) and copy its
+# result tables and figures into docs/demo-results.md and the README's block: no hand-copied numbers.
+demo-docs: $(STAMP)
+	$(PY) -m actstore.experiment._demo_results --run demo_out
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

@@ -127,7 +127,9 @@ def test_text_output_npz_and_figures(cache, tmp_path, capsys) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Detection" in md and "computation_heatmaps.png" in md
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert "<table>" in html and "layer_summary.png" in html
+    # Self-contained: the figures are embedded, not linked.
+    assert "<table>" in html and html.count("src='data:image/png;base64,") == 4
+    assert "layer_summary.png" not in html
     for png in ("computation_heatmaps", "computation_traces", "layer_summary", "cv_r2_vs_alpha"):
         assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -131,8 +131,8 @@ def test_cli_detect_plot_report_on_a_subset(caches, tmp_path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr == (
-        "actstore: error: expected prompts among 0..9 (or -1 for the last), got 10; pick "
-        "prompts of the prompt set\n"
+        "actstore: error: expected prompt labels of the detection result (0..9, 10 prompts, or "
+        "-1 for the last), got 10; pass labels from result.tokens['prompt']\n"
     )
 
 

@@ -235,5 +235,27 @@ def test_demo_report_puts_models_side_by_side(finished_run, tmp_path: Path) -> N
     assert f"{rows[0]['cv_r2']:.3g}" in line
     assert "trained cv_r2" in text and "random shuffled cv_r2" in text
     assert "<table>" in (tmp_path / "report.html").read_text()
+    # The tables also go to results.md (no timestamp), with both controls and a verdict per layer.
+    results = (tmp_path / "results.md").read_text()
+    det = json.loads((run.results_dir / "detect_last.json").read_text())["layers"][0]
+    line = next(
+        ln
+        for ln in results.split("probe 'last'", 1)[1].splitlines()
+        if ln.startswith("| ") and ln.split("|")[1].strip() == str(det["layer"])
+    )
+    assert f"| {det['shuffled_probe_mean_min_error']:.3g} |" in line
+    assert f"| {det['random_target_mean_min_error']:.3g} |" in line
+    assert "trained verdict" in results and f"- Layer {det['layer']}: " in results
+    assert write_demo_report(tmp_path, {"trained": run, "random": run}) and (
+        (tmp_path / "results.md").read_text() == results
+    )
+    # make demo-docs: results.md -> docs file, headline -> the README block.
+    from actstore.experiment._demo_results import BEGIN, END, headline_section, update_docs
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{BEGIN}\n{END}\n")
+    update_docs(tmp_path, docs=tmp_path / "docs" / "demo-results.md", readme=readme)
+    assert (tmp_path / "docs" / "demo-results.md").read_text().startswith(results)
+    assert headline_section(results) in readme.read_text()
     # The shipped demo config parses and probes the interaction term beside the value.
     assert {p.target for p in demo_config().probes} == {"value", "interaction"}

@@ -295,6 +295,19 @@ def _loader(**kw: Any) -> Callable[[Path], Any]:
 
         return ActivationLoader(work / "cache.zarr", "arith", **kw)
 
+
+def _figure(name: str, **kw: Any) -> Callable[[Path], Any]:  # issue 12: figures and reports
+    def call(work: Path) -> Any:
+        import actstore.analysis as an
+        from actstore.store import open_cache
+
+        cache = open_cache(work / "cache.zarr")
+        probes = an.fit_probes(cache, prompt_set="arith", target="value", cv=3, alphas=[1.0])
+        res = an.detect(cache, probes, prompt_set="arith", target="value", write=False)
+        if name == "write_report":
+            return an.write_report(probes, res, work / "report_out", **kw)
+        return getattr(an, name)(res, **kw)
+
     return call
 
 
@@ -1177,6 +1190,32 @@ ROWS: tuple[Row, ...] = (
         error="NotACacheError",
         message="expected a zip file at '…broken.zip', got one zipfile cannot read (File is not "
         "a zip file); copy the cache again (`actstore copy CACHE NEW.zip`)",
+    ),
+    # -- issue 12: figures and the HTML report --------------------------------------------------
+    Row(
+        id="figure-per-row",
+        where="api",
+        input="`plot_heatmaps(result, per_row=0)`",
+        call=_figure("plot_heatmaps", per_row=0),
+        error="InvalidArgumentError",
+        message="expected per_row to be a positive integer, got 0; pass e.g. per_row=40",
+    ),
+    Row(
+        id="figure-unknown-prompt",
+        where="api",
+        input="`plot_traces(result, prompts=[99])` (prompts 0-8)",
+        call=_figure("plot_traces", prompts=[99]),
+        error="UnknownNameError",
+        message="expected prompt labels of the detection result (0..8, 9 prompts, or -1 for the "
+        "last), got 99; pass labels from result.tokens['prompt']",
+    ),
+    Row(
+        id="report-max-prompts",
+        where="api",
+        input="`write_report(probes, result, out, max_prompts=0)`",
+        call=_figure("write_report", max_prompts=0),
+        error="InvalidArgumentError",
+        message="expected max_prompts to be a positive integer, got 0; pass e.g. 40",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""The four figures of an experiment (matplotlib, imported inside each function, Agg for files).
+"""Per-layer figures of an experiment; the per-token ones are in ``_tokenplots`` (matplotlib is
+imported inside each function, Agg for files).
 
 Each function returns the ``matplotlib.figure.Figure`` (shown inline in a notebook) and, given
 ``path``, also saves it as PNG.
@@ -6,6 +7,7 @@ Each function returns the ``matplotlib.figure.Figure`` (shown inline in a notebo
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from actstore.analysis._detect import DetectionResult
     from actstore.analysis._probes import ProbeSet
 
-__all__ = ["plot_alpha_curves", "plot_heatmaps", "plot_layer_summary", "plot_traces"]
+__all__ = ["plot_alpha_curves", "plot_layer_summary"]
 
 
 def _pyplot() -> Any:
@@ -39,8 +41,9 @@ def _interactive() -> bool:
     return get_ipython() is not None
 
 
-def _finish(fig: Any, path: str | Path | None) -> Any:
-    fig.tight_layout()
+def _finish(fig: Any, path: str | Path | None, *, tight: bool = True) -> Any:
+    if tight:
+        fig.tight_layout()
     if path is not None:
         from actstore._locations import location_errors
 
@@ -50,13 +53,6 @@ def _finish(fig: Any, path: str | Path | None) -> Any:
         if not _interactive():
             _pyplot().close(fig)
     return fig
-
-
-def _label(tok: str, width: int = 10) -> str:
-    """Token strings made readable as tick labels (visible spaces/newlines, truncated)."""
-    tok = tok.replace("\n", "\\n").replace("\t", "\\t")
-    tok = tok if tok.strip() else tok.replace(" ", "␣")
-    return tok if len(tok) <= width else tok[: width - 1] + "…"
 
 
 def _prompt_positions(result: DetectionResult, prompts: Sequence[int] | None, n: int) -> list[int]:
@@ -72,93 +68,11 @@ def _prompt_positions(result: DetectionResult, prompts: Sequence[int] | None, n:
             rows.append(labels.index(int(p)))
         else:
             raise UnknownNameError(
-                f"expected prompts among {labels[0]}..{labels[-1]} (or -1 for the last), got "
-                f"{int(p)}; pick prompts of the prompt set"
+                f"expected prompt labels of the detection result ({labels[0]}..{labels[-1]}, "
+                f"{len(labels)} prompts, or -1 for the last), got {p!r}; pass labels from "
+                "result.tokens['prompt']"
             )
     return rows
-
-
-def _token_ticks(ax: Any, tokens: np.ndarray, n: int, max_labels: int = 60) -> None:
-    step = max(1, int(np.ceil(n / max_labels)))
-    ticks = list(range(0, n, step))
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([_label(str(tokens[i])) for i in ticks], rotation=70, fontsize=7)
-
-
-def plot_heatmaps(
-    result: DetectionResult,
-    prompts: Sequence[int] | None = None,
-    *,
-    n: int = 4,
-    path: str | Path | None = None,
-) -> Any:
-    """(1) Per prompt: predictions as a layer x token heatmap, coloured by signed error.
-
-    Colour is ``prediction - target`` (diverging, 0 = exact match); the tokens of the compared span
-    are boxed and the best-matching token of each layer is dotted. ``prompts`` are prompt labels
-    (default: the first ``n``).
-    """
-    plt = _pyplot()
-    rows = _prompt_positions(result, prompts, n)
-    layers = [int(v) for v in result.predictions["layer"].values]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.2 + 0.45 * len(layers) * len(rows) + 1))
-    axes = np.atleast_1d(axes)
-    tok = result.tokens
-    for ax, p in zip(axes, rows):
-        nt = int(tok["n_tokens"].values[p])
-        target = float(tok["target"].values[p])
-        err = result.predictions.values[p, :, :nt, 0] - target
-        finite = np.abs(err[np.isfinite(err)])  # none for a prompt without a label
-        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        im = ax.imshow(err, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="none")
-        ax.set_yticks(range(len(layers)))
-        ax.set_yticklabels(layers)
-        ax.set_ylabel("layer")
-        _token_ticks(ax, tok["token_str"].values[p], nt)
-        if "span_mask" in tok:
-            for t in np.flatnonzero(tok["span_mask"].values[p, :nt]):
-                ax.add_patch(
-                    plt.Rectangle((t - 0.5, -0.5), 1, len(layers), fill=False, lw=2, ec="black")
-                )
-        best = result.stats["best_token"].sel(control="probe").values[p]
-        ax.plot(best, range(len(layers)), "k.", ms=5)
-        span = f", span {result.span!r} boxed" if result.span else ""
-        ax.set_title(
-            f"prompt {tok['prompt'].values[p]}: target {target:g}{span}; dots: best token",
-            fontsize=9,
-        )
-        fig.colorbar(im, ax=ax, label="prediction − target", pad=0.01)
-    return _finish(fig, path)
-
-
-def plot_traces(
-    result: DetectionResult,
-    prompts: Sequence[int] | None = None,
-    *,
-    n: int = 3,
-    path: str | Path | None = None,
-) -> Any:
-    """(2) Per prompt: predictions over tokens, one line per layer, the true value dashed."""
-    plt = _pyplot()
-    rows = _prompt_positions(result, prompts, n)
-    layers = [int(v) for v in result.predictions["layer"].values]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(14, 3.6 * len(rows)), squeeze=False)
-    tok = result.tokens
-    for ax, p in zip(axes[:, 0], rows):
-        nt = int(tok["n_tokens"].values[p])
-        target = float(tok["target"].values[p])
-        for i, layer in enumerate(layers):
-            ax.plot(result.predictions.values[p, i, :nt, 0], "o-", ms=3, lw=1.2, label=f"L{layer}")
-        ax.axhline(target, color="red", ls="--", lw=2, label=f"true {target:g}")
-        if "span_mask" in tok:
-            for t in np.flatnonzero(tok["span_mask"].values[p, :nt]):
-                ax.axvspan(t - 0.5, t + 0.5, color="gold", alpha=0.3)
-        _token_ticks(ax, tok["token_str"].values[p], nt)
-        ax.set_ylabel("prediction")
-        ax.set_title(f"prompt {tok['prompt'].values[p]}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=min(8, len(layers) + 1), loc="upper right")
-    return _finish(fig, path)
 
 
 def plot_layer_summary(
@@ -208,9 +122,17 @@ def plot_layer_summary(
         ]:
             vals = [rows[lay][f"{key}_mean_min_error"] for lay in det_layers]
             ax.bar(xd + off, vals, 0.27, label=label, **style)
+        from actstore.analysis._verdict import VERDICTS, layer_verdict
+
+        ticks = []
+        for lay in det_layers:
+            key, _ = layer_verdict(rows[lay])
+            p = rows[lay].get("p_value_adjusted", rows[lay].get("p_value"))
+            verdict = textwrap.fill(VERDICTS[key], 16)
+            ticks.append(f"{lay}\n{verdict}" + (f"\np = {p:.2g}" if p is not None else ""))
         ax.set_xticks(xd)
-        ax.set_xticklabels(det_layers)
-        ax.set_xlabel("layer")
+        ax.set_xticklabels(ticks, fontsize=8)
+        ax.set_xlabel("layer (verdict: docs/reports.md)")
         ax.set_ylabel("mean minimum |error| over tokens")
         ax.set_title(f"detection of {result.lineage.get('target')} vs chance")
         ax.legend(fontsize=8)

@@ -1,4 +1,10 @@
-"""``write_report``: one experiment's figures and tables as Markdown and HTML."""
+"""``write_report``: one experiment's figures and tables as Markdown and one self-contained HTML.
+
+``report.md`` links the PNG figures saved beside it; ``report.html`` embeds them (``data:`` URIs)
+and adds the interactive token view (:mod:`actstore.analysis._html`), so it can be shared alone.
+Detection is reported with its controls and one sentence per layer saying whether it beats chance
+(:mod:`actstore.analysis._verdict`).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actstore._locations import located
-from actstore.analysis._plots import (
-    plot_alpha_curves,
-    plot_heatmaps,
-    plot_layer_summary,
-    plot_traces,
-)
+from actstore.analysis._html import MAX_PROMPTS, image_data_uri, token_view_data, token_view_html
+from actstore.analysis._plots import plot_alpha_curves, plot_layer_summary
+from actstore.analysis._tokenplots import plot_heatmaps, plot_traces
+from actstore.analysis._verdict import VERDICTS, verdict_rows
 
 if TYPE_CHECKING:
     from actstore.analysis._detect import DetectionResult
     from actstore.analysis._probes import ProbeSet
 
-__all__ = ["write_figures", "write_report"]
+__all__ = ["FIGURES", "detection_table", "write_figures", "write_report"]
 
 FIGURES = {
     "heatmaps": "computation_heatmaps.png",
@@ -59,21 +63,59 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _tables(probes: ProbeSet, result: DetectionResult | None) -> list[tuple[str, str, list[dict]]]:
+#: Detection columns of the reports, in order (those a result lacks are left out).
+DETECTION_COLUMNS = (
+    "layer",
+    "probe_mean_min_error",
+    "shuffled_probe_mean_min_error",
+    "random_target_mean_min_error",
+    "p_value",
+    "p_value_adjusted",
+    "probe_hit_rate",
+    "random_target_hit_rate",
+    "probe_median_span_rank",
+    "probe_mean_z",
+)
+
+
+def detection_table(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per-layer detection rows with the controls, p-values when present and a ``verdict`` column.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        ``DetectionResult.summary()`` (or the ``layers`` of its JSON).
+
+    Returns
+    -------
+    tuple of (list of dict, list of str)
+        The table rows (:data:`DETECTION_COLUMNS` that are present, then ``verdict``) and one
+        sentence per layer (:func:`actstore.analysis._verdict.layer_verdict`).
+    """
+    present = [c for c in DETECTION_COLUMNS if any(c in r for r in rows)]
+    verdicts = verdict_rows(rows)
+    table = [
+        {**{c: r.get(c, "") for c in present}, "verdict": VERDICTS[key]}
+        for r, (key, _) in zip(rows, verdicts)
+    ]
+    return table, [sentence for _, sentence in verdicts]
+
+
+def _tables(
+    probes: ProbeSet, result: DetectionResult | None
+) -> list[tuple[str, str, list[dict], list[str]]]:
+    """(title, caption, rows, sentences) of every table of a report."""
     tables = [
         (
             "Probes",
             "Held-out (k-fold) R² and MAE at the alpha chosen by CV; training R² only beside "
             "them; the control is the same probe fitted on labels shuffled across prompts.",
             probes.metrics(),
+            [],
         )
     ]
     if result is not None:
-        keep = ("mean_min_error", "hit_rate", "median_span_rank", "mean_z")
-        rows = [
-            {k: v for k, v in r.items() if k == "layer" or k.endswith(keep)}
-            for r in result.summary()
-        ]
+        rows, sentences = detection_table(result.summary())
         tables.append(
             (
                 "Detection",
@@ -81,8 +123,11 @@ def _tables(probes: ProbeSet, result: DetectionResult | None) -> list[tuple[str,
                 "tokens (the reference study's 'average minimum error'), beside the same number "
                 "for the shuffled-label probe and for a random in-range target (chance level). "
                 "hit_rate: share of prompts whose best token lies in the span "
-                f"{result.span!r}; z: best token vs the prompt's own token errors.",
+                f"{result.span!r}; z: best token vs the prompt's own token errors. "
+                "verdict: does detection beat chance in that layer (rule in "
+                "docs/reports.md; with a permutation p-value when the result has one).",
                 rows,
+                sentences,
             )
         )
         best = result.per_prompt("probe")
@@ -92,6 +137,7 @@ def _tables(probes: ProbeSet, result: DetectionResult | None) -> list[tuple[str,
                 f"Per prompt at layer {layer}",
                 "Best-matching token of each prompt (first 20 prompts).",
                 [{k: r[k] for k in r if k != "layer"} for r in best if r["layer"] == layer][:20],
+                [],
             )
         )
     return tables
@@ -120,6 +166,24 @@ def _html_table(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+CAPTIONS = {
+    "summary": "Per layer: probe CV R² with its control; detection error vs chance.",
+    "alphas": "Probe CV R² against alpha.",
+    "heatmaps": "|prediction − target| per layer and token, log scale clipped at the target's "
+    "own scale (bright = close); every token labelled, span boxed red, each layer's best token "
+    "circled with its prediction.",
+    "traces": "Predictions over tokens, one line per layer, target dashed red; y-range capped "
+    "at target ± 1.5 × max |target| (points beyond drawn as triangles on the edge).",
+}
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+    "padding:2px 6px;text-align:right}table{display:block;overflow-x:auto;max-width:100%}"
+    "img{max-width:100%}figure{margin:1em 0}"
+)
+
+
 @located("write", "out_dir")
 def write_report(
     probes: ProbeSet,
@@ -129,50 +193,78 @@ def write_report(
     title: str = "actstore experiment",
     prompts: Sequence[int] | None = None,
     figures: dict[str, Path] | None = None,
+    max_prompts: int = MAX_PROMPTS,
 ) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.html`` (figures beside them) into ``out_dir``.
+    """Write ``report.md`` (figures linked) and a self-contained ``report.html`` into ``out_dir``.
 
-    ``figures`` (from :func:`write_figures` into the same ``out_dir``) reuses figures already
-    drawn instead of drawing them again. Returns the paths: ``markdown``, ``html`` and one per
-    figure.
+    Parameters
+    ----------
+    probes : ProbeSet
+        The fitted probes.
+    result : DetectionResult, optional
+        Their detection result; without it the report has no detection table, per-token
+        figures or token view.
+    out_dir : str or Path
+        Output folder (the PNG figures are saved there too).
+    title : str
+        The report's heading.
+    prompts : sequence of int, optional
+        Prompt labels drawn in the per-token figures (default: the first few).
+    figures : dict, optional
+        From :func:`write_figures` into the same ``out_dir``: reuses figures already drawn.
+    max_prompts : int
+        Prompts embedded in the HTML token view (the first ones; the page notes the rest).
+
+    Returns
+    -------
+    dict
+        Paths: ``markdown``, ``html`` and one per figure.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``max_prompts`` is not a positive integer.
+    UnknownNameError
+        If a label in ``prompts`` is not a prompt of the detection result.
     """
     out = Path(out_dir)
+    # The token view's data first: a bad max_prompts is refused before any figure is drawn.
+    view = token_view_data(result, max_prompts=max_prompts) if result is not None else None
     if figures is None:
         figures = write_figures(probes, result, out, prompts=prompts)
     tables = _tables(probes, result)
-    lineage = {"probes": probes.lineage}
+    lineage: dict[str, Any] = {"probes": probes.lineage}
     if result is not None:
         lineage["detection"] = {k: v for k, v in result.lineage.items() if k != "probe"}
     when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    captions = {
-        "summary": "Per layer: probe CV R² with its control; detection error vs chance.",
-        "alphas": "Probe CV R² against alpha.",
-        "heatmaps": "Prediction − target per layer and token (span boxed, best token dotted).",
-        "traces": "Predictions over tokens, one line per layer; true value dashed.",
-    }
     md = [f"# {title}\n", f"Generated {when} by actstore.\n"]
-    for name, caption, rows in tables:
+    for name, caption, rows, sentences in tables:
         md += [f"## {name}\n", caption + "\n", _md_table(rows)]
+        md += [f"- {s}" for s in sentences] + ([""] if sentences else [])
     md.append("## Figures\n")
     for key, path in figures.items():
-        md.append(f"![{captions[key]}]({path.name})\n\n*{captions[key]}*\n")
+        md.append(f"![{CAPTIONS[key]}]({path.name})\n\n*{CAPTIONS[key]}*\n")
     md += ["## Lineage\n", "```json\n" + json.dumps(lineage, indent=2, default=str) + "\n```\n"]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;max-width:1100px;"
-        "margin:auto}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-        "padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p>Generated {when} by actstore.</p>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p>Generated {when} by actstore. This page is "
+        "self-contained: figures and data are embedded.</p>",
     ]
-    for name, caption, rows in tables:
+    for name, caption, rows, sentences in tables:
         parts += [f"<h2>{html.escape(name)}</h2><p>{html.escape(caption)}</p>", _html_table(rows)]
+        if sentences:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences))
+            parts.append("</ul>")
+    if view is not None:
+        parts += ["<h2>Token view</h2>", token_view_html(view)]
     parts.append("<h2>Figures</h2>")
     for key, path in figures.items():
         parts.append(
-            f"<figure><img src='{html.escape(path.name)}' alt='{html.escape(captions[key])}'>"
-            f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
+            f"<figure><img src='{image_data_uri(path)}' alt='{html.escape(CAPTIONS[key])}'>"
+            f"<figcaption>{html.escape(CAPTIONS[key])}</figcaption></figure>"
         )
     parts.append(
         "<h2>Lineage</h2><pre>"
@@ -180,5 +272,5 @@ def write_report(
         + "</pre></body></html>"
     )
     html_path = out / "report.html"
-    html_path.write_text("".join(parts))
+    html_path.write_text("".join(parts), encoding="utf-8")
     return {"markdown": md_path, "html": html_path, **figures}

@@ -43,8 +43,14 @@ def _inline(text: str) -> str:
     return re.sub(r"\[(.+?)\]\((.+?)\)", r"<a href='\2'>\1</a>", text)
 
 
-def md_to_html(md: str, title: str) -> str:
-    """HTML for the small Markdown subset the reports use (headings, lists, tables, images)."""
+def md_to_html(md: str, title: str, *, base: Path | None = None) -> str:
+    """HTML for the small Markdown subset the reports use (headings, lists, tables, images).
+
+    With ``base`` (the folder the Markdown's relative paths start from), local images are
+    embedded as ``data:`` URIs, so the page needs no file beside it.
+    """
+    from actstore.analysis._html import image_data_uri
+
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
     ]
@@ -68,8 +74,14 @@ def md_to_html(md: str, title: str) -> str:
             n = len(m.group(1))
             parts.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
         elif img:
-            alt, src = html.escape(img.group(1)), html.escape(img.group(2))
+            alt, src = html.escape(img.group(1)), img.group(2)
+            local = base / src if base is not None and "://" not in src else None
+            src = (
+                image_data_uri(local) if local is not None and local.is_file() else html.escape(src)
+            )
             parts.append(f"<p><img src='{src}' alt='{alt}'></p>")
+        elif line.startswith("<!--"):
+            continue
         elif line.startswith("- "):
             parts.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
         elif line.strip():
@@ -79,18 +91,15 @@ def md_to_html(md: str, title: str) -> str:
 
 
 PROBE_COLUMNS = ("layer", "alpha", "cv_r2", "control_cv_r2", "train_r2", "cv_mae")
-DETECT_COLUMNS = (
-    "layer",
-    "probe_mean_min_error",
-    "shuffled_probe_mean_min_error",
-    "random_target_mean_min_error",
-    "probe_hit_rate",
-    "random_target_hit_rate",
-)
 
 
-def headline_tables(run: Any) -> list[tuple[str, str, list[dict[str, Any]], tuple[str, ...]]]:
-    """(title, caption, rows, columns) for every probe family and detection of a run."""
+def headline_tables(
+    run: Any,
+) -> list[tuple[str, str, list[dict[str, Any]], tuple[str, ...], list[str]]]:
+    """(title, caption, rows, columns, sentences) for every probe family and detection of a run.
+
+    ``sentences``: for detection, one verdict per layer (does it beat chance); else empty.
+    """
     tables = []
     for pc in run.config.probes:
         rows = run._read_json(f"probes_{pc.name}.json").get("layers", [])
@@ -101,20 +110,26 @@ def headline_tables(run: Any) -> list[tuple[str, str, list[dict[str, Any]], tupl
                 "probe fitted on shuffled labels; train_r2 is shown only beside them.",
                 rows,
                 PROBE_COLUMNS,
+                [],
             )
         )
         det = run.results_dir / f"detect_{pc.name}.json"
         if det.exists():
+            from actstore.analysis._report import detection_table
+
             data = json.loads(det.read_text())
+            rows, sentences = detection_table(data.get("layers", []))
             tables.append(
                 (
                     f"Detection with '{pc.name}' on '{run.config.detect.prompt_set}'",
                     "Mean over prompts of the smallest |prediction - target| over each prompt's "
                     "tokens, beside the shuffled-label probe and a random in-range target "
                     "(chance); hit rate: best token inside the span "
-                    f"{data.get('span')!r}.",
-                    data.get("layers", []),
-                    DETECT_COLUMNS,
+                    f"{data.get('span')!r}; verdict: does detection beat chance (rule in "
+                    "docs/reports.md).",
+                    rows,
+                    tuple(rows[0]) if rows else ("layer",),
+                    sentences,
                 )
             )
     return tables
@@ -130,8 +145,9 @@ def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Pa
         f"{cfg.description}\n" if cfg.description else "",
         f"- model: `{run.model_description()}`\n- cache: `{os.path.relpath(run.cache_url, out)}`\n",
     ]
-    for title, caption, rows, cols in tables:
+    for title, caption, rows, cols, sentences in tables:
         md += [f"## {title}\n", f"{caption}\n", md_table(rows, cols)]
+        md += [f"- {s}" for s in sentences] + ([""] if sentences else [])
     md.append("## Reports and figures per probe\n")
     for pc, paths in sections:
         rel = os.path.relpath(paths["markdown"], out)
@@ -142,6 +158,6 @@ def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Pa
     text = "\n".join(md)
     md_path.write_text(text)
     (out / "report.html").write_text(
-        md_to_html(text.replace("report.md)", "report.html)"), run.label)
+        md_to_html(text.replace("report.md)", "report.html)"), run.label, base=out)
     )
     return md_path
