@@ -69,7 +69,7 @@ def _prompt_positions(result: DetectionResult, prompts: Sequence[int] | None, n:
         else:
             raise UnknownNameError(
                 f"expected prompt labels of the detection result ({labels[0]}..{labels[-1]}, "
-                f"{len(labels)} prompts, or -1 for the last), got {p!r}; pass labels from "
+                f"{len(labels)} prompts, or -1 for the last), got {int(p)}; pass labels from "
                 "result.tokens['prompt']"
             )
     return rows
