@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import logging
+
 import pytest
 
 
@@ -104,6 +106,7 @@ def s3_server() -> Iterator[LoopbackS3]:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")
     pytest.importorskip("boto3")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request
     server = LoopbackS3()
     server.start()
     try:

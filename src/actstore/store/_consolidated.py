@@ -462,8 +462,25 @@ def reconsolidate(store: Any, url: str, *, attempts: int = 3) -> bool:
 
 
 @contextlib.contextmanager
+def deferred(cache: Cache) -> Iterator[None]:
+    """Many metadata changes (a copy): invalidate once, consolidate once at the end."""
+    if getattr(cache, "_deferred", False):
+        yield
+        return
+    with metadata_change(cache):
+        cache._deferred = True  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            cache._deferred = False  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
 def metadata_change(cache: Cache, path: str = "") -> Iterator[None]:
     """Around a metadata write below group *path*: invalidate first, reconsolidate after."""
+    if getattr(cache, "_deferred", False):  # the whole tree is invalidated already
+        yield
+        return
     invalidate(cache.store, path)
     try:
         yield

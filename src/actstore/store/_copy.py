@@ -22,6 +22,7 @@ from actstore.errors import (
     UnsafeCacheError,
 )
 from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._consolidated import deferred
 from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
@@ -123,10 +124,11 @@ def copy_cache(
     target = create_cache(
         dst, provenance=source.attrs.get("provenance"), storage_options=dst_storage_options
     )
-    report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
-    for gname, _group in source.root.groups():
-        if gname not in source.prompt_sets:
-            _copy_group_keys(source, target, gname)
+    with deferred(target):  # consolidated once, at the end
+        report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
+        for gname, _group in source.root.groups():
+            if gname not in source.prompt_sets:
+                _copy_group_keys(source, target, gname)
     return CopyReport(src=source.url, dst=dst, prompt_sets=report)
 
 

@@ -21,7 +21,8 @@ __all__ = ["Problem", "VerifyReport", "format_report", "verify_cache"]
 
 @dataclass(frozen=True, kw_only=True)
 class Problem:
-    """One damaged or missing object: ``kind`` is ``"corrupt"``, ``"missing"`` or ``"metadata"``."""
+    """One damaged or missing object: ``kind`` is ``"corrupt"``, ``"missing"``, ``"metadata"`` or
+    ``"consolidated"`` (a group's consolidated metadata differs from the stored nodes)."""
 
     kind: str
     key: str
@@ -117,6 +118,10 @@ def verify_cache(
                 report.problems.append(
                     Problem(kind="corrupt", key=full_key, detail=f"{type(exc).__name__}: {exc}")
                 )
+    from actstore.store._consolidated import stale_consolidated
+
+    for key, detail in stale_consolidated(cache.store, cache.url):
+        report.problems.append(Problem(kind="consolidated", key=key, detail=detail))
     return report
 
 
