@@ -10,11 +10,10 @@ client (s3fs, aiobotocore, boto3) did.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-import logging
 
 import pytest
 
