@@ -7,6 +7,7 @@ bfloat16 caches once ``actstore`` is imported.
 
 from __future__ import annotations
 
+from actstore._progress import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError
 from actstore.store import open
@@ -14,4 +15,4 @@ from actstore.store._dtype import register_bfloat16
 
 register_bfloat16()
 
-__all__ = ["ActstoreError", "__version__", "open"]
+__all__ = ["ActstoreError", "__version__", "open", "show_progress"]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from actstore._progress import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError
 
@@ -72,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    # progress of long commands: a bar on a terminal, log lines otherwise, none with --quiet/--json
+    quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
     try:
-        return int(args.func(args) or 0)
+        with show_progress(False if quiet else None):
+            return int(args.func(args) or 0)
     except ActstoreError as exc:
         if args.debug:
             raise

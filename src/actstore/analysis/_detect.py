@@ -21,6 +21,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from actstore._progress import dask_progress
 from actstore.analysis._data import SetSource, label_vector, open_source, span_masks
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
@@ -158,7 +159,8 @@ def _predict(
     # float32 activations times float64 weights: the product accumulates in float64.
     pred = da.einsum("pltd,ldc->pltc", act.map_blocks(_cast, dtype=np.float32), w_da)
     pred = (pred + b[None, :, None, :]).astype(np.float32)
-    (values,) = dask.compute(pred, scheduler=scheduler)
+    with dask_progress("detect"):
+        (values,) = dask.compute(pred, scheduler=scheduler)
     n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
     pad = np.arange(values.shape[2])[None, :] >= n_tokens[:, None]
     values[pad[:, None, :, None].repeat(values.shape[1], 1).repeat(values.shape[3], 3)] = np.nan

@@ -15,6 +15,7 @@ import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from actstore._progress import Progress
 from actstore.errors import (
     IncompleteCacheError,
     InvalidArgumentError,
@@ -274,14 +275,16 @@ def _copy_set(
     src_block = source.set_info(name)["layout"]["block_size"]
     src_missing = set(source.missing_blocks(name))
     written = 0
-    for b in range(writer.n_blocks):
-        start, stop = writer.block_range(b)
-        rows = sel[start:stop]
-        if any(int(r) // src_block in src_missing for r in rows):
-            continue
-        data = {h: np.asarray(arrays[h].oindex[rows, layer_idx]) for h in spec.hooks}
-        writer.write_block(b, data)
-        written += 1
+    with Progress(f"copy {name}", writer.n_blocks, "blocks") as bar:
+        for b in range(writer.n_blocks):
+            bar.update()
+            start, stop = writer.block_range(b)
+            rows = sel[start:stop]
+            if any(int(r) // src_block in src_missing for r in rows):
+                continue
+            data = {h: np.asarray(arrays[h].oindex[rows, layer_idx]) for h in spec.hooks}
+            writer.write_block(b, data)
+            written += 1
     for k, a in arrays.items():
         if ATTR_KEY in a.attrs and a.attrs[ATTR_KEY].get("kind") == "derived":
             dims = array_dims(a)

@@ -137,7 +137,8 @@ def repair_cache(
             f"{exc}; this damage cannot be repaired in place: extract into a new cache"
         ) from None
     # metadata first: a damaged array zarr.json hides the state of its shards from verify
-    for problem in verify_cache(url, storage_options=storage_options).problems:
+    checked = verify_cache(url, storage_options=storage_options, progress_label="repair: check")
+    for problem in checked.problems:
         kind, name, array = _classify(problem, hooks)
         if kind == "meta":
             report.rewritten.append(problem.key)
@@ -147,7 +148,9 @@ def repair_cache(
                     _metadata_bytes(cache, name, array)
                 )
                 sync(cache.store.set(problem.key, data))
-    problems = verify_cache(url, storage_options=storage_options).problems
+    problems = verify_cache(
+        url, storage_options=storage_options, progress_label="repair: recheck"
+    ).problems
     for problem in problems:
         kind, name, block = _classify(problem, hooks)
         if problem.kind == "consolidated":  # rewritten from the nodes below, at the end
