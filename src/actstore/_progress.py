@@ -59,10 +59,19 @@ def progress_mode() -> Any:
 
 
 def _interval() -> float:
+    text = os.environ.get("ACTSTORE_PROGRESS_INTERVAL", "10")
     try:
-        return max(0.0, float(os.environ.get("ACTSTORE_PROGRESS_INTERVAL", "10")))
+        value = float(text)
     except ValueError:
-        return 10.0
+        value = -1.0
+    if not value >= 0:  # also NaN
+        from actstore.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"expected ACTSTORE_PROGRESS_INTERVAL as seconds >= 0, got {text!r}; unset it or set "
+            "e.g. 10"
+        )
+    return value
 
 
 class Progress:
@@ -96,7 +105,7 @@ class Progress:
         self.mode = mode
         self.what, self.total, self.unit = what, total, unit
         self.done = 0
-        self.interval = _interval()
+        self.interval = _interval() if mode == "log" else 0.0
         self._t0 = time.perf_counter()
         self._last = self._t0
         self._lock = threading.Lock()

@@ -90,6 +90,16 @@ def _activations(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
+def _progress_mode(mode: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        import actstore
+
+        with actstore.show_progress(mode):
+            return None
+
+    return call
+
+
 def _write_read_only(work: Path) -> Any:
     import numpy as np
 
@@ -750,6 +760,15 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="prompt field 'value': expected a finite number, got nan; leave the label out "
         "instead",
+    ),
+    # -- issue 13: progress on every long command ----------------------------------------------
+    Row(
+        id="progress-mode",
+        where="api",
+        input="`actstore.show_progress('fancy')`",
+        call=_progress_mode("fancy"),
+        error="InvalidArgumentError",
+        message="expected progress mode True, False, None, 'bar' or 'log', got 'fancy'",
     ),
 )
 

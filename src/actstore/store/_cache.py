@@ -23,10 +23,10 @@ from actstore.errors import (
     UnknownNameError,
 )
 from actstore.store._arrays import open_or_create_group
-from actstore.store._consolidated import MetadataStore, read_consolidated
 from actstore.store._dtype import register_bfloat16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._markers import missing_from_listing
+from actstore.store._metastore import MetadataStore, read_consolidated
 from actstore.store._partial import is_partial
 from actstore.store._safety import ScanResult, damaged_error_message, scan_store
 from actstore.store._schema import (

@@ -54,7 +54,7 @@ def open(
     (their prompts read as zeros).
     """
     from actstore.store._cache import open_cache
-    from actstore.store._consolidated import listed
+    from actstore.store._metastore import listed
 
     cache = open_cache(url, mode="r", storage_options=storage_options, consolidated=True)
     with listed(cache, group) as cache:
@@ -126,7 +126,7 @@ def open_group_dataset(cache: Cache, path: str) -> xr.Dataset:
 def _indexes(cache: Cache, info: dict[str, Any]) -> dict[str, Any] | None:
     """Index coordinates from the spec when the metadata came consolidated (one request for
     the whole open, see :mod:`actstore.store._consolidated`); otherwise read as stored."""
-    from actstore.store._consolidated import spec_indexes
+    from actstore.store._metastore import spec_indexes
 
     return spec_indexes(info) if cache.scan.consolidated else None
 
