@@ -8,7 +8,8 @@ line switches it on for every command, and off with ``--quiet`` or ``--json``::
         actstore.store.verify_cache("s3://bucket/cache.zarr")
 
 Log lines go to stderr, one every ``ACTSTORE_PROGRESS_INTERVAL`` seconds (default 10) and one at
-the end, so a SLURM log or a pipe shows where a long run is without a bar's carriage returns.
+the end, so a SLURM log or a pipe shows where a long run is without a bar's carriage returns; a
+run shorter than the interval prints none (an error then stays the only line on stderr).
 This module imports neither torch nor dask at import time.
 """
 
@@ -111,6 +112,7 @@ class Progress:
         self._lock = threading.Lock()
         self._bar: Any = None
         self._closed = False
+        self._logged = False
         if mode == "bar":
             from tqdm.auto import tqdm
 
@@ -134,6 +136,7 @@ class Progress:
                 now = time.perf_counter()
                 if now - self._last >= self.interval:
                     self._last = now
+                    self._logged = True
                     self._log(now)
 
     def add_total(self, n: int) -> None:
@@ -169,7 +172,7 @@ class Progress:
             self._closed = True
             if self._bar is not None:
                 self._bar.close()
-            elif self.mode == "log":
+            elif self.mode == "log" and self._logged:  # a run too short for a line gets none
                 self._log(time.perf_counter(), final=True)
 
 

@@ -238,7 +238,7 @@ def read_consolidated(store: Any, url: str) -> tuple[ScanResult, dict[str, bytes
     except _Damaged:
         return None
     except UnsafeCacheError as exc:
-        raise UnsafeCacheError(f"{exc} (in the consolidated metadata of zarr.json)") from None
+        raise UnsafeCacheError(f"{exc} (in the consolidated metadata of zarr.json)") from exc
     if result.damaged or result.damaged_sets or not _spans_consistent(docs):
         return None
     recorded = block.get(DIGESTS)
@@ -319,7 +319,11 @@ def nodes_match(
 ) -> bool:
     """True when the ``zarr.json`` objects listed below *prefix* are exactly the consolidated
     ones, each of the size (and, where S3 gives it, the MD5) recorded when consolidating."""
-    nodes = {k: v for k, v in listed.items() if k.rsplit("/", 1)[-1] == "zarr.json"}
+    nodes = {
+        k: v
+        for k, v in listed.items()
+        if k.startswith(prefix) and k.rsplit("/", 1)[-1] == "zarr.json"
+    }
     if set(nodes) != {k for k in store.pins or {} if k.startswith(prefix)}:
         return False
     for key, (size, md5) in nodes.items():
