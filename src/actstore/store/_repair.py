@@ -169,7 +169,7 @@ def repair_cache(
         if not dry_run:
             for b in blocks:
                 report.removed += _unrecord(cache, name, hooks[name], b)
-    changed = report.rewritten or report.removed or report.consolidated
+    changed = report.rewritten or report.consolidated  # (unrecorded blocks change no metadata)
     if not dry_run and (changed or not has_consolidated(cache.store)):
         # metadata rewritten above, a stale consolidated copy, or none (a write was killed
         # before consolidating, or the cache predates it)
