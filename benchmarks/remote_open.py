@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -151,7 +152,9 @@ def main() -> None:
         f"Measured by `benchmarks/remote_open.py` (median of {args.repeat} runs; requests: the "
         f"most of any run) on {platform.machine()}, Python {platform.python_version()}, "
         f"zarr {zarr.__version__}, xarray {xr.__version__}, s3fs {s3fs.__version__}, against "
-        "the loopback S3 server (moto) on the same machine."
+        "the loopback S3 server (moto) on the same machine, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (seconds "
+        "from a shared machine are noisy; the request counts are exact)."
     )
     print(text)
     print(note)
