@@ -18,8 +18,9 @@ import pytest
 import xarray as xr
 
 import actstore
+from actstore import show_progress
 from actstore.errors import CorruptCacheError, IncompleteCacheWarning, UnsafeCacheError
-from actstore.store import open_cache, repair_cache, verify_cache
+from actstore.store import copy_cache, open_cache, repair_cache, verify_cache
 from actstore.store._open import open_tree
 from tests._fixtures.store import make_synthetic, write_synthetic
 from tests.reliability._hostile import OpenFile
@@ -236,3 +237,24 @@ def test_hostile_consolidated_metadata_is_refused_remotely_and_ignored_locally(
     assert not marker.exists()
     assert any(p.key == "set0/value/c/0" for p in verify_cache(path).problems)
     assert not marker.exists()
+
+
+def test_copy_to_and_from_s3_with_progress(s3_server, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ACTSTORE_PROGRESS_INTERVAL", "0")
+    so = s3_server.storage_options
+    local = _tree(tmp_path, 2)
+    url = "s3://caches/copied.zarr"
+    with show_progress("log"):
+        copy_cache(local, url, dst_storage_options=so)
+        up = capsys.readouterr().err
+        copy_cache(url, tmp_path / "back.zarr", storage_options=so, prompt_sets=["set1"])
+        down = capsys.readouterr().err
+    assert "actstore copy set0: 2/2 blocks" in up and "actstore copy set1: 2/2 blocks" in up
+    assert "actstore copy set1: 2/2 blocks" in down and "set0" not in down
+    # written by actstore on S3: consolidated, so the open is fast and equal to the source
+    assert _count(s3_server, lambda: actstore.open(url, storage_options=so)) <= 10
+    back = actstore.open(tmp_path / "back.zarr", group="set1")
+    np.testing.assert_array_equal(
+        back["resid_post"].values.view(np.uint16),
+        make_synthetic(seed=1, n_prompts=8, block_size=4).activations["resid_post"].view(np.uint16),
+    )
