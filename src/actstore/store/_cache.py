@@ -137,9 +137,8 @@ def open_cache(
 ) -> Cache:
     """Open an existing cache: ``mode="r"`` (default, read-only) or ``"r+"`` (read-write).
 
-    With ``consolidated=True`` (read-only), the metadata comes from the root's consolidated
-    metadata in one read when there is one (checked like every ``zarr.json``; see
-    :mod:`actstore.store._consolidated`); otherwise every ``zarr.json`` is read and checked.
+    ``consolidated=True``: read a remote cache's metadata from its consolidated metadata, in one
+    read (see :mod:`actstore.store._consolidated`), instead of file by file.
     """
     register_bfloat16()
     if mode not in ("r", "r+"):
@@ -319,17 +318,10 @@ class Cache:
         A *spec* that differs from the stored one raises :class:`FingerprintMismatchError` naming
         the field; nothing is written then.
         """
-        from actstore.store._consolidated import has_consolidated, metadata_change
-        from actstore.store._writer import open_writer
+        from actstore.store._consolidated import consolidated_writer
 
         self.check_writable()
-        if name in self.prompt_sets and self.set_info(name).get("ready"):
-            writer = open_writer(self, name, spec, metadata)  # resume: no metadata changes
-            if not has_consolidated(self.store):  # a cache written before consolidation
-                self.consolidate()
-            return writer
-        with metadata_change(self, name):
-            return open_writer(self, name, spec, metadata)
+        return consolidated_writer(self, name, spec, metadata)
 
     def consolidate(self) -> bool:
         """Rewrite the consolidated metadata of every group from the stored ``zarr.json`` files.

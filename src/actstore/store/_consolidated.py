@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from actstore.store._cache import Cache
 
 __all__ = [
+    "consolidated_writer",
     "deferred",
     "has_consolidated",
     "invalidate",
@@ -158,6 +159,25 @@ def reconsolidate(store: Any, url: str, *, attempts: int = 3) -> bool:
         scan = after
     invalidate(store)
     return False
+
+
+def consolidated_writer(cache: Cache, name: str, spec: Any, metadata: Any) -> Any:
+    """:meth:`Cache.prompt_set_writer`: creating a set changes metadata; resuming one does not
+    (it consolidates a cache written before consolidated metadata existed)."""
+    from actstore.errors import ActstoreError
+    from actstore.store._writer import open_writer
+
+    try:
+        ready = name in cache.prompt_sets and bool(cache.set_info(name).get("ready"))
+    except ActstoreError:  # damaged: open_writer names it
+        ready = False
+    if ready:
+        writer = open_writer(cache, name, spec, metadata)
+        if not has_consolidated(cache.store):
+            reconsolidate(cache.store, cache.url)
+        return writer
+    with metadata_change(cache, name):
+        return open_writer(cache, name, spec, metadata)
 
 
 @contextlib.contextmanager
