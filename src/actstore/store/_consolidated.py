@@ -116,8 +116,30 @@ def _set(store: Any, key: str, raw: bytes) -> None:
     sync(target.set(key, buf))
 
 
-def invalidate(store: Any, path: str = "") -> None:
-    """Remove the consolidated field from the root and every group above and at *path*."""
+def invalidate(store: Any, path: str = "", url: str | None = None) -> None:
+    """Remove the consolidated field from the root and every group above and at *path* (of a
+    local cache at *url*: under its creation lock, like every write of a group document)."""
+    with _lock(url):
+        _invalidate(store, path)
+
+
+def _lock(url: str | None) -> contextlib.AbstractContextManager[None]:
+    from actstore.store._storage import creation_lock
+
+    return creation_lock(url) if url is not None else contextlib.nullcontext()
+
+
+def _remove_doc_partials(url: str, docs: dict[str, dict[str, Any]]) -> None:
+    """A write of a group document killed mid-way leaves zarr's ``zarr.json.<uuid>.partial``
+    beside it; group documents are written only under the creation lock, so none is live."""
+    from actstore.store._partial import remove_partials
+
+    for path in docs:
+        if "/" not in path and docs[path].get("node_type") == "group":
+            remove_partials(url, path, recursive=False)
+
+
+def _invalidate(store: Any, path: str = "") -> None:
     parts = [p for p in path.strip("/").split("/") if p]
     raw_store = store._store if isinstance(store, MetadataStore) else store
     proto = default_buffer_prototype()
@@ -141,7 +163,14 @@ def reconsolidate(store: Any, url: str, *, attempts: int = 3) -> bool:
     """
     if getattr(store, "read_only", False):
         return False
+    with _lock(url):
+        return _reconsolidate(store, url, attempts)
+
+
+def _reconsolidate(store: Any, url: str, attempts: int) -> bool:
     scan = _scan(store, url)
+    if scan is not None:
+        _remove_doc_partials(url, {_node_path(k): d for k, d in scan.docs.items()})
     for _ in range(attempts):
         if scan is None:
             break
@@ -157,7 +186,7 @@ def reconsolidate(store: Any, url: str, *, attempts: int = 3) -> bool:
         if after is not None and {_node_path(k): d for k, d in after.docs.items()} == docs:
             return True
         scan = after
-    invalidate(store)
+    _invalidate(store)
     return False
 
 
@@ -200,7 +229,7 @@ def metadata_change(cache: Cache, path: str = "") -> Iterator[None]:
     if getattr(cache, "_deferred", False):  # the whole tree is invalidated already
         yield
         return
-    invalidate(cache.store, path)
+    invalidate(cache.store, path, cache.url)
     try:
         yield
     except BaseException:

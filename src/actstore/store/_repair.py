@@ -143,7 +143,7 @@ def repair_cache(
         if kind == "meta":
             report.rewritten.append(problem.key)
             if not dry_run:
-                invalidate(cache.store, name)  # consolidated again at the end
+                invalidate(cache.store, name, cache.url)  # consolidated again at the end
                 data = default_buffer_prototype().buffer.from_bytes(
                     _metadata_bytes(cache, name, array)
                 )
