@@ -8,6 +8,7 @@ float32 lazily, as :func:`open` does by default.
 
 from __future__ import annotations
 
+from actstore._progress import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError
 from actstore.store import decode_bfloat16, open
@@ -15,4 +16,4 @@ from actstore.store._dtype import register_bfloat16
 
 register_bfloat16()
 
-__all__ = ["ActstoreError", "__version__", "decode_bfloat16", "open"]
+__all__ = ["ActstoreError", "__version__", "decode_bfloat16", "open", "show_progress"]

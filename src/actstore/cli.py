@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from actstore._progress import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError, ActstoreWarning
 
@@ -84,8 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    # progress of long commands: a bar on a terminal, log lines otherwise, none with --quiet/--json
+    quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), show_progress(False if quiet else None):
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except ActstoreError as exc:

@@ -104,6 +104,16 @@ def _decode_numpy(work: Path) -> Any:  # issue 10 item 1
     return actstore.decode_bfloat16(np.zeros(2))
 
 
+def _progress_mode(mode: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        import actstore
+
+        with actstore.show_progress(mode):
+            return None
+
+    return call
+
+
 def _write_read_only(work: Path) -> Any:
     import numpy as np
 
@@ -1216,6 +1226,15 @@ ROWS: tuple[Row, ...] = (
         call=_figure("write_report", max_prompts=0),
         error="InvalidArgumentError",
         message="expected max_prompts to be a positive integer, got 0; pass e.g. 40",
+    ),
+    # -- issue 13: progress on every long command ----------------------------------------------
+    Row(
+        id="progress-mode",
+        where="api",
+        input="`actstore.show_progress('fancy')`",
+        call=_progress_mode("fancy"),
+        error="InvalidArgumentError",
+        message="expected progress mode True, False, None, 'bar' or 'log', got 'fancy'",
     ),
 )
 

@@ -22,6 +22,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from actstore._progress import dask_progress
 from actstore.analysis._data import SetSource, label_vector, span_masks
 from actstore.analysis._degenerate import warn_detection_skipped, warn_undefined_z
 from actstore.analysis._detect_write import _open_for_detect, _write_back
@@ -196,7 +197,8 @@ def _predict(
     # float32 activations times float64 weights: the product accumulates in float64.
     pred = da.einsum("pltd,ldc->pltc", act.map_blocks(_cast, dtype=np.float32), w_da)
     pred = (pred + b[None, :, None, :]).astype(np.float32)
-    (values,) = dask.compute(pred, scheduler=scheduler)
+    with dask_progress("detect"):
+        (values,) = dask.compute(pred, scheduler=scheduler)
     n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
     pad = np.arange(values.shape[2])[None, :] >= n_tokens[:, None]
     values[pad[:, None, :, None].repeat(values.shape[1], 1).repeat(values.shape[3], 3)] = np.nan

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from actstore._locations import located
+from actstore._progress import Progress
 from actstore._version import __version__
 from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
 from actstore.analysis._degenerate import (
@@ -346,22 +347,29 @@ def fit_probes(
     d = int(ds.sizes["d_model"])
     kind = choose_solver(solver, len(prompt), d)
 
-    def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        return iter_rows(
-            ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
-        )
+    # every sample of every layer is read once by the dual solver, twice by the primal one
+    passes = 1 if kind == "dual" else 2
+    bar = Progress("probe fit", passes * len(prompt) * len(wanted), "rows (sample x layer)")
 
-    out = fit_engine(
-        batches,
-        n_layers=len(wanted),
-        d=d,
-        y=y,
-        fold=fold,
-        alphas=alpha_arr,
-        solver=kind,
-        max_memory=max_memory,
-        layers=wanted,
-    )
+    def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        for sl, block in iter_rows(
+            ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
+        ):
+            bar.update(block.shape[0] * block.shape[1])
+            yield sl, block
+
+    with bar:
+        out = fit_engine(
+            batches,
+            n_layers=len(wanted),
+            d=d,
+            y=y,
+            fold=fold,
+            alphas=alpha_arr,
+            solver=kind,
+            max_memory=max_memory,
+            layers=wanted,
+        )
     names = [f"label {target!r}", f"the shuffled control of label {target!r}"]
     warn_undefined_folds(out["fold_defined"], names[: y.shape[1]])
     lineage = {

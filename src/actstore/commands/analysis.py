@@ -294,6 +294,7 @@ def register(subparsers: Any) -> None:
     fit.add_argument("--name", help="save inside the cache as probes/NAME (default TARGET_POS)")
     fit.add_argument("--out", help="save to a standalone .npz (+ .json) or .zarr instead")
     fit.add_argument("--json", action="store_true", help="print metrics as JSON")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     fit.set_defaults(func=_cmd_fit)
     show = sub.add_parser(
         "show",
@@ -318,6 +319,7 @@ def register(subparsers: Any) -> None:
     )
     det.add_argument("--no-write", action="store_true", help="do not write predictions back")
     det.add_argument("--json", action="store_true", help="print statistics as JSON")
+    det.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     det.add_argument("--per-prompt", action="store_true", help="with --json: per-prompt rows too")
     det.set_defaults(func=_cmd_detect)
 

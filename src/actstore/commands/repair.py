@@ -93,6 +93,7 @@ def register(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="report what would be done; change nothing"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.add_argument(
         "--from-extraction",
         action="store_true",

@@ -107,6 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     allow_negative_index_values(p)
     p.add_argument("--storage-options", help="fsspec options of SRC as JSON")
     p.add_argument("--dst-storage-options", help="fsspec options of DST as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=_cmd_copy)
 
     p = subparsers.add_parser(
@@ -118,4 +119,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("cache", help="cache path, .zip file or fsspec URL")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--storage-options", help="fsspec options as JSON (credentials, endpoint)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=_cmd_verify)

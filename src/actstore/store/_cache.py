@@ -28,6 +28,7 @@ from actstore.store._arrays import open_or_create_group
 from actstore.store._dtype import register_bfloat16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._markers import missing_from_listing
+from actstore.store._metastore import MetadataStore, read_consolidated
 from actstore.store._partial import is_partial
 from actstore.store._safety import ScanResult, damaged_error_message, scan_store
 from actstore.store._schema import (
@@ -124,7 +125,9 @@ def _create_cache(
         raise ReadOnlyError(
             f"expected a writable location for a new cache, got {exc}; pick a writable path"
         ) from exc
-    return open_cache(url, mode="r+", storage_options=storage_options)
+    cache = open_cache(url, mode="r+", storage_options=storage_options)
+    cache.consolidate()
+    return cache
 
 
 def _user_files(path: str) -> list[str]:
@@ -146,8 +149,13 @@ def open_cache(
     *,
     mode: str = "r",
     storage_options: dict[str, Any] | None = None,
+    consolidated: bool = False,
 ) -> Cache:
-    """Open an existing cache: ``mode="r"`` (default, read-only) or ``"r+"`` (read-write)."""
+    """Open an existing cache: ``mode="r"`` (default, read-only) or ``"r+"`` (read-write).
+
+    ``consolidated=True``: read a remote cache's metadata from its consolidated metadata, in one
+    read (see :mod:`actstore.store._consolidated`), instead of file by file.
+    """
     register_bfloat16()
     if mode not in ("r", "r+"):
         raise InvalidArgumentError(f"expected mode 'r' or 'r+', got {mode!r}")
@@ -158,10 +166,12 @@ def open_cache(
             "create it with `actstore extract`"
         )
     with location_errors(url, "read"):  # a missing bucket, refused credentials, no endpoint
-        return _open_cache(url, mode, storage_options)
+        return _open_cache(url, mode, storage_options, consolidated)
 
 
-def _open_cache(url: str, mode: str, storage_options: dict[str, Any] | None) -> Cache:
+def _open_cache(
+    url: str, mode: str, storage_options: dict[str, Any] | None, consolidated: bool
+) -> Cache:
     try:
         store = make_store(url, read_only=mode == "r", storage_options=storage_options)
         has_root = sync(store.exists("zarr.json"))
@@ -185,8 +195,16 @@ def _open_cache(url: str, mode: str, storage_options: dict[str, Any] | None) -> 
             f"expected an actstore cache (a Zarr v3 group) at {url!r}, got no zarr.json there; "
             "pass the cache's top-level path"
         )
-    # a cache is data, never code: every zarr.json is checked before zarr parses any of them
-    scan = scan_store(store, url)
+    # a cache is data, never code: every zarr.json is checked before zarr parses any of them,
+    # and zarr reads them only through MetadataStore, which hands on nothing unchecked
+    remote = consolidated and mode == "r" and not is_local(url)  # local reads are cheap
+    found = read_consolidated(store, url) if remote else None
+    if found is not None:
+        scan, pins = found
+        store = MetadataStore(store, pins)
+    else:
+        scan = scan_store(store, url)
+        store = MetadataStore(store)
     if scan.unreadable_groups:
         key = scan.unreadable_groups[0]
         raise CorruptCacheError(damaged_error_message(url, key, scan.damaged[key]))
@@ -327,10 +345,21 @@ class Cache:
         A *spec* that differs from the stored one raises :class:`FingerprintMismatchError` naming
         the field; nothing is written then.
         """
-        from actstore.store._writer import open_writer
+        from actstore.store._consolidated import consolidated_writer
 
         self.check_writable()
-        return open_writer(self, name, spec, metadata)
+        return consolidated_writer(self, name, spec, metadata)
+
+    def consolidate(self) -> bool:
+        """Rewrite the consolidated metadata of every group from the stored ``zarr.json`` files.
+
+        Writers call it after every metadata change; call it after changing a cache with
+        other tools. Returns False when it could not (a damaged cache: run ``actstore verify``).
+        """
+        from actstore.store._consolidated import reconsolidate
+
+        self.check_writable()
+        return reconsolidate(self.store, self.url)
 
     def missing_blocks(self, prompt_set: str) -> list[int]:
         """Blocks of *prompt_set* whose completion is not recorded yet."""
@@ -360,18 +389,23 @@ class Cache:
         *data* is a numpy or dask array whose dims are among the prompt set's dims; an existing
         variable of the same name is replaced. Block bookkeeping is not touched.
         """
+        from actstore.store._consolidated import metadata_change
         from actstore.store._derived import write_derived
 
         self.check_writable()
-        write_derived(self, prompt_set, name, data, dims=dims, attrs=attrs)
+        self.group(prompt_set)  # an unknown set is named before anything changes
+        with metadata_change(self, prompt_set):
+            write_derived(self, prompt_set, name, data, dims=dims, attrs=attrs)
 
     @located("write", "self")
     def write_dataset(self, group_path: str, ds: xr.Dataset) -> None:
         """Write *ds* as its own group (e.g. ``probes/<name>``), replacing one that exists."""
+        from actstore.store._consolidated import metadata_change
         from actstore.store._derived import write_dataset
 
         self.check_writable()
-        write_dataset(self, group_path, ds)
+        with metadata_change(self, str(group_path).strip("/")):
+            write_dataset(self, group_path, ds)
 
     def read_dataset(self, group_path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
         """Read a group written by :meth:`write_dataset` (in memory; bfloat16 as float32)."""

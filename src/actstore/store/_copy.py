@@ -16,6 +16,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from actstore._locations import location_errors
+from actstore._progress import Progress
 from actstore.errors import (
     IncompleteCacheError,
     InvalidArgumentError,
@@ -23,6 +24,7 @@ from actstore.errors import (
     UnsafeCacheError,
 )
 from actstore.store._cache import Cache, create_cache, open_cache
+from actstore.store._consolidated import deferred
 from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
@@ -136,10 +138,11 @@ def copy_cache(
         target = create_cache(
             dst, provenance=source.attrs.get("provenance"), storage_options=dst_storage_options
         )
-        report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
-        for gname, _group in source.root.groups():
-            if gname not in source.prompt_sets:
-                _copy_group_keys(source, target, gname)
+        with deferred(target):  # consolidated once, at the end
+            report = {name: _copy_set(source, target, name, layers, prompts) for name in names}
+            for gname, _group in source.root.groups():
+                if gname not in source.prompt_sets:
+                    _copy_group_keys(source, target, gname)
     return CopyReport(src=source.url, dst=dst, prompt_sets=report)
 
 
@@ -289,14 +292,16 @@ def _copy_set(
     src_block = source.set_info(name)["layout"]["block_size"]
     src_missing = set(source.missing_blocks(name))
     written = 0
-    for b in range(writer.n_blocks):
-        start, stop = writer.block_range(b)
-        rows = sel[start:stop]
-        if any(int(r) // src_block in src_missing for r in rows):
-            continue
-        data = {h: np.asarray(arrays[h].oindex[rows, layer_idx]) for h in spec.hooks}
-        writer.write_block(b, data)
-        written += 1
+    with Progress(f"copy {name}", writer.n_blocks, "blocks") as bar:
+        for b in range(writer.n_blocks):
+            bar.update()
+            start, stop = writer.block_range(b)
+            rows = sel[start:stop]
+            if any(int(r) // src_block in src_missing for r in rows):
+                continue
+            data = {h: np.asarray(arrays[h].oindex[rows, layer_idx]) for h in spec.hooks}
+            writer.write_block(b, data)
+            written += 1
     for k, a in arrays.items():
         if ATTR_KEY in a.attrs and a.attrs[ATTR_KEY].get("kind") == "derived":
             dims = array_dims(a)

@@ -75,17 +75,19 @@ def open(
     (their prompts read as zeros).
     """
     from actstore.store._cache import open_cache
+    from actstore.store._metastore import listed
 
     _check_decode(decode_bfloat16)
     _check_dtype(dtype)
-    cache = open_cache(url, mode="r", storage_options=storage_options)
-    if group is None:
-        return open_tree(cache, dtype=dtype, decode_bfloat16=decode_bfloat16)
-    group = group.strip("/")
-    if group in cache.prompt_sets:
-        return open_prompt_set(cache, group, dtype=dtype, decode_bfloat16=decode_bfloat16)
-    refuse_set_in_creation(cache, group)
-    return open_group_dataset(cache, group, decode_bfloat16=decode_bfloat16)
+    cache = open_cache(url, mode="r", storage_options=storage_options, consolidated=True)
+    with listed(cache, group) as cache:
+        if group is None:
+            return open_tree(cache, dtype=dtype, decode_bfloat16=decode_bfloat16)
+        group = group.strip("/")
+        if group in cache.prompt_sets:
+            return open_prompt_set(cache, group, dtype=dtype, decode_bfloat16=decode_bfloat16)
+        refuse_set_in_creation(cache, group)
+        return open_group_dataset(cache, group, decode_bfloat16=decode_bfloat16)
 
 
 def _check_dtype(dtype: str | None) -> None:
@@ -133,7 +135,7 @@ def open_prompt_set(
             stacklevel=3,
         )
     chunks = {"prompt": int(info["layout"]["read_prompts"]), "layer": 1}
-    ds = _open_zarr(cache, name, chunks)
+    ds = _open_zarr(cache, name, chunks, indexes=_indexes(cache, info))
     hooks = list(info["spec"]["hooks"])
     dtypes: dict[str, Any] = {}
     if decode_bfloat16:
@@ -169,15 +171,26 @@ def open_group_dataset(cache: Cache, path: str, *, decode_bfloat16: bool = True)
     return _decode_all(ds) if decode_bfloat16 else ds
 
 
-def _open_zarr(cache: Cache, path: str, chunks: dict[str, int]) -> xr.Dataset:
+def _indexes(cache: Cache, info: dict[str, Any]) -> dict[str, Any] | None:
+    """Index coordinates from the spec when the metadata came consolidated (one request for
+    the whole open, see :mod:`actstore.store._consolidated`); otherwise read as stored."""
+    from actstore.store._metastore import spec_indexes
+
+    return spec_indexes(info) if cache.scan.consolidated else None
+
+
+def _open_zarr(
+    cache: Cache, path: str, chunks: dict[str, int], indexes: dict[str, Any] | None = None
+) -> xr.Dataset:
     """``xr.open_zarr`` of one group, after the scan; metadata zarr or xarray still cannot read
-    (an inconsistency the scan does not model) is reported as damage, never as a raw exception."""
+    (an inconsistency the scan does not model) is reported as damage, never as a raw exception.
+    *indexes* (name -> values) replace the stored index coordinates, which are then not read."""
     import xarray as xr
 
     for key, problem in sorted(cache.scan.damaged_under(path).items()):
         raise CorruptCacheError(damaged_error_message(cache.url, key, problem))
     try:
-        return xr.open_zarr(
+        ds = xr.open_zarr(
             cache.store,
             group=path,
             consolidated=False,
@@ -185,7 +198,9 @@ def _open_zarr(cache: Cache, path: str, chunks: dict[str, int]) -> xr.Dataset:
             zarr_format=3,
             use_zarr_fill_value_as_mask=False,
             decode_times=False,
+            drop_variables=list(indexes or ()),
         )
+        return ds if indexes is None else ds.assign_coords({k: (k, v) for k, v in indexes.items()})
     except (ActstoreError, MemoryError):
         raise
     except Exception as exc:  # xarray decodes index coordinates now: damaged bytes fail any way

@@ -23,6 +23,7 @@ from zarr.core.sync import sync
 from actstore._locations import located
 from actstore.errors import CorruptCacheError
 from actstore.store._cache import Cache, open_cache
+from actstore.store._consolidated import has_consolidated, invalidate
 from actstore.store._layout import Layout
 from actstore.store._schema import DONE_ARRAY
 from actstore.store._verify import Problem, verify_cache
@@ -39,6 +40,8 @@ class RepairReport:
     blocks: dict[str, list[int]] = field(default_factory=dict)  # prompt set -> unrecorded
     rewritten: list[str] = field(default_factory=list)  # metadata keys rebuilt from the spec
     removed: list[str] = field(default_factory=list)  # keys deleted
+    consolidated: list[str] = field(default_factory=list)  # stale consolidated metadata rewritten
+    consolidated_now: bool = False  # consolidated metadata written by this run
     unrepairable: list[Problem] = field(default_factory=list)
 
     @property
@@ -53,6 +56,7 @@ class RepairReport:
             "blocks_unrecorded": self.blocks,
             "metadata_rewritten": self.rewritten,
             "removed": self.removed,
+            "consolidated_rewritten": self.consolidated,
             "unrepairable": [vars(p) for p in self.unrepairable],
         }
 
@@ -135,18 +139,25 @@ def repair_cache(
             f"{exc}; this damage cannot be repaired in place: extract into a new cache"
         ) from None
     # metadata first: a damaged array zarr.json hides the state of its shards from verify
-    for problem in verify_cache(url, storage_options=storage_options).problems:
+    checked = verify_cache(url, storage_options=storage_options, progress_label="repair: check")
+    for problem in checked.problems:
         kind, name, array = _classify(problem, hooks)
         if kind == "meta":
             report.rewritten.append(problem.key)
             if not dry_run:
+                invalidate(cache.store, name, cache.url)  # consolidated again at the end
                 data = default_buffer_prototype().buffer.from_bytes(
                     _metadata_bytes(cache, name, array)
                 )
                 sync(cache.store.set(problem.key, data))
-    problems = verify_cache(url, storage_options=storage_options).problems
+    problems = verify_cache(
+        url, storage_options=storage_options, progress_label="repair: recheck"
+    ).problems
     for problem in problems:
         kind, name, block = _classify(problem, hooks)
+        if problem.kind == "consolidated":  # rewritten from the nodes below, at the end
+            report.consolidated.append(problem.key)
+            continue
         if kind == "block":
             report.blocks.setdefault(name, [])
             if block not in report.blocks[name]:
@@ -160,12 +171,21 @@ def repair_cache(
         if not dry_run:
             for b in blocks:
                 report.removed += _unrecord(cache, name, hooks[name], b)
+    changed = report.rewritten or report.consolidated  # (unrecorded blocks change no metadata)
+    if not dry_run and (changed or not has_consolidated(cache.store)):
+        # metadata rewritten above, a stale consolidated copy, or none (a write was killed
+        # before consolidating, or the cache predates it)
+        report.consolidated_now = cache.consolidate()
     return report
 
 
 def format_repair(report: RepairReport) -> str:
     verb = "would " if report.dry_run else ""
     lines = [f"{verb}rewrite metadata {key} from the stored spec" for key in report.rewritten]
+    lines += [
+        f"{verb}rewrite the consolidated metadata of {key} from the stored nodes"
+        for key in report.consolidated
+    ]
     for name, blocks in report.blocks.items():
         lines.append(
             f"{name}: {verb}unrecord {len(blocks)} damaged block(s) {blocks}: re-run the "

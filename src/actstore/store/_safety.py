@@ -22,6 +22,7 @@ hands a store to zarr, :func:`scan_store` reads every ``zarr.json`` of the hiera
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 from typing import Any
@@ -90,6 +91,7 @@ class _Scanner:
         if buf is None:
             raise _Damaged("missing")
         raw = buf.to_bytes()
+        self.result.digests[key] = (len(raw), hashlib.md5(raw, usedforsecurity=False).hexdigest())
         if len(raw) > MAX_METADATA_BYTES:
             raise _unsafe(
                 self.url,
@@ -109,6 +111,11 @@ class _Scanner:
             raise _unsafe(
                 self.url, key, f"JSON nested at most {MAX_JSON_DEPTH} deep", "deeper nesting"
             )
+        return self.check_doc(key, doc)
+
+    def check_doc(self, key: str, doc: Any) -> dict[str, Any]:
+        """The checks every node document gets (also one taken from consolidated metadata);
+        records the document, without any ``consolidated_metadata``, as what zarr will use."""
         if not isinstance(doc, dict):
             raise _Damaged(f"expected a JSON object, got {type(doc).__name__}")
         if doc.get("zarr_format") != 3:
@@ -118,6 +125,10 @@ class _Scanner:
         attrs = doc.get("attributes", {})
         if not isinstance(attrs, dict):
             raise _Damaged(f"expected attributes as a JSON object, got {type(attrs).__name__}")
+        # zarr would take a group's members from this field instead of their own documents:
+        # never handed on (see actstore.store._consolidated), so never used unchecked
+        doc = {k: v for k, v in doc.items() if k != "consolidated_metadata"}
+        self.result.docs[key] = doc
         return doc
 
     # -- walking the hierarchy ------------------------------------------------------------

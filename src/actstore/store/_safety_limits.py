@@ -91,6 +91,12 @@ class ScanResult:
     damaged_sets: dict[str, str] = field(default_factory=dict)
     n_groups: int = 0
     n_arrays: int = 0
+    #: every node document read (key -> JSON object without ``consolidated_metadata``)
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: key -> (size, md5 hex) of every document as stored
+    digests: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    #: True when the documents came from the root's consolidated metadata (one read)
+    consolidated: bool = False
 
     def damaged_under(self, prefix: str) -> dict[str, str]:
         """Damaged keys inside the group *prefix* (``""``: all)."""

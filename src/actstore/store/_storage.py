@@ -97,22 +97,27 @@ def make_store(
 def creation_lock(url: str) -> Iterator[None]:
     """Serialise prompt-set creation between processes sharing a local cache.
 
-    Takes an advisory ``flock`` on the cache's root ``zarr.json`` (no extra files that zarr would
-    warn about). Object stores have no such lock: there, creation re-reads what was stored and
-    refuses a mismatch, which catches all but a near-simultaneous race between different specs.
+    Takes an advisory ``flock`` on the cache directory itself (no extra files that zarr would
+    warn about; the root ``zarr.json`` is replaced whenever metadata is consolidated, so a lock
+    on it would not exclude anyone). Object stores have no such lock: there, creation re-reads
+    what was stored and refuses a mismatch, which catches all but a near-simultaneous race
+    between different specs.
     """
-    root = Path(url) / "zarr.json" if is_local(url) and not is_zip(url) else None
-    if root is None or not root.exists():
+    root = Path(url) if is_local(url) and not is_zip(url) else None
+    if root is None or not (root / "zarr.json").exists():
         yield
         return
     import fcntl
 
-    with open(root, "rb") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 class ZipCacheStore(ZipStore):

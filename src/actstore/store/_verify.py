@@ -11,6 +11,7 @@ import numpy as np
 from zarr.core.sync import sync
 
 from actstore._locations import located
+from actstore._progress import Progress
 from actstore.store._cache import open_cache
 from actstore.store._guard import min_shard_bytes
 from actstore.store._markers import missing_from_listing
@@ -22,7 +23,8 @@ __all__ = ["Problem", "VerifyReport", "format_report", "verify_cache"]
 
 @dataclass(frozen=True, kw_only=True)
 class Problem:
-    """One damaged or missing object: ``kind`` is ``"corrupt"``, ``"missing"`` or ``"metadata"``."""
+    """One damaged or missing object: ``kind`` is ``"corrupt"``, ``"missing"``, ``"metadata"`` or
+    ``"consolidated"`` (a group's consolidated metadata differs from the stored nodes)."""
 
     kind: str
     key: str
@@ -54,13 +56,17 @@ class VerifyReport:
 
 @located("read", "url")
 def verify_cache(
-    url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+    url: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    progress_label: str = "verify",
 ) -> VerifyReport:
     """Read and checksum every shard/chunk of the cache at *url*.
 
     A chunk whose crc32c does not match (or that does not decode) is reported ``corrupt``; a chunk
     that should exist (every chunk of a metadata array, every shard of a block recorded complete)
     but does not is reported ``missing``. Shards of blocks not recorded complete may be absent.
+    Progress (inside :func:`actstore.show_progress`) counts chunks, named *progress_label*.
     """
     cache = open_cache(url, mode="r", storage_options=storage_options)
     report = VerifyReport(url=cache.url)
@@ -77,7 +83,9 @@ def verify_cache(
             done[:] = True
             done[missing_from_listing(cache.store, name, n_blocks)] = False
         complete_blocks[name] = done
-    for path, arr in iter_arrays_safely(cache.store):
+    arrays = list(iter_arrays_safely(cache.store))
+    bar = Progress(progress_label, sum(_n_objects(a) for _, a in arrays), "chunks")
+    for path, arr in arrays:
         if isinstance(arr, Exception):
             report.problems.append(
                 Problem(
@@ -94,6 +102,7 @@ def verify_cache(
         is_done = path.endswith(f"/{DONE_ARRAY}")
         floor = min_shard_bytes(arr)
         for coords, sel, key in chunk_grid(arr):
+            bar.update()
             full_key = f"{path}/{key}"
             exists = sync(cache.store.exists(full_key))
             if not exists:
@@ -119,7 +128,19 @@ def verify_cache(
                 report.problems.append(
                     Problem(kind="corrupt", key=full_key, detail=f"{type(exc).__name__}: {exc}")
                 )
+    bar.close()
+    from actstore.store._consolidated import stale_consolidated
+
+    for key, detail in stale_consolidated(cache.store, cache.url):
+        report.problems.append(Problem(kind="consolidated", key=key, detail=detail))
     return report
+
+
+def _n_objects(arr: Any) -> int:
+    if isinstance(arr, Exception):
+        return 0
+    outer = arr.shards or arr.chunks
+    return int(np.prod([max(1, -(-s // c)) for s, c in zip(arr.shape, outer)]))
 
 
 def format_report(report: VerifyReport, *, as_json: bool = False) -> str:

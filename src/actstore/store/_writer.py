@@ -227,6 +227,7 @@ def _open_writer_locked(
         "kind": "prompt_set",
         "spec": spec_to_json(spec),
         "layout": dataclasses.asdict(layout),
+        "spans": [str(s) for s in arrays["span"]],  # the span index without reading it
         "ready": False,
     }
     group = open_or_create_group(cache.store, name)
