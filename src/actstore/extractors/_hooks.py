@@ -27,7 +27,7 @@ _SHORT = {
     "resid_pre": "hook_resid_pre",
     "resid_mid": "hook_resid_mid",
     "attn_out": "hook_attn_out",
-    "mlp_in": "hook_mlp_in",
+    "mlp_in": "mlp.hook_in",  # the MLP module's input, after ln2 (TL's hook_mlp_in is before it)
     "mlp_out": "hook_mlp_out",
 }
 
