@@ -77,13 +77,14 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def section(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
-    pad = min(r["padding"] for r in rows), max(r["padding"] for r in rows)
+    lo, hi = min(r["padding"] for r in rows), max(r["padding"] for r in rows)
+    pad = f"{lo:.1%}" if f"{lo:.1%}" == f"{hi:.1%}" else f"{lo:.1%}-{hi:.1%}"
     return "\n".join(
         [
             f"Machine: {machine(args.device)}.",
             f"Models: random, {args.n_layers} layers, d_model {args.d_model}, {args.n_heads} "
             f"heads; {args.n_prompts} prompts in padded batches of at most "
-            f"{args.max_batch_tokens} tokens ({pad[0]:.1%}-{pad[1]:.1%} padding), every hook, "
+            f"{args.max_batch_tokens} tokens ({pad} padding), every hook, "
             "every layer, every prompt re-run alone. Command: "
             "`python benchmarks/verify_tolerance.py --write-docs`.",
             "",

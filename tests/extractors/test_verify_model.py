@@ -171,3 +171,26 @@ def test_plain_verify_does_not_import_torch(caches):
         "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_docs_state_the_tolerances_and_hook_tables_the_code_uses():
+    """docs/verify.md's tolerance table is TOLERANCES; docs/hooks.md covers every family."""
+    import re
+    from pathlib import Path
+
+    from actstore.extractors._hookpoints import _SITES
+    from actstore.extractors._verify_stats import TOLERANCES
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = (docs / "verify.md").read_text()
+
+    def num(cell: str) -> float:
+        cell = cell.strip()
+        return 2.0 ** float(cell[2:]) if cell.startswith("2^") else float(cell)
+
+    rows = re.findall(r"^\| (float32|bfloat16|float16) \| (\S+) \| (\S+) \|$", text, re.M)
+    assert {d: (num(a), num(b)) for d, a, b in rows} == TOLERANCES
+    hooks_doc = (docs / "hooks.md").read_text()
+    table = [line for line in hooks_doc.splitlines() if line.startswith("| `")]
+    named = set(re.findall(r"`([a-z0-9_]+)`", " ".join(line.split("|")[1] for line in table)))
+    assert set(_SITES) <= named
