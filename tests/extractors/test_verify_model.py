@@ -194,3 +194,20 @@ def test_docs_state_the_tolerances_and_hook_tables_the_code_uses():
     table = [line for line in hooks_doc.splitlines() if line.startswith("| `")]
     named = set(re.findall(r"`([a-z0-9_]+)`", " ".join(line.split("|")[1] for line in table)))
     assert set(_SITES) <= named
+
+
+@pytest.mark.slow  # boots TransformerBridge twice
+def test_tlens_cache_is_rerun_through_the_bridge(tiny_qwen2_dir, mixed_prompts, tmp_path):
+    import zarr
+
+    out = tmp_path / "tl.zarr"
+    extract(model=tiny_qwen2_dir, prompts=mixed_prompts[:4], out=out, layers="0,3",
+            hooks=("resid_post", "mlp_in", "attn.hook_z"), backend="tlens", dtype="float32",
+            device="cpu", progress=False, max_batch_tokens=1)  # fmt: skip
+    rep = verify_against_model(out, tiny_qwen2_dir, sample=None, device="cpu")
+    assert rep.ok and {r.hook for r in rep.results} == {"resid_post", "mlp_in", "attn_z"}
+    arr = zarr.open_array(str(out / "mixed" / "attn_z"), mode="r+")
+    arr[2, 1, 0, 5] = float(arr[2, 1, 0, 5]) + 1e-2
+    rep = verify_against_model(out, tiny_qwen2_dir, sample=None, device="cpu")
+    (bad,) = [r for r in rep.results if not r.ok]
+    assert (bad.hook, bad.layer, bad.worst["prompt"], bad.worst["token"]) == ("attn_z", 3, 2, 0)
