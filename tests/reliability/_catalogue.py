@@ -260,6 +260,29 @@ def _extract_foreign_tokenizer(work: Path) -> Any:
     return _extract(model="model_bigtok", out="bigtok.zarr")(work)
 
 
+def _dry_run_hooks(config: dict[str, Any], hooks: tuple[str, ...]) -> Callable[[Path], Any]:
+    """A dry-run ``extract`` of *hooks* on ``model``'s tokenizer beside another config.json."""
+
+    def call(work: Path) -> Any:
+        import json
+        import shutil
+
+        m = work / f"cfg_{config['model_type']}"
+        if not m.exists():
+            m.mkdir()
+            for f in (work / "model").iterdir():
+                if f.is_file() and f.name.startswith(("tokenizer", "special_tokens")):
+                    shutil.copy2(f, m / f.name)
+            (m / "config.json").write_text(json.dumps(config))
+        return _extract(model=m.name, hooks=hooks, dry_run=True)(work)
+
+    return call
+
+
+_GPTJ = {"model_type": "gptj", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 512}
+_ODD = {"model_type": "not_a_family", "n_layers": 2, "d_model": 64}
+
+
 _SRC = {"generator": "multiplication", "n": 20, "seed": 0}
 _PS = {"name": "arith", "sources": [_SRC]}
 _PROBE = {"name": "last", "prompt_set": "arith", "target": "value", "position": "last"}
@@ -1235,6 +1258,55 @@ ROWS: tuple[Row, ...] = (
         call=_progress_mode("fancy"),
         error="InvalidArgumentError",
         message="expected progress mode True, False, None, 'bar' or 'log', got 'fancy'",
+    ),
+    # -- issue 14: hook points of the hf backend and `actstore verify --model` ----------------
+    Row(
+        id="hook-resid-mid-parallel",
+        where="api",
+        input="`extract(hooks=('resid_mid',))` on GPT-J (attention and MLP in parallel)",
+        call=_dry_run_hooks(_GPTJ, ("resid_mid",)),
+        error="InvalidArgumentError",
+        message="expected blocks that run attention then MLP for hook resid_mid, got gptj whose "
+        "blocks run attention and MLP in parallel on one input (no residual stream between "
+        "them); drop resid_mid: resid_post = resid_pre + attn_out + mlp_out",
+    ),
+    Row(
+        id="hook-sublayer-unknown-family",
+        where="api",
+        input="`extract(hooks=('attn_out',))` on a model_type without a hook table",
+        call=_dry_run_hooks(_ODD, ("attn_out",)),
+        error="InvalidArgumentError",
+        message="expected a family whose attn_out --backend hf knows, got no sub-layer hook "
+        "table for model_type 'not_a_family' (known: …); use resid_pre/resid_post, or "
+        "--backend tlens (hook_attn_out, hook_mlp_out, ...)",
+    ),
+    Row(
+        id="verify-model-other-fingerprint",
+        slow=True,
+        where="cli",
+        input="`actstore verify tiny.zarr --model model2` (extracted with `model`)",
+        args=("verify", "tiny.zarr", "--model", "model2"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': fingerprint field 'model' differs: expected sha256:… "
+        "(stored), got sha256:… from '…'; pass --model with the checkpoint the cache was "
+        "extracted from",
+    ),
+    Row(
+        id="verify-sample-without-model",
+        where="cli",
+        input="`actstore verify tiny.zarr --sample 4`",
+        args=("verify", "tiny.zarr", "--sample", "4"),
+        error="InvalidArgumentError",
+        message="expected --sample only with --model, got --sample alone; add --model DIR to "
+        "re-run the model, or drop it",
+    ),
+    Row(
+        id="verify-bad-sample",
+        where="cli",
+        input="`actstore verify tiny.zarr --model model --sample 0`",
+        args=("verify", "tiny.zarr", "--model", "model", "--sample", "0"),
+        error="InvalidArgumentError",
+        message="expected --sample as a positive integer or 'all', got 0; e.g. --sample 16",
     ),
 )
 

@@ -51,8 +51,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--hook",
         default="resid_post",
-        help="comma-separated hooks: hf: resid_post, resid_pre; tlens: any per-block "
-        "TransformerLens hook (hook_resid_mid, attn.hook_z, ...). Default resid_post",
+        help="comma-separated hooks: hf: resid_pre, attn_out, resid_mid, mlp_in, mlp_out, "
+        "resid_post (one pass; docs/hooks.md); tlens: any per-block TransformerLens hook "
+        "(hook_resid_mid, attn.hook_z, ...). Default resid_post",
     )
     p.add_argument("--backend", choices=("hf", "tlens"), default="hf")
     p.add_argument(

@@ -63,10 +63,40 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _cmd_verify_model(args)
+    for flag in ("sample", "seed", "device", "prompt_sets"):
+        if getattr(args, flag) is not None:
+            name = "--" + flag.replace("_", "-")
+            raise InvalidArgumentError(
+                f"expected {name} only with --model, got {name} alone; add --model DIR to "
+                "re-run the model, or drop it"
+            )
     from actstore.store._verify import format_report, verify_cache
 
     report = verify_cache(args.cache, storage_options=_storage_options(args.storage_options))
     print(format_report(report, as_json=args.json))
+    return 0 if report.ok else 1
+
+
+def _cmd_verify_model(args: argparse.Namespace) -> int:
+    # torch and transformers load only here: `actstore verify` alone needs neither
+    from actstore.extractors._verify_model import (
+        format_model_report,
+        parse_sample,
+        verify_against_model,
+    )
+
+    report = verify_against_model(
+        args.cache,
+        args.model,
+        sample=parse_sample(args.sample),
+        seed=0 if args.seed is None else args.seed,
+        device=args.device or "auto",
+        prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
+        storage_options=_storage_options(args.storage_options),
+    )
+    print(format_model_report(report, as_json=args.json))
     return 0 if report.ok else 1
 
 
@@ -112,12 +142,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "verify",
-        help="read and checksum every chunk; list corrupt or missing ones (exit 1 if any)",
+        help="read and checksum every chunk (exit 1 if any is corrupt or missing); with "
+        "--model, re-run prompts alone and compare every stored layer and hook",
         formatter_class=raw,
-        epilog="examples:\n  actstore verify cache.zarr\n  actstore verify cache.zip --json\n",
+        epilog="examples:\n  actstore verify cache.zarr\n  actstore verify cache.zip --json\n"
+        "  actstore verify cache.zarr --model ./Qwen2.5-32B\n"
+        "  actstore verify cache.zarr --model ./Qwen2.5-32B --sample all --json\n",
     )
     p.add_argument("cache", help="cache path, .zip file or fsspec URL")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--storage-options", help="fsspec options as JSON (credentials, endpoint)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument(
+        "--model",
+        help="checkpoint the cache was extracted from: its fingerprint is checked, then sampled "
+        "prompts are re-run one at a time, unpadded, and compared (docs/verify.md)",
+    )
+    p.add_argument("--sample", help="prompts re-run per prompt set: N (default 16) or 'all'")
+    p.add_argument("--seed", type=int, help="seed of the prompt sample (default 0)")
+    p.add_argument("--device", help="device of the re-run: auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--prompt-sets", help="prompt sets to re-run, comma-separated (default all)")
     p.set_defaults(func=_cmd_verify)

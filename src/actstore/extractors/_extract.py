@@ -143,7 +143,8 @@ def extract(
     layers
         ``"all"``, ``"7,15,-1"`` or a sequence of block indices (negative count from the end).
     hooks
-        ``hf``: ``resid_post`` (output of block l before the final norm) and/or ``resid_pre``;
+        ``hf``: any of ``resid_pre``, ``attn_out``, ``resid_mid``, ``mlp_in``, ``mlp_out``,
+        ``resid_post`` (output of block l before the final norm), in one pass (docs/hooks.md);
         ``tlens``: any per-block TransformerLens hook (``hook_resid_mid``, ``attn.hook_z``, ...).
     backend
         ``"hf"`` (transformers forward hooks) or ``"tlens"`` (TransformerLens TransformerBridge).
@@ -182,6 +183,10 @@ def extract(
     backend_hooks, hook_vars = resolve_hooks(hooks, backend)
     cfg = read_model_config(model_dir, need_weights=not dry_run)
     check_tokenizer_dir(model_dir)
+    if backend == "hf":
+        from actstore.extractors._hookpoints import check_model_dir
+
+        check_model_dir(model_dir, backend_hooks)
     layer_idx = resolve_layers(layers, cfg.n_layers)
     prompt_set = _load_prompt_set(prompts, set_name, n_prompts, seed)
     set_name = set_name or prompt_set.name

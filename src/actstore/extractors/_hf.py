@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from actstore.errors import ExtractionError, InvalidArgumentError, ModelLoadError
+from actstore.extractors._hookpoints import family_note, hook_sites
 from actstore.extractors._hooks import HF_HOOKS
 
 __all__ = ["HFBackend", "find_decoder_layers"]
@@ -180,14 +181,13 @@ class HFBackend:
         self._captured: dict[tuple[str, int], torch.Tensor] = {}
         self._needed = len(self.layers) * len(self.hooks)
         self._handles: list[Any] = []
-        for layer in self.layers:
-            block = self.blocks[layer]
-            if "resid_post" in self.hooks:
-                self._handles.append(block.register_forward_hook(self._post_hook(layer)))
-            if "resid_pre" in self.hooks:
-                self._handles.append(
-                    block.register_forward_pre_hook(self._pre_hook(layer), with_kwargs=True)
-                )
+        self._shape: tuple[int, int] = (0, 0)
+        try:
+            for layer in self.layers:
+                self._register(layer)
+        except BaseException:
+            self.close()
+            raise
         #: width of each hook, measured on what the blocks output (never the embedding width,
         #: which differs from the residual width in e.g. OPT-350m)
         try:
@@ -196,6 +196,22 @@ class HFBackend:
             self.close()  # a passed-in model keeps no hooks of a backend that failed
             raise
         self.d_model = max(self.widths.values())
+
+    def _register(self, layer: int) -> None:
+        """Forward (pre-)hooks for every requested hook point of block *layer*."""
+        block = self.blocks[layer]
+        if "resid_pre" in self.hooks:
+            self._handles.append(
+                block.register_forward_pre_hook(self._in_hook("resid_pre", layer), with_kwargs=True)
+            )
+        for hook, module, kind in hook_sites(self.model, block, self.hooks):
+            if kind == "in":
+                fn = self._in_hook(hook, layer, copy=True)
+                self._handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
+            else:
+                self._handles.append(module.register_forward_hook(self._out_hook(hook, layer)))
+        if "resid_post" in self.hooks:
+            self._handles.append(block.register_forward_hook(self._out_hook("resid_post", layer)))
 
     def _measure_widths(self) -> dict[str, int]:
         """One forward pass over two tokens: the width every captured block gives."""
@@ -239,33 +255,43 @@ class HFBackend:
             "model_class": type(self.model).__name__,
             "attn_implementation": getattr(cfg, "_attn_implementation", None),
             "hook_semantics": {h: HF_HOOKS[h] for h in self.hooks},
+            "hook_family_note": family_note(cfg),
             "device_map": getattr(self.model, "hf_device_map", None),
             "stops_after_layer": max(self.layers),
         }
 
-    def _record(self, key: tuple[str, int], t: Any) -> None:
-        self._captured[key] = t.detach() if isinstance(t, torch.Tensor) else t
+    def _record(self, key: tuple[str, int], t: Any, *, copy: bool = False) -> None:
+        if isinstance(t, torch.Tensor):
+            t = t.detach()
+            if t.ndim == 2 and t.shape[0] == self._shape[0] * self._shape[1]:
+                t = t.reshape(*self._shape, -1)  # OPT's fc1/fc2 see (batch * token, width)
+            if copy:  # a sub-layer's tensor may be changed in place later (Falcon's MLP output)
+                t = t.clone()
+        self._captured[key] = t
         if len(self._captured) == self._needed:
             raise _StopForward
 
-    def _post_hook(self, layer: int) -> Any:
-        def hook(module: Any, args: Any, output: Any) -> None:
-            self._record(("resid_post", layer), _first_tensor(output))
+    def _out_hook(self, hook: str, layer: int) -> Any:
+        copy = hook != "resid_post"
 
-        return hook
+        def fn(module: Any, args: Any, output: Any) -> None:
+            self._record((hook, layer), _first_tensor(output), copy=copy)
 
-    def _pre_hook(self, layer: int) -> Any:
-        def hook(module: Any, args: Any, kwargs: Any) -> None:
-            t = args[0] if args else kwargs.get("hidden_states")
-            self._record(("resid_pre", layer), t)
+        return fn
 
-        return hook
+    def _in_hook(self, hook: str, layer: int, *, copy: bool = False) -> Any:
+        def fn(module: Any, args: Any, kwargs: Any) -> None:
+            t = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
+            self._record((hook, layer), t, copy=copy)
+
+        return fn
 
     def capture(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, list[torch.Tensor]]:
         """One forward pass; returns ``hook -> [tensor (batch, token, d_model) per layer]``."""
         self._captured = {}
+        self._shape = (int(input_ids.shape[0]), int(input_ids.shape[1]))
         base = getattr(self.model, "base_model", self.model)
         try:
             with torch.inference_mode():

@@ -14,12 +14,21 @@ HF_HOOKS = {
     "resid_post": "output of decoder block l (its residual stream), before the final norm; "
     "for the last block too (HF hidden_states[-1] has the final norm applied and is not used)",
     "resid_pre": "input of decoder block l (the residual stream entering it)",
+    "resid_mid": "residual stream of block l between attention and MLP (resid_pre + attn_out); "
+    "sequential blocks only",
+    "attn_out": "attention sublayer output of block l as added to the residual stream",
+    "mlp_in": "MLP input of block l, after its norm (d_model wide, before the up-projection)",
+    "mlp_out": "MLP sublayer output of block l as added to the residual stream (MoE: the sparse "
+    "block's output)",
 }
 
 _SHORT = {
     "resid_post": "hook_resid_post",
     "resid_pre": "hook_resid_pre",
     "resid_mid": "hook_resid_mid",
+    "attn_out": "hook_attn_out",
+    "mlp_in": "mlp.hook_in",  # the MLP module's input, after ln2 (TL's hook_mlp_in is before it)
+    "mlp_out": "hook_mlp_out",
 }
 
 

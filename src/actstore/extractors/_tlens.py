@@ -12,6 +12,16 @@ from actstore.extractors._hooks import tlens_hook
 
 __all__ = ["TLensBackend"]
 
+#: hook -> the bridge's switch that turns it on
+_SWITCHES = {
+    "hook_mlp_in": "set_use_hook_mlp_in",
+    "hook_attn_in": "set_use_attn_in",
+    "hook_q_input": "set_use_split_qkv_input",
+    "hook_k_input": "set_use_split_qkv_input",
+    "hook_v_input": "set_use_split_qkv_input",
+    "attn.hook_result": "set_use_attn_result",
+}
+
 
 class TLensBackend:
     """Capture any per-block TransformerLens hook of chosen blocks in one forward pass.
@@ -51,6 +61,11 @@ class TLensBackend:
             ) from None
         self.bridge.eval()
         self.input_device = device
+        # hooks TransformerLens computes only when asked (it refuses them otherwise)
+        for rel in self.rel:
+            switch = _SWITCHES.get(rel)
+            if switch is not None and hasattr(self.bridge, switch):
+                getattr(self.bridge, switch)(True)
         known = set(self.bridge.hook_dict) | set(getattr(self.bridge, "hook_aliases", {}) or {})
         for rel, orig in zip(self.rel, hooks):
             if f"blocks.0.{rel}" not in known:
