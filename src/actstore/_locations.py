@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from actstore.errors import ActstoreError, DiskFullError, ReadOnlyError, StorageError
 
-__all__ = ["is_location_failure", "located", "location_error", "location_errors"]
+__all__ = [
+    "check_output_dir",
+    "is_location_failure",
+    "located",
+    "location_error",
+    "location_errors",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -197,3 +203,23 @@ def located(action: str, param: str) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+def check_output_dir(path: str | os.PathLike[str], *, parent: bool = False) -> None:
+    """Create the local output folder *path* (or the parent of the file *path*) now, so a
+    location that cannot be written is refused before the work, not after it.
+
+    Raises
+    ------
+    StorageError, ReadOnlyError
+        The folder cannot be created (a file in the way, a special or read-only filesystem, no
+        permission).
+    """
+    text = os.fspath(path)
+    if "://" in text or "::" in text:  # a URL: checked where it is written
+        return
+    folder = os.path.dirname(text) if parent else text
+    if not folder:
+        return
+    with location_errors(text, "write"):
+        os.makedirs(folder, exist_ok=True)

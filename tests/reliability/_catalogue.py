@@ -321,12 +321,16 @@ def _run_on_copy(**extract: Any) -> Callable[[Path], Any]:
         )  # fmt: skip
         return ExperimentRun(cfg, out=out, log=lambda s: None).run(["extract"])
 
+    return call
+
 
 def _loader(**kw: Any) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         from actstore.torch import ActivationLoader
 
         return ActivationLoader(work / "cache.zarr", "arith", **kw)
+
+    return call
 
 
 def _figure(name: str, **kw: Any) -> Callable[[Path], Any]:  # issue 12: figures and reports
@@ -1114,9 +1118,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore probe fit cache.zarr ... --out good.jsonl/p.npz` (a file in the way)",
         args=(*_FIT, "--out", "good.jsonl/p.npz"),
         error="StorageError",
-        message="expected a location to write, got 'good.jsonl/p.npz': a file is in the way "
-        "(part of the path is a file, not a folder); pick another path or remove what is in the "
-        "way",
+        message="expected a location to write, got 'good.jsonl' (a file is in the way) for "
+        "'good.jsonl/p.npz'; pick another path or remove what is in the way",
     ),
     Row(
         id="out-special-file",

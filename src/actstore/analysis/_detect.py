@@ -25,7 +25,7 @@ import xarray as xr
 from actstore._progress import dask_progress
 from actstore.analysis._data import SetSource, label_vector, span_masks
 from actstore.analysis._degenerate import warn_detection_skipped, warn_undefined_z
-from actstore.analysis._detect_write import _open_for_detect, _write_back
+from actstore.analysis._detect_write import _check_names, _open_for_detect, _write_back
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
 from actstore.analysis._ridge import CONSTANT_RTOL
@@ -245,6 +245,8 @@ def detect(
     if use != probes.layers:
         probes = probes.select_layers(use)
     name = derived_name(probes.default_name) if name is None else name
+    if write:  # a refused name is refused before the work, not after
+        _check_names(src, name, str(probes.default_name), probes.has_control)
     ds = src.ds
     y = label_vector(ds, target)
     masks = span_masks(ds)

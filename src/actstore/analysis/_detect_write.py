@@ -62,6 +62,18 @@ def _local_group(src: SetSource) -> str | None:
     return os.path.join(url, src.prompt_set)
 
 
+def _check_names(src: SetSource, name: str, probe_name: str, control: bool) -> None:
+    """Refuse a derived name before any work (the same checks as the write itself)."""
+    from actstore.store._derived import _check_derived_name, _check_name
+
+    group = src.cache.group(src.prompt_set)
+    hooks = src.cache.spec(src.prompt_set).hooks
+    for var in [name] + ([f"{name}_control"] if control else []):
+        _check_name("derived variable", var)
+        _check_derived_name(group, src.prompt_set, var, hooks)
+        _refuse_other_probe(src, var, probe_name)
+
+
 def _write_back(
     src: SetSource, name: str, values: np.ndarray, layers: list[int], lineage: dict
 ) -> None:

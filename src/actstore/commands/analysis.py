@@ -108,7 +108,11 @@ def _print_metrics(probes: Any) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from actstore.analysis import fit_probes, save_probes
 
-    if not args.out:
+    if args.out:
+        from actstore._locations import check_output_dir
+
+        check_output_dir(args.out, parent=True)
+    else:
         from actstore import store
 
         # Saving into the cache: refuse a read-only one before fitting, not after (the fit's
@@ -218,8 +222,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from actstore._locations import check_output_dir
     from actstore.analysis import write_figures
 
+    check_output_dir(args.out)  # a bad --out is refused before the detection, not after
     probes, result = _detect(args, write=False)
     paths = write_figures(
         probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
@@ -230,8 +236,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from actstore._locations import check_output_dir
     from actstore.analysis import write_report
 
+    check_output_dir(args.out)  # a bad --out is refused before the detection, not after
     probes, result = _detect(args, write=False)
     paths = write_report(
         probes,
