@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from actstore._locations import located
 from actstore._version import __version__
 from actstore.analysis._data import label_vector, open_source, select_positions
+from actstore.analysis._estimator import check_x, kfold_ids, regression_input
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._ridge import kfold_assign
 from actstore.analysis._stats import chunk_prompts, iter_rows
@@ -32,22 +34,23 @@ def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
     return arr
 
 
-class RidgeProbe:
+class RidgeProbe(RegressorMixin, BaseEstimator):
     """Ridge regression with intercept, alpha chosen by k-fold CV, on rows already in memory.
 
     The same engine as :func:`fit_probes` (exact, equal to scikit-learn's ``Ridge``), for one
-    ``(sample, d_model)`` matrix.
+    ``(sample, d_model)`` matrix. A scikit-learn estimator (see :mod:`._estimator`): ``clone``,
+    ``score`` (R²), ``Pipeline``, ``GridSearchCV`` work.
 
     Parameters
     ----------
     alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
-    cv : number of folds (``KFold(cv, shuffle=True, random_state=seed)``).
-    seed : fold seed.
+    cv : number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
+    random_state : fold seed (int, ``None`` or ``RandomState``, as in scikit-learn; was ``seed``).
     solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
 
     Attributes
     ----------
-    coef_ : (d_model,)  intercept_ : float  alpha_ : float
+    coef_ : (d_model,)  intercept_ : float  alpha_ : float  n_features_in_ : int
     cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
     train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
     """
@@ -57,25 +60,19 @@ class RidgeProbe:
         alphas: Sequence[float] | float = (1.0,),
         *,
         cv: int = 5,
-        seed: int = 0,
+        random_state: Any = 0,
         solver: str = "auto",
     ) -> None:
         self.alphas = alphas
         self.cv = cv
-        self.seed = seed
+        self.random_state = random_state
         self.solver = solver
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
         """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``."""
-        x = np.asarray(x)
-        y = np.asarray(y, dtype=np.float64)
-        if x.ndim != 2 or y.shape != (x.shape[0],):
-            raise InvalidArgumentError(
-                f"expected x (sample, d_model) and y (sample,), got {x.shape} and {y.shape}; "
-                "pass one row per sample"
-            )
+        x, y = regression_input(self, x, y, self.cv)
         alphas = _alphas(self.alphas)
-        fold = kfold_assign(len(y), self.cv, self.seed)
+        fold = kfold_ids(len(y), self.cv, self.random_state)
         solver = choose_solver(self.solver, *x.shape)
 
         def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
@@ -102,8 +99,14 @@ class RidgeProbe:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``."""
-        return np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
+        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
+        return check_x(self, x).astype(np.float64, copy=False) @ self.coef_ + self.intercept_
 
 
 class ProbeSet:
