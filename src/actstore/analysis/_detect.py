@@ -22,6 +22,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from actstore.analysis._class_probeset import detection_link, detection_target
 from actstore.analysis._data import SetSource, label_vector, span_masks
 from actstore.analysis._detect_write import _open_for_detect, _write_back
 from actstore.analysis._persist import check_compatible
@@ -209,7 +210,8 @@ def detect(
         probes = probes.select_layers(use)
     name = derived_name(probes.default_name) if name is None else name
     ds = src.ds
-    y = label_vector(ds, target)
+    # A classification probe is compared with the prompt's class index (see _class_probeset).
+    y = label_vector(ds, target) if probes.kind == "ridge" else detection_target(probes, ds, target)
     masks = span_masks(ds)
     if span is None and target in masks:
         span = target
@@ -226,6 +228,7 @@ def detect(
     if not np.isfinite(y).any():
         raise InvalidArgumentError(f"expected some finite {target!r} values, got none")
     values, n_tokens = _predict(src, probes, hook, scheduler)
+    values = detection_link(probes.kind, values)
     lo, hi = np.nanmin(y), np.nanmax(y)
     y_random = np.random.default_rng(seed).uniform(lo, hi, size=len(y))
     span_arr = masks[span] if span is not None else None

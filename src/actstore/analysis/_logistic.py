@@ -12,6 +12,7 @@ objective is divided by the number of samples, which only helps the conditioning
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -20,11 +21,17 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import ThreadpoolController
 
 from actstore.analysis._estimator import check_x, classification_input
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["LogisticProbe", "logistic_fit", "logistic_proba"]
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # scanning the loaded libraries once is the slow part
 
 
 def _objective(
@@ -85,14 +92,16 @@ def logistic_fit(
     else:
         w0, b0 = init
         p0 = np.concatenate([np.ravel(w0), np.asarray(b0) + w0 @ mean])
-    res = minimize(
-        _objective,
-        p0,
-        args=(xc, np.asarray(yi), k, float(alpha)),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
-    )
+    # One BLAS thread: L-BFGS-B's own small BLAS calls slow down ~50x when threads contend.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        res = minimize(
+            _objective,
+            p0,
+            args=(xc, np.asarray(yi), k, float(alpha)),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": max_iter, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
+        )
     if res.nit >= max_iter:
         warnings.warn(
             ConvergenceWarning(

@@ -12,10 +12,16 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from actstore._locations import located
 from actstore._version import __version__
+from actstore.analysis._class_probeset import (
+    class_metric_rows,
+    class_to_dict,
+    detection_weights,
+)
+from actstore.analysis._classify import KINDS, fit_class_probes
 from actstore.analysis._data import label_vector, open_source, select_positions
 from actstore.analysis._estimator import check_x, kfold_ids, regression_input
 from actstore.analysis._fit import choose_solver, fit_engine
-from actstore.analysis._ridge import kfold_assign
+from actstore.analysis._folds import prompt_folds
 from actstore.analysis._stats import chunk_prompts, iter_rows
 from actstore.errors import InvalidArgumentError, UnknownNameError
 
@@ -133,6 +139,11 @@ class ProbeSet:
         return f"{lin.get('target', 'probe')}_{lin.get('position', 'last')}"
 
     @property
+    def kind(self) -> str:
+        """``ridge``, ``logistic`` or ``mean_diff`` (see ``docs/probes.md``)."""
+        return str(self.lineage.get("kind", "ridge"))
+
+    @property
     def lineage(self) -> dict[str, Any]:
         return dict(self.dataset.attrs[_ATTR])
 
@@ -159,7 +170,13 @@ class ProbeSet:
         return ProbeSet(sub, name=self.name)
 
     def weights(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64."""
+        """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64.
+
+        For a binary classification probe: the detection score's weights (see
+        :mod:`._class_probeset`); a multiclass probe raises ``InvalidArgumentError``.
+        """
+        if self.kind != "ridge":
+            return detection_weights(self.dataset, self.kind, control)
         pre = "control_" if control else ""
         return (
             np.asarray(self.dataset[pre + "coef"].values, dtype=np.float64),
@@ -167,7 +184,12 @@ class ProbeSet:
         )
 
     def metrics(self) -> list[dict[str, Any]]:
-        """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's."""
+        """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's.
+
+        Classification kinds: held-out accuracy, balanced accuracy, ROC AUC, log-loss.
+        """
+        if self.kind != "ridge":
+            return class_metric_rows(self)
         ds = self.dataset
         rows = []
         for i, layer in enumerate(self.layers):
@@ -188,6 +210,8 @@ class ProbeSet:
 
     def to_dict(self) -> dict[str, Any]:
         """Lineage, metrics per layer and the CV curves (JSON-ready; no coefficients)."""
+        if self.kind != "ridge":
+            return class_to_dict(self)
         ds = self.dataset
         return {
             "lineage": self.lineage,
@@ -249,6 +273,8 @@ def fit_probes(
     solver: str = "auto",
     max_memory: int = 2 * 2**30,
     scheduler: str | None = None,
+    kind: str = "ridge",
+    group_by: str | None = None,
 ) -> ProbeSet:
     """Fit one ridge probe per layer from a cache, out of core, with k-fold CV and a control.
 
@@ -269,9 +295,17 @@ def fit_probes(
     max_memory : bytes the primal statistics may take; layers are fitted in groups to stay below
         (one pass over the data per group).
     scheduler : dask scheduler for reading (default: threads, or the active distributed client).
+    kind : ``ridge`` (regression), ``logistic`` (L2 logistic regression, ``C = 1 / alpha``,
+        binary or multinomial) or ``mean_diff`` (difference of the two class means); the last two
+        take a categorical ``target`` and hold the selected rows in memory (the memory rule of
+        :mod:`._classify`, bounded by ``max_memory``). See ``docs/probes.md``.
+    group_by : a ``(prompt,)`` label (e.g. ``template``): folds are drawn over its values, as
+        ``GroupKFold(cv, shuffle=True, random_state=seed)``, so no group is on both sides.
     """
     if control not in _CONTROLS:
         raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
+    if kind not in KINDS:
+        raise InvalidArgumentError(f"expected kind in {KINDS}, got {kind!r}; e.g. kind='logistic'")
     alpha_arr = _alphas(alphas)
     src = open_source(cache, prompt_set)
     ds = src.ds
@@ -289,10 +323,17 @@ def fit_probes(
             "pass layers that were extracted"
         )
     layer_pos = np.array([stored.index(v) for v in wanted])
+    if kind != "ridge":
+        ds = fit_class_probes(
+            src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
+            position=position, alphas=alpha_arr, cv=cv, seed=seed, control=control,
+            group_by=group_by, max_memory=max_memory, scheduler=scheduler,
+        )  # fmt: skip
+        return ProbeSet(ds)
     y_prompt = label_vector(ds, target)
     prompt, token = select_positions(ds, position, np.flatnonzero(np.isfinite(y_prompt)))
     groups, inverse = np.unique(prompt, return_inverse=True)
-    fold = kfold_assign(len(groups), cv, seed)[inverse]
+    fold = prompt_folds(ds, groups, cv, seed, group_by)[inverse]
     ys = [y_prompt[prompt]]
     if control == "shuffle":
         perm = np.random.default_rng(seed).permutation(len(groups))
@@ -326,6 +367,7 @@ def fit_probes(
         "d_model": d,
         "cv": cv,
         "seed": seed,
+        "group_by": group_by,
         "control": control,
         "solver": kind,
         "n_samples": len(prompt),
