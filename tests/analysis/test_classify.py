@@ -198,3 +198,31 @@ def test_class_with_one_prompt_and_multiclass_detect_refused(tmp_path) -> None:
     probes = fit_probes(cache, prompt_set="ops", target="word", kind="logistic", control="none")
     with pytest.raises(InvalidArgumentError, match="binary classification probe"):
         detect(cache, probes, prompt_set="ops", target="word", write=False)
+
+
+def test_cli_fit_logistic_group_by_and_errors(tmp_path, capsys) -> None:
+    import json
+
+    from actstore.cli import main
+
+    ds = class_set(n=60, n_classes=2, seed=3)
+    class_cache(tmp_path / "c.zarr", ds)
+    c = str(tmp_path / "c.zarr")
+    base = ["probe", "fit", c, "--prompt-set", "ops", "--target", "word", "--kind", "logistic"]
+    assert main([*base, "--group-by", "template", "--json", "--name", "w"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["lineage"]["group_by"] == "template"
+    assert out["classes"] == ["add", "mul"]
+    assert {"cv_accuracy", "cv_roc_auc", "control_cv_log_loss"} <= set(out["layers"][0])
+    assert main(["probe", "show", c, "--name", "w"]) == 0
+    shown = capsys.readouterr().out
+    assert "logistic probes: classes ['add', 'mul']" in shown and "cv_auc" in shown
+    # Bad input: exit 2 and one line, no traceback.
+    assert (
+        main(["probe", "fit", c, "--prompt-set", "ops", "--target", "value", "--kind", "logistic"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "categorical" in err and "Traceback" not in err
+    assert main([*base, "--group-by", "nope"]) == 2
+    assert "group folds by" in capsys.readouterr().err
