@@ -193,7 +193,7 @@ def test_class_with_one_prompt_and_multiclass_detect_refused(tmp_path) -> None:
     label[0] = 2  # class 2 has one prompt
     ds["label"] = ("prompt", label)
     cache = class_cache(tmp_path / "c.zarr", ds)
-    with pytest.raises(InvalidArgumentError, match="one prompt of class 2"):
+    with pytest.raises(InvalidArgumentError, match=r"one prompt in class\(es\) 2;"):
         fit_probes(cache, prompt_set="ops", target="label", kind="logistic")
     probes = fit_probes(cache, prompt_set="ops", target="word", kind="logistic", control="none")
     with pytest.raises(InvalidArgumentError, match="binary classification probe"):

@@ -134,7 +134,7 @@ def class_labels(ds: xr.Dataset, target: str, kind: str) -> tuple[np.ndarray, np
     single = classes[counts < 2]
     if single.size:
         raise InvalidArgumentError(
-            f"expected at least 2 prompts per class of {target!r}, got one prompt of class "
+            f"expected at least 2 prompts per class of {target!r}, got one prompt in class(es) "
             f"{', '.join(map(str, single[:5]))}; drop the class or add prompts"
         )
     out = np.full(len(values), -1, dtype=np.int64)
