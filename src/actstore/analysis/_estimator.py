@@ -10,6 +10,8 @@ users know), and ``predict`` before ``fit`` raises ``sklearn.exceptions.NotFitte
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,20 @@ from actstore.errors import InvalidArgumentError
 __all__ = ["check_x", "classification_input", "kfold_ids", "regression_input"]
 
 _FLOATS = [np.float64, np.float32]
+_FIX = "pass one row of activations per sample"
+
+
+@contextlib.contextmanager
+def _one_line(expected: str, fix: str) -> Iterator[None]:
+    """scikit-learn's ``ValueError`` as an :class:`InvalidArgumentError` (still a ``ValueError``)
+    in the house format, its text kept (on one line) so scikit-learn's own checks still match."""
+    try:
+        yield
+    except InvalidArgumentError:
+        raise
+    except ValueError as exc:
+        got = " ".join(str(exc).split())
+        raise InvalidArgumentError(f"expected {expected}, got: {got}; {fix}") from exc
 
 
 def _enough(n: int, cv: int | None) -> None:
@@ -41,12 +57,12 @@ def regression_input(
 
     Raises
     ------
-    ValueError
-        scikit-learn's messages: NaN/inf, wrong dimensions, ``y`` None, inconsistent lengths.
     InvalidArgumentError
-        Fewer samples than folds (the message names ``n_samples``).
+        (a ``ValueError``) with scikit-learn's message inside: NaN/inf, wrong dimensions, ``y``
+        None, inconsistent lengths; fewer samples than folds (naming ``n_samples``).
     """
-    x, y = validate_data(est, x, y, dtype=_FLOATS, y_numeric=True)
+    with _one_line("x (sample, d_model) and y (sample,) of finite numbers", _FIX):
+        x, y = validate_data(est, x, y, dtype=_FLOATS, y_numeric=True)
     _enough(x.shape[0], cv)
     return x, np.asarray(y, dtype=np.float64)
 
@@ -59,13 +75,13 @@ def classification_input(
 
     Raises
     ------
-    ValueError
-        scikit-learn's messages for bad ``x``/``y``; a continuous ``y`` ("Unknown label type").
     InvalidArgumentError
-        One class only, or (``binary``) more than two classes.
+        (a ``ValueError``) scikit-learn's messages for bad ``x``/``y``, a continuous ``y``
+        ("Unknown label type"); one class only, or (``binary``) more than two classes.
     """
-    x, y = validate_data(est, x, y, dtype=_FLOATS)
-    check_classification_targets(y)
+    with _one_line("x (sample, d_model) of finite numbers and class labels y (sample,)", _FIX):
+        x, y = validate_data(est, x, y, dtype=_FLOATS)
+        check_classification_targets(y)
     classes, idx = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise InvalidArgumentError(
@@ -84,7 +100,8 @@ def classification_input(
 def check_x(est: Any, x: Any) -> np.ndarray:
     """``x`` validated against the fitted estimator (``NotFittedError`` before ``fit``)."""
     check_is_fitted(est)
-    return validate_data(est, x, dtype=_FLOATS, reset=False)
+    with _one_line(f"x (sample, {est.n_features_in_}) of finite numbers", _FIX):
+        return validate_data(est, x, dtype=_FLOATS, reset=False)
 
 
 def kfold_ids(n: int, k: int, random_state: Any) -> np.ndarray:
