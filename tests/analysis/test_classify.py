@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from actstore.analysis import detect, fit_probes, load_probes, save_probes
 from actstore.analysis._class_metrics import fold_metrics
@@ -14,6 +15,13 @@ from actstore.errors import InvalidArgumentError, UnknownNameError
 from tests.analysis._class_data import class_cache, class_set, last_rows
 
 ALPHAS = [0.5, 4.0]
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """scikit-learn's lbfgs (the reference) slows down ~50x when BLAS threads contend."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 def _sk(alpha: float) -> LogisticRegression:

@@ -11,8 +11,17 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from actstore.analysis import LogisticProbe, MeanDiffProbe, RidgeProbe
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """scikit-learn's lbfgs (the reference) slows down ~50x when BLAS threads contend."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
 
 # Every check passes on the installed scikit-learn (1.9): no expected failures to declare. If a
 # check ever has to be skipped, list it here with the reason (docs/probes.md repeats the list).
