@@ -152,6 +152,11 @@ def test_class_probes_round_trip_and_detect(tmp_path, kind: str) -> None:
     np.testing.assert_array_equal(target, (ds["word"].values == "mul").astype(float))
     rows = result.summary()
     assert len(rows) == 2
+    # R² figures refuse a classification probe with a clear message (no KeyError).
+    from actstore.analysis import plot_alpha_curves
+
+    with pytest.raises(InvalidArgumentError, match="expected ridge probes"):
+        plot_alpha_curves(probes)
 
 
 def test_group_by_keeps_templates_apart_for_classifiers(tmp_path) -> None:

@@ -24,7 +24,29 @@ from actstore.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from actstore.analysis._probes import ProbeSet
 
-__all__ = ["class_metric_rows", "class_to_dict", "detection_link", "detection_target"]
+__all__ = [
+    "class_metric_rows",
+    "class_to_dict",
+    "detection_link",
+    "detection_target",
+    "require_ridge",
+]
+
+
+def require_ridge(probes: ProbeSet, what: str) -> None:
+    """Refuse a classification probe where only R² figures exist yet.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``probes.kind`` is not ``ridge``.
+    """
+    if probes.kind != "ridge":
+        raise InvalidArgumentError(
+            f"expected ridge probes for {what} (it plots R²), got kind={probes.kind!r}; use "
+            "`actstore probe show` / ProbeSet.metrics() for classification metrics, and the "
+            "detection figures (heatmaps, traces)"
+        )
 
 
 def _index(grid: np.ndarray, alpha: float) -> int:
