@@ -239,3 +239,26 @@ def test_cli_fit_logistic_group_by_and_errors(tmp_path, capsys) -> None:
     assert "categorical" in err and "Traceback" not in err
     assert main([*base, "--group-by", "nope"]) == 2
     assert "group folds by" in capsys.readouterr().err
+
+
+def test_all_tokens_and_layer_groups(tmp_path) -> None:
+    """position='all': every real token is a sample, folds over prompts; a max_memory that fits
+    one layer at a time gives the same probes as one pass for all layers."""
+    ds = class_set(n=50, n_classes=2, seed=8)
+    cache = class_cache(tmp_path / "c.zarr", ds)
+    kw = {"prompt_set": "ops", "target": "label", "kind": "mean_diff", "position": "all"}
+    probes = fit_probes(cache, **kw)
+    n_tok = ds["n_tokens"].values
+    real = np.arange(ds.sizes["token"])[None, :] < n_tok[:, None]
+    prompt, token = np.nonzero(real)
+    y = ds["label"].values[prompt]
+    for i in range(2):
+        x = ds["resid_post"].values[prompt, i, token].astype(np.float64)
+        want = x[y == 1].mean(0) - x[y == 0].mean(0)
+        np.testing.assert_allclose(probes.dataset["coef"].values[i, 0], want, atol=1e-10)
+    assert probes.lineage["n_samples"] == real.sum()
+    n, d = int(real.sum()), ds.sizes["d_model"]
+    one_at_a_time = fit_probes(cache, max_memory=12 * n * d + 4 * n * d - 1, **kw)
+    np.testing.assert_array_equal(
+        one_at_a_time.dataset["coef"].values, probes.dataset["coef"].values
+    )

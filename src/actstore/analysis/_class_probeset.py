@@ -134,7 +134,7 @@ def detection_target(probes: ProbeSet, ds: xr.Dataset, target: str) -> np.ndarra
             "pass --target with the label the probe was fitted on"
         )
     values = np.asarray(ds[target].values)
-    if classes.dtype.kind in "USO" or values.dtype.kind in "USO":
+    if classes.dtype.kind in "USOT" or values.dtype.kind in "USOT":
         values, classes = values.astype(str), classes.astype(str)
     out = np.full(len(values), np.nan)
     for i, c in enumerate(classes):

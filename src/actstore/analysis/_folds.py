@@ -29,7 +29,7 @@ def _prompt_column(ds: xr.Dataset, name: str, what: str) -> np.ndarray:
 def _missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return np.isnan(values)
-    if values.dtype.kind in "USO":
+    if values.dtype.kind in "USOT":
         return np.asarray([v is None or str(v) == "" for v in values], dtype=bool)
     return np.zeros(len(values), dtype=bool)
 
@@ -112,7 +112,7 @@ def class_labels(ds: xr.Dataset, target: str, kind: str) -> tuple[np.ndarray, np
                 "a continuous target"
             )
         kept = kept.astype(np.int64)
-    elif values.dtype.kind in "USO":
+    elif values.dtype.kind in "USOT":
         kept = kept.astype(str)
     classes, idx, counts = np.unique(kept, return_inverse=True, return_counts=True)
     if len(classes) > MAX_CLASSES:
