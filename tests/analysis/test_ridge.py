@@ -34,7 +34,7 @@ def test_folds_equal_sklearn_kfold(n: int, k: int) -> None:
 def test_equals_sklearn_ridge_and_cross_val_score(n: int, d: int, solver: str) -> None:
     x, y = _data(n, d)
     x64 = x.astype(np.float64)
-    probe = RidgeProbe(ALPHAS, cv=5, seed=7, solver=solver).fit(x, y)
+    probe = RidgeProbe(ALPHAS, cv=5, random_state=7, solver=solver).fit(x, y)
     folds = KFold(5, shuffle=True, random_state=7)
     for i, alpha in enumerate(ALPHAS):
         r2 = cross_val_score(Ridge(alpha=alpha), x64, y, cv=folds, scoring="r2")

@@ -371,6 +371,39 @@ def _loader_resume(work: Path) -> Any:
     return ActivationLoader(work / "cache.zarr", "arith", batch_size=32).load_state_dict(state)
 
 
+def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[[Path], Any]:
+    """issue 12 (classify): fit_probes on a 60-prompt in-memory set whose label ``v`` is
+    fractional (``label="fractional"``) or has 60 distinct integers (``"many"``)."""
+
+    def call(work: Path) -> Any:
+        import numpy as np
+        import xarray as xr
+
+        from actstore.analysis import fit_probes
+
+        rng = np.random.default_rng(0)
+        n = 60
+        v = (
+            np.arange(n) + 0.5
+            if label == "fractional"
+            else np.arange(n) % (60 if label == "many" else 2)
+        )
+        ds = xr.Dataset(
+            {
+                "resid_post": (
+                    ("prompt", "layer", "token", "d_model"),
+                    rng.normal(size=(n, 1, 2, 4)),
+                ),
+                "n_tokens": ("prompt", np.full(n, 2)),
+                "v": ("prompt", v),
+            },
+            coords={"layer": [0]},
+        )
+        return fit_probes(ds, prompt_set="s", target="v", kind=kind, max_memory=max_memory)
+
+    return call
+
+
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
 
@@ -1310,6 +1343,73 @@ ROWS: tuple[Row, ...] = (
         args=("verify", "tiny.zarr", "--model", "model", "--sample", "0"),
         error="InvalidArgumentError",
         message="expected --sample as a positive integer or 'all', got 0; e.g. --sample 16",
+    ),
+    # -- issue 12 (classify): classification probes (--kind) and grouped folds (--group-by) ------
+    Row(
+        id="logistic-fractional-label",
+        where="api",
+        input="`fit_probes(ds, target='v', kind='logistic')` (v = 0.5, 1.5, ...)",
+        call=_fit_labels("logistic", "fractional"),
+        error="InvalidArgumentError",
+        message="expected a categorical label (integers or strings) for kind='logistic', got "
+        "non-integer values in 'v' (e.g. …); use kind='ridge' for a continuous target",
+    ),
+    Row(
+        id="logistic-too-many-classes",
+        where="api",
+        input="`fit_probes(ds, target='v', kind='logistic')` (60 distinct integers)",
+        call=_fit_labels("logistic", "many"),
+        error="InvalidArgumentError",
+        message="expected at most 50 classes for kind='logistic', got 60 distinct values of 'v'; "
+        "use kind='ridge' for a continuous target or a coarser label",
+    ),
+    Row(
+        id="class-with-one-prompt",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target x --kind logistic`",
+        args=(*_FIT[:-1], "x", "--kind", "logistic"),
+        error="InvalidArgumentError",
+        message="expected at least 2 prompts per class of 'x', got one prompt in class(es) …; "
+        "drop the class or add prompts",
+    ),
+    Row(
+        id="mean-diff-multiclass",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target x --kind mean_diff`",
+        args=(*_FIT[:-1], "x", "--kind", "mean_diff"),
+        error="InvalidArgumentError",
+        message="expected 2 classes for kind='mean_diff', got … in 'x'; use kind='logistic' for "
+        "multiclass labels",
+    ),
+    Row(
+        id="class-probe-memory",
+        where="api",
+        input="`fit_probes(ds, target='v', kind='logistic', max_memory=100)`",
+        call=_fit_labels("logistic", "binary", max_memory=100),
+        error="InvalidArgumentError",
+        message="expected the selected rows of one layer (60 samples x d_model 4: 0.0 MiB with "
+        "the float64 copy) within max_memory 0.0 MiB, got more; raise max_memory or select "
+        "fewer positions",
+    ),
+    Row(
+        id="group-by-unknown",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target value --group-by "
+        "phrasing`",
+        args=(*_FIT, "--group-by", "phrasing"),
+        error="UnknownNameError",
+        message="expected a label column of the prompt set (template, text, value, x) to group "
+        "folds by, got 'phrasing'; pass one of those",
+    ),
+    Row(
+        id="group-by-too-few-groups",
+        where="cli",
+        input="`actstore probe fit cache.zarr --prompt-set arith --target value --group-by "
+        "template` (2 templates, 5 folds)",
+        args=(*_FIT, "--group-by", "template"),
+        error="InvalidArgumentError",
+        message="expected at least cv=5 distinct groups, got 2 (plus, times); use fewer folds "
+        "or another --group-by label",
     ),
 )
 

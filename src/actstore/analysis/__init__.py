@@ -6,6 +6,8 @@ Never imports torch, transformers or matplotlib at import time (plots import mat
 from __future__ import annotations
 
 from actstore.analysis._detect import CONTROLS, DetectionResult, detect, token_statistics
+from actstore.analysis._logistic import LogisticProbe
+from actstore.analysis._mean_diff import MeanDiffProbe
 from actstore.analysis._persist import check_compatible, list_probes, load_probes, save_probes
 from actstore.analysis._plots import plot_alpha_curves, plot_layer_summary
 from actstore.analysis._probes import ProbeSet, RidgeProbe, fit_probes
@@ -16,6 +18,8 @@ from actstore.analysis._tokenplots import plot_heatmaps, plot_traces
 __all__ = [
     "CONTROLS",
     "DetectionResult",
+    "LogisticProbe",
+    "MeanDiffProbe",
     "ProbeSet",
     "RidgeProbe",
     "check_compatible",

@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from actstore._progress import dask_progress
+from actstore.analysis._class_probeset import detection_link, detection_target
 from actstore.analysis._data import SetSource, label_vector, span_masks
 from actstore.analysis._degenerate import warn_detection_skipped, warn_undefined_z
 from actstore.analysis._detect_write import _check_names, _open_for_detect, _write_back
@@ -248,7 +249,8 @@ def detect(
     if write:  # a refused name is refused before the work, not after
         _check_names(src, name, str(probes.default_name), probes.has_control)
     ds = src.ds
-    y = label_vector(ds, target)
+    # A classification probe is compared with the prompt's class index (see _class_probeset).
+    y = label_vector(ds, target) if probes.kind == "ridge" else detection_target(probes, ds, target)
     masks = span_masks(ds)
     if span is None and target in masks:
         span = target
@@ -267,6 +269,7 @@ def detect(
     values, n_tokens = _predict(src, probes, hook, scheduler)
     span_arr = masks[span] if span is not None else None
     warn_detection_skipped(y, target, span, span_arr, n_tokens)
+    values = detection_link(probes.kind, values)
     lo, hi = np.nanmin(y), np.nanmax(y)
     y_random = np.random.default_rng(seed).uniform(lo, hi, size=len(y))
     main = values[..., 0]

@@ -55,6 +55,9 @@ def _json_attrs(ds: xr.Dataset) -> xr.Dataset:
     """Attributes round-tripped through JSON (zarr stores JSON; numpy scalars must not slip in)."""
     out = ds.copy()
     out.attrs = {_ATTR: json.loads(json.dumps(ds.attrs[_ATTR], default=str))}
+    for k, v in out.coords.items():  # class names: variable-length strings (zarr's "string")
+        if v.dtype.kind == "U":
+            out[k] = v.astype(object)
     return out
 
 
@@ -69,7 +72,13 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
     if isinstance(dest, str | os.PathLike) and str(dest).endswith(".npz"):
         path = Path(dest)
         arrays = {f"var/{k}": np.asarray(v.values) for k, v in ds.data_vars.items()}
-        arrays.update({f"coord/{k}": np.asarray(v.values) for k, v in ds.coords.items()})
+        # Strings as fixed-width unicode: an object array would need pickle to load.
+        arrays.update(
+            {
+                f"coord/{k}": np.asarray(v.values).astype(str if v.dtype == object else v.dtype)
+                for k, v in ds.coords.items()
+            }
+        )
         np.savez(path, **arrays)
         meta = {
             "format": _FORMAT,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from actstore.analysis._class_probeset import require_ridge
 from actstore.errors import UnknownNameError
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def plot_layer_summary(
     Right: mean minimum error over prompts (the reference's number) with bars for the
     shuffled-label probe and the random in-range target: the chance band it must beat.
     """
+    require_ridge(probes, "the layer-summary figure")
     plt = _pyplot()
     metrics = probes.metrics()
     layers = [m["layer"] for m in metrics]
@@ -141,6 +143,7 @@ def plot_layer_summary(
 
 def plot_alpha_curves(probes: ProbeSet, *, path: str | Path | None = None) -> Any:
     """(4) Held-out R² against alpha, one line per layer (control dashed), chosen alpha marked."""
+    require_ridge(probes, "the alpha-curve figure")
     plt = _pyplot()
     ds = probes.dataset
     alphas = ds["alpha_grid"].values

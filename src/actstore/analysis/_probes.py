@@ -9,10 +9,17 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from actstore._locations import located
 from actstore._progress import Progress
 from actstore._version import __version__
+from actstore.analysis._class_probeset import (
+    class_metric_rows,
+    class_to_dict,
+    detection_weights,
+)
+from actstore.analysis._classify import KINDS, fit_class_probes
 from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
 from actstore.analysis._degenerate import (
     check_finite_target,
@@ -20,8 +27,10 @@ from actstore.analysis._degenerate import (
     warn_missing_labels,
     warn_undefined_folds,
 )
+from actstore.analysis._estimator import check_x, kfold_ids, regression_input
 from actstore.analysis._fit import choose_solver, fit_engine
-from actstore.analysis._ridge import fold_mean, kfold_assign
+from actstore.analysis._folds import prompt_folds
+from actstore.analysis._ridge import fold_mean
 from actstore.analysis._stats import chunk_prompts, iter_rows
 from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 
@@ -40,22 +49,23 @@ def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
     return arr
 
 
-class RidgeProbe:
+class RidgeProbe(RegressorMixin, BaseEstimator):
     """Ridge regression with intercept, alpha chosen by k-fold CV, on rows already in memory.
 
     The same engine as :func:`fit_probes` (exact, equal to scikit-learn's ``Ridge``), for one
-    ``(sample, d_model)`` matrix.
+    ``(sample, d_model)`` matrix. A scikit-learn estimator (see :mod:`._estimator`): ``clone``,
+    ``score`` (R²), ``Pipeline``, ``GridSearchCV`` work.
 
     Parameters
     ----------
     alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
-    cv : number of folds (``KFold(cv, shuffle=True, random_state=seed)``).
-    seed : fold seed.
+    cv : number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
+    random_state : fold seed (int, ``None`` or ``RandomState``, as in scikit-learn; was ``seed``).
     solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
 
     Attributes
     ----------
-    coef_ : (d_model,)  intercept_ : float  alpha_ : float
+    coef_ : (d_model,)  intercept_ : float  alpha_ : float  n_features_in_ : int
     cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
     train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
     """
@@ -65,12 +75,12 @@ class RidgeProbe:
         alphas: Sequence[float] | float = (1.0,),
         *,
         cv: int = 5,
-        seed: int = 0,
+        random_state: Any = 0,
         solver: str = "auto",
     ) -> None:
         self.alphas = alphas
         self.cv = cv
-        self.seed = seed
+        self.random_state = random_state
         self.solver = solver
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
@@ -83,19 +93,9 @@ class RidgeProbe:
         DegenerateTargetError
             ``y`` is constant (R² undefined); see ``docs/probes-numerics.md``.
         """
-        x = np.asarray(x)
-        y = np.asarray(y, dtype=np.float64)
-        if x.ndim != 2 or y.shape != (x.shape[0],):
-            raise InvalidArgumentError(
-                f"expected x (sample, d_model) and y (sample,), got {x.shape} and {y.shape}; "
-                "pass one row per sample"
-            )
-        if not (np.isfinite(y).all() and np.isfinite(x).all()):
-            raise InvalidArgumentError(
-                "expected finite x and y, got NaN or inf; drop those samples before fitting"
-            )
+        x, y = regression_input(self, x, y, self.cv)
         alphas = _alphas(self.alphas)
-        fold = kfold_assign(len(y), self.cv, self.seed)
+        fold = kfold_ids(len(y), self.cv, self.random_state)
         check_varies(y, "y", unit="samples")
         solver = choose_solver(self.solver, *x.shape)
 
@@ -124,8 +124,14 @@ class RidgeProbe:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``."""
-        return np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
+        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
+        return check_x(self, x).astype(np.float64, copy=False) @ self.coef_ + self.intercept_
 
 
 class ProbeSet:
@@ -150,6 +156,11 @@ class ProbeSet:
             return self.name
         lin = self.lineage
         return f"{lin.get('target', 'probe')}_{lin.get('position', 'last')}"
+
+    @property
+    def kind(self) -> str:
+        """``ridge``, ``logistic`` or ``mean_diff`` (see ``docs/probes.md``)."""
+        return str(self.lineage.get("kind", "ridge"))
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -178,7 +189,13 @@ class ProbeSet:
         return ProbeSet(sub, name=self.name)
 
     def weights(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64."""
+        """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64.
+
+        For a binary classification probe: the detection score's weights (see
+        :mod:`._class_probeset`); a multiclass probe raises ``InvalidArgumentError``.
+        """
+        if self.kind != "ridge":
+            return detection_weights(self.dataset, self.kind, control)
         pre = "control_" if control else ""
         return (
             np.asarray(self.dataset[pre + "coef"].values, dtype=np.float64),
@@ -186,7 +203,12 @@ class ProbeSet:
         )
 
     def metrics(self) -> list[dict[str, Any]]:
-        """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's."""
+        """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's.
+
+        Classification kinds: held-out accuracy, balanced accuracy, ROC AUC, log-loss.
+        """
+        if self.kind != "ridge":
+            return class_metric_rows(self)
         ds = self.dataset
         rows = []
         for i, layer in enumerate(self.layers):
@@ -207,6 +229,8 @@ class ProbeSet:
 
     def to_dict(self) -> dict[str, Any]:
         """Lineage, metrics per layer and the CV curves (JSON-ready; no coefficients)."""
+        if self.kind != "ridge":
+            return class_to_dict(self)
         ds = self.dataset
         return {
             "lineage": self.lineage,
@@ -268,6 +292,8 @@ def fit_probes(
     solver: str = "auto",
     max_memory: int = 2 * 2**30,
     scheduler: str | None = None,
+    kind: str = "ridge",
+    group_by: str | None = None,
 ) -> ProbeSet:
     """Fit one ridge probe per layer from a cache, out of core, with k-fold CV and a control.
 
@@ -288,6 +314,12 @@ def fit_probes(
     max_memory : bytes the primal statistics may take; layers are fitted in groups to stay below
         (one pass over the data per group).
     scheduler : dask scheduler for reading (default: threads, or the active distributed client).
+    kind : ``ridge`` (regression), ``logistic`` (L2 logistic regression, ``C = 1 / alpha``,
+        binary or multinomial) or ``mean_diff`` (difference of the two class means); the last two
+        take a categorical ``target`` and hold the selected rows in memory (the memory rule of
+        :mod:`._classify`, bounded by ``max_memory``). See ``docs/probes.md``.
+    group_by : a ``(prompt,)`` label (e.g. ``template``): folds are drawn over its values, as
+        ``GroupKFold(cv, shuffle=True, random_state=seed)``, so no group is on both sides.
 
     Returns
     -------
@@ -310,6 +342,8 @@ def fit_probes(
     """
     if control not in _CONTROLS:
         raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
+    if kind not in KINDS:
+        raise InvalidArgumentError(f"expected kind in {KINDS}, got {kind!r}; e.g. kind='logistic'")
     alpha_arr = _alphas(alphas)
     src = open_source(cache, prompt_set)
     ds = src.ds
@@ -327,12 +361,19 @@ def fit_probes(
             "pass layers that were extracted"
         )
     layer_pos = np.array([stored.index(v) for v in wanted])
+    if kind != "ridge":
+        ds = fit_class_probes(
+            src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
+            position=position, alphas=alpha_arr, cv=cv, seed=seed, control=control,
+            group_by=group_by, max_memory=max_memory, scheduler=scheduler,
+        )  # fmt: skip
+        return ProbeSet(ds)
     y_prompt = label_vector(ds, target)
     check_finite_target(y_prompt, f"label {target!r}")
     labelled = np.flatnonzero(np.isfinite(y_prompt))
     prompt, token = select_positions(ds, position, labelled)
     groups, inverse = np.unique(prompt, return_inverse=True)
-    fold = kfold_assign(len(groups), cv, seed)[inverse]
+    fold = prompt_folds(ds, groups, cv, seed, group_by)[inverse]
     check_varies(y_prompt[groups], f"label {target!r}")
     # The fit goes ahead: say which prompts it leaves out, and why.
     warn_missing_labels(y_prompt, f"label {target!r}")
@@ -382,6 +423,7 @@ def fit_probes(
         "d_model": d,
         "cv": cv,
         "seed": seed,
+        "group_by": group_by,
         "control": control,
         "solver": kind,
         "n_samples": len(prompt),

@@ -90,7 +90,30 @@ def _load(cache: str, spec: str):  # -> ProbeSet
     return load_probes(spec) if _is_file(spec) else load_probes(cache, name=spec)
 
 
+def _print_class_metrics(probes: Any) -> None:
+    lin = probes.lineage
+    group = f", folds grouped by {lin['group_by']!r}" if lin.get("group_by") else ""
+    print(
+        f"{lin['kind']} probes: classes {lin['classes']} of {lin['target']!r} in "
+        f"{lin['prompt_set']!r} at {lin['position']!r}; {lin['n_samples']} samples from "
+        f"{lin['n_prompts']} prompts, {lin['cv']}-fold CV{group}"
+    )
+    print(
+        f"{'layer':>6} {'alpha':>9} {'cv_acc':>7} {'cv_bal':>7} {'cv_auc':>7} {'cv_logl':>8} "
+        f"{'ctrl_acc':>8} {'ctrl_auc':>8}"
+    )
+    nan = float("nan")
+    for m in probes.metrics():
+        print(
+            f"{m['layer']:>6} {m['alpha']:>9.3g} {m['cv_accuracy']:>7.4f} "
+            f"{m['cv_balanced_accuracy']:>7.4f} {m['cv_roc_auc']:>7.4f} {m['cv_log_loss']:>8.4f} "
+            f"{m.get('control_cv_accuracy', nan):>8.4f} {m.get('control_cv_roc_auc', nan):>8.4f}"
+        )
+
+
 def _print_metrics(probes: Any) -> None:
+    if probes.kind != "ridge":
+        return _print_class_metrics(probes)
     lin = probes.lineage
     print(
         f"probes: target {lin['target']!r} of prompt set {lin['prompt_set']!r} at "
@@ -130,6 +153,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         control=args.control,
         hook=args.hook,
         solver=args.solver,
+        kind=args.kind,
+        group_by=args.group_by,
     )
     if args.out:
         where = save_probes(probes, args.out)
@@ -288,7 +313,9 @@ def register(subparsers: Any) -> None:
     )
     fit.add_argument("cache", help="cache path or URL")
     fit.add_argument("--prompt-set", required=True, help="prompt set to train on")
-    fit.add_argument("--target", required=True, help="numeric label column to regress")
+    fit.add_argument(
+        "--target", required=True, help="label: numeric for ridge, categorical for classifiers"
+    )
     fit.add_argument("--layers", help="comma-separated layer indices (default: all stored)")
     fit.add_argument(
         "--position", default="last", help="last | before:SPAN | span:SPAN | all (default last)"
@@ -299,6 +326,15 @@ def register(subparsers: Any) -> None:
     fit.add_argument("--control", choices=["shuffle", "none"], default="shuffle")
     fit.add_argument("--hook", default="resid_post", help="activation variable (resid_post)")
     fit.add_argument("--solver", choices=["auto", "primal", "dual"], default="auto")
+    fit.add_argument(
+        "--kind",
+        choices=["ridge", "logistic", "mean_diff"],
+        default="ridge",
+        help="ridge regression (default), logistic or mean_diff classification (C = 1/alpha)",
+    )
+    fit.add_argument(
+        "--group-by", help="label (e.g. template) whose values never straddle a fold split"
+    )
     fit.add_argument("--name", help="save inside the cache as probes/NAME (default TARGET_POS)")
     fit.add_argument("--out", help="save to a standalone .npz (+ .json) or .zarr instead")
     fit.add_argument("--json", action="store_true", help="print metrics as JSON")

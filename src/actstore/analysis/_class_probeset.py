@@ -1,0 +1,147 @@
+"""What a :class:`ProbeSet` of a classification kind reports and how detection applies it.
+
+Detection statistic (binary probes only): each token gets a value on the scale of the class
+index, compared with the prompt's class index (0 for ``classes[0]``, 1 for ``classes[1]``):
+
+* ``logistic``: the predicted probability of ``classes[1]``;
+* ``mean_diff``: the projection on the direction, rescaled so that the class-0 mean maps to 0 and
+  the class-1 mean to 1 (``(x - midpoint) · dir / |dir|² + 0.5``).
+
+The detection error of a token is then ``|value - class index|``, as for a ridge probe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+from scipy.special import expit
+
+from actstore.analysis._class_metrics import METRICS
+from actstore.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from actstore.analysis._probes import ProbeSet
+
+__all__ = [
+    "class_metric_rows",
+    "class_to_dict",
+    "detection_link",
+    "detection_target",
+    "require_ridge",
+]
+
+
+def require_ridge(probes: ProbeSet, what: str) -> None:
+    """Refuse a classification probe where only R² figures exist yet.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``probes.kind`` is not ``ridge``.
+    """
+    if probes.kind != "ridge":
+        raise InvalidArgumentError(
+            f"expected ridge probes for {what} (it plots R²), got kind={probes.kind!r}; use "
+            "`actstore probe show` / ProbeSet.metrics() for classification metrics, and the "
+            "detection figures (heatmaps, traces)"
+        )
+
+
+def _index(grid: np.ndarray, alpha: float) -> int:
+    return int(np.argmin(np.abs(grid - alpha)))
+
+
+def class_metric_rows(probes: ProbeSet) -> list[dict[str, Any]]:
+    """One row per layer: chosen alpha (``C = 1/alpha``), held-out metrics, training accuracy,
+    and the shuffled control's held-out metrics."""
+    ds = probes.dataset
+    grid = np.asarray(ds["alpha_grid"].values, dtype=np.float64)
+    rows = []
+    for i, layer in enumerate(probes.layers):
+        a = _index(grid, float(ds["alpha"].values[i]))
+        row: dict[str, Any] = {"layer": layer, "alpha": float(ds["alpha"].values[i])}
+        row.update({f"cv_{m}": float(ds[f"cv_{m}"].values[i, a]) for m in METRICS})
+        row["train_accuracy"] = float(ds["train_accuracy"].values[i])
+        if probes.has_control:
+            c = _index(grid, float(ds["control_alpha"].values[i]))
+            for m in METRICS:
+                row[f"control_cv_{m}"] = float(ds[f"control_cv_{m}"].values[i, c])
+        rows.append(row)
+    return rows
+
+
+def class_to_dict(probes: ProbeSet) -> dict[str, Any]:
+    """JSON-ready lineage, metrics per layer, the classes and the log-loss by alpha."""
+    ds = probes.dataset
+    return {
+        "lineage": probes.lineage,
+        "classes": [str(c) for c in ds["class"].values],
+        "layers": class_metric_rows(probes),
+        "alpha_grid": [float(a) for a in ds["alpha_grid"].values],
+        "cv_log_loss_by_alpha": {
+            str(layer): [float(v) for v in ds["cv_log_loss"].values[i]]
+            for i, layer in enumerate(probes.layers)
+        },
+    }
+
+
+def detection_weights(ds: xr.Dataset, kind: str, control: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Linear score weights ``(layer, d_model)`` and ``(layer,)`` of a binary probe (see the
+    module docstring); ``mean_diff`` comes rescaled, ``logistic`` needs :func:`detection_link`.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A multiclass probe (detection compares one value per token with the label).
+    """
+    pre = "control_" if control else ""
+    coef = np.asarray(ds[pre + "coef"].values, dtype=np.float64)
+    icept = np.asarray(ds[pre + "intercept"].values, dtype=np.float64)
+    if coef.shape[1] != 1:
+        raise InvalidArgumentError(
+            f"expected a binary classification probe for detection, got {ds.sizes['class']} "
+            "classes; fit a binary probe (a two-valued label) to detect with"
+        )
+    w, b = coef[:, 0], icept[:, 0]
+    if kind == "mean_diff":
+        norm = np.einsum("ld,ld->l", w, w)
+        norm = np.where(norm > 0, norm, 1.0)
+        return w / norm[:, None], b / norm + 0.5
+    return w, b
+
+
+def detection_link(kind: str, values: np.ndarray) -> np.ndarray:
+    """Token values from linear scores: the sigmoid for ``logistic``, unchanged otherwise."""
+    if kind == "logistic":
+        return expit(values).astype(values.dtype)
+    return values
+
+
+def detection_target(probes: ProbeSet, ds: xr.Dataset, target: str) -> np.ndarray:
+    """Each prompt's class index ``(prompt,)`` as float64 (NaN: missing or another class).
+
+    Raises
+    ------
+    InvalidArgumentError
+        The label is not a ``(prompt,)`` column, or none of its values is one of the classes.
+    """
+    classes = np.asarray(probes.dataset["class"].values)
+    if target not in ds.variables or ds[target].dims != ("prompt",):
+        raise InvalidArgumentError(
+            f"expected the probe's class label {target!r} as a (prompt,) column, got none; "
+            "pass --target with the label the probe was fitted on"
+        )
+    values = np.asarray(ds[target].values)
+    if classes.dtype.kind in "USOT" or values.dtype.kind in "USOT":
+        values, classes = values.astype(str), classes.astype(str)
+    out = np.full(len(values), np.nan)
+    for i, c in enumerate(classes):
+        out[values == c] = float(i)
+    if not np.isfinite(out).any():
+        raise InvalidArgumentError(
+            f"expected {target!r} values among the probe's classes {classes.tolist()}, got none; "
+            "pass the label the probe was fitted on"
+        )
+    return out
