@@ -66,6 +66,8 @@ def _check_names(src: SetSource, name: str, probe_name: str, control: bool) -> N
     """Refuse a derived name before any work (the same checks as the write itself)."""
     from actstore.store._derived import _check_derived_name, _check_name
 
+    if src.cache is None:  # an in-memory Dataset: the write itself says it cannot be stored
+        return
     group = src.cache.group(src.prompt_set)
     hooks = src.cache.spec(src.prompt_set).hooks
     for var in [name] + ([f"{name}_control"] if control else []):
