@@ -84,7 +84,11 @@ def _run_one(work: Path, m, timeout: int) -> tuple[str, float, str]:
     finally:
         target.write_text(original)
         _drop_pyc(target)
-    tail = (r.stdout.strip().splitlines() or [""])[-1]
+    lines = r.stdout.strip().splitlines() or [""]
+    tail = lines[-1]
+    failed = [ln.split()[1] for ln in lines if ln.startswith(("FAILED ", "ERROR "))]
+    if failed:  # which test saw it
+        tail = f"{tail} [{failed[0]}]"
     if r.returncode == 0:
         return "survived", dt, tail
     if r.returncode in (4, 5):  # usage error / nothing collected: the selection is wrong
