@@ -166,3 +166,34 @@ def test_probes_of_another_width_are_refused_both_ways() -> None:
         other = planted_set(n_prompts=10, kind="test", seed=3, d_model=d)
         with pytest.raises(ProbeMismatchError, match="d_model"):
             detect(other, probes, prompt_set="physics", target="v_squared", write=False)
+
+
+def test_unlabelled_prompts_are_left_out_and_metrics_are_the_chosen_alphas() -> None:
+    """Prompts whose label is NaN are no samples; each metrics() row reports the chosen alpha's
+    held-out and training figures (here the chosen alpha is not the first of the grid)."""
+    ds = random_set(n=70, d_model=6, n_layers=2, seed=9)
+    y = ds["value"].values.copy()
+    y[[3, 10, 11, 40]] = np.nan
+    ds = ds.assign(value=("prompt", y))
+    alphas = [1e4, 0.1, 3.0]
+    probes = fit_probes(ds, prompt_set="s", target="value", alphas=alphas, cv=4, seed=1)
+    assert probes.lineage["n_prompts"] == probes.lineage["n_samples"] == 66
+    keep = np.isfinite(y)
+    folds = KFold(4, shuffle=True, random_state=1)
+    chosen = []
+    for j, row in enumerate(probes.metrics()):
+        x, _ = _last_rows(ds, j)
+        x, yk = x[keep], y[keep]
+        r2 = [cross_val_score(Ridge(alpha=a), x, yk, cv=folds).mean() for a in alphas]
+        best = int(np.argmax(r2))
+        chosen.append(best)
+        assert row["alpha"] == alphas[best]
+        assert row["cv_r2"] == pytest.approx(r2[best], abs=1e-6)
+        mae = -cross_val_score(
+            Ridge(alpha=alphas[best]), x, yk, cv=folds, scoring="neg_mean_absolute_error"
+        ).mean()
+        assert row["cv_mae"] == pytest.approx(mae, rel=1e-6)
+        assert row["train_r2"] == pytest.approx(
+            Ridge(alpha=alphas[best]).fit(x, yk).score(x, yk), abs=1e-6
+        )
+    assert any(c != 0 for c in chosen)  # the signal layer prefers a small alpha

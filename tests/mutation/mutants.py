@@ -163,6 +163,9 @@ MUTANTS: list[Mutant] = [
         "    grand = 0.0",
         A_FIT,
         "dual: centred cross-Gram without the grand mean",
+        equivalent="adds one constant to every Gram entry; the dual coefficients sum to zero (the "
+        "centred labels are orthogonal to ones, an eigenvector of the centred Gram), so neither "
+        "the solution nor a prediction changes",
     ),
     Mutant(
         "ridge-dual-ymean-leak",
@@ -187,6 +190,8 @@ MUTANTS: list[Mutant] = [
         "intercept = y_mean[:, None] + _matmul3(x_mean[None, :], coef)[0]",
         A_FIT,
         "dual refit: intercept sign",
+        equivalent="its only caller passes rows already centred on their mean, so the term it "
+        "flips is zero",
     ),
     Mutant(
         "ridge-primal-uncentred-xy",
