@@ -554,6 +554,8 @@ MUTANTS: list[Mutant] = [
         'fill_value="" if is_str else None,',
         S_CACHE,
         "token_id padding fill value not -1",
+        equivalent="every token_id chunk is written at creation (padding included, as -1), so "
+        "the fill value is never read",
     ),
     Mutant(
         "writer-permission-error",

@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=300, help="seconds per mutant (default 300)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--no-docs", action="store_true", help="do not update docs/testing.md")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        help="results JSON of an earlier run: rerun only the chosen mutants, keep the rest",
+    )
     args = ap.parse_args(argv)
     mutants = _load_mutants()
     ids = [m.id for m in mutants]
@@ -179,12 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                     "detail": detail,
                 }
             )
+    if args.merge:
+        earlier = {r["id"]: r for r in json.loads(args.merge.read_text())}
+        earlier.update({r["id"]: r for r in results})
+        results = [earlier[i] for i in ids if i in earlier]
+        for r in results:  # the catalogue's current equivalence notes win
+            r["equivalent"] = next(m.equivalent for m in mutants if m.id == r["id"])
     table = _table(results)
     print()
     print(table)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    if not args.no_docs and not args.only:
+    if not args.no_docs and (args.merge or not args.only) and len(results) == len(mutants):
         _write_docs(table, REPO / "docs" / "testing.md")
     counted = [r for r in results if not r["equivalent"]]
     return 1 if any(r["status"] in ("survived", "error", "stale") for r in counted) else 0
