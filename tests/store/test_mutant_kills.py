@@ -79,3 +79,31 @@ def test_a_torn_shard_of_an_unrecorded_block_is_replaced(tmp_path) -> None:
         ds["resid_post"].values[s:e].view(np.uint16),
         syn.activations["resid_post"][s:e].view(np.uint16),
     )
+
+
+def test_copy_prompt_indices_at_the_bounds(tmp_path) -> None:
+    """Index n (one past the last prompt) is refused before anything is written; n - 1 copies the
+    last prompt; -1 is refused or means the last prompt, never something else."""
+    from actstore.errors import UnknownNameError
+    from actstore.store import copy_cache
+
+    syn = make_synthetic()  # 23 prompts
+    src = tmp_path / "s.zarr"
+    write_synthetic(src, syn)
+    with pytest.raises(UnknownNameError, match="prompt indices"):
+        copy_cache(src, tmp_path / "x.zarr", prompts=[0, 23])
+    assert not (tmp_path / "x.zarr").exists()
+    copy_cache(src, tmp_path / "last.zarr", prompts=[22])
+    want = actstore.open(tmp_path / "last.zarr", group="arith")["text"].values.tolist()
+    assert want == [syn.metadata.text[22]]
+    try:
+        copy_cache(src, tmp_path / "neg.zarr", prompts=[-1])
+    except UnknownNameError:
+        assert not (tmp_path / "neg.zarr").exists()
+    else:
+        ds = actstore.open(tmp_path / "neg.zarr", group="arith")
+        assert ds["text"].values.tolist() == want
+        np.testing.assert_array_equal(
+            ds["resid_post"].values.view(np.uint16),
+            syn.activations["resid_post"][[22]].view(np.uint16),
+        )
