@@ -653,6 +653,8 @@ MUTANTS: list[Mutant] = [
         "    }",
         S_COPY,
         "a derived (prompt,) variable copied as a label too",
+        equivalent="the derived copy that follows rewrites the same array (overwrite=True) with "
+        "the same values and its derived attributes, so the copy ends up identical",
     ),
     # ---------------------------------------------------------------- store: open, verify, derived
     Mutant(
