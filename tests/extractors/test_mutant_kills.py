@@ -106,3 +106,31 @@ def test_prepend_bos_never_doubles_it(tiny_llama_dir):
     for i, ids in enumerate(pre.ids):
         assert (pre.token_id[i, len(ids) :] == -1).all()
         np.testing.assert_array_equal(pre.token_id[i, : len(ids)], ids)
+
+
+@pytest.mark.parametrize(
+    ("request_", "want"),
+    [("0,3", (0, 3)), ("-4", (0,)), ("-1,3", (3,)), ([2, -2], (2,)), ("all", (0, 1, 2, 3))],
+)
+def test_layer_bounds_are_inclusive_of_both_ends(request_, want):
+    from actstore.extractors._layers import resolve_layers
+
+    assert resolve_layers(request_, 4) == want
+
+
+@pytest.mark.parametrize("request_", ["4", "-5", [0, 4], 7])
+def test_layer_bounds_refuse_outside_the_depth(request_):
+    from actstore.errors import InvalidArgumentError
+    from actstore.extractors._layers import resolve_layers
+
+    with pytest.raises(InvalidArgumentError, match="4 decoder layers"):
+        resolve_layers(request_, 4)
+
+
+@pytest.mark.parametrize("backend", ["hf", "tlens"])
+def test_repeated_hook_is_captured_once(backend):
+    from actstore.extractors._hooks import resolve_hooks
+
+    names, store = resolve_hooks("resid_post, resid_post,resid_pre", backend)
+    assert len(names) == len(set(names)) == 2
+    assert store[0] == "resid_post" and len(store) == 2

@@ -777,7 +777,7 @@ MUTANTS: list[Mutant] = [
         "idx = raw + n_layers - 1 if raw < 0 else raw",
         E_PLAN,
         "-1 is the second-to-last block",
-        k="resolve_layers",
+        k="resolve_layers or layer_bounds",
     ),
     Mutant(
         "layers-upper-bound",
@@ -786,7 +786,7 @@ MUTANTS: list[Mutant] = [
         "if not 0 <= idx <= n_layers:",
         E_PLAN,
         "layer n_layers accepted",
-        k="resolve_layers",
+        k="resolve_layers or layer_bounds",
     ),
     Mutant(
         "hooks-dedupe",
@@ -795,7 +795,7 @@ MUTANTS: list[Mutant] = [
         "        out = tuple(names)\n        return out, out",
         E_PLAN,
         "a repeated hook is captured twice",
-        k="resolve_hooks",
+        k="resolve_hooks or repeated_hook",
     ),
     Mutant(
         "batching-budget-boundary",
@@ -804,7 +804,7 @@ MUTANTS: list[Mutant] = [
         "if current and max(seq, n) * (len(current) + 1) >= max_batch_tokens:",
         E_PLAN,
         "a batch exactly at the token budget is split",
-        k="plan_batches",
+        k="plan_batches or batch",
     ),
     Mutant(
         "batching-shortest-first",
@@ -813,7 +813,7 @@ MUTANTS: list[Mutant] = [
         "order = idx[np.lexsort((idx, lens))]",
         E_PLAN,
         "prompts batched shortest first (more padding)",
-        k="plan_batches",
+        k="plan_batches or batch",
     ),
     Mutant(
         "batching-crosses-blocks",
@@ -822,7 +822,7 @@ MUTANTS: list[Mutant] = [
         "    if current:\n        out.append(Batch(block=b, indices=tuple(current), seq_len=seq))\n    return out",
         E_PLAN,
         "the last batch of each block but the last is lost",
-        k="plan_batches",
+        k="plan_batches or batch",
     ),
     Mutant(
         "sink-padding-not-zeroed",
