@@ -621,6 +621,9 @@ MUTANTS: list[Mutant] = [
         "bad = idx[idx >= n]",
         S_COPY,
         "negative prompt indices accepted (silently counted from the end)",
+        equivalent="-1 then copies the last prompt, numpy's meaning, which is as right as "
+        "refusing it (issue 10 item 7 may settle negative indices); the test accepts either, "
+        "never another prompt",
     ),
     Mutant(
         "copy-derived-layers",
@@ -680,6 +683,8 @@ MUTANTS: list[Mutant] = [
         'chunks = {"prompt": int(info["layout"]["read_prompts"])}',
         S_CACHE,
         "dask chunks hold every layer (documented: one layer per chunk)",
+        equivalent="the storage chunks are one layer wide and xarray keeps the storage chunking "
+        "of a dimension the chunks argument does not name",
     ),
     Mutant(
         "open-done-array-visible",
