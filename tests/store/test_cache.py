@@ -284,19 +284,61 @@ def test_create_cache_is_idempotent_and_keeps_data(synthetic_cache) -> None:
     assert writer.missing_blocks() == []
 
 
-def test_read_only_location_is_a_read_only_error(tmp_path) -> None:
-    import os
+_AS_NOBODY = """
+import os, sys
+import actstore.errors
+from actstore.store import create_cache
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)  # from here on, file permissions apply (root ignores them)
+try:
+    create_cache(sys.argv[1])
+except actstore.errors.ActstoreError as exc:
+    print(type(exc).__name__, exc)
+else:
+    print("created")
+"""
 
-    if os.geteuid() == 0:
-        pytest.skip("root ignores file permissions")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
+
+def test_read_only_location_is_a_read_only_error(tmp_path) -> None:
+    """A directory without write permission. Root ignores permissions, so as root (here and in CI)
+    the attempt runs in a child process that imports actstore, then drops to user ``nobody``."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            with pytest.raises(ReadOnlyError, match="writable"):
+                create_cache(ro / "c.zarr")
+        finally:
+            ro.chmod(0o755)
+        return
+    # pytest's tmp_path lies under a root-only (0700) directory: nobody could not even reach it
+    base = tempfile.mkdtemp(prefix="actstore-ro-")
     try:
-        with pytest.raises(ReadOnlyError, match="writable"):
-            create_cache(ro / "c.zarr")
+        os.chmod(base, 0o755)
+        ro = os.path.join(base, "ro")
+        os.mkdir(ro, 0o555)
+        os.chmod(ro, 0o555)
+        r = subprocess.run(
+            [sys.executable, "-c", _AS_NOBODY, os.path.join(ro, "c.zarr")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("ReadOnlyError "), r.stdout + r.stderr
+        assert "writable" in r.stdout
+        assert os.listdir(ro) == []
     finally:
-        ro.chmod(0o755)
+        os.chmod(base, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
