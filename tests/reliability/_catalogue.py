@@ -1217,6 +1217,28 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected max_prompts to be a positive integer, got 0; pass e.g. 40",
     ),
+    # -- breaker10: local-only outputs given a URL (issue 10, item 9) -----------------------------
+    Row(
+        id="plot-out-url",
+        where="cli",
+        input="`actstore plot cache.zarr ... --out s3://bucket/figs`",
+        args=(
+            *("plot", "cache.zarr", "--probes", "value", "--prompt-set", "arith"),
+            *("--target", "value", "--out", "s3://bucket/figs"),
+        ),
+        error="InvalidArgumentError",
+        message="expected a local path for --out, got the URL 's3://bucket/figs', which would "
+        "be written as a local folder; pick a local path (copy the files up afterwards)",
+    ),
+    Row(
+        id="export-out-url",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out s3://bucket/ex`",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "s3://bucket/ex"),
+        error="InvalidArgumentError",
+        message="expected a local path for --out, got the URL 's3://bucket/ex', which would be "
+        "written as a local folder; pick a local path (copy the files up afterwards)",
+    ),
 )
 
 

@@ -218,8 +218,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from actstore._locations import require_local
     from actstore.analysis import write_figures
 
+    require_local(args.out, "--out")  # before any work
     probes, result = _detect(args, write=False)
     paths = write_figures(
         probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
@@ -230,8 +232,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from actstore._locations import require_local
     from actstore.analysis import write_report
 
+    require_local(args.out, "--out")  # before any work
     probes, result = _detect(args, write=False)
     paths = write_report(
         probes,
