@@ -217,11 +217,19 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_out(out: str) -> None:
+    """Create the local output folder *out* now, so that a bad location fails in one line first."""
+    from actstore._locations import location_errors, require_local
+
+    loc = require_local(out, "--out")
+    with location_errors(loc, "write"):
+        Path(loc).mkdir(parents=True, exist_ok=True)
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from actstore._locations import require_local
     from actstore.analysis import write_figures
 
-    require_local(args.out, "--out")  # before any work
+    _prepare_out(args.out)  # a bad --out fails before any work (and before its warnings)
     probes, result = _detect(args, write=False)
     paths = write_figures(
         probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
@@ -232,10 +240,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from actstore._locations import require_local
     from actstore.analysis import write_report
 
-    require_local(args.out, "--out")  # before any work
+    _prepare_out(args.out)  # a bad --out fails before any work (and before its warnings)
     probes, result = _detect(args, write=False)
     paths = write_report(
         probes,
