@@ -19,7 +19,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from actstore.errors import ActstoreError, DiskFullError, ReadOnlyError, StorageError
+from actstore.errors import (
+    ActstoreError,
+    DiskFullError,
+    InvalidArgumentError,
+    ReadOnlyError,
+    StorageError,
+)
 
 __all__ = [
     "check_output_dir",
@@ -27,6 +33,7 @@ __all__ = [
     "located",
     "location_error",
     "location_errors",
+    "require_local",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -180,10 +187,33 @@ def location_errors(url: str | os.PathLike[str], action: str) -> Iterator[None]:
         raise location_error(exc, os.fspath(url), action) from exc
 
 
-def located(action: str, param: str) -> Callable[[F], F]:
+def require_local(where: str | os.PathLike[str], what: str = "the output") -> str:
+    """*where* as a local path (``file://`` stripped); refuse a URL (``s3://...``, ``zip::...``).
+
+    Outputs written with plain file I/O (figures, reports, exports, prompt files, ``.npz``
+    probes, run folders) must not take a URL as a local path, which would silently create a
+    local folder named ``s3:``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        *where* is a URL other than ``file://``.
+    """
+    loc = os.fspath(where)
+    loc = loc[len("file://") :] if loc.startswith("file://") else loc
+    if "://" in loc or "::" in loc:
+        raise InvalidArgumentError(
+            f"expected a local path for {what}, got the URL {os.fspath(where)!r}, which would "
+            "be written as a local folder; pick a local path (copy the files up afterwards)"
+        )
+    return loc
+
+
+def located(action: str, param: str, *, local: bool = False) -> Callable[[F], F]:
     """Decorator: :func:`location_errors` around a function, naming its argument *param*.
 
-    The argument may be a path, a URL or an object with a ``url`` attribute (a cache).
+    The argument may be a path, a URL or an object with a ``url`` attribute (a cache). With
+    ``local=True`` the argument must be a local path (:func:`require_local`).
     """
 
     def wrap(fn: F) -> F:
@@ -196,6 +226,12 @@ def located(action: str, param: str) -> Callable[[F], F]:
             if not isinstance(where, str | os.PathLike):
                 return fn(*args, **kwargs)
             loc = os.fspath(where)
+            if local:
+                loc = require_local(loc, f"the output ({param}=)")
+                bound = sig.bind_partial(*args, **kwargs)
+                if isinstance(bound.arguments[param], str | os.PathLike):
+                    bound.arguments[param] = loc  # a file:// URL as the local path it names
+                args, kwargs = bound.args, bound.kwargs
             loc = loc[len("file://") :] if loc.startswith("file://") else loc
             with location_errors(loc, action):
                 return fn(*args, **kwargs)

@@ -1411,6 +1411,28 @@ ROWS: tuple[Row, ...] = (
         message="expected at least cv=5 distinct groups, got 2 (plus, times); use fewer folds "
         "or another --group-by label",
     ),
+    # -- breaker10: local-only outputs given a URL (issue 10, item 9) -----------------------------
+    Row(
+        id="plot-out-url",
+        where="cli",
+        input="`actstore plot cache.zarr ... --out s3://bucket/figs`",
+        args=(
+            *("plot", "cache.zarr", "--probes", "value", "--prompt-set", "arith"),
+            *("--target", "value", "--out", "s3://bucket/figs"),
+        ),
+        error="InvalidArgumentError",
+        message="expected a local path for --out, got the URL 's3://bucket/figs', which would "
+        "be written as a local folder; pick a local path (copy the files up afterwards)",
+    ),
+    Row(
+        id="export-out-url",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out s3://bucket/ex`",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "s3://bucket/ex"),
+        error="InvalidArgumentError",
+        message="expected a local path for --out, got the URL 's3://bucket/ex', which would be "
+        "written as a local folder; pick a local path (copy the files up afterwards)",
+    ),
 )
 
 

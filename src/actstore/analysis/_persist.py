@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from actstore._locations import located
+from actstore._locations import located, require_local
 from actstore.errors import (
     ActstoreError,
     CorruptCacheError,
@@ -70,7 +70,7 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
     """
     ds = _json_attrs(probes.dataset)
     if isinstance(dest, str | os.PathLike) and str(dest).endswith(".npz"):
-        path = Path(dest)
+        path = Path(require_local(dest, "a .npz probe file"))
         arrays = {f"var/{k}": np.asarray(v.values) for k, v in ds.data_vars.items()}
         # Strings as fixed-width unicode: an object array would need pickle to load.
         arrays.update(

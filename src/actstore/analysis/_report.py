@@ -35,7 +35,7 @@ FIGURES = {
 }
 
 
-@located("write", "out_dir")
+@located("write", "out_dir", local=True)
 def write_figures(
     probes: ProbeSet,
     result: DetectionResult | None,
@@ -184,7 +184,7 @@ _STYLE = (
 )
 
 
-@located("write", "out_dir")
+@located("write", "out_dir", local=True)
 def write_report(
     probes: ProbeSet,
     result: DetectionResult | None,

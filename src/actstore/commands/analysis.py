@@ -246,11 +246,19 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_out(out: str) -> None:
+    """Create the local output folder *out* now, so that a bad location fails in one line first."""
+    from actstore._locations import location_errors, require_local
+
+    loc = require_local(out, "--out")
+    with location_errors(loc, "write"):
+        Path(loc).mkdir(parents=True, exist_ok=True)
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from actstore._locations import check_output_dir
     from actstore.analysis import write_figures
 
-    check_output_dir(args.out)  # a bad --out is refused before the detection, not after
+    _prepare_out(args.out)  # a bad --out fails before any work (and before its warnings)
     probes, result = _detect(args, write=False)
     paths = write_figures(
         probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
@@ -261,10 +269,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from actstore._locations import check_output_dir
     from actstore.analysis import write_report
 
-    check_output_dir(args.out)  # a bad --out is refused before the detection, not after
+    _prepare_out(args.out)  # a bad --out fails before any work (and before its warnings)
     probes, result = _detect(args, write=False)
     paths = write_report(
         probes,

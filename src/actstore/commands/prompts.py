@@ -109,7 +109,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_write(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    from actstore._locations import require_local
+
+    out = Path(require_local(args.out, "the prompt file"))
     suffix = out.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
         raise InvalidArgumentError(

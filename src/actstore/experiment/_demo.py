@@ -112,7 +112,7 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
 
 
 @requires_extras("the demo")
-@located("write", "out")
+@located("write", "out", local=True)
 def run_demo(
     *,
     out: str | os.PathLike[str] = "demo_out",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actstore._locations import require_local
 from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
 from actstore.experiment._index import write_index
@@ -72,7 +73,7 @@ class ExperimentRun:
         label: str | None = None,
     ) -> None:
         self.config = config
-        self.out = Path(out)
+        self.out = Path(require_local(out, "the run's --out"))
         self.model = str(model) if model is not None else config.model.path
         self.device = device or config.extract.device
         self.log = log or print

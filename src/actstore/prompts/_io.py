@@ -188,7 +188,7 @@ def _atomic_write(path: str | os.PathLike[str], content: str) -> None:
         raise
 
 
-@located("write", "path")
+@located("write", "path", local=True)
 def write_jsonl(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as JSONL (UTF-8, one object per line)."""
     lines = [
@@ -202,7 +202,7 @@ def _format_cell(value: LabelValue) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-@located("write", "path")
+@located("write", "path", local=True)
 def write_csv(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as CSV: ``text``, label columns, then ``span:NAME`` = ``start:end``.
 

@@ -149,17 +149,19 @@ def export_cache(
     UnknownNameError
         An unknown prompt set, hook or layer.
     """
+    from actstore._locations import require_local
     from actstore.store._cache import open_cache
 
     if format not in FORMATS:
         raise InvalidArgumentError(f"expected --format one of {FORMATS}, got {format!r}")
     if context_size is not None and (isinstance(context_size, bool) or int(context_size) < 1):
         raise InvalidArgumentError(f"expected a context size >= 1, got {context_size!r}")
-    out_dir = Path(out)
+    out_dir = Path(require_local(out, "--out"))
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        what = "with files in it" if out_dir.is_dir() else "which is a file"
         raise InvalidArgumentError(
-            f"expected a new or empty directory for --out, got {str(out_dir)!r} with files in "
-            "it; pick a new path"
+            f"expected a new or empty directory for --out, got {str(out_dir)!r} {what}; "
+            "pick a new path"
         )
     cache = open_cache(url, storage_options=storage_options)
     names = list(prompt_sets) if prompt_sets is not None else cache.prompt_sets
