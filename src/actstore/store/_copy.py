@@ -269,6 +269,9 @@ def _copy_set(
         token_str=np.asarray(arrays["token_str"].oindex[sel]).astype(object),
         labels={k: (v.astype(object) if v.dtype.kind in "OTU" else v) for k, v in labels.items()},
         span_masks={s: span_mask[:, i, :] for i, s in enumerate(spans)},
+        is_generated=(
+            np.asarray(arrays["is_generated"].oindex[sel]) if "is_generated" in arrays else None
+        ),
     )
     writer = target.prompt_set_writer(name, new_spec, metadata)
     src_block = source.set_info(name)["layout"]["block_size"]

@@ -36,7 +36,18 @@ __all__ = [
 #: The per-prompt and per-(prompt, token) variables every prompt set has (besides labels, hooks
 #: and derived variables).
 METADATA_VARS = frozenset(
-    {"prompt", "layer", "token", "span", "text", "n_tokens", "token_id", "token_str", "span_mask"}
+    {
+        "prompt",
+        "layer",
+        "token",
+        "span",
+        "text",
+        "n_tokens",
+        "token_id",
+        "token_str",
+        "span_mask",
+        "is_generated",
+    }
 )
 
 #: Version of the on-disk layout; bumped when a reader of the old layout would misread the new one.
@@ -64,6 +75,7 @@ RESERVED_NAMES = frozenset(
         "token_str",
         "span",
         "span_mask",
+        "is_generated",
         "block",
         DONE_ARRAY,
     }
@@ -222,6 +234,9 @@ class PromptSetMetadata:
         Label columns, each ``(prompt,)``: numbers (stored float64) or strings.
     span_masks
         Named spans, each a ``(prompt, token)`` bool mask of the tokens inside the span.
+    is_generated
+        Optional ``(prompt, token)`` bool: True at tokens the model generated (stored as the
+        variable ``is_generated`` when given).
     """
 
     text: Sequence[str]
@@ -230,6 +245,7 @@ class PromptSetMetadata:
     token_str: np.ndarray
     labels: Mapping[str, np.ndarray] = field(default_factory=dict)
     span_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    is_generated: np.ndarray | None = None
 
     def checked(self, spec: PromptSetSpec) -> dict[str, np.ndarray]:
         """Validate against *spec*; return the arrays to store, keyed by variable name."""
@@ -278,6 +294,12 @@ class PromptSetMetadata:
             mask[:, i, :] = m & ~pad
         out["span"] = np.asarray(spans, dtype=object)
         out["span_mask"] = mask
+        if self.is_generated is not None:
+            gen = np.asarray(self.is_generated)
+            _expect_shape("is_generated", gen, (p, t))
+            if gen.dtype != bool:
+                raise InvalidArgumentError(f"expected a bool is_generated, got {gen.dtype}")
+            out["is_generated"] = gen & ~pad
         return out
 
 
