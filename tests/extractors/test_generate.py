@@ -1,0 +1,241 @@
+"""Generated continuations: ``extract(generate=...)`` against plain transformers references.
+
+References: ``model.generate(do_sample=False, max_new_tokens=N)`` of each prompt alone, a plain
+(unbatched, unpadded) forward pass over prompt + continuation, and a hand-written per-prompt
+sampling loop without a KV cache.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from actstore.errors import FingerprintMismatchError, InvalidArgumentError
+from tests.extractors._helpers import mixed_prompt_set
+
+N_NEW = 7
+
+
+def _extract(model, prompts, out, **kw):
+    from actstore.extractors import extract
+
+    args = {
+        "layers": "all",
+        "dtype": "float32",
+        "device": "cpu",
+        "max_batch_tokens": 110,
+        "progress": False,
+    }
+    return extract(model=model, prompts=prompts, out=out, **{**args, **kw})
+
+
+def _ref(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def _group(out, name="mixed"):
+    import actstore.store  # registers bfloat16
+
+    assert actstore.store
+    return zarr.open_group(str(out), mode="r")[name]
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "gpt2", "llama"])
+def test_continuation_and_activations_equal_unbatched_references(arch, tiny_model_factory, tmp_path):
+    from actstore.extractors._generate import _generation_batches
+
+    path = tiny_model_factory(arch)
+    ps = mixed_prompt_set(10)
+    out = tmp_path / "c.zarr"
+    _extract(path, ps, out, generate=N_NEW)
+    model, tok = _ref(path)
+    g = _group(out)
+    token_id, n_tok = g["token_id"][:], g["n_tokens"][:]
+    is_gen, act = g["is_generated"][:], g["resid_post"][:]
+    completion = g["completion"][:]
+    lens = [len(tok(p.text).input_ids) for p in ps.prompts]
+    # the extractor's generation batches really mix lengths (left padding is exercised)
+    assert any(len({lens[i] for i in b}) > 1 for b in _generation_batches(lens, N_NEW, 110))
+    assert g["token_id"].shape[1] == max(lens) + N_NEW
+    for i, p in enumerate(ps.prompts):
+        ids = tok(p.text, return_tensors="pt").input_ids
+        with torch.no_grad():
+            ref = model.generate(ids, do_sample=False, max_new_tokens=N_NEW)[0]
+        cont = ref[ids.shape[1] :].tolist()
+        row = token_id[i, : n_tok[i]].tolist()
+        assert row == ref.tolist(), f"prompt {i}"
+        assert is_gen[i].tolist() == [False] * lens[i] + [True] * len(cont) + [False] * (
+            is_gen.shape[1] - lens[i] - len(cont)
+        )
+        assert completion[i] == tok.decode(cont, skip_special_tokens=False)
+        with torch.no_grad():
+            hs = model(ref[None], output_hidden_states=True).hidden_states
+        n = len(row)
+        for li in range(act.shape[1] - 1):  # the last block's output is normed in hidden_states
+            np.testing.assert_allclose(act[i, li, :n], hs[li + 1][0].numpy(), atol=1e-5, rtol=0)
+        assert not act[i, :, n:].any()
+
+
+def _sample_alone(model, ids, n_new, temperature, top_p, gen):
+    """Plain sampling loop: full forward each step, the same per-prompt generator."""
+    seq = ids[0].tolist()
+    for _ in range(n_new):
+        with torch.no_grad():
+            logits = model(torch.tensor([seq])).logits[0, -1].float() / temperature
+        s, order = torch.sort(logits, descending=True)
+        probs = torch.softmax(s, -1)
+        s = s.masked_fill((torch.cumsum(probs, -1) - probs) >= top_p, -torch.inf)
+        probs = torch.softmax(torch.full_like(logits, -torch.inf).scatter(0, order, s), -1)
+        seq.append(int(torch.multinomial(probs, 1, generator=gen).item()))
+    return seq[ids.shape[1] :]
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent(tiny_qwen2_dir, tmp_path):
+    from actstore.extractors._generate import _seed_for
+
+    ps = mixed_prompt_set(6)
+    settings = {"max_new_tokens": 5, "do_sample": True, "temperature": 1.5, "top_p": 0.9}
+    conts = []
+    for k, budget in enumerate((30, 400)):  # one prompt per batch, then all in one batch
+        out = tmp_path / f"s{k}.zarr"
+        _extract(tiny_qwen2_dir, ps, out, generate={**settings, "seed": 7}, max_batch_tokens=budget)
+        g = _group(out)
+        conts.append([g["token_id"][i, g["is_generated"][i]].tolist() for i in range(len(ps))])
+    assert conts[0] == conts[1]
+    model, tok = _ref(tiny_qwen2_dir)
+    for i, p in enumerate(ps.prompts):
+        ids = tok(p.text, return_tensors="pt").input_ids
+        gen = torch.Generator().manual_seed(_seed_for(7, i))
+        assert conts[0][i] == _sample_alone(model, ids, 5, 1.5, 0.9, gen), f"prompt {i}"
+    out = tmp_path / "other_seed.zarr"
+    _extract(tiny_qwen2_dir, ps, out, generate={**settings, "seed": 8})
+    g = _group(out)
+    other = [g["token_id"][i, g["is_generated"][i]].tolist() for i in range(len(ps))]
+    assert other != conts[0]
+
+
+def test_stop_string_ends_the_continuation(tiny_qwen2_dir, tmp_path):
+    ps = mixed_prompt_set(4)
+    _extract(tiny_qwen2_dir, ps, tmp_path / "free.zarr", generate=12)
+    g = _group(tmp_path / "free.zarr")
+    model, tok = _ref(tiny_qwen2_dir)
+    free = [g["token_id"][i, g["is_generated"][i]].tolist() for i in range(len(ps))]
+    # a stop string taken from the middle of prompt 0's continuation
+    piece = next(
+        t for t in (tok.decode([x]) for x in free[0][3:]) if t.strip() and "\ufffd" not in t
+    )
+    _extract(tiny_qwen2_dir, ps, tmp_path / "stop.zarr", generate={"max_new_tokens": 12,
+             "stop": [piece]})  # fmt: skip
+    g = _group(tmp_path / "stop.zarr")
+    for i in range(len(ps)):
+        want = free[i]
+        for k in range(len(free[i])):
+            if piece in tok.decode(free[i][: k + 1]):
+                want = free[i][: k + 1]
+                break
+        got = g["token_id"][i, g["is_generated"][i]].tolist()
+        assert got == want, f"prompt {i}"
+        assert g["n_tokens"][i] == len(tok(ps.prompts[i].text).input_ids) + len(want)
+    assert len(_group(tmp_path / "stop.zarr")["token_id"][0]) == len(g["token_id"][0])
+
+
+def test_chat_template_is_applied_first(tiny_qwen2_dir, tmp_path):
+    path = tmp_path / "chat_model"
+    shutil.copytree(tiny_qwen2_dir, path)
+    cfg_path = path / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["chat_template"] = (
+        "{% for m in messages %}<|user|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    cfg_path.write_text(json.dumps(cfg))
+    ps = mixed_prompt_set(3)
+    out = tmp_path / "c.zarr"
+    _extract(path, ps, out, generate={"max_new_tokens": 4, "chat_template": True})
+    model, tok = _ref(path)
+    g = _group(out)
+    for i, p in enumerate(ps.prompts):
+        text = f"<|user|>{p.text}\n<|assistant|>"
+        assert g["text"][i] == text
+        ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+        with torch.no_grad():
+            ref = model.generate(ids, do_sample=False, max_new_tokens=4)[0].tolist()
+        assert g["token_id"][i, : g["n_tokens"][i]].tolist() == ref
+        spans = [str(s) for s in g["span"][:]]
+        mask = g["span_mask"][i, spans.index("answer")]
+        answer = "".join(g["token_str"][i, mask])
+        assert answer.strip() == str(p.labels["value"])
+    with pytest.raises(InvalidArgumentError, match="chat template"):
+        _extract(tiny_qwen2_dir, ps, tmp_path / "x.zarr", generate={"max_new_tokens": 2,
+                 "chat_template": True})  # fmt: skip
+
+
+def test_changed_generation_setting_is_refused_naming_the_field(tiny_qwen2_dir, tmp_path):
+    ps = mixed_prompt_set(4)
+    out = tmp_path / "c.zarr"
+    _extract(tiny_qwen2_dir, ps, out, generate=3)
+    before = _group(out)["token_id"][:]
+    changes = [
+        ({"max_new_tokens": 4}, "generate.max_new_tokens"),
+        ({"max_new_tokens": 3, "do_sample": True}, "generate.do_sample"),
+        ({"max_new_tokens": 3, "stop": ["."]}, "generate.stop"),
+        ({"max_new_tokens": 3, "find_spans": {"a": "regex:x"}}, "generate.find_spans"),
+        (None, "generate.chat_template"),
+    ]
+    for gen, field in changes:
+        with pytest.raises(FingerprintMismatchError, match=field.replace(".", r"\.")):
+            _extract(tiny_qwen2_dir, ps, out, generate=gen)
+    assert (_group(out)["token_id"][:] == before).all()
+    # the same settings again: nothing to do
+    report = _extract(tiny_qwen2_dir, ps, out, generate={"max_new_tokens": 3})
+    assert report.status == "already-complete"
+
+
+def test_sharded_worker_captures_the_stored_continuation(tiny_qwen2_dir, tmp_path):
+    """Worker 1 finds the set worker 0 created and captures what is stored, never its own."""
+    ps = mixed_prompt_set(8)
+    out = tmp_path / "c.zarr"
+    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="0/2")
+    # alter the stored continuation of prompt 5 (block 1, not captured yet): worker 1 must use it
+    g = zarr.open_group(str(out), mode="r+")["mixed"]
+    row = g["token_id"][5]
+    n = int(g["n_tokens"][5])
+    row[n - 2 : n] = [11, 12]
+    g["token_id"][5] = row
+    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="1/2")
+    model, _ = _ref(tiny_qwen2_dir)
+    ids = torch.tensor([row[:n].tolist()])
+    with torch.no_grad():
+        hs = model(ids, output_hidden_states=True).hidden_states
+    act = _group(out)["resid_post"][5]
+    np.testing.assert_allclose(act[0, :n], hs[1][0].numpy(), atol=1e-5, rtol=0)
+
+
+def test_generation_settings_are_checked():
+    from actstore.extractors import GenerateConfig
+    from actstore.extractors._genconfig import parse_generate
+
+    assert parse_generate(None) is None
+    assert parse_generate(4) == GenerateConfig(max_new_tokens=4)
+    bad = [
+        ({"max_new_tokens": 0}, "generate.max_new_tokens"),
+        ({"max_new_tokens": 2, "temperature": 0.5}, "generate.temperature 1.0 with greedy"),
+        ({"max_new_tokens": 2, "do_sample": True, "top_p": 1.5}, "generate.top_p"),
+        ({"max_new_tokens": 2, "stop": [""]}, "generate.stop"),
+        ({"max_new_tokens": 2, "find_spans": ["v2"]}, "generate.find_spans"),
+        ({"max_new_tokens": 2, "find_spans": {"v2": "regex:("}}, "valid regular expression"),
+        ({"max_new_tokens": 2, "find_spans": {"v2": "v_squared"}}, "'label:COLUMN'"),
+        ({"max_new_tokens": 2, "beams": 2}, "'beams'"),
+        ({"do_sample": True}, "generate.max_new_tokens"),
+    ]
+    for value, text in bad:
+        with pytest.raises(InvalidArgumentError, match=text.replace(".", r"\.")):
+            parse_generate(value)
