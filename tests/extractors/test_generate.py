@@ -49,7 +49,9 @@ def _group(out, name="mixed"):
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "gpt2", "llama"])
-def test_continuation_and_activations_equal_unbatched_references(arch, tiny_model_factory, tmp_path):
+def test_continuation_and_activations_equal_unbatched_references(
+    arch, tiny_model_factory, tmp_path
+):
     from actstore.extractors._generate import _generation_batches
 
     path = tiny_model_factory(arch)
@@ -126,7 +128,7 @@ def test_stop_string_ends_the_continuation(tiny_qwen2_dir, tmp_path):
     ps = mixed_prompt_set(4)
     _extract(tiny_qwen2_dir, ps, tmp_path / "free.zarr", generate=12)
     g = _group(tmp_path / "free.zarr")
-    model, tok = _ref(tiny_qwen2_dir)
+    _model, tok = _ref(tiny_qwen2_dir)
     free = [g["token_id"][i, g["is_generated"][i]].tolist() for i in range(len(ps))]
     # a stop string taken from the middle of prompt 0's continuation
     piece = next(
@@ -239,3 +241,90 @@ def test_generation_settings_are_checked():
     for value, text in bad:
         with pytest.raises(InvalidArgumentError, match=text.replace(".", r"\.")):
             parse_generate(value)
+
+
+def _constructed(tokenizer, prompts, completions, find_spans):
+    """build_generated over continuations written by hand (token ids of the given texts)."""
+    from actstore.extractors import GenerateConfig
+    from actstore.extractors._genflow import build_generated
+    from actstore.extractors._tokenize import tokenize_prompts
+
+    tok = tokenize_prompts(tokenizer, prompts)
+    gens = [tokenizer(c, add_special_tokens=False).input_ids for c in completions]
+    cfg = GenerateConfig(max_new_tokens=max(len(g) for g in gens), find_spans=find_spans)
+    t_max = tok.n_tokens_max + cfg.max_new_tokens
+    return tok, gens, build_generated(tokenizer, tok, prompts, gens, cfg, t_max)
+
+
+def test_span_finders_mark_the_first_appearance_in_constructed_continuations(tiny_qwen2_dir):
+    from transformers import AutoTokenizer
+
+    from actstore.prompts import Prompt, PromptSet
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_dir)
+    prompts = PromptSet(
+        name="ke",
+        prompts=tuple(
+            Prompt(
+                text=f"A {m} kg cart at {v} m/s. Its kinetic energy is", labels={"v_squared": sq}
+            )
+            for m, v, sq in ((2, 25, 625), (3, 8, 64), (4, 5, 25), (5, 1.5, 2.25))
+        ),
+    )
+    completions = [
+        " v squared is 6250? No: v^2 = 625 m2/s2, so 625 again",  # 6250 is not 625
+        " first 164, then 64.0 and 64",  # 164 is not 64; 64.0 is
+        " nothing here but 250 and 2.5",  # 25 does not appear alone: an empty span
+        " so 12.25 and 2.25 J",
+    ]
+    with pytest.warns(UserWarning) as caught:
+        tok, gens, (_, meta) = _constructed(
+            tokenizer, prompts, completions, {"v2": "label:v_squared", "eq": r"regex:=\s*\d+"}
+        )
+    assert sorted(str(w.message).split(" (")[0] for w in caught) == ["span 'eq'", "span 'v2'"]
+    assert any("not found in 1 of 4 continuations" in str(w.message) for w in caught)
+    want_v2 = [" v squared is 6250? No: v^2 = ", " first 164, then ", None, " so 12.25 and "]
+    want_value = ["625", "64.0", None, "2.25"]
+    for i, text in enumerate(completions):
+        start = len(tok.ids[i])
+        assert meta.labels["completion"][i] == text
+        assert meta.is_generated[i].sum() == len(gens[i])
+        mask = meta.span_masks["v2"][i]
+        if want_v2[i] is None:
+            assert not mask.any()
+            continue
+        idx = np.flatnonzero(mask)
+        assert idx.min() >= start
+        # independent: character offsets of each generated token by decoding prefixes
+        ends = [len(tokenizer.decode(gens[i][: k + 1])) for k in range(len(gens[i]))]
+        a = len(want_v2[i])
+        b = a + len(want_value[i])
+        want = [k for k in range(len(gens[i])) if (ends[k - 1] if k else 0) < b and ends[k] > a]
+        assert (idx - start).tolist() == want, f"prompt {i}"
+    # the regex finder: the first '= <digits>' (prompt 0 only)
+    eq = np.flatnonzero(meta.span_masks["eq"][0]) - len(tok.ids[0])
+    assert "".join(tokenizer.decode([gens[0][k]]) for k in eq).strip().startswith("=")
+    assert not meta.span_masks["eq"][1:].any()
+
+
+def test_before_span_positions_work_on_generated_spans(tiny_qwen2_dir, tmp_path):
+    """A span found in the continuation is stored like prompt spans: `before:SPAN` reads it."""
+    from actstore.prompts import parse_position
+
+    ps = mixed_prompt_set(5)
+    out = tmp_path / "c.zarr"
+    _extract(
+        tiny_qwen2_dir, ps, out, generate={"max_new_tokens": 6, "find_spans": {"any": "regex:."}}
+    )
+    g = _group(out)
+    spans = [str(s) for s in g["span"][:]]
+    mask = g["span_mask"][:, spans.index("any"), :]
+    is_gen = g["is_generated"][:]
+    n_prompt = is_gen.argmax(axis=1)
+    # '.' matches the first character: the first generated token that decodes to any text
+    for i in range(len(ps)):
+        first = int(np.flatnonzero(mask[i])[0])
+        assert first >= n_prompt[i] and is_gen[i, first]
+        pos = parse_position("before:any")
+        sel = pos.select(int(g["n_tokens"][i]), {"any": mask[i]})
+        assert sel.tolist() == [first - 1]
