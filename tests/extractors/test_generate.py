@@ -277,7 +277,7 @@ def test_span_finders_mark_the_first_appearance_in_constructed_continuations(tin
         " nothing here but 250 and 2.5",  # 25 does not appear alone: an empty span
         " so 12.25 and 2.25 J",
     ]
-    with pytest.warns(UserWarning) as caught:
+    with pytest.warns(UserWarning, match="was not found in") as caught:
         tok, gens, (_, meta) = _constructed(
             tokenizer, prompts, completions, {"v2": "label:v_squared", "eq": r"regex:=\s*\d+"}
         )
