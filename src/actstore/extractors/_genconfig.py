@@ -72,7 +72,7 @@ class GenerateConfig:
                     name,
                     "1.0 with greedy decoding",
                     v,
-                    "set do_sample = true to sample, or leave it out",
+                    "set do_sample = true (--do-sample) to sample, or leave it out",
                 )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise _bad("seed", "an integer >= 0", self.seed, "e.g. seed = 0")
