@@ -328,3 +328,31 @@ def test_before_span_positions_work_on_generated_spans(tiny_qwen2_dir, tmp_path)
         pos = parse_position("before:any")
         sel = pos.select(int(g["n_tokens"][i]), {"any": mask[i]})
         assert sel.tolist() == [first - 1]
+
+
+def test_cli_generate_and_dry_run(tiny_qwen2_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.reliability._harness import REPO, env
+
+    prompts = tmp_path / "p.jsonl"
+    mixed_prompt_set(3).to_jsonl(prompts)
+    out = tmp_path / "c.zarr"
+    base = [sys.executable, "-m", "actstore", "extract", "--model", str(tiny_qwen2_dir),
+            "--prompts", str(prompts), "--out", str(out), "--layers", "0", "--dtype", "float32",
+            "--device", "cpu", "--generate", "4", "--find-span", "any=regex:.", "--json",
+            "--set-name", "mixed"]  # fmt: skip
+    dry = subprocess.run([*base, "--dry-run"], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)["plan"]
+    _, tok = _ref(tiny_qwen2_dir)
+    longest = max(len(tok(p.text).input_ids) for p in mixed_prompt_set(3).prompts)
+    assert plan["n_tokens_max"] == longest + 4
+    r = subprocess.run(base, cwd=REPO, env=env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    g = _group(out, "mixed")
+    assert g["is_generated"][:].sum(axis=1).tolist() == [4, 4, 4]
+    fp = zarr.open_group(str(out), mode="r")["mixed"].attrs["actstore"]["spec"]["fingerprint"]
+    assert fp["generate.max_new_tokens"] == 4
+    assert fp["generate.find_spans"] == {"any": "regex:."}

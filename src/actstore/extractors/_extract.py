@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from actstore._extras import requires_extras
 from actstore._locations import located
-from actstore.errors import InvalidArgumentError, ReadOnlyError
+from actstore.errors import CorruptCacheError, InvalidArgumentError, ReadOnlyError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
@@ -337,7 +337,11 @@ def extract(
     writer = None
     stored_ids = False
     if existing is not None and set_name in existing.prompt_sets:
-        check_generate_fields(existing, set_name, fingerprint)
+        try:
+            check_generate_fields(existing, set_name, fingerprint)
+        except CorruptCacheError:
+            if gen_cfg is not None:
+                raise  # a plain run reports the damage where it always did, opening the writer
         if gen_cfg is not None and existing.set_info(set_name).get("ready"):
             tok, stored_ids = stored_tokens(existing, set_name, tok.pad_id), True
             n_tokens = tok.n_tokens
