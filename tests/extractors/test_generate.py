@@ -356,3 +356,16 @@ def test_cli_generate_and_dry_run(tiny_qwen2_dir, tmp_path):
     fp = zarr.open_group(str(out), mode="r")["mixed"].attrs["actstore"]["spec"]["fingerprint"]
     assert fp["generate.max_new_tokens"] == 4
     assert fp["generate.find_spans"] == {"any": "regex:."}
+
+
+def test_subset_copy_keeps_the_continuation(tiny_qwen2_dir, tmp_path):
+    from actstore.store import copy_cache
+
+    ps = mixed_prompt_set(4)
+    out = tmp_path / "c.zarr"
+    gen = {"max_new_tokens": 3, "find_spans": {"a": "regex:."}}
+    _extract(tiny_qwen2_dir, ps, out, generate=gen)
+    copy_cache(str(out), str(tmp_path / "sub.zarr"), prompts=[3, 1])
+    src, sub = _group(out), _group(tmp_path / "sub.zarr")
+    for name in ("is_generated", "completion", "token_id", "span_mask"):
+        np.testing.assert_array_equal(sub[name][:], src[name][:][[3, 1]])
