@@ -1433,6 +1433,62 @@ ROWS: tuple[Row, ...] = (
         message="expected a local path for --out, got the URL 's3://bucket/ex', which would be "
         "written as a local folder; pick a local path (copy the files up afterwards)",
     ),
+    # -- issue 14: generated continuations (extract --generate) ---------------------------------
+    Row(
+        id="generate-zero",
+        where="cli",
+        input="`actstore extract ... --generate 0`",
+        args=(*_EXTRACT, "new.zarr", "--generate", "0"),
+        error="InvalidArgumentError",
+        message="expected generate.max_new_tokens an integer >= 1, got 0; e.g. --generate 64",
+    ),
+    Row(
+        id="generate-flag-alone",
+        where="cli",
+        input="`actstore extract ... --stop .` (a generation setting without --generate)",
+        args=(*_EXTRACT, "new.zarr", "--stop", "."),
+        error="InvalidArgumentError",
+        message="expected --generate N with --stop, got no --generate; add e.g. --generate 64",
+    ),
+    Row(
+        id="generate-greedy-temperature",
+        where="cli",
+        input="`actstore extract ... --generate 8 --temperature 0.7` (no --do-sample)",
+        args=(*_EXTRACT, "new.zarr", "--generate", "8", "--temperature", "0.7"),
+        error="InvalidArgumentError",
+        message="expected generate.temperature 1.0 with greedy decoding, got 0.7; set do_sample "
+        "= true (--do-sample) to sample, or leave it out",
+    ),
+    Row(
+        id="generate-find-span",
+        where="cli",
+        input="`actstore extract ... --generate 8 --find-span v2=v_squared`",
+        args=(*_EXTRACT, "new.zarr", "--generate", "8", "--find-span", "v2=v_squared"),
+        error="InvalidArgumentError",
+        message="expected generate.find_spans.v2 'label:COLUMN' or 'regex:PATTERN', got "
+        "'v_squared'; e.g. label:v_squared or regex:=\\s*\\d+",
+    ),
+    Row(
+        id="generate-no-chat-template",
+        where="cli",
+        input="`actstore extract ... --generate 8 --chat-template` (the tokenizer has none)",
+        args=(*_EXTRACT, "new.zarr", "--generate", "8", "--chat-template"),
+        error="InvalidArgumentError",
+        message="expected a tokenizer with a chat template for --chat-template, got "
+        "Qwen2Tokenizer without one (no chat_template in tokenizer_config.json); drop "
+        "--chat-template or use an instruction-tuned checkpoint's tokenizer",
+    ),
+    Row(
+        id="generate-setting-changed",
+        where="cli",
+        input="`actstore extract ... --out tiny.zarr --set-name good --layers 0,1 --generate 2` "
+        "(the set holds given text, no continuation)",
+        args=(*_EXTRACT, "tiny.zarr", "--set-name", "good", "--layers", "0,1", "--generate", "2"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': generate.max_new_tokens differs from the stored one: "
+        "expected no generation (stored), got 2; re-run with the stored setting, or write to a "
+        "new cache or a new --set-name",
+    ),
 )
 
 

@@ -20,6 +20,9 @@ _EPILOG = """examples:
       --shard $SLURM_ARRAY_TASK_ID/8
   actstore extract --model M --prompts p.jsonl --backend tlens --hook hook_resid_mid,attn.hook_z \\
       --layers 0,1 --dtype float32 --out cache.zarr
+  # the model continues each prompt (greedy, 128 tokens); prompt + continuation are captured:
+  actstore extract --model M --prompts kinetic --n 30 --generate 128 --stop "\n\n" \\
+      --find-span v2=label:v_squared --layers all --out cache.zarr --set-name kinetic_gen
 """
 
 
@@ -86,7 +89,73 @@ def register(subparsers: Any) -> None:
         help="auto: a bar on a terminal, log lines otherwise",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _generation_args(p)
     p.set_defaults(func=_run)
+
+
+def _generation_args(p: Any) -> None:
+    g = p.add_argument_group("generated continuations (see docs/generation.md)")
+    g.add_argument(
+        "--generate",
+        type=int,
+        metavar="N",
+        help="the model first continues each prompt by up to N tokens (greedy unless "
+        "--do-sample); prompt + continuation are captured",
+    )
+    g.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
+    g.add_argument(
+        "--generate-seed", type=int, default=0, help="base seed of the per-prompt samplers"
+    )
+    g.add_argument("--stop", action="append", default=[], help="a stop string (repeat for several)")
+    g.add_argument(
+        "--chat-template",
+        action="store_true",
+        help="wrap each prompt in the tokenizer's chat template (one user turn) first",
+    )
+    g.add_argument(
+        "--find-span",
+        action="append",
+        default=[],
+        metavar="NAME=FINDER",
+        help="a span in the continuation: NAME=label:COLUMN (first appearance of that label's "
+        "number) or NAME=regex:PATTERN (first match); repeat for several",
+    )
+
+
+def _generate_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    from actstore.errors import InvalidArgumentError
+
+    if args.generate is None:
+        extra = [
+            flag
+            for flag, on in (
+                ("--do-sample", args.do_sample),
+                ("--temperature", args.temperature != 1.0),
+                ("--top-p", args.top_p != 1.0),
+                ("--generate-seed", args.generate_seed != 0),
+                ("--stop", bool(args.stop)),
+                ("--chat-template", args.chat_template),
+                ("--find-span", bool(args.find_span)),
+            )
+            if on
+        ]
+        if extra:
+            raise InvalidArgumentError(
+                f"expected --generate N with {extra[0]}, got no --generate; add e.g. --generate 64"
+            )
+        return None
+    return {
+        "max_new_tokens": args.generate,
+        "do_sample": args.do_sample,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "seed": args.generate_seed,
+        "stop": list(args.stop),
+        "chat_template": args.chat_template,
+        "find_spans": list(args.find_span),
+    }
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -111,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         n_prompts=args.n,
         seed=args.seed,
+        generate=_generate_settings(args),
         command="actstore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:

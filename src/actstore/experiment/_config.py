@@ -61,6 +61,9 @@ class PromptSetConfig:
 
     name: str
     sources: tuple[SourceConfig, ...]
+    #: the model continues each prompt first (``{max_new_tokens = N, ...}``, see
+    #: :class:`actstore.extractors.GenerateConfig` and docs/generation.md)
+    generate: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +203,14 @@ def _validate(cfg: ExperimentConfig) -> None:
         seen.add(ps.name)
         if not ps.sources:
             raise ConfigError(f"config key 'prompt_sets[{i}].sources' is empty; add a source")
+        if ps.generate is not None:
+            from actstore.errors import InvalidArgumentError
+            from actstore.extractors._genconfig import parse_generate
+
+            try:
+                parse_generate(dict(ps.generate))
+            except InvalidArgumentError as exc:
+                raise ConfigError(f"config key 'prompt_sets[{i}].generate': {exc}") from exc
         for j, src in enumerate(ps.sources):
             key = f"prompt_sets[{i}].sources[{j}]"
             if (src.generator is None) == (src.file is None):

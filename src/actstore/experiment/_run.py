@@ -299,6 +299,7 @@ class ExperimentRun:
             device=self.device,
             max_batch_tokens=ex.max_batch_tokens,
             progress=False,
+            generate=self.config.prompt_set(set_name).generate,
         )
         return report.message or report.status
 

@@ -73,6 +73,7 @@ def asked_fields(
         out.append(("dtype", fp.get("dtype", stored.get("dtype")), ex.dtype))
     if "backend" in fp:
         out.append(("backend", fp.get("backend"), ex.backend))
+    out.extend(_generate_fields(config.prompt_set(set_name).generate, fp))
     if model is not None:
         from actstore.extractors import tokenizer_fingerprint, weights_fingerprint
 
@@ -212,3 +213,13 @@ def check_probes(probes: Any, pc: Any, cache: Any | None, *, name: str) -> None:
                 f"got {old} (saved by another config or cache); re-run the probes stage: "
                 "--stage probes --force"
             )
+
+
+def _generate_fields(generate: Any, fp: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(generate.<field>, stored, asked)`` for the generation settings of a prompt set."""
+    from actstore.extractors._genconfig import GenerateConfig, parse_generate
+
+    cfg = parse_generate(dict(generate) if generate is not None else None)
+    asked = cfg.fingerprint() if cfg is not None else {}
+    names = [f"generate.{f}" for f in GenerateConfig.__dataclass_fields__]
+    return [(k, fp.get(k), asked.get(k)) for k in names if k in asked or k in fp]

@@ -7,6 +7,7 @@ from actstore.extractors._batching import Batch, plan_batches
 from actstore.extractors._config import ModelConfig, read_model_config
 from actstore.extractors._extract import DEFAULT_MAX_BATCH_TOKENS, extract, parse_shard
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
+from actstore.extractors._genconfig import GenerateConfig
 from actstore.extractors._hooks import BACKENDS, HF_HOOKS, resolve_hooks, tlens_hook
 from actstore.extractors._layers import resolve_layers
 from actstore.extractors._plan import ExtractionPlan
@@ -19,6 +20,7 @@ __all__ = [
     "Batch",
     "ExtractionPlan",
     "ExtractionReport",
+    "GenerateConfig",
     "ModelConfig",
     "extract",
     "parse_shard",

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from actstore._extras import requires_extras
 from actstore._locations import located
-from actstore.errors import InvalidArgumentError, ReadOnlyError
+from actstore.errors import CorruptCacheError, InvalidArgumentError, ReadOnlyError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
+from actstore.extractors._genconfig import parse_generate
 from actstore.extractors._hooks import resolve_hooks
 from actstore.extractors._layers import resolve_layers
 from actstore.extractors._loop import load_backend, run_batches
@@ -123,6 +124,7 @@ def extract(
     seed: int = 0,
     command: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    generate: Any = None,
 ) -> ExtractionReport:
     """Run a local model once over a prompt set and store per-token activations.
 
@@ -166,6 +168,13 @@ def extract(
         Prompts per store shard (default: chosen by the store, ~128 MiB shards).
     n_prompts, seed
         Passed to the prompt generator when *prompts* is a generator name.
+    generate
+        ``None`` (capture the given text), a token count ``N`` or a
+        :class:`~actstore.extractors.GenerateConfig` / mapping of its settings: the model first
+        continues each prompt (greedy by default) and prompt + continuation are captured, with
+        ``completion (prompt,)`` and ``is_generated (prompt, token)`` stored beside them. The
+        continuation is stored before any activation, so a resumed or sharded run captures it
+        and never generates again. See docs/generation.md.
 
     Returns
     -------
@@ -190,9 +199,19 @@ def extract(
     layer_idx = resolve_layers(layers, cfg.n_layers)
     prompt_set = _load_prompt_set(prompts, set_name, n_prompts, seed)
     set_name = set_name or prompt_set.name
+    gen_cfg = parse_generate(generate)
+    prompts_hash = prompt_set.content_hash()
 
     import torch
 
+    from actstore.extractors._generate import apply_chat_template, eos_token_ids
+    from actstore.extractors._genflow import (
+        check_generate_fields,
+        generate_fingerprint,
+        generation_phase,
+        plan_lengths,
+        stored_tokens,
+    )
     from actstore.extractors._tokenize import load_tokenizer, tokenize_prompts
     from actstore.extractors._torchutil import (
         TORCH_DTYPES,
@@ -206,9 +225,14 @@ def extract(
     dtype_name = resolve_dtype(dtype, dev)
     torch_dtype = TORCH_DTYPES[dtype_name]
     tokenizer = load_tokenizer(model_dir)
+    if gen_cfg is not None and gen_cfg.chat_template:
+        prompt_set = apply_chat_template(tokenizer, prompt_set)
+        bos = "none" if bos == "auto" else bos  # the template writes its own special tokens
     tok = tokenize_prompts(tokenizer, prompt_set, bos=bos, max_context=cfg.max_context)
     n_tokens = tok.n_tokens
     t_max = tok.n_tokens_max
+    if gen_cfg is not None:  # planned with the longest continuation; stored lengths come later
+        n_tokens, t_max = plan_lengths(tok, gen_cfg, cfg.max_context)
 
     # widths: resid hooks are d_model wide; other tlens hooks are measured after loading
     widths: dict[str, int] = {}
@@ -272,14 +296,17 @@ def extract(
     fingerprint = {
         "model": weights_fingerprint(model_dir),
         "tokenizer": tokenizer_fingerprint(model_dir),
-        "prompts": prompt_set.content_hash(),
+        "prompts": prompts_hash,
         "dtype": dtype_name,
         "layers": list(layer_idx),
         "hooks": list(hook_vars),
         "bos": tok.bos,
         "backend": backend,
     }
-    metadata = PromptSetMetadata(
+    eos = eos_token_ids(model_dir, tokenizer)
+    if gen_cfg is not None:
+        fingerprint.update(generate_fingerprint(gen_cfg, tokenizer, eos))
+    metadata: Any = PromptSetMetadata(
         text=[p.text for p in prompt_set.prompts],
         n_tokens=n_tokens,
         token_id=tok.token_id,
@@ -309,19 +336,58 @@ def extract(
             provenance=prov,
         )
 
+    if gen_cfg is not None:
+        metadata = None  # known after generating
     existing = _open_existing(out, storage_options)
     writer = None
-    if existing is not None and set_name in existing.prompt_sets and not needs_probe:
+    stored_ids = False
+    if existing is not None and set_name in existing.prompt_sets:
+        try:
+            check_generate_fields(existing, set_name, fingerprint)
+        except CorruptCacheError:
+            if gen_cfg is not None:
+                raise  # a plain run reports the damage where it always did, opening the writer
+        if gen_cfg is not None and existing.set_info(set_name).get("ready"):
+            tok, stored_ids = stored_tokens(existing, set_name, tok.pad_id), True
+            n_tokens = tok.n_tokens
+    resumable = existing is not None and set_name in existing.prompt_sets and not needs_probe
+    if resumable and (gen_cfg is None or stored_ids):
         # Resuming: check the fingerprint and completion before paying for loading weights.
         writer = existing.prompt_set_writer(set_name, spec_for(widths, {}), metadata)
+    if writer is not None:
         if writer.is_complete():
             plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
             return complete_report(plan, writer, out, set_name, t0)
         if not set(mine(writer.n_blocks)) & set(writer.missing_blocks()):
             return shard_done_report(writer, make_plan, widths, out, set_name, shard_t, t0)
 
+    gen_model = None
+    if gen_cfg is not None and not stored_ids:
+        tok, metadata, gen_model = generation_phase(
+            model_dir=model_dir,
+            torch_dtype=torch_dtype,
+            dev=dev,
+            tokenizer=tokenizer,
+            tok=tok,
+            prompts=prompt_set,
+            cfg=gen_cfg,
+            t_max=t_max,
+            eos=eos,
+            max_batch_tokens=max_batch_tokens,
+            keep_model=backend == "hf",
+            verbose=progress is not False,
+        )
+        n_tokens = tok.n_tokens
     backend_obj = load_backend(
-        backend, model_dir, layer_idx, backend_hooks, torch_dtype, dev, cfg.n_layers, tokenizer
+        backend,
+        model_dir,
+        layer_idx,
+        backend_hooks,
+        torch_dtype,
+        dev,
+        cfg.n_layers,
+        tokenizer,
+        model=gen_model,
     )
     try:
         # the widths the blocks give must be the planned ones (the dry run's), and the token ids
@@ -338,7 +404,7 @@ def extract(
                 "device": str(dev),
                 "cuda_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                 "dtype": dtype_name,
-                "bos": tok.bos,
+                "bos": fingerprint["bos"],
                 "library_versions": library_versions(),
                 "command": command or _default_command(),
                 "max_batch_tokens": max_batch_tokens,
@@ -347,6 +413,9 @@ def extract(
                 **backend_obj.provenance,
             }
             writer = cache.prompt_set_writer(set_name, spec_for(widths, provenance), metadata)
+            if gen_cfg is not None:  # another worker may have stored its continuation first
+                tok = stored_tokens(cache, set_name, tok.pad_id)
+                n_tokens = tok.n_tokens
             if writer.is_complete():  # a tlens re-run (widths needed the model first)
                 plan, _ = make_plan(writer.block_size, writer.n_blocks, [], widths)
                 return complete_report(plan, writer, out, set_name, t0)

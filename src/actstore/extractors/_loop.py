@@ -20,6 +20,7 @@ def load_backend(
     dev: Any,
     n_layers: int,
     tokenizer: Any,
+    model: Any = None,
 ) -> Any:
     if backend == "hf":
         from actstore.extractors._hf import HFBackend
@@ -31,6 +32,7 @@ def load_backend(
             torch_dtype=torch_dtype,
             device=dev,
             n_layers=n_layers,
+            model=model,
         )
     from actstore.extractors._tlens import TLensBackend
 

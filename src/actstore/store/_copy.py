@@ -287,6 +287,9 @@ def _copy_set(
         labels={k: (v.astype(object) if v.dtype.kind in "OTU" else v) for k, v in labels.items()},
         span_masks={s: span_mask[:, i, :] for i, s in enumerate(spans)},
         source_prompt=origin,
+        is_generated=(
+            np.asarray(arrays["is_generated"].oindex[sel]) if "is_generated" in arrays else None
+        ),
     )
     writer = target.prompt_set_writer(name, new_spec, metadata)
     src_block = source.set_info(name)["layout"]["block_size"]

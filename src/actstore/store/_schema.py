@@ -50,6 +50,7 @@ METADATA_VARS = frozenset(
         "token_str",
         "span_mask",
         "source_prompt",
+        "is_generated",
     }
 )
 
@@ -79,6 +80,7 @@ RESERVED_NAMES = frozenset(
         "span",
         "span_mask",
         "source_prompt",
+        "is_generated",
         "block",
         DONE_ARRAY,
     }
@@ -264,6 +266,9 @@ class PromptSetMetadata:
     source_prompt
         ``(prompt,)`` index of each prompt in the cache this prompt set was copied from (subset
         copies); stored as the ``source_prompt`` coordinate. ``None``: not a subset.
+    is_generated
+        Optional ``(prompt, token)`` bool: True at tokens the model generated (stored as the
+        variable ``is_generated`` when given).
     """
 
     text: Sequence[str]
@@ -273,6 +278,7 @@ class PromptSetMetadata:
     labels: Mapping[str, np.ndarray] = field(default_factory=dict)
     span_masks: Mapping[str, np.ndarray] = field(default_factory=dict)
     source_prompt: np.ndarray | None = None
+    is_generated: np.ndarray | None = None
 
     def checked(self, spec: PromptSetSpec) -> dict[str, np.ndarray]:
         """Validate against *spec*; return the arrays to store, keyed by variable name."""
@@ -332,6 +338,12 @@ class PromptSetMetadata:
                     f"expected non-negative integer source_prompt indices, got dtype {src.dtype}"
                 )
             out["source_prompt"] = src.astype(np.int64)
+        if self.is_generated is not None:
+            gen = np.asarray(self.is_generated)
+            _expect_shape("is_generated", gen, (p, t))
+            if gen.dtype != bool:
+                raise InvalidArgumentError(f"expected a bool is_generated, got {gen.dtype}")
+            out["is_generated"] = gen & ~pad
         return out
 
 

@@ -271,6 +271,7 @@ def _create_arrays(
     }
     dims_of = {"token_id": ("prompt", "token"), "token_str": ("prompt", "token")}
     dims_of["span_mask"] = ("prompt", "span", "token")
+    dims_of["is_generated"] = ("prompt", "token")
     for name, (values, dims) in coords.items():
         _write_meta(group, name, values, dims, layout.read_prompts)
     for name, values in meta.items():
