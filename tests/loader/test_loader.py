@@ -237,6 +237,37 @@ def test_bad_arguments_fail_with_one_line(cache, tmp_path) -> None:
         ActivationLoader(tmp_path / "part.zarr")
 
 
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"layers": []}, "non-empty list"),  # was: silently every stored layer
+        ({"layers": 4}, "list of integer layer indices"),  # was: TypeError
+        ({"layers": "4"}, "list of integer layer indices"),
+        ({"layers": [4, 4]}, "distinct layers"),  # was: the same layer twice per row
+        ({"layer": True}, "one integer"),  # was: layer 1
+        ({"layer": 4.0}, "one integer"),
+        ({"seed": -1}, "seed"),  # was: numpy's ValueError
+        ({"seed": "a"}, "seed"),
+        ({"device": "tpu"}, "torch device"),  # was: torch's RuntimeError
+        ({"prompts": slice(0, 10, 0)}, "non-zero step"),  # was: ValueError
+        ({"prompts": np.zeros(41, dtype=bool)}, "at least one token"),  # was: an empty epoch
+        ({"prompts": slice(5, 5)}, "at least one token"),
+    ],
+)
+def test_more_bad_arguments_fail_with_one_line(cache, kw, match) -> None:
+    path, _ = cache
+    with pytest.raises(InvalidArgumentError, match=match) as err:
+        ActivationLoader(path, **kw)
+    assert "\n" not in str(err.value)
+
+
+def test_cuda_device_without_cuda_is_refused(cache) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(InvalidArgumentError, match="no CUDA GPU"):
+        ActivationLoader(cache[0], device="cuda")
+
+
 def test_progress_is_off_by_default_and_logs_when_asked(cache, capsys) -> None:
     path, syn = cache
     _epoch(ActivationLoader(path, batch_size=64))

@@ -1056,6 +1056,36 @@ ROWS: tuple[Row, ...] = (
         "the same arguments to resume",
         needs="torch",
     ),
+    # -- breaker13: more ActivationLoader arguments ---------------------------------------------
+    Row(
+        id="loader-layers-empty",
+        where="api",
+        input="`ActivationLoader('cache.zarr', 'arith', layers=[])`",
+        call=_loader(layers=[]),
+        error="InvalidArgumentError",
+        message="expected layers= as a non-empty list of integer layer indices such as [7, 15], "
+        "got []; leave it out for every stored layer",
+        needs="torch",
+    ),
+    Row(
+        id="loader-nothing-selected",
+        where="api",
+        input="`ActivationLoader('cache.zarr', 'arith', prompts=slice(5, 5))`",
+        call=_loader(prompts=slice(5, 5)),
+        error="InvalidArgumentError",
+        message="expected the filters to select at least one token of prompt set 'arith', got 0 "
+        "after prompts=, span= and exclude_bos=; widen the selection",
+        needs="torch",
+    ),
+    Row(
+        id="loader-device-unknown",
+        where="api",
+        input="`ActivationLoader('cache.zarr', 'arith', device='tpu')`",
+        call=_loader(device="tpu"),
+        error="InvalidArgumentError",
+        message="expected a torch device such as 'cpu' or 'cuda:0', got 'tpu'",
+        needs="torch",
+    ),
     # -- prompts -------------------------------------------------------------------------------
     Row(
         id="span-out-of-text",

@@ -57,7 +57,10 @@ def _run(args: argparse.Namespace) -> int:
             f"--model {args.model!r} --prompts {args.prompts!r}; pass the extraction's model "
             "directory and prompt set (generator name or file)"
         )
-    report = repair_cache(args.cache, dry_run=args.dry_run)
+    from actstore.commands.store import _storage_options
+
+    options = _storage_options(args.storage_options)
+    report = repair_cache(args.cache, dry_run=args.dry_run, storage_options=options)
     out: dict[str, Any] = report.to_json()
     lines = [format_repair(report)]
     if args.from_extraction and not args.dry_run and report.blocks:
@@ -94,6 +97,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--storage-options", help="fsspec options as JSON (credentials, endpoint)")
     p.add_argument(
         "--from-extraction",
         action="store_true",

@@ -43,6 +43,10 @@ READ_BYTES = 16 * 2**20
 def _prompt_mask(prompts: Any, n_prompts: int) -> np.ndarray:
     keep = np.zeros(n_prompts, dtype=bool)
     if isinstance(prompts, slice):
+        if prompts.step == 0:
+            raise InvalidArgumentError(
+                f"expected a prompt slice with a non-zero step, got {prompts!r}"
+            )
         keep[prompts] = True
         return keep
     idx = np.asarray(prompts)

@@ -13,6 +13,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from actstore.errors import InvalidArgumentError
 from actstore.store._dtype import BFLOAT16
 from actstore.store._tokens import DEFAULT_BUFFER_BYTES, TokenPlan, select_tokens
+from actstore.torch._args import check_device, check_layers, check_seed
 from actstore.torch._schedule import StreamSchedule, consumed_per_worker
 
 __all__ = ["ActivationLoader"]
@@ -101,10 +102,8 @@ class ActivationLoader(IterableDataset):
         from actstore.store._cache import open_cache
 
         super().__init__()
-        if layers is not None and layer is not None:
-            raise InvalidArgumentError(
-                f"expected layers= or layer=, got both ({layers!r}, {layer!r}); pass one"
-            )
+        wanted = check_layers(layers, layer)
+        seed, device = check_seed(seed), check_device(device)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise InvalidArgumentError(
                 f"expected a floating torch dtype such as torch.float32, got {dtype!r}"
@@ -122,12 +121,12 @@ class ActivationLoader(IterableDataset):
         spec = cache.spec(prompt_set)
         self.prompt_set = prompt_set
         self.squeeze = layer is not None
-        self.layers = [layer] if layer is not None else list(layers or spec.layers)
+        self.layers = wanted if wanted is not None else list(spec.layers)
         self.hook = hook
         self.batch_size = _positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.device = torch.device(device)
+        self.seed = seed
+        self.device = device
         self.dtype = dtype
         self.drop_last = bool(drop_last)
         self.filters = {"prompts": prompts, "span": span, "exclude_bos": bool(exclude_bos)}
@@ -137,6 +136,11 @@ class ActivationLoader(IterableDataset):
             buffer_tokens = max(self.batch_size, DEFAULT_BUFFER_BYTES // plan.row_nbytes)
         self.buffer_tokens = _positive_int("buffer_tokens", buffer_tokens)
         self.n_tokens = plan.n_rows
+        if self.n_tokens == 0:
+            raise InvalidArgumentError(
+                f"expected the filters to select at least one token of prompt set "
+                f"{prompt_set!r}, got 0 after prompts=, span= and exclude_bos=; widen the selection"
+            )
         self.d_model = spec.d_model
         self._plan: TokenPlan | None = plan
         self._buffer: np.ndarray | None = None
