@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,7 +118,9 @@ def _create_cache(
     }
     try:
         # mode "a" creates the group only when it is missing; a concurrent creator's is reused.
-        with disk_full_as_error(url, "creating the cache"):
+        # zarr's create is check-then-write, so a local creator that lost the race could replace
+        # the winner's root (attributes and all): creators of one local cache take turns.
+        with disk_full_as_error(url, "creating the cache"), _creating(path):
             root = open_or_create_group(store)
             if ATTR_KEY not in root.attrs:
                 root.attrs[ATTR_KEY] = info
@@ -128,6 +131,27 @@ def _create_cache(
     cache = open_cache(url, mode="r+", storage_options=storage_options)
     cache.consolidate()
     return cache
+
+
+@contextlib.contextmanager
+def _creating(path: str | None) -> Iterator[None]:
+    """An advisory lock on the local cache directory while its root is created (released before
+    anything else locks it: flock locks of one process on two descriptors exclude each other)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _user_files(path: str) -> list[str]:
