@@ -288,37 +288,16 @@ def test_output_dtype_and_len(cache) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_options():
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="loader")
-        yield {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-            "skip_instance_cache": True,
-        }
-    finally:
-        server.stop()
+def s3_options(s3_server):
+    """Storage options of the shared loopback S3 server (bucket ``caches``)."""
+    return s3_server.storage_options
 
 
 def test_s3_through_the_loopback_server(cache, s3_options) -> None:
     from actstore.store import copy_cache
 
     path, syn = cache
-    url = "s3://loader/c.zarr"
+    url = "s3://caches/loader.zarr"
     copy_cache(path, url, dst_storage_options=s3_options)
     kw = {"batch_size": 16, "buffer_tokens": 40, "seed": 3}
     remote = ActivationLoader(url, storage_options=s3_options, **kw)

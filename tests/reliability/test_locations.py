@@ -226,25 +226,9 @@ def test_api_raises_project_errors(work: Path) -> None:
 
 # -- storage URLs on a loopback S3 server -------------------------------------------------------
 @pytest.fixture(scope="module")
-def s3(work: Path):
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="caches")
-        yield endpoint
-    finally:
-        server.stop()
+def s3(s3_server) -> str:
+    """Endpoint of the shared loopback S3 server (bucket ``caches``)."""
+    return s3_server.endpoint
 
 
 def _options(endpoint: str, key: str = "testing") -> dict:

@@ -25,30 +25,9 @@ def test_memory_round_trip() -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_options():
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="caches")
-        yield {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-            "skip_instance_cache": True,
-        }
-    finally:
-        server.stop()
+def s3_options(s3_server):
+    """Storage options of the shared loopback S3 server (bucket ``caches``)."""
+    return s3_server.storage_options
 
 
 def test_s3_round_trip_and_copy(s3_options, tmp_path) -> None:

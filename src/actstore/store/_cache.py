@@ -41,7 +41,7 @@ from actstore.store._schema import (
     _jsonable,
     spec_from_json,
 )
-from actstore.store._storage import is_local, make_store, normalize_url
+from actstore.store._storage import directory_lock, is_local, make_store, normalize_url
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -135,23 +135,14 @@ def _create_cache(
 
 @contextlib.contextmanager
 def _creating(path: str | None) -> Iterator[None]:
-    """An advisory lock on the local cache directory while its root is created (released before
-    anything else locks it: flock locks of one process on two descriptors exclude each other)."""
+    """Lock the local cache directory while its root is created (released before anything else
+    locks it, see :func:`directory_lock`)."""
     if path is None:
         yield
         return
-    import fcntl
-
     os.makedirs(path, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with directory_lock(path):
+        yield
 
 
 def _user_files(path: str) -> list[str]:

@@ -107,9 +107,20 @@ def creation_lock(url: str) -> Iterator[None]:
     if root is None or not (root / "zarr.json").exists():
         yield
         return
+    with directory_lock(root):
+        yield
+
+
+@contextlib.contextmanager
+def directory_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory ``flock`` on the existing local directory *path*.
+
+    flock locks belong to an open file description: two nested locks of one process on the
+    same directory exclude each other, so never nest them.
+    """
     import fcntl
 
-    fd = os.open(root, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
