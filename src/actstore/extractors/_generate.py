@@ -196,7 +196,7 @@ def generate_continuations(
     """
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-    from actstore.extractors._loop import is_oom
+    from actstore.extractors._torchutil import is_oom
 
     if not hasattr(model, "generate") or model.get_output_embeddings() is None:
         raise ExtractionError(

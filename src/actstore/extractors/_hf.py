@@ -215,7 +215,7 @@ class HFBackend:
 
     def _measure_widths(self) -> dict[str, int]:
         """One forward pass over two tokens: the width every captured block gives."""
-        from actstore.extractors._loop import is_oom
+        from actstore.extractors._torchutil import is_oom
 
         ids = torch.zeros((1, 2), dtype=torch.long, device=self.input_device)
         try:

@@ -8,7 +8,7 @@ import numpy as np
 
 from actstore.errors import ExtractionError
 
-__all__ = ["is_oom", "load_backend", "run_batches"]
+__all__ = ["load_backend", "run_batches"]
 
 
 def load_backend(
@@ -44,17 +44,6 @@ def load_backend(
         device=dev,
         n_layers=n_layers,
         tokenizer=tokenizer,
-    )
-
-
-def is_oom(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
     )
 
 
@@ -115,6 +104,8 @@ def run_batches(
             try:
                 captured = backend_obj.capture(ids.to(dev), mask.to(dev))
             except Exception as exc:
+                from actstore.extractors._torchutil import is_oom
+
                 if is_oom(exc):
                     raise ExtractionError(
                         f"expected the batch to fit in memory, got out of memory with "

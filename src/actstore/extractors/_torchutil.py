@@ -9,7 +9,7 @@ import torch
 
 from actstore.errors import InvalidArgumentError
 
-__all__ = ["TORCH_DTYPES", "resolve_device", "resolve_dtype", "to_numpy"]
+__all__ = ["TORCH_DTYPES", "is_oom", "resolve_device", "resolve_dtype", "to_numpy"]
 
 TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -62,3 +62,13 @@ def library_versions() -> dict[str, Any]:
     except Exception:  # not installed: fine for the hf backend
         pass
     return out
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for an out-of-memory error of torch (any device) or of the host."""
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
