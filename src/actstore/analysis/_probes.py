@@ -12,6 +12,7 @@ import xarray as xr
 
 from actstore._locations import located
 from actstore._version import __version__
+from actstore.analysis._alphasearch import DEFAULT_FACTORS, search_alphas
 from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
 from actstore.analysis._degenerate import (
     check_finite_target,
@@ -30,7 +31,9 @@ _ATTR = "actstore_probe"
 _CONTROLS = ("shuffle", "none")
 
 
-def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
+def _alphas(alphas: Sequence[float] | float | None) -> np.ndarray:
+    if alphas is None:
+        return DEFAULT_FACTORS.copy()
     arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise InvalidArgumentError(
@@ -51,26 +54,34 @@ class RidgeProbe:
     cv : number of folds (``KFold(cv, shuffle=True, random_state=seed)``).
     seed : fold seed.
     solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
+    standardize : z-score each column inside every training fold (``StandardScaler``) first.
+
+    ``alphas=None`` searches the default grid relative to the data's scale; a grid whose best
+    alpha is at an end is extended (``docs/probes-numerics.md``), and ``alpha_at_edge_`` says
+    ``"low"``/``"high"`` if it still is, else ``None``.
 
     Attributes
     ----------
     coef_ : (d_model,)  intercept_ : float  alpha_ : float
+    alphas_ : (alpha,) the penalties searched (sorted; extended at an edge)
     cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
     train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
     """
 
     def __init__(
         self,
-        alphas: Sequence[float] | float = (1.0,),
+        alphas: Sequence[float] | float | None = (1.0,),
         *,
         cv: int = 5,
         seed: int = 0,
         solver: str = "auto",
+        standardize: bool = False,
     ) -> None:
         self.alphas = alphas
         self.cv = cv
         self.seed = seed
         self.solver = solver
+        self.standardize = standardize
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
         """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``.
@@ -101,19 +112,26 @@ class RidgeProbe:
         def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
             yield slice(0, len(y)), x[:, None, :].astype(np.float32, copy=False)
 
-        out = fit_engine(
-            batches,
-            n_layers=1,
-            d=x.shape[1],
-            y=y[:, None],
-            fold=fold,
-            alphas=alphas,
-            solver=solver,
-            max_memory=2**62,
-        )
+        def run(grid: np.ndarray) -> dict[str, np.ndarray]:
+            return fit_engine(
+                batches,
+                n_layers=1,
+                d=x.shape[1],
+                y=y[:, None],
+                fold=fold,
+                alphas=grid,
+                solver=solver,
+                max_memory=2**62,
+                relative=self.alphas is None,
+                standardize=bool(self.standardize),
+            )
+
+        out, _ = search_alphas(run, alphas, relative=self.alphas is None)
         self.coef_ = out["coef"][0, 0]
         self.intercept_ = float(out["intercept"][0, 0])
-        self.alpha_ = float(alphas[out["alpha_index"][0, 0]])
+        self.alpha_ = float(out["alpha_values"][0, out["alpha_index"][0, 0]])
+        self.alphas_ = out["alpha_values"][0]
+        self.alpha_at_edge_ = str(out["alpha_at_edge"][0, 0]) or None
         warn_undefined_folds(out["fold_defined"], ["y"])
         self.cv_r2_folds_ = out["cv_r2_fold"][0, :, 0]
         self.cv_r2_ = fold_mean(self.cv_r2_folds_, axis=0)
@@ -132,7 +150,10 @@ class ProbeSet:
 
     Backed by an ``xarray.Dataset`` (``.dataset``) with variables ``coef (layer, d_model)``,
     ``intercept (layer)``, ``alpha (layer)``, ``cv_r2``/``cv_mae``/``train_r2``/``train_mae``
-    ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, and the same with a
+    ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, ``alpha_values (layer,
+    alpha_grid)`` (the penalties searched: ``alpha_grid`` times ``data_scale (layer)`` for the
+    default relative grid, else ``alpha_grid`` itself), ``alpha_at_edge (layer)`` int8 (-1: the
+    chosen alpha is the grid's smallest, 1: its largest, 0: interior), and the same with a
     ``control_`` prefix for the probe fitted on shuffled labels. ``.lineage`` is a JSON dict.
     ``.name`` is the name it was saved or loaded under (``probes/NAME`` of a cache, or the file's
     stem), ``None`` for probes never saved: detection names its predictions ``pred_<name>``.
@@ -188,17 +209,24 @@ class ProbeSet:
         """One row per layer: chosen alpha, held-out R²/MAE, training R², and the control's."""
         ds = self.dataset
         rows = []
+        grid = ds["alpha_values"].values if "alpha_values" in ds else None
+
+        def index(i: int, alpha: float) -> int:
+            values = ds["alpha_grid"].values if grid is None else grid[i]
+            return int(np.flatnonzero(values == alpha)[0])
+
         for i, layer in enumerate(self.layers):
-            a = int(np.flatnonzero(ds["alpha_grid"].values == ds["alpha"].values[i])[0])
+            a = index(i, ds["alpha"].values[i])
             row = {
                 "layer": layer,
                 "alpha": float(ds["alpha"].values[i]),
+                "alpha_at_edge": _edge(ds, "alpha_at_edge", i),
                 "cv_r2": float(ds["cv_r2"].values[i, a]),
                 "cv_mae": float(ds["cv_mae"].values[i, a]),
                 "train_r2": float(ds["train_r2"].values[i, a]),
             }
             if self.has_control:
-                c = int(np.flatnonzero(ds["alpha_grid"].values == ds["control_alpha"].values[i])[0])
+                c = index(i, ds["control_alpha"].values[i])
                 row["control_cv_r2"] = float(ds["control_cv_r2"].values[i, c])
                 row["control_cv_mae"] = float(ds["control_cv_mae"].values[i, c])
             rows.append(row)
@@ -211,6 +239,7 @@ class ProbeSet:
             "lineage": self.lineage,
             "layers": self.metrics(),
             "alpha_grid": [float(a) for a in ds["alpha_grid"].values],
+            "alpha_relative": bool(self.lineage.get("alpha_relative", False)),
             "cv_r2_by_alpha": {
                 str(layer): [float(v) for v in ds["cv_r2"].values[i]]
                 for i, layer in enumerate(self.layers)
@@ -225,16 +254,36 @@ class ProbeSet:
         )
 
 
+_EDGE_CODE = {"low": -1, "": 0, "high": 1}
+
+
+def _edge(ds: xr.Dataset, name: str, i: int) -> str | None:
+    """``"low"``/``"high"`` when layer ``i``'s alpha is at an end of its grid, else ``None``."""
+    if name not in ds:
+        return None
+    return {-1: "low", 1: "high"}.get(int(ds[name].values[i]))
+
+
 def _build_dataset(
     out: dict[str, np.ndarray], *, layers: Sequence[int], alphas: np.ndarray, lineage: dict
 ) -> xr.Dataset:
     t = out["coef"].shape[1]
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {
+        "alpha_values": (("layer", "alpha_grid"), out["alpha_values"]),
+        "data_scale": (("layer",), out["data_scale"]),
+    }
+    rows = np.arange(len(layers))
     for col, pre in enumerate(["", "control_"][:t]):
         idx = out["alpha_index"][:, col]
         data[pre + "coef"] = (("layer", "d_model"), out["coef"][:, col])
         data[pre + "intercept"] = (("layer",), out["intercept"][:, col])
-        data[pre + "alpha"] = (("layer",), alphas[idx])
+        data[pre + "alpha"] = (("layer",), out["alpha_values"][rows, idx])
+        # -1: the smallest alpha of the grid, 1: the largest, 0: interior (no string arrays in
+        # zarr v3).
+        data[pre + "alpha_at_edge"] = (
+            ("layer",),
+            np.array([_EDGE_CODE[e] for e in out["alpha_at_edge"][:, col]], dtype=np.int8),
+        )
         data[pre + "cv_r2"] = (("layer", "alpha_grid"), fold_mean(out["cv_r2_fold"][:, :, col], 1))
         data[pre + "cv_mae"] = (("layer", "alpha_grid"), out["cv_mae_fold"][:, :, col].mean(1))
         data[pre + "cv_r2_fold"] = (
@@ -259,7 +308,7 @@ def fit_probes(
     target: str,
     layers: Sequence[int] | None = None,
     position: str = "last",
-    alphas: Sequence[float] | float = (1.0,),
+    alphas: Sequence[float] | float | None = None,
     cv: int = 5,
     seed: int = 0,
     control: str = "shuffle",
@@ -267,6 +316,7 @@ def fit_probes(
     solver: str = "auto",
     max_memory: int = 2 * 2**30,
     scheduler: str | None = None,
+    standardize: bool = False,
 ) -> ProbeSet:
     """Fit one ridge probe per layer from a cache, out of core, with k-fold CV and a control.
 
@@ -280,6 +330,11 @@ def fit_probes(
         ``all`` (every selected token is one sample labelled with its prompt's target; folds are
         drawn over prompts, so no prompt is on both sides of a split).
     alphas : penalty grid; the best mean held-out R² per layer is refitted on all samples.
+        ``None`` (default): a grid relative to each layer's scale (``trace(C) / d``). A grid whose
+        best alpha is at an end in some layer is extended (x10 steps, to a bound), and layers
+        still at an end are flagged ``alpha_at_edge``; see ``docs/probes-numerics.md``.
+    standardize : z-score each activation dimension with the statistics of each training fold
+        (as ``make_pipeline(StandardScaler(), Ridge())``); coefficients are saved for raw rows.
     cv, seed : ``KFold(cv, shuffle=True, random_state=seed)`` over prompts.
     control : ``"shuffle"`` fits the same probes on labels permuted across prompts; ``"none"``.
     solver : ``auto`` (dual when samples < d_model), ``primal`` (float64 ``X^T X`` per fold,
@@ -351,17 +406,22 @@ def fit_probes(
             ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
         )
 
-    out = fit_engine(
-        batches,
-        n_layers=len(wanted),
-        d=d,
-        y=y,
-        fold=fold,
-        alphas=alpha_arr,
-        solver=kind,
-        max_memory=max_memory,
-        layers=wanted,
-    )
+    def run(grid: np.ndarray) -> dict[str, np.ndarray]:
+        return fit_engine(
+            batches,
+            n_layers=len(wanted),
+            d=d,
+            y=y,
+            fold=fold,
+            alphas=grid,
+            solver=kind,
+            max_memory=max_memory,
+            layers=wanted,
+            relative=alphas is None,
+            standardize=standardize,
+        )
+
+    out, alpha_arr = search_alphas(run, alpha_arr, relative=alphas is None)
     names = [f"label {target!r}", f"the shuffled control of label {target!r}"]
     warn_undefined_folds(out["fold_defined"], names[: y.shape[1]])
     lineage = {
@@ -376,6 +436,11 @@ def fit_probes(
         "seed": seed,
         "control": control,
         "solver": kind,
+        "standardize": bool(standardize),
+        "alpha_relative": alphas is None,
+        "alpha_at_edge": {
+            str(layer): str(out["alpha_at_edge"][i, 0]) or None for i, layer in enumerate(wanted)
+        },
         "n_samples": len(prompt),
         "n_prompts": len(groups),
         "cache_url": src.url,
