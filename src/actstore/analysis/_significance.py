@@ -217,6 +217,17 @@ def significance(
         p = np.full(len(layers), np.nan)
     p_r = permutation_p(observed, null_random)
     p_c, p_rc = holm(p), holm(p_r)
+    m = len(layers)
+    if m / (n + 1) >= LEVEL:
+        need = int(np.ceil(m / LEVEL))  # smallest N with m / (N + 1) < LEVEL
+        warnings.warn(
+            UndefinedMetricWarning(
+                f"with {n} permutations and {m} layers no corrected p-value can fall below "
+                f"{m / (n + 1):.3g} ({m}/{n + 1}), so no layer can be shown to beat chance at "
+                f"{LEVEL}; pass permutations >= {need}"
+            ),
+            stacklevel=3,
+        )
     beats = (p_c < LEVEL) & (p_rc < LEVEL)
     return xr.Dataset(
         {
