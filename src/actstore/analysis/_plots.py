@@ -221,9 +221,10 @@ def plot_alpha_curves(probes: ProbeSet, *, path: str | Path | None = None) -> An
     """(4) Held-out R² against alpha, one line per layer (control dashed), chosen alpha marked."""
     plt = _pyplot()
     ds = probes.dataset
-    alphas = ds["alpha_grid"].values
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, layer in enumerate(probes.layers):
+        # The penalties each layer searched (a relative grid scales with the layer).
+        alphas = ds["alpha_values"].values[i] if "alpha_values" in ds else ds["alpha_grid"].values
         (line,) = ax.plot(alphas, ds["cv_r2"].values[i], "o-", label=f"L{layer}")
         chosen = int(np.flatnonzero(alphas == ds["alpha"].values[i])[0])
         ax.plot(alphas[chosen], ds["cv_r2"].values[i, chosen], "*", ms=14, color=line.get_color())

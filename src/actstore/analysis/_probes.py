@@ -438,6 +438,8 @@ def fit_probes(
         "solver": kind,
         "standardize": bool(standardize),
         "alpha_relative": alphas is None,
+        # The grid asked for (None: the default relative grid); alpha_grid may extend it.
+        "alphas": None if alphas is None else sorted(float(a) for a in np.atleast_1d(alphas)),
         "alpha_at_edge": {
             str(layer): str(out["alpha_at_edge"][i, 0]) or None for i, layer in enumerate(wanted)
         },

@@ -42,7 +42,7 @@ from actstore.analysis._data import SetSource, label_vector, open_source, select
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._ridge import kfold_assign
 from actstore.analysis._stats import chunk_prompts, iter_rows
-from actstore.errors import InvalidArgumentError, ProbeMismatchError, UndefinedMetricWarning
+from actstore.errors import InvalidArgumentError, UndefinedMetricWarning, UnknownNameError
 
 __all__ = [
     "CORRECTION",
@@ -118,9 +118,10 @@ def random_target_null(
 
 def _null_weights(
     train: SetSource, probes: Any, n: int, rng: np.random.Generator, scheduler: str | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Coefficients ``(layer, d_model, N)`` and intercepts ``(layer, N)`` of ``N`` probes fitted
-    as ``probes`` were, on training labels permuted across prompts."""
+    as ``probes`` were, on training labels permuted across prompts; ``None`` (with a warning)
+    when the training set is not the one the probes were fitted on."""
     lin = probes.lineage
     ds = train.ds
     hook = str(lin.get("hook", "resid_post"))
@@ -131,11 +132,13 @@ def _null_weights(
     prompt, token = select_positions(ds, str(lin.get("position", "last")), labelled)
     groups, inverse = np.unique(prompt, return_inverse=True)
     if "n_samples" in lin and int(lin["n_samples"]) != len(prompt):
-        raise ProbeMismatchError(
-            f"expected the {lin['n_samples']} training samples the probes were fitted on, got "
-            f"{len(prompt)} in prompt set {train.prompt_set!r}; pass the training cache as "
-            "train=, or permutations=0"
+        # A subset copy, say: refitting on other rows would not reproduce the probes.
+        _warn_no_shuffled(
+            f"the probes were fitted on {lin['n_samples']} samples, prompt set "
+            f"{train.prompt_set!r} here gives {len(prompt)}; pass the training cache as train= "
+            "(--train-cache)"
         )
+        return None
     fold = kfold_assign(len(groups), int(lin.get("cv", 5)), int(lin.get("seed", 0)))[inverse]
     y_groups = y_prompt[groups]
     y = np.stack([y_groups[rng.permutation(len(groups))][inverse] for _ in range(n)], axis=1)
@@ -175,9 +178,13 @@ def shuffled_null(
     n: int,
     rng: np.random.Generator,
     scheduler: str | None,
-) -> np.ndarray:
-    """Mean minimum error ``(layer, N)`` of ``N`` shuffled-label probes on the detection set."""
-    w, b = _null_weights(train, probes, n, rng, scheduler)
+) -> np.ndarray | None:
+    """Mean minimum error ``(layer, N)`` of ``N`` shuffled-label probes on the detection set
+    (``None`` where they cannot be refitted)."""
+    weights = _null_weights(train, probes, n, rng, scheduler)
+    if weights is None:
+        return None
+    w, b = weights
     ds = src.ds
     act = ds[hook].sel(layer=probes.layers).data
     if not isinstance(act, da.Array):
@@ -265,15 +272,24 @@ def train_source(cache: Any, train: Any, probes: Any, prompt_set: str) -> SetSou
             "Dataset; pass train= (its Dataset or cache)"
         )
     if why is None:
-        return open_source(cache if train is None else train, str(lin["prompt_set"]))
+        try:
+            return open_source(cache if train is None else train, str(lin["prompt_set"]))
+        except UnknownNameError as exc:
+            if train is not None:
+                raise
+            why = f"{exc}; pass train= (--train-cache)"
+    _warn_no_shuffled(why)
+    return None
+
+
+def _warn_no_shuffled(why: str) -> None:
     warnings.warn(
         UndefinedMetricWarning(
             f"p_value (against shuffled-label probes) is NaN: {why}; the random-target "
             "p-values are given"
         ),
-        stacklevel=3,
+        stacklevel=4,
     )
-    return None
 
 
 def check_permutations(n: Any) -> int:
