@@ -132,9 +132,13 @@ def test_cli_detect_plot_report_on_a_subset(caches, tmp_path) -> None:
         "plot", str(caches["sub"]), *base, "--out", str(out), "--prompts", "10", "--layers", "3"
     )
     assert proc.returncode == 2
-    assert proc.stderr == (
+    # Layer 3 holds no signal: its probe's alpha sits at the top of the extended grid, a nearly
+    # constant probe whose z is undefined (a warning before the error).
+    *warned, last = proc.stderr.splitlines()
+    assert all(line.startswith("actstore: warning: ") for line in warned)
+    assert last == (
         "actstore: error: expected prompts among 0..9 (or -1 for the last), got 10; pick "
-        "prompts of the prompt set\n"
+        "prompts of the prompt set"
     )
 
 
