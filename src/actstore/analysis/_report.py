@@ -69,7 +69,7 @@ def _tables(probes: ProbeSet, result: DetectionResult | None) -> list[tuple[str,
         )
     ]
     if result is not None:
-        keep = ("mean_min_error", "hit_rate", "median_span_rank", "mean_z")
+        keep = ("mean_min_error", "hit_rate", "median_span_rank", "mean_z", "p_value", "_corrected")
         rows = [
             {k: v for k, v in r.items() if k == "layer" or k.endswith(keep)}
             for r in result.summary()
@@ -81,7 +81,9 @@ def _tables(probes: ProbeSet, result: DetectionResult | None) -> list[tuple[str,
                 "tokens (the reference study's 'average minimum error'), beside the same number "
                 "for the shuffled-label probe and for a random in-range target (chance level). "
                 "hit_rate: share of prompts whose best token lies in the span "
-                f"{result.span!r}; z: best token vs the prompt's own token errors.",
+                f"{result.span!r}; z: best token vs the prompt's own token errors."
+                # One sentence per layer: does detection beat chance (docs/significance.md)?
+                + "".join(f"\n\n{sentence}" for sentence in result.conclusions()),
                 rows,
             )
         )
