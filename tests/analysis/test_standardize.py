@@ -170,3 +170,13 @@ def test_probeset_reports_edges_in_metrics_and_json(planted_pair) -> None:
         assert r["alpha_at_edge"] == at
     assert probes.to_dict()["alpha_relative"] is True
     assert probes.lineage["alpha_at_edge"] == {str(r["layer"]): r["alpha_at_edge"] for r in rows}
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_rows_that_do_not_vary_fit_the_mean(standardize: bool) -> None:
+    # trace(C) / d is 0: the relative grid falls back to absolute alphas instead of alpha = 0.
+    y = np.arange(30.0)
+    x = np.full((30, 4), 2.5, dtype=np.float32)
+    probe = RidgeProbe(None, cv=3, standardize=standardize).fit(x, y)
+    assert np.all(probe.alphas_ > 0) and np.isfinite(probe.cv_r2_).all()
+    np.testing.assert_allclose(probe.predict(x), y.mean())

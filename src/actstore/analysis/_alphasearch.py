@@ -93,7 +93,8 @@ def search_alphas(
     factors = np.sort(np.asarray(factors, dtype=np.float64))
     out = run(factors)
     while extend and len(factors) >= 2:
-        scale = out["data_scale"]  # (L,)
+        scale = out["data_scale"].copy()  # (L,)
+        scale[~(scale > 0)] = 1.0  # rows that do not vary: the grid is absolute there
         mult = scale if relative else np.ones_like(scale)
         choice = out["alpha_index"][:, 0]
         has_cv = np.isfinite(out["cv_r2_fold"][:, :, 0]).any(axis=(1, 2))

@@ -30,6 +30,7 @@ from actstore.analysis._probes import ProbeSet
 from actstore.analysis._ridge import CONSTANT_RTOL
 from actstore.analysis._significance import (
     check_permutations,
+    conclusions,
     random_target_null,
     shuffled_null,
     significance,
@@ -106,28 +107,7 @@ class DetectionResult:
     def conclusions(self) -> list[str]:
         """One sentence per layer: whether detection beats chance, with its p-values (empty
         without permutations)."""
-        sig = self.significance
-        if sig is None:
-            return []
-        n, m = int(sig.attrs["permutations"]), len(sig["layer"])
-        out = []
-        for i, layer in enumerate(sig["layer"].values):
-            obs = float(sig["observed"].values[i])
-            shuf = (
-                float(np.nanmean(sig["null_shuffled"].values[i]))
-                if np.isfinite(sig["null_shuffled"].values[i]).any()
-                else float("nan")
-            )
-            rand = float(np.mean(sig["null_random"].values[i]))
-            verdict = "beats chance" if sig["beats_chance"].values[i] else "does not beat chance"
-            out.append(
-                f"Layer {int(layer)}: detection {verdict} (mean minimum error {obs:.4g} vs "
-                f"{shuf:.4g} for {n} shuffled-label probes, p = {sig['p_value'].values[i]:.3g}, "
-                f"{sig.attrs['correction']}-corrected over {m} layers p = "
-                f"{sig['p_value_corrected'].values[i]:.3g}; vs {rand:.4g} for {n} random targets, "
-                f"corrected p = {sig['p_value_random_target_corrected'].values[i]:.3g})."
-            )
-        return out
+        return [] if self.significance is None else conclusions(self.significance)
 
     @property
     def best_layer(self) -> int:

@@ -113,7 +113,7 @@ def _fit_dual(
         xs = x / scale
         gram = xs @ xs.T
         out["data_scale"][j] = np.trace(gram) / d
-        layer_alphas = alphas * (out["data_scale"][j] if relative else 1.0)
+        layer_alphas = alphas * (_base(out["data_scale"][j]) if relative else 1.0)
         out["alpha_values"][j] = layer_alphas
         rows_for_std = {"x": x, "shift": shift} if standardize else {}
         folds = dual_cv(gram, y, fold, layer_alphas, defined, **rows_for_std)
@@ -132,6 +132,11 @@ def _fit_dual(
         out["intercept"][j] = intercept[cols, choice] - shift @ chosen
         out["alpha_index"][j] = choice
     return out
+
+
+def _base(scale: float) -> float:
+    """What a relative grid multiplies: the layer's scale, or 1 where the rows do not vary."""
+    return float(scale) if np.isfinite(scale) and scale > 0 else 1.0
 
 
 def _apply(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -174,7 +179,7 @@ def _fit_primal(
         for j, layer in enumerate(group):
             scale = primal_data_scale(mom.n, mom.mx[:, j], mom.cxx[:, j], standardize)
             out["data_scale"][layer] = scale
-            out["alpha_values"][layer] = alphas * (scale if relative else 1.0)
+            out["alpha_values"][layer] = alphas * (_base(scale) if relative else 1.0)
             solutions.append(
                 primal_fold_solutions(
                     mom.n,

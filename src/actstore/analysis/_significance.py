@@ -49,6 +49,7 @@ __all__ = [
     "LEVEL",
     "STATISTIC",
     "check_permutations",
+    "conclusions",
     "holm",
     "permutation_p",
     "random_target_null",
@@ -290,6 +291,25 @@ def _warn_no_shuffled(why: str) -> None:
         ),
         stacklevel=4,
     )
+
+
+def conclusions(sig: xr.Dataset) -> list[str]:
+    """One sentence per layer of :func:`significance`'s Dataset: does detection beat chance?"""
+    n, m = int(sig.attrs["permutations"]), len(sig["layer"])
+    out = []
+    for i, layer in enumerate(sig["layer"].values):
+        shuffled = sig["null_shuffled"].values[i]
+        shuf = float(shuffled.mean()) if np.isfinite(shuffled).all() else float("nan")
+        rand = float(np.mean(sig["null_random"].values[i]))
+        verdict = "beats chance" if sig["beats_chance"].values[i] else "does not beat chance"
+        out.append(
+            f"Layer {int(layer)}: detection {verdict} (mean minimum error "
+            f"{float(sig['observed'].values[i]):.4g} vs {shuf:.4g} for {n} shuffled-label probes, "
+            f"p = {sig['p_value'].values[i]:.3g}, {sig.attrs['correction']}-corrected over {m} "
+            f"layers p = {sig['p_value_corrected'].values[i]:.3g}; vs {rand:.4g} for {n} random "
+            f"targets, corrected p = {sig['p_value_random_target_corrected'].values[i]:.3g})."
+        )
+    return out
 
 
 def check_permutations(n: Any) -> int:
