@@ -10,7 +10,9 @@ Rule (see ``docs/probes-numerics.md``):
 * **Extension.** When the probe's best alpha (the target column, not its shuffled control) is the
   smallest or largest of the grid in any layer, three more alphas are added beyond that end
   (x10 steps) and evaluated, until every layer's best is interior or the end would pass
-  :data:`BOUND` (``1e-8 s`` .. ``1e8 s``). Every layer is evaluated on the same (extended) grid.
+  :data:`BOUND` (``1e-8 s`` .. ``1e6 s``; at ``1e6 s`` every direction is shrunk at least
+  ``1e6 / d``-fold, so the probe is nearly constant: more shrinkage would change nothing but
+  make its token errors numerically equal). Every layer is evaluated on the same (extended) grid.
 * **Flag.** A layer whose chosen alpha is still the smallest or largest of the grid gets
   ``alpha_at_edge`` ``"low"`` or ``"high"`` (``""`` otherwise). A grid of one alpha is no
   search: it is neither extended nor flagged.
@@ -30,7 +32,7 @@ __all__ = ["BOUND", "DEFAULT_FACTORS", "EDGES", "edge_flags", "search_alphas"]
 #: Default grid, relative to each layer's scale ``trace(C) / d``.
 DEFAULT_FACTORS = 10.0 ** np.arange(-6, 3)
 #: The extension never goes below ``BOUND[0] * s`` or above ``BOUND[1] * s``.
-BOUND = (1e-8, 1e8)
+BOUND = (1e-8, 1e6)
 #: Steps added per extension (x10 each).
 _STEPS = 10.0 ** np.arange(1, 4)
 EDGES = ("", "low", "high")

@@ -124,7 +124,7 @@ def _warn_edges(probes: Any) -> None:
         where = ", ".join(f"{layer} ({edge})" for layer, edge in edges)
         print(
             f"actstore: warning: alpha is at an end of the searched grid in layer(s) {where} "
-            "after extending it to its bound (1e-8..1e8 x trace(C)/d); 'high' usually means no "
+            "after extending it to its bound (1e-8..1e6 x trace(C)/d); 'high' usually means no "
             "linear signal there",
             file=sys.stderr,
         )
@@ -153,13 +153,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         solver=args.solver,
         standardize=args.standardize,
     )
-    _warn_edges(probes)
     if args.out:
         where = save_probes(probes, args.out)
     else:
         where = save_probes(
             probes, args.cache, name=args.name or _default_name(args.target, args.position)
         )
+    _warn_edges(probes)  # after saving: a location error is the only line when saving fails
     if args.json:
         print(json.dumps({"saved": where, **probes.to_dict()}, indent=2, default=str))
     else:
