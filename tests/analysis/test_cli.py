@@ -172,3 +172,40 @@ def test_bad_numbers_are_refused(cache, capsys) -> None:
         "a,b",
     )
     assert rc == 2 and "comma-separated numbers" in err
+
+
+def test_standardize_edges_and_p_values_on_the_command_line(cache, capsys) -> None:
+    """Issue 12: --standardize and the edge flag in `probe fit`, p-values in `detect --json`."""
+    from actstore.analysis import fit_probes, load_probes
+
+    base = ("probe", "fit", cache, "--prompt-set", "arithmetic", "--target", "value")
+    rc, out, err = _run(capsys, *base, "--standardize", "--name", "s", "--json")
+    assert rc == 0
+    fitted = json.loads(out)
+    assert fitted["lineage"]["standardize"] is True and fitted["alpha_relative"] is True
+    # The same fit through the library (an independent call) gives the same numbers.
+    ref = fit_probes(cache, prompt_set="arithmetic", target="value", standardize=True)
+    assert [r["cv_r2"] for r in fitted["layers"]] == [r["cv_r2"] for r in ref.metrics()]
+    edges = [r for r in fitted["layers"] if r["alpha_at_edge"]]
+    # Layers still at an edge are named in one warning line on stderr.
+    lines = [ln for ln in err.splitlines() if "end of the searched grid" in ln]
+    assert len(lines) == (1 if edges else 0)
+    for r in edges:
+        assert f"{r['layer']} ({r['alpha_at_edge']})" in lines[0]
+    assert load_probes(cache, name="s").metrics() == ref.metrics()
+    rc, out, _ = _run(
+        capsys, "detect", cache, "--probes", "s", "--prompt-set", "physics", "--target",
+        "v_squared", "--json", "--permutations", "119", "--no-write",
+    )  # fmt: skip
+    assert rc == 0
+    det = json.loads(out)
+    assert det["significance"]["correction"] == "Holm-Bonferroni"
+    assert det["significance"]["permutations"] == 119
+    layer15 = next(r for r in det["layers"] if r["layer"] == 15)
+    assert layer15["p_value"] == pytest.approx(1 / 120) and layer15["beats_chance"] is True
+    assert len(det["significance"]["conclusions"]) == 4
+    rc, out, _ = _run(
+        capsys, "detect", cache, "--probes", "s", "--prompt-set", "physics", "--target",
+        "v_squared", "--permutations", "0", "--no-write",
+    )  # fmt: skip
+    assert rc == 0 and "beats chance" not in out

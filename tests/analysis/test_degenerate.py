@@ -227,7 +227,9 @@ def test_cli_prints_each_warning_as_one_line(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 2, proc.stderr
+    # 11 samples of 32 dims: the alpha search ends at an edge in every layer (a third line).
+    assert len(lines) == 3, proc.stderr
+    assert "alpha is at an end of the searched grid in layer(s) 3" in lines[2]
     assert all(line.startswith("actstore: warning: ") for line in lines)
     assert "missing (NaN) for 1 of 40 prompts" in lines[0]
     assert "selects no token in 29 of 39 prompts" in lines[1]
@@ -266,7 +268,9 @@ def test_detect_names_skipped_prompts_without_numpy_warnings() -> None:
 
 
 def test_detect_z_is_nan_with_a_warning_for_single_token_prompts() -> None:
-    probes = fit_probes(_train(60), prompt_set="s", target="value", cv=3)
+    # One fixed alpha: the default grid extends to a near-constant probe in the noise layers,
+    # whose token errors then do not vary either (more undefined z than the two prompts here).
+    probes = fit_probes(_train(60), prompt_set="s", target="value", cv=3, alphas=1.0)
     test = planted_set(n_prompts=20, kind="test", seed=3)
     test["n_tokens"].values[[0, 1]] = 1
     test["span_mask"].values[[0, 1], 0, :] = False

@@ -108,7 +108,9 @@ def test_cli_detect_plot_report_on_a_subset(caches, tmp_path) -> None:
     base = ("--probes", "vl", "--prompt-set", "physics", "--target", "v_squared")
     proc = _cli("detect", str(caches["sub"]), *base, "--layers", "15", "--no-write")
     assert proc.returncode == 0, proc.stderr
-    rows = [ln.split()[0] for ln in proc.stdout.splitlines()[2:-1]]
+    lines = proc.stdout.splitlines()
+    end = next(i for i, ln in enumerate(lines) if ln.startswith("best layer"))
+    rows = [ln.split()[0] for ln in lines[2:end]]
     assert rows == ["15"]
     proc = _cli("detect", str(caches["sub"]), *base, "--no-write", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -130,9 +132,12 @@ def test_cli_detect_plot_report_on_a_subset(caches, tmp_path) -> None:
         "plot", str(caches["sub"]), *base, "--out", str(out), "--prompts", "10", "--layers", "3"
     )
     assert proc.returncode == 2
-    assert proc.stderr == (
+    # Layer 3 may hold no signal: warnings may come before the error.
+    *warned, last = proc.stderr.splitlines()
+    assert all(line.startswith("actstore: warning: ") for line in warned)
+    assert last == (
         "actstore: error: expected prompt labels of the detection result (0..9, 10 prompts, or "
-        "-1 for the last), got 10; pass labels from result.tokens['prompt']\n"
+        "-1 for the last), got 10; pass labels from result.tokens['prompt']"
     )
 
 

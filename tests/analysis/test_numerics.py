@@ -65,7 +65,8 @@ def _compare(p: dict, alphas: list[float] = ALPHAS) -> None:
     )
     y_sd = y.std()
     folds = list(KFold(3, shuffle=True, random_state=1).split(x64))
-    for i, alpha in enumerate(alphas):
+    for alpha in alphas:
+        i = int(np.flatnonzero(probe.alphas_ == alpha)[0])  # the grid may have been extended
         for f, (train, test) in enumerate(folds):
             ref = Ridge(alpha=alpha).fit(x64[train], y[train])
             r2 = r2_score(y[test], ref.predict(x64[test]))

@@ -48,7 +48,7 @@ def test_p_value_decides_when_present(p: float, key: str) -> None:
 
 
 def test_adjusted_p_value_is_preferred_and_named() -> None:
-    row = _row(1.0, 5.0, 4.0, p_value=0.01, p_value_adjusted=0.08, p_correction="holm")
+    row = _row(1.0, 5.0, 4.0, p_value=0.01, p_value_corrected=0.08, p_correction="holm")
     key, sentence = layer_verdict(row)
     assert key == "not_detected" and "p = 0.08, holm over layers" in sentence
 
@@ -68,6 +68,6 @@ def test_detection_table_keeps_controls_and_adds_the_verdict() -> None:
     cols = list(table[0])
     assert cols[:5] == [c for c in DETECTION_COLUMNS if c in cols[:5]]
     assert "shuffled_probe_mean_min_error" in cols and "p_value" in cols
-    assert "p_value_adjusted" not in cols  # only columns some row has
+    assert "p_value_corrected" not in cols  # only columns some row has
     assert table[0]["p_value"] == ""  # a layer without one shows a blank
     assert len(sentences) == 2 and sentences[1].startswith("Layer 5: detection beats chance")

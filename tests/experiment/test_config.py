@@ -65,7 +65,7 @@ def test_positions_config_has_both_positions() -> None:
 def test_minimal_config_defaults() -> None:
     cfg = parse_config(tomllib.loads(MINIMAL))
     assert cfg.extract.layers == "all"
-    assert cfg.probes[0].alphas == (1.0,)
+    assert cfg.probes[0].alphas is None  # the default grid, relative to the data's scale
     assert cfg.detect is None
 
 

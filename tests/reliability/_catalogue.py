@@ -1519,6 +1519,24 @@ ROWS: tuple[Row, ...] = (
         "expected no generation (stored), got 2; re-run with the stored setting, or write to a "
         "new cache or a new --set-name",
     ),
+    # -- issue 12 (signif): permutation p-values in detection ------------------------------------
+    Row(
+        id="detect-permutations-negative",
+        where="cli",
+        input="`actstore detect cache.zarr ... --permutations -1 --no-write`",
+        args=(*_DETECT_OTHER, "--permutations", "-1", "--no-write"),
+        error="InvalidArgumentError",
+        message="expected permutations a whole number >= 0, got -1; pass e.g. permutations=100 "
+        "(0 skips the p-values)",
+    ),
+    Row(
+        id="config-detect-permutations",
+        where="config",
+        input="`[detect] permutations = -1`",
+        call=_config(detect={"prompt_set": "arith", "target": "value", "permutations": -1}),
+        error="ConfigError",
+        message="config key 'detect.permutations': expected an integer >= 0, got -1",
+    ),
 )
 
 

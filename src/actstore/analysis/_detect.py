@@ -30,6 +30,14 @@ from actstore.analysis._detect_write import _check_names, _open_for_detect, _wri
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
 from actstore.analysis._ridge import CONSTANT_RTOL
+from actstore.analysis._significance import (
+    check_permutations,
+    random_target_null,
+    shuffled_null,
+    significance,
+    train_source,
+)
+from actstore.analysis._verdict import verdict_rows
 from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
 from actstore.store._schema import derived_name
 
@@ -54,6 +62,11 @@ class DetectionResult:
     lineage : what was applied to what.
     tokens : ``token_str (prompt, token)``, ``n_tokens (prompt,)``, ``target (prompt,)`` and, with a
         span, ``span_mask (prompt, token)``: what plots and reports label things with.
+    significance : per ``layer``: ``p_value`` (against shuffled-label probes), ``p_value_corrected``
+        (Holm-Bonferroni over layers), the same against random targets
+        (``p_value_random_target[_corrected]``), ``beats_chance``, the ``observed`` statistic and
+        the nulls ``(layer, permutation)``; ``None`` with ``permutations=0``. See
+        ``docs/significance.md``.
     """
 
     predictions: xr.DataArray
@@ -61,6 +74,7 @@ class DetectionResult:
     span: str | None
     lineage: dict[str, Any]
     tokens: xr.Dataset
+    significance: xr.Dataset | None = None
 
     def summary(self) -> list[dict[str, Any]]:
         """Per layer: mean minimum error (the reference's number) beside its controls, hit rates.
@@ -79,8 +93,30 @@ class DetectionResult:
                 if "hit" in st:
                     row[f"{control}_hit_rate"] = _mean(st["hit"].values[c, :, i])
                     row[f"{control}_median_span_rank"] = _median(st["span_rank"].values[c, :, i])
+            if self.significance is not None:
+                sig = self.significance
+                for key in (
+                    "p_value",
+                    "p_value_corrected",
+                    "p_value_random_target",
+                    "p_value_random_target_corrected",
+                ):
+                    row[key] = float(sig[key].values[i])
+                row["beats_chance"] = bool(sig["beats_chance"].values[i])
+                row["shuffled_null_mean_min_error"] = _mean(sig["null_shuffled"].values[i])
+                row["random_null_mean_min_error"] = _mean(sig["null_random"].values[i])
+                row["n_permutations"] = int(sig.attrs["permutations"])
+                row["p_correction"] = str(sig.attrs["correction"])
             rows.append(row)
         return rows
+
+    def conclusions(self) -> list[str]:
+        """One sentence per layer: whether detection beats chance, with its p-values (empty
+        without permutations); the rule is :func:`actstore.analysis._verdict.layer_verdict`."""
+        if self.significance is None:
+            return []
+        level = float(self.significance.attrs["level"])
+        return [sentence for _, sentence in verdict_rows(self.summary(), level=level)]
 
     @property
     def best_layer(self) -> int:
@@ -107,6 +143,11 @@ class DetectionResult:
     def to_dict(self, per_prompt: bool = True) -> dict[str, Any]:
         """JSON-ready: lineage, span, per-layer summary and (optionally) per-prompt statistics."""
         out: dict[str, Any] = {"lineage": self.lineage, "span": self.span, "layers": self.summary()}
+        if self.significance is not None:
+            out["significance"] = {
+                **{k: v for k, v in self.significance.attrs.items()},
+                "conclusions": self.conclusions(),
+            }
         if per_prompt:
             out["prompts"] = {c: self.per_prompt(c) for c in self.stats["control"].values}
         return out
@@ -219,6 +260,8 @@ def detect(
     allow_model_mismatch: bool = False,
     scheduler: str | None = None,
     layers: Sequence[int] | None = None,
+    permutations: int = 100,
+    train: Any = None,
 ) -> DetectionResult:
     """Apply each layer's probe at every real token of ``prompt_set`` and compare with ``target``.
 
@@ -236,8 +279,19 @@ def detect(
         set stores, warning about the others (a subset copy may hold only some).
     span : span whose tokens are "where the value is written"; default: the span named like the
         target, if the prompt set has one.
-    seed : seed of the random in-range target control.
+    seed : seed of the random in-range target control and of the permutations.
+    permutations : ``N`` shuffled-label probes and ``N`` random targets for each layer's p-value
+        (``result.significance``, ``summary()``); 0 skips them. See ``docs/significance.md``.
+    train : where the probes' training prompt set is (default ``cache``; needed when ``cache`` is
+        an in-memory ``Dataset``): the shuffled-label probes are refitted on it. Without it, the
+        shuffled-label p-values are NaN with an :class:`~actstore.errors.UndefinedMetricWarning`.
+
+    Raises
+    ------
+    InvalidArgumentError, UnknownNameError, ReadOnlyError, ProbeMismatchError
+        Bad arguments, probes that do not fit the cache, a read-only cache with ``write=True``.
     """
+    n_perm = check_permutations(permutations)
     src = _open_for_detect(cache, prompt_set, write)
     hook = str(probes.lineage.get("hook", "resid_post"))
     use = check_compatible(
@@ -294,6 +348,19 @@ def detect(
     data["target"] = (("control", "prompt"), np.stack([y, y, y_random]))
     coords = {"control": list(CONTROLS), "prompt": ds["prompt"].values, "layer": probes.layers}
     stats = xr.Dataset(data, coords=coords)
+    sig = None
+    if n_perm:
+        observed = np.array([_mean(data["best_error"][1][0, :, i]) for i in range(len(use))])
+        null_random = random_target_null(main, y, n_perm, np.random.default_rng([seed, 2]))
+        trained = train_source(cache, train, probes, prompt_set)
+        null_shuffled = (
+            None
+            if trained is None
+            else shuffled_null(
+                src, trained, probes, hook, y, n_perm, np.random.default_rng([seed, 1]), scheduler
+            )
+        )
+        sig = significance(observed, null_shuffled, null_random, probes.layers, n_perm, seed)
     lineage = {
         "probe": probes.lineage,
         "probe_name": probes.default_name,
@@ -302,6 +369,7 @@ def detect(
         "target": target,
         "span": span,
         "seed": seed,
+        "permutations": n_perm,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     pred = xr.DataArray(
@@ -330,4 +398,6 @@ def detect(
     )
     if span_arr is not None:
         tokens["span_mask"] = (("prompt", "token"), span_arr)
-    return DetectionResult(predictions=pred, stats=stats, span=span, lineage=lineage, tokens=tokens)
+    return DetectionResult(
+        predictions=pred, stats=stats, span=span, lineage=lineage, tokens=tokens, significance=sig
+    )

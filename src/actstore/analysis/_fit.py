@@ -23,9 +23,11 @@ from actstore.analysis._ridge import (
     dual_cv,
     dual_fit,
     fold_mean,
+    primal_data_scale,
     primal_fold_solutions,
     r2_defined,
     r2_score,
+    std_scale,
 )
 from actstore.analysis._stats import Moments
 from actstore.errors import InvalidArgumentError
@@ -78,6 +80,8 @@ def _result(n_layers: int, k: int, d: int, t: int, a: int) -> dict[str, np.ndarr
         "coef": np.empty((n_layers, t, d)),
         "intercept": np.empty((n_layers, t)),
         "alpha_index": np.empty((n_layers, t), dtype=np.int64),
+        "alpha_values": np.empty((n_layers, a)),
+        "data_scale": np.empty(n_layers),
     }
 
 
@@ -90,6 +94,8 @@ def _fit_dual(
     alphas: np.ndarray,
     defined: np.ndarray,
     names: Sequence[int],
+    relative: bool,
+    standardize: bool,
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -103,12 +109,19 @@ def _fit_dual(
         _check_finite(names[j], x)
         shift = x.mean(axis=0)
         x -= shift
-        gram = x @ x.T
-        folds = dual_cv(gram, y, fold, alphas, defined)
+        scale = std_scale(x.var(axis=0), shift, float(n)) if standardize else np.ones(d)
+        xs = x / scale
+        gram = xs @ xs.T
+        out["data_scale"][j] = np.trace(gram) / d
+        layer_alphas = alphas * (_base(out["data_scale"][j]) if relative else 1.0)
+        out["alpha_values"][j] = layer_alphas
+        rows_for_std = {"x": x, "shift": shift} if standardize else {}
+        folds = dual_cv(gram, y, fold, layer_alphas, defined, **rows_for_std)
         out["cv_r2_fold"][j] = folds.r2
         out["cv_mae_fold"][j] = folds.mae
         # Refit on all rows for every alpha at once: training metrics beside the held-out ones.
-        coef, intercept, pred = dual_fit(x, gram, y, alphas)
+        coef, intercept, pred = dual_fit(xs, gram, y, layer_alphas)
+        coef /= scale[:, None, None]
         resid = y[:, :, None] - pred
         out["train_mae"][j] = np.abs(resid).mean(axis=0)
         out["train_r2"][j] = r2_score((resid**2).sum(axis=0), _sst(y), True)
@@ -119,6 +132,11 @@ def _fit_dual(
         out["intercept"][j] = intercept[cols, choice] - shift @ chosen
         out["alpha_index"][j] = choice
     return out
+
+
+def _base(scale: float) -> float:
+    """What a relative grid multiplies: the layer's scale, or 1 where the rows do not vary."""
+    return float(scale) if np.isfinite(scale) and scale > 0 else 1.0
 
 
 def _apply(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -141,6 +159,8 @@ def _fit_primal(
     max_memory: int,
     defined: np.ndarray,
     names: Sequence[int],
+    relative: bool,
+    standardize: bool,
 ) -> dict[str, np.ndarray]:
     n, t = y.shape
     k = int(fold.max()) + 1
@@ -155,10 +175,22 @@ def _fit_primal(
         for j in range(len(group)):
             _check_finite(names[int(group[j])], mom.mx[:, j], mom.cxx[:, j])
         # Solutions per fold (trained without it) plus one on all data (index k), every alpha.
-        solutions = [
-            primal_fold_solutions(mom.n, mom.mx[:, j], mom.my, mom.cxx[:, j], mom.cxy[:, j], alphas)
-            for j in range(len(group))
-        ]
+        solutions = []
+        for j, layer in enumerate(group):
+            scale = primal_data_scale(mom.n, mom.mx[:, j], mom.cxx[:, j], standardize)
+            out["data_scale"][layer] = scale
+            out["alpha_values"][layer] = alphas * (_base(scale) if relative else 1.0)
+            solutions.append(
+                primal_fold_solutions(
+                    mom.n,
+                    mom.mx[:, j],
+                    mom.my,
+                    mom.cxx[:, j],
+                    mom.cxy[:, j],
+                    out["alpha_values"][layer],
+                    standardize,
+                )
+            )
         # Second pass: held-out residuals of each fold's model, training residuals of the full one.
         sse = np.zeros((len(group), k + 1, t, a))
         sae = np.zeros_like(sse)
@@ -203,11 +235,17 @@ def fit_engine(
     solver: str,
     max_memory: int,
     layers: Sequence[int] | None = None,
+    relative: bool = False,
+    standardize: bool = False,
 ) -> dict[str, np.ndarray]:
     """Cross-validate every alpha and refit the best, for every layer; see the module docstring.
 
     The result also holds ``fold_defined (fold, t)``: whether fold ``f``'s held-out targets vary
     (its R² is NaN where not). ``layers`` name the layers in messages (default: positions).
+    ``relative``: ``alphas`` are factors of each layer's ``data_scale`` (``trace(C) / d``, see
+    :func:`._ridge.primal_data_scale`); ``alpha_values (layer, alpha)`` holds the penalties used.
+    ``standardize``: z-score every column with the statistics of each training set (fold), as
+    ``make_pipeline(StandardScaler(), Ridge())``; coefficients are returned for the raw rows.
     """
     names = list(range(n_layers)) if layers is None else list(layers)
     k = int(fold.max()) + 1
@@ -215,9 +253,23 @@ def fit_engine(
     y_mean = y.mean(axis=0)
     yc = y - y_mean
     if solver == "dual":
-        out = _fit_dual(batches, n_layers, d, yc, fold, alphas, defined, names)
+        out = _fit_dual(
+            batches, n_layers, d, yc, fold, alphas, defined, names, relative, standardize
+        )
     else:
-        out = _fit_primal(batches, n_layers, d, yc, fold, alphas, max_memory, defined, names)
+        out = _fit_primal(
+            batches,
+            n_layers,
+            d,
+            yc,
+            fold,
+            alphas,
+            max_memory,
+            defined,
+            names,
+            relative,
+            standardize,
+        )
     out["intercept"] += y_mean
     out["fold_defined"] = defined
     return out

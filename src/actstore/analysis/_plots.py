@@ -129,7 +129,7 @@ def plot_layer_summary(
         ticks = []
         for lay in det_layers:
             key, _ = layer_verdict(rows[lay])
-            p = rows[lay].get("p_value_adjusted", rows[lay].get("p_value"))
+            p = rows[lay].get("p_value_corrected", rows[lay].get("p_value"))
             verdict = textwrap.fill(VERDICTS[key], 16)
             ticks.append(f"{lay}\n{verdict}" + (f"\np = {p:.2g}" if p is not None else ""))
         ax.set_xticks(xd)
@@ -146,9 +146,10 @@ def plot_alpha_curves(probes: ProbeSet, *, path: str | Path | None = None) -> An
     require_ridge(probes, "the alpha-curve figure")
     plt = _pyplot()
     ds = probes.dataset
-    alphas = ds["alpha_grid"].values
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, layer in enumerate(probes.layers):
+        # The penalties each layer searched (a relative grid scales with the layer).
+        alphas = ds["alpha_values"].values[i] if "alpha_values" in ds else ds["alpha_grid"].values
         (line,) = ax.plot(alphas, ds["cv_r2"].values[i], "o-", label=f"L{layer}")
         chosen = int(np.flatnonzero(alphas == ds["alpha"].values[i])[0])
         ax.plot(alphas[chosen], ds["cv_r2"].values[i, chosen], "*", ms=14, color=line.get_color())

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from sklearn.base import BaseEstimator, RegressorMixin
 
 from actstore._locations import located
 from actstore._progress import Progress
 from actstore._version import __version__
+from actstore.analysis._alphasearch import search_alphas
 from actstore.analysis._class_probeset import (
     class_metric_rows,
     class_to_dict,
@@ -27,10 +27,10 @@ from actstore.analysis._degenerate import (
     warn_missing_labels,
     warn_undefined_folds,
 )
-from actstore.analysis._estimator import check_x, kfold_ids, regression_input
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._folds import prompt_folds
 from actstore.analysis._ridge import fold_mean
+from actstore.analysis._ridgeprobe import RidgeProbe, check_alphas
 from actstore.analysis._stats import chunk_prompts, iter_rows
 from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 
@@ -40,106 +40,15 @@ _ATTR = "actstore_probe"
 _CONTROLS = ("shuffle", "none")
 
 
-def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise InvalidArgumentError(
-            f"expected one or more finite alphas > 0, got {alphas!r}; pass e.g. alphas=[0.1, 1, 10]"
-        )
-    return arr
-
-
-class RidgeProbe(RegressorMixin, BaseEstimator):
-    """Ridge regression with intercept, alpha chosen by k-fold CV, on rows already in memory.
-
-    The same engine as :func:`fit_probes` (exact, equal to scikit-learn's ``Ridge``), for one
-    ``(sample, d_model)`` matrix. A scikit-learn estimator (see :mod:`._estimator`): ``clone``,
-    ``score`` (R²), ``Pipeline``, ``GridSearchCV`` work.
-
-    Parameters
-    ----------
-    alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
-    cv : number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
-    random_state : fold seed (int, ``None`` or ``RandomState``, as in scikit-learn; was ``seed``).
-    solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
-
-    Attributes
-    ----------
-    coef_ : (d_model,)  intercept_ : float  alpha_ : float  n_features_in_ : int
-    cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
-    train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
-    """
-
-    def __init__(
-        self,
-        alphas: Sequence[float] | float = (1.0,),
-        *,
-        cv: int = 5,
-        random_state: Any = 0,
-        solver: str = "auto",
-    ) -> None:
-        self.alphas = alphas
-        self.cv = cv
-        self.random_state = random_state
-        self.solver = solver
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
-        """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``.
-
-        Raises
-        ------
-        InvalidArgumentError
-            Shapes do not match, ``x`` or ``y`` holds NaN or inf, too few samples for ``cv``.
-        DegenerateTargetError
-            ``y`` is constant (R² undefined); see ``docs/probes-numerics.md``.
-        """
-        x, y = regression_input(self, x, y, self.cv)
-        alphas = _alphas(self.alphas)
-        fold = kfold_ids(len(y), self.cv, self.random_state)
-        check_varies(y, "y", unit="samples")
-        solver = choose_solver(self.solver, *x.shape)
-
-        def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-            yield slice(0, len(y)), x[:, None, :].astype(np.float32, copy=False)
-
-        out = fit_engine(
-            batches,
-            n_layers=1,
-            d=x.shape[1],
-            y=y[:, None],
-            fold=fold,
-            alphas=alphas,
-            solver=solver,
-            max_memory=2**62,
-        )
-        self.coef_ = out["coef"][0, 0]
-        self.intercept_ = float(out["intercept"][0, 0])
-        self.alpha_ = float(alphas[out["alpha_index"][0, 0]])
-        warn_undefined_folds(out["fold_defined"], ["y"])
-        self.cv_r2_folds_ = out["cv_r2_fold"][0, :, 0]
-        self.cv_r2_ = fold_mean(self.cv_r2_folds_, axis=0)
-        self.cv_mae_ = out["cv_mae_fold"][0, :, 0].mean(axis=0)
-        self.train_r2_ = out["train_r2"][0, 0]
-        self.train_mae_ = out["train_mae"][0, 0]
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        """
-        return check_x(self, x).astype(np.float64, copy=False) @ self.coef_ + self.intercept_
-
-
 class ProbeSet:
     """One fitted ridge probe per layer, with metrics, controls and lineage.
 
     Backed by an ``xarray.Dataset`` (``.dataset``) with variables ``coef (layer, d_model)``,
     ``intercept (layer)``, ``alpha (layer)``, ``cv_r2``/``cv_mae``/``train_r2``/``train_mae``
-    ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, and the same with a
+    ``(layer, alpha_grid)``, ``cv_r2_fold (fold, layer, alpha_grid)``, ``alpha_values (layer,
+    alpha_grid)`` (the penalties searched: ``alpha_grid`` times ``data_scale (layer)`` for the
+    default relative grid, else ``alpha_grid`` itself), ``alpha_at_edge (layer)`` int8 (-1: the
+    chosen alpha is the grid's smallest, 1: its largest, 0: interior), and the same with a
     ``control_`` prefix for the probe fitted on shuffled labels. ``.lineage`` is a JSON dict.
     ``.name`` is the name it was saved or loaded under (``probes/NAME`` of a cache, or the file's
     stem), ``None`` for probes never saved: detection names its predictions ``pred_<name>``.
@@ -211,17 +120,24 @@ class ProbeSet:
             return class_metric_rows(self)
         ds = self.dataset
         rows = []
+        grid = ds["alpha_values"].values if "alpha_values" in ds else None
+
+        def index(i: int, alpha: float) -> int:
+            values = ds["alpha_grid"].values if grid is None else grid[i]
+            return int(np.flatnonzero(values == alpha)[0])
+
         for i, layer in enumerate(self.layers):
-            a = int(np.flatnonzero(ds["alpha_grid"].values == ds["alpha"].values[i])[0])
+            a = index(i, ds["alpha"].values[i])
             row = {
                 "layer": layer,
                 "alpha": float(ds["alpha"].values[i]),
+                "alpha_at_edge": _edge(ds, "alpha_at_edge", i),
                 "cv_r2": float(ds["cv_r2"].values[i, a]),
                 "cv_mae": float(ds["cv_mae"].values[i, a]),
                 "train_r2": float(ds["train_r2"].values[i, a]),
             }
             if self.has_control:
-                c = int(np.flatnonzero(ds["alpha_grid"].values == ds["control_alpha"].values[i])[0])
+                c = index(i, ds["control_alpha"].values[i])
                 row["control_cv_r2"] = float(ds["control_cv_r2"].values[i, c])
                 row["control_cv_mae"] = float(ds["control_cv_mae"].values[i, c])
             rows.append(row)
@@ -236,6 +152,7 @@ class ProbeSet:
             "lineage": self.lineage,
             "layers": self.metrics(),
             "alpha_grid": [float(a) for a in ds["alpha_grid"].values],
+            "alpha_relative": bool(self.lineage.get("alpha_relative", False)),
             "cv_r2_by_alpha": {
                 str(layer): [float(v) for v in ds["cv_r2"].values[i]]
                 for i, layer in enumerate(self.layers)
@@ -250,16 +167,36 @@ class ProbeSet:
         )
 
 
+_EDGE_CODE = {"low": -1, "": 0, "high": 1}
+
+
+def _edge(ds: xr.Dataset, name: str, i: int) -> str | None:
+    """``"low"``/``"high"`` when layer ``i``'s alpha is at an end of its grid, else ``None``."""
+    if name not in ds:
+        return None
+    return {-1: "low", 1: "high"}.get(int(ds[name].values[i]))
+
+
 def _build_dataset(
     out: dict[str, np.ndarray], *, layers: Sequence[int], alphas: np.ndarray, lineage: dict
 ) -> xr.Dataset:
     t = out["coef"].shape[1]
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {
+        "alpha_values": (("layer", "alpha_grid"), out["alpha_values"]),
+        "data_scale": (("layer",), out["data_scale"]),
+    }
+    rows = np.arange(len(layers))
     for col, pre in enumerate(["", "control_"][:t]):
         idx = out["alpha_index"][:, col]
         data[pre + "coef"] = (("layer", "d_model"), out["coef"][:, col])
         data[pre + "intercept"] = (("layer",), out["intercept"][:, col])
-        data[pre + "alpha"] = (("layer",), alphas[idx])
+        data[pre + "alpha"] = (("layer",), out["alpha_values"][rows, idx])
+        # -1: the smallest alpha of the grid, 1: the largest, 0: interior (no string arrays in
+        # zarr v3).
+        data[pre + "alpha_at_edge"] = (
+            ("layer",),
+            np.array([_EDGE_CODE[e] for e in out["alpha_at_edge"][:, col]], dtype=np.int8),
+        )
         data[pre + "cv_r2"] = (("layer", "alpha_grid"), fold_mean(out["cv_r2_fold"][:, :, col], 1))
         data[pre + "cv_mae"] = (("layer", "alpha_grid"), out["cv_mae_fold"][:, :, col].mean(1))
         data[pre + "cv_r2_fold"] = (
@@ -284,7 +221,7 @@ def fit_probes(
     target: str,
     layers: Sequence[int] | None = None,
     position: str = "last",
-    alphas: Sequence[float] | float = (1.0,),
+    alphas: Sequence[float] | float | None = None,
     cv: int = 5,
     seed: int = 0,
     control: str = "shuffle",
@@ -294,6 +231,7 @@ def fit_probes(
     scheduler: str | None = None,
     kind: str = "ridge",
     group_by: str | None = None,
+    standardize: bool = False,
 ) -> ProbeSet:
     """Fit one ridge probe per layer from a cache, out of core, with k-fold CV and a control.
 
@@ -307,6 +245,11 @@ def fit_probes(
         ``all`` (every selected token is one sample labelled with its prompt's target; folds are
         drawn over prompts, so no prompt is on both sides of a split).
     alphas : penalty grid; the best mean held-out R² per layer is refitted on all samples.
+        ``None`` (default): a grid relative to each layer's scale (``trace(C) / d``). A grid whose
+        best alpha is at an end in some layer is extended (x10 steps, to a bound), and layers
+        still at an end are flagged ``alpha_at_edge``; see ``docs/probes-numerics.md``.
+    standardize : z-score each activation dimension with the statistics of each training fold
+        (as ``make_pipeline(StandardScaler(), Ridge())``); coefficients are saved for raw rows.
     cv, seed : ``KFold(cv, shuffle=True, random_state=seed)`` over prompts.
     control : ``"shuffle"`` fits the same probes on labels permuted across prompts; ``"none"``.
     solver : ``auto`` (dual when samples < d_model), ``primal`` (float64 ``X^T X`` per fold,
@@ -344,7 +287,7 @@ def fit_probes(
         raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
     if kind not in KINDS:
         raise InvalidArgumentError(f"expected kind in {KINDS}, got {kind!r}; e.g. kind='logistic'")
-    alpha_arr = _alphas(alphas)
+    alpha_arr = check_alphas(alphas)
     src = open_source(cache, prompt_set)
     ds = src.ds
     if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
@@ -399,18 +342,28 @@ def fit_probes(
             bar.update(block.shape[0] * block.shape[1])
             yield sl, block
 
-    with bar:
-        out = fit_engine(
+    runs = []
+
+    def run(grid: np.ndarray) -> dict[str, np.ndarray]:
+        if runs:  # an extension of the grid: the same passes again
+            bar.add_total(passes * len(prompt) * len(wanted))
+        runs.append(len(grid))
+        return fit_engine(
             batches,
             n_layers=len(wanted),
             d=d,
             y=y,
             fold=fold,
-            alphas=alpha_arr,
+            alphas=grid,
             solver=kind,
             max_memory=max_memory,
             layers=wanted,
+            relative=alphas is None,
+            standardize=standardize,
         )
+
+    with bar:
+        out, alpha_arr = search_alphas(run, alpha_arr, relative=alphas is None)
     names = [f"label {target!r}", f"the shuffled control of label {target!r}"]
     warn_undefined_folds(out["fold_defined"], names[: y.shape[1]])
     lineage = {
@@ -426,6 +379,13 @@ def fit_probes(
         "group_by": group_by,
         "control": control,
         "solver": kind,
+        "standardize": bool(standardize),
+        "alpha_relative": alphas is None,
+        # The grid asked for (None: the default relative grid); alpha_grid may extend it.
+        "alphas": None if alphas is None else sorted(float(a) for a in np.atleast_1d(alphas)),
+        "alpha_at_edge": {
+            str(layer): str(out["alpha_at_edge"][i, 0]) or None for i, layer in enumerate(wanted)
+        },
         "n_samples": len(prompt),
         "n_prompts": len(groups),
         "cache_url": src.url,

@@ -70,7 +70,8 @@ DETECTION_COLUMNS = (
     "shuffled_probe_mean_min_error",
     "random_target_mean_min_error",
     "p_value",
-    "p_value_adjusted",
+    "p_value_corrected",
+    "p_value_random_target_corrected",
     "probe_hit_rate",
     "random_target_hit_rate",
     "probe_median_span_rank",
@@ -125,7 +126,8 @@ def _tables(
                 "hit_rate: share of prompts whose best token lies in the span "
                 f"{result.span!r}; z: best token vs the prompt's own token errors. "
                 "verdict: does detection beat chance in that layer (rule in "
-                "docs/reports.md; with a permutation p-value when the result has one).",
+                "docs/reports.md; with permutation p-values when the result has them: "
+                "docs/significance.md).",
                 rows,
                 sentences,
             )

@@ -30,10 +30,12 @@ __all__ = [
     "dual_fit",
     "fold_mean",
     "kfold_assign",
+    "primal_data_scale",
     "primal_fold_solutions",
     "primal_solve",
     "r2_defined",
     "r2_score",
+    "std_scale",
     "varies",
 ]
 
@@ -111,6 +113,19 @@ def fold_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def std_scale(var: np.ndarray, mean: np.ndarray, n: float) -> np.ndarray:
+    """Per-column scale ``(d,)`` as scikit-learn's ``StandardScaler`` sets it.
+
+    ``sqrt(var)`` (population variance, ddof=0), and 1 for a column whose variance is below
+    rounding noise: ``var <= n * eps * var + (n * mean * eps) ** 2`` (scikit-learn's
+    ``_is_constant_feature``), so a constant column is left as it is.
+    """
+    eps = np.finfo(np.float64).eps
+    var = np.maximum(var, 0.0)
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    return np.where(constant, 1.0, np.sqrt(var))
+
+
 def _matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a (m, j)`` times ``b (j, t, A)`` -> ``(m, t, A)`` as one BLAS matmul."""
     return (a @ b.reshape(b.shape[0], -1)).reshape(a.shape[0], *b.shape[1:])
@@ -177,7 +192,14 @@ def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def dual_cv(
-    gram: np.ndarray, y: np.ndarray, fold: np.ndarray, alphas: np.ndarray, defined: np.ndarray
+    gram: np.ndarray,
+    y: np.ndarray,
+    fold: np.ndarray,
+    alphas: np.ndarray,
+    defined: np.ndarray,
+    *,
+    x: np.ndarray | None = None,
+    shift: np.ndarray | None = None,
 ) -> FoldMetrics:
     """k-fold held-out R² and MAE of ridge with intercept, from the Gram matrix of the rows.
 
@@ -188,6 +210,9 @@ def dual_cv(
     fold : (n,) fold id of each row.
     alphas : (A,) penalties.
     defined : (k, t) whether fold ``f``'s held-out targets vary (R² NaN where not).
+    x, shift : to standardise, the rows ``(n, d)`` (minus ``shift (d,)``) that ``gram`` is made
+        of: each fold's Gram matrix is then rebuilt from its training rows' z-scores
+        (:func:`std_scale` of the training rows, as a scaler fitted inside the fold).
     """
     k = int(fold.max()) + 1
     t = y.shape[1]
@@ -196,6 +221,11 @@ def dual_cv(
     for f in range(k):
         test = fold == f
         train = ~test
+        if x is not None:
+            xt = x[train]
+            scale = std_scale(xt.var(axis=0), xt.mean(axis=0) + shift, float(len(xt)))
+            xs = x / scale
+            gram = xs @ xs.T
         kc_tt, kc_cross = _centre_gram(gram, np.flatnonzero(train))
         y_mean = y[train].mean(axis=0)
         dual = _ridge_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
@@ -256,6 +286,20 @@ def _pool(
     return n_tot, mx_p, my_p, wx + (dx * n[:, None]).T @ dx, wy + (dx * n[:, None]).T @ dy
 
 
+def primal_data_scale(n: np.ndarray, mx: np.ndarray, cxx: np.ndarray, standardize: bool) -> float:
+    """The scale alphas are relative to: ``trace(C) / d`` of all rows' centred co-moments ``C``
+    (the mean eigenvalue of ``X_c^T X_c``), of their z-scores when ``standardize``.
+
+    Per-fold moments ``n (k,)``, ``mx (k, d)``, ``cxx (k, d, d)`` of one layer.
+    """
+    n_tot = float(n.sum())
+    mean = (n[:, None] * mx).sum(axis=0) / n_tot
+    diag = np.diagonal(cxx, axis1=1, axis2=2).sum(axis=0) + (n[:, None] * (mx - mean) ** 2).sum(0)
+    if standardize:
+        diag = diag / std_scale(diag / n_tot, mean, n_tot) ** 2
+    return float(diag.mean())
+
+
 def primal_fold_solutions(
     n: np.ndarray,
     mx: np.ndarray,
@@ -263,6 +307,7 @@ def primal_fold_solutions(
     cxx: np.ndarray,
     cxy: np.ndarray,
     alphas: np.ndarray,
+    standardize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solutions trained on all folds but ``f`` for every fold ``f``, then one on all folds.
 
@@ -271,6 +316,10 @@ def primal_fold_solutions(
     means ``(k + 1, d)`` and ``(k + 1, t)`` (predict ``(x - mean_x) @ coef + mean_y``); index ``k``
     is the refit on all data. Fold ``f``'s training moments pool the other folds: the sum of their
     within co-moments (the total minus fold ``f``'s) plus their between-means term.
+
+    ``standardize``: solve on the z-scores of each training set (scale :func:`std_scale` of its
+    pooled variance, as ``StandardScaler`` fitted inside the fold): ``D^-1 C D^-1 v = D^-1 c``,
+    and return the coefficients in the raw space, ``w = D^-1 v``.
     """
     k = len(n)
     wx_tot, wy_tot = cxx.sum(axis=0), cxy.sum(axis=0)
@@ -281,8 +330,13 @@ def primal_fold_solutions(
         else:
             rest = np.arange(k) != f
             pooled = _pool(n[rest], mx[rest], my[rest], wx_tot - cxx[f], wy_tot - cxy[f])
-        _, mx_p, my_p, cxx_p, cxy_p = pooled
-        coefs.append(_ridge_solve(cxx_p, cxy_p, alphas))
+        n_p, mx_p, my_p, cxx_p, cxy_p = pooled
+        if standardize:
+            scale = std_scale(np.diagonal(cxx_p) / n_p, mx_p, n_p)
+            sol = _ridge_solve(cxx_p / np.outer(scale, scale), cxy_p / scale[:, None], alphas)
+            coefs.append(sol / scale[:, None, None])
+        else:
+            coefs.append(_ridge_solve(cxx_p, cxy_p, alphas))
         mxs.append(mx_p)
         mys.append(my_p)
     return np.stack(coefs), np.stack(mxs), np.stack(mys)

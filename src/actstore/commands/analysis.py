@@ -20,6 +20,7 @@ _PROBE_EPILOG = """examples:
   actstore probe fit cache.zarr --prompt-set arithmetic --target value \\
       --position before:answer --alphas 0.1,1,10,100 --name value_before --json
   actstore probe fit cache.zarr --prompt-set arithmetic --target value --out probes.npz
+  actstore probe fit cache.zarr --prompt-set arithmetic --target value --standardize
   actstore probe show cache.zarr                       # list the probes saved in the cache
   actstore probe show cache.zarr --name value_last --json
   actstore probe show probes.npz
@@ -30,6 +31,8 @@ _DETECT_EPILOG = """examples:
   actstore detect cache.zarr --probes probes.npz --prompt-set physics --target v_squared \\
       --span v_squared --json --per-prompt > detection.json
   actstore detect cache.zarr --probes value_last --prompt-set physics --target v_squared --no-write
+  actstore detect cache.zarr --probes value_last --prompt-set physics --target v_squared \
+      --permutations 1000 --seed 1                 # p-values per layer (Holm-corrected)
   actstore detect small.zarr --probes value_last --prompt-set physics --target v_squared \\
       --layers 15,23          # a subset copy holding some of the probes' layers
 (predictions are written as PROMPT_SET/pred_PROBE; a read-only cache needs --no-write)
@@ -120,11 +123,33 @@ def _print_metrics(probes: Any) -> None:
         f"{lin['position']!r}; {lin['n_samples']} samples from {lin['n_prompts']} prompts, "
         f"{lin['cv']}-fold CV, solver {lin['solver']}"
     )
-    print(f"{'layer':>6} {'alpha':>9} {'cv_r2':>8} {'cv_mae':>10} {'train_r2':>9} {'ctrl_r2':>8}")
+    print(
+        f"{'layer':>6} {'alpha':>9} {'cv_r2':>8} {'cv_mae':>10} {'train_r2':>9} {'ctrl_r2':>8} "
+        f"{'edge':>5}"
+    )
     for m in probes.metrics():
         print(
             f"{m['layer']:>6} {m['alpha']:>9.3g} {m['cv_r2']:>8.4f} {m['cv_mae']:>10.4g} "
-            f"{m['train_r2']:>9.4f} {m.get('control_cv_r2', float('nan')):>8.4f}"
+            f"{m['train_r2']:>9.4f} {m.get('control_cv_r2', float('nan')):>8.4f} "
+            f"{m.get('alpha_at_edge') or '-':>5}"
+        )
+
+
+def _alpha_grid(text: str) -> list[float] | None:
+    """``auto`` (the default grid relative to the data's scale) or comma-separated penalties."""
+    return None if text.strip().lower() == "auto" else _floats(text)
+
+
+def _warn_edges(probes: Any) -> None:
+    """One line on stderr naming the layers whose alpha is still at an end of the grid."""
+    edges = [(m["layer"], m["alpha_at_edge"]) for m in probes.metrics() if m["alpha_at_edge"]]
+    if edges:
+        where = ", ".join(f"{layer} ({edge})" for layer, edge in edges)
+        print(
+            f"actstore: warning: alpha is at an end of the searched grid in layer(s) {where} "
+            "after extending it to its bound (1e-8..1e6 x trace(C)/d); 'high' usually means no "
+            "linear signal there",
+            file=sys.stderr,
         )
 
 
@@ -147,7 +172,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         target=args.target,
         layers=_ints(args.layers) if args.layers else None,
         position=args.position,
-        alphas=_floats(args.alphas),
+        alphas=_alpha_grid(args.alphas),
         cv=args.cv,
         seed=args.seed,
         control=args.control,
@@ -155,6 +180,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         solver=args.solver,
         kind=args.kind,
         group_by=args.group_by,
+        standardize=args.standardize,
     )
     if args.out:
         where = save_probes(probes, args.out)
@@ -162,6 +188,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         where = save_probes(
             probes, args.cache, name=args.name or _default_name(args.target, args.position)
         )
+    _warn_edges(probes)  # after saving: a location error is the only line when saving fails
     if args.json:
         print(json.dumps({"saved": where, **probes.to_dict()}, indent=2, default=str))
     else:
@@ -215,6 +242,8 @@ def _run_detect(args: argparse.Namespace, probes: Any, write: bool):  # -> Detec
         name=getattr(args, "name", None),
         allow_model_mismatch=args.allow_model_mismatch,
         layers=_ints(args.layers) if args.layers else None,
+        permutations=args.permutations,
+        train=args.train_cache,
     )
 
 
@@ -229,7 +258,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     )
     print(
         f"{'layer':>6} {'probe':>10} {'shuffled':>10} {'random_tgt':>10} {'hit_rate':>9} "
-        f"{'ctrl_hit':>9} {'z':>6}"
+        f"{'ctrl_hit':>9} {'z':>6} {'p':>7} {'p_holm':>7}"
     )
     for r in result.summary():
         print(
@@ -237,9 +266,13 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             f"{r['shuffled_probe_mean_min_error']:>10.4g} "
             f"{r['random_target_mean_min_error']:>10.4g} "
             f"{r.get('probe_hit_rate', float('nan')):>9.3f} "
-            f"{r.get('random_target_hit_rate', float('nan')):>9.3f} {r['probe_mean_z']:>6.2f}"
+            f"{r.get('random_target_hit_rate', float('nan')):>9.3f} {r['probe_mean_z']:>6.2f} "
+            f"{r.get('p_value', float('nan')):>7.3g} "
+            f"{r.get('p_value_corrected', float('nan')):>7.3g}"
         )
     print(f"best layer: {result.best_layer}")
+    for sentence in result.conclusions():
+        print(sentence)
     if not args.no_write:
         name = result.lineage["written_as"]
         print(f"predictions written to {args.cache} as {args.prompt_set}/{name}")
@@ -293,7 +326,20 @@ def _detect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-set", required=True, help="prompt set to scan (e.g. physics)")
     p.add_argument("--target", required=True, help="numeric label to compare with (v_squared)")
     p.add_argument("--span", help="span marking where the value is written (default: the target)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random-target control")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the random-target control and permutations"
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=100,
+        help="shuffled-label probes and random targets per layer for the p-values (default "
+        "100; 0 skips them)",
+    )
+    p.add_argument(
+        "--train-cache",
+        help="cache holding the probes' training prompt set (default: the scanned cache)",
+    )
     p.add_argument(
         "--layers",
         help="comma-separated layers to use (default: every probed layer the prompt set stores)",
@@ -327,7 +373,17 @@ def register(subparsers: Any) -> None:
     fit.add_argument(
         "--position", default="last", help="last | before:SPAN | span:SPAN | all (default last)"
     )
-    fit.add_argument("--alphas", default="1", help="comma-separated ridge penalties (default 1)")
+    fit.add_argument(
+        "--alphas",
+        default="auto",
+        help="comma-separated ridge penalties, or auto (default: 1e-6..100 x trace(C)/d per "
+        "layer); a best alpha at an end of the grid extends it",
+    )
+    fit.add_argument(
+        "--standardize",
+        action="store_true",
+        help="z-score each dimension inside every training fold (StandardScaler) before ridge",
+    )
     fit.add_argument("--cv", type=int, default=5, help="number of folds (default 5)")
     fit.add_argument("--seed", type=int, default=0, help="fold and shuffle seed (default 0)")
     fit.add_argument("--control", choices=["shuffle", "none"], default="shuffle")

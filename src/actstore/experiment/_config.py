@@ -98,9 +98,11 @@ class ProbeConfig:
     prompt_set: str
     target: str
     position: str = "last"
-    alphas: tuple[float, ...] = (1.0,)
+    #: ``None`` (key left out): the default grid relative to each layer's scale.
+    alphas: tuple[float, ...] | None = None
     cv: int = 5
     seed: int = 0
+    standardize: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +114,8 @@ class DetectConfig:
     probes: tuple[str, ...] = ()
     span: str | None = None
     seed: int = 0
+    #: Shuffled-label probes and random targets per layer for the p-values (0: none).
+    permutations: int = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,7 +253,9 @@ def _validate(cfg: ExperimentConfig) -> None:
             parse_position(pc.position)
         except ActstoreError as exc:
             raise ConfigError(f"config key '{key}.position': {exc}") from None
-        if not pc.alphas or any(not math.isfinite(a) or a <= 0 for a in pc.alphas):
+        if pc.alphas is not None and (
+            not pc.alphas or any(not math.isfinite(a) or a <= 0 for a in pc.alphas)
+        ):
             raise ConfigError(
                 f"config key '{key}.alphas': expected finite positive numbers, "
                 f"got {list(pc.alphas)}"
@@ -258,6 +264,11 @@ def _validate(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"config key '{key}.cv': expected an integer >= 2, got {pc.cv}")
     if cfg.detect is not None:
         _check_choice("detect.prompt_set", cfg.detect.prompt_set, sorted(seen))
+        if cfg.detect.permutations < 0:
+            raise ConfigError(
+                "config key 'detect.permutations': expected an integer >= 0, got "
+                f"{cfg.detect.permutations}"
+            )
         if not cfg.probes:
             raise ConfigError(
                 "config has [detect] but no [[probes]]; add a probe or remove [detect]"

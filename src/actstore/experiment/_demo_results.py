@@ -111,22 +111,19 @@ def _detection(runs: Mapping[str, Any], name: str) -> list[str]:
 
     by_model = _layers(runs, "detect", name)
     layers = sorted(set().union(*[set(t) for t in by_model.values()]))
-    p_key = next(
-        (
-            k
-            for k in ("p_value_adjusted", "p_value")
-            if any(k in r for t in by_model.values() for r in t.values())
-        ),
-        None,
-    )
     columns = {
         "min error": "probe_mean_min_error",
         "shuffled": "shuffled_probe_mean_min_error",
         "random": "random_target_mean_min_error",
         "hit rate": "probe_hit_rate",
     }
-    if p_key is not None:
-        columns["p"] = p_key
+    # Permutation p-values (Holm-corrected over layers) when the runs have them.
+    present = {k for t in by_model.values() for r in t.values() for k in r}
+    if "p_value_corrected" in present:
+        columns["p shuffled"] = "p_value_corrected"
+        columns["p random"] = "p_value_random_target_corrected"
+    elif "p_value" in present:
+        columns["p"] = "p_value"
     rows: list[dict[str, Any]] = []
     sentences: dict[str, list[str]] = {m: [] for m in by_model}
     for layer in layers:
@@ -176,6 +173,8 @@ def demo_results_md(runs: Mapping[str, Any]) -> str:
                 row[f"{model} cv_r2"] = r.get("cv_r2", math.nan)
                 row[f"{model} shuffled cv_r2"] = r.get("control_cv_r2", math.nan)
                 row[f"{model} alpha"] = r.get("alpha", math.nan)
+                # An alpha still at an end of the (extended) grid is flagged, never hidden.
+                row[f"{model} alpha edge"] = r.get("alpha_at_edge") or "-"
             rows.append(row)
         md += [
             f"## Probe '{pc.name}': `{pc.target}` at `{pc.position}`\n",
@@ -190,7 +189,9 @@ def demo_results_md(runs: Mapping[str, Any]) -> str:
                 "Mean over prompts of the smallest |prediction - target| over each prompt's "
                 "tokens ('min error'), beside the same number for the shuffled-label probe "
                 "('shuffled') and for a random in-range target ('random'); hit rate: share of "
-                f"prompts whose best token lies in the span `{cfg.detect.span}`. Verdict rule: "
+                f"prompts whose best token lies in the span `{cfg.detect.span}`; 'p shuffled' "
+                "and 'p random': permutation p-values against shuffled-label probes and random "
+                "targets, Holm-corrected over layers (docs/significance.md). Verdict rule: "
                 "docs/reports.md.\n",
                 *_detection(runs, pc.name),
             ]

@@ -315,6 +315,7 @@ class ExperimentRun:
             alphas=pc.alphas,
             cv=pc.cv,
             seed=pc.seed,
+            standardize=pc.standardize,
         )
         save_probes(probes, self.cache_url, name=probe)
         self._write_json(f"probes_{probe}.json", probes.to_dict())
@@ -334,6 +335,7 @@ class ExperimentRun:
             name=f"pred_{probe}",
             span=det.span,
             seed=det.seed,
+            permutations=det.permutations,
         )
         self._results[probe] = result
         self._write_json(f"detect_{probe}.json", result.to_dict())
@@ -354,6 +356,7 @@ class ExperimentRun:
             write=False,
             span=det.span,
             seed=det.seed,
+            permutations=det.permutations,
         )
         self._results[probe] = result
         return result

@@ -201,7 +201,12 @@ def check_probes(probes: Any, pc: Any, cache: Any | None, *, name: str) -> None:
         ("position", lin.get("position"), pc.position),
         ("cv", lin.get("cv"), pc.cv),
         ("seed", lin.get("seed"), pc.seed),
-        ("alphas", sorted(grid), sorted(float(a) for a in pc.alphas)),
+        (
+            "alphas",
+            lin["alphas"] if "alphas" in lin else sorted(grid),
+            None if pc.alphas is None else sorted(float(a) for a in pc.alphas),
+        ),
+        ("standardize", bool(lin.get("standardize", False)), bool(pc.standardize)),
     ]
     if cache is not None and pc.prompt_set in cache.prompt_sets:
         digest = fingerprint_digest(dict(cache.spec(pc.prompt_set).fingerprint))

@@ -1,0 +1,119 @@
+"""The alpha search that cannot hide at an edge: a default grid from the data's scale, extended
+while the best alpha sits at either end of it.
+
+Rule (see ``docs/probes-numerics.md``):
+
+* **Default grid.** ``alphas=None`` searches :data:`DEFAULT_FACTORS` times each layer's scale
+  ``s = trace(C) / d`` (``C`` the centred co-moments ``X_c^T X_c`` of all selected rows, of their
+  z-scores with ``standardize``): the mean eigenvalue, so ``alpha = s`` shrinks as much as the
+  average direction carries, and ``1e-6 s`` is nearly ordinary least squares.
+* **Extension.** When the probe's best alpha (the target column, not its shuffled control) is the
+  smallest or largest of the grid in any layer, three more alphas are added beyond that end
+  (x10 steps) and evaluated, until every layer's best is interior or the end would pass
+  :data:`BOUND` (``1e-8 s`` .. ``1e6 s``; at ``1e6 s`` every direction is shrunk at least
+  ``1e6 / d``-fold, so the probe is nearly constant: more shrinkage would change nothing but
+  make its token errors numerically equal). Every layer is evaluated on the same (extended) grid.
+* **Flag.** A layer whose chosen alpha is still the smallest or largest of the grid gets
+  ``alpha_at_edge`` ``"low"`` or ``"high"`` (``""`` otherwise). A grid of one alpha is no
+  search: it is neither extended nor flagged.
+
+Each extension step evaluates only the new alphas, which costs one more pass over the selected
+rows (two for the primal solver: moments, then held-out residuals), and one eigen-solve per fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["BOUND", "DEFAULT_FACTORS", "EDGES", "edge_flags", "search_alphas"]
+
+#: Default grid, relative to each layer's scale ``trace(C) / d``.
+DEFAULT_FACTORS = 10.0 ** np.arange(-6, 3)
+#: The extension never goes below ``BOUND[0] * s`` or above ``BOUND[1] * s``.
+BOUND = (1e-8, 1e6)
+#: Steps added per extension (x10 each).
+_STEPS = 10.0 ** np.arange(1, 4)
+EDGES = ("", "low", "high")
+
+_ALPHA_AXIS = ("cv_r2_fold", "cv_mae_fold", "train_r2", "train_mae", "alpha_values")
+_TOL = 1e-9
+
+
+def edge_flags(alpha_index: np.ndarray, n_alphas: int) -> np.ndarray:
+    """``"low"``, ``"high"`` or ``""`` for each chosen index (any shape); ``""`` for one alpha."""
+    flags = np.full(alpha_index.shape, "", dtype=object)
+    if n_alphas >= 2:
+        flags[alpha_index == 0] = "low"
+        flags[alpha_index == n_alphas - 1] = "high"
+    return flags.astype(str)
+
+
+def _merge(old: dict[str, np.ndarray], new: dict[str, np.ndarray], factors: np.ndarray) -> None:
+    """Join ``new`` (the extra alphas) into ``old`` in place, sorted by factor; the better choice
+    per (layer, column) keeps its coefficients."""
+    from actstore.analysis._ridge import fold_mean
+
+    a_old = old["alpha_values"].shape[-1]
+    for key in _ALPHA_AXIS:
+        old[key] = np.concatenate([old[key], new[key]], axis=-1)
+    order = np.argsort(factors, kind="stable")
+    for key in _ALPHA_AXIS:
+        old[key] = old[key][..., order]
+    mean = np.nan_to_num(fold_mean(old["cv_r2_fold"], axis=1), nan=-np.inf)  # (L, t, A)
+    best = np.argmax(mean, axis=-1)  # (L, t), in sorted order
+    from_new = order[best] >= a_old
+    old["coef"] = np.where(from_new[..., None], new["coef"], old["coef"])
+    old["intercept"] = np.where(from_new, new["intercept"], old["intercept"])
+    old["alpha_index"] = best
+
+
+def search_alphas(
+    run: Callable[[np.ndarray], dict[str, np.ndarray]],
+    factors: np.ndarray,
+    *,
+    relative: bool,
+    extend: bool = True,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run the engine on ``factors`` and extend the grid while layers choose an end of it.
+
+    Parameters
+    ----------
+    run : the engine for a grid of factors -> its output dict (``alpha_values (layer, A)``,
+        ``data_scale (layer,)``, ``alpha_index (layer, t)``, ...).
+    factors : (A,) the initial grid: absolute alphas, or factors of each layer's scale when
+        ``relative``.
+    extend : False keeps the grid as given (still flagged).
+
+    Returns
+    -------
+    (out, factors)
+        The merged output, sorted by alpha, with ``alpha_at_edge (layer, t)`` added, and the
+        final grid (A',).
+    """
+    factors = np.sort(np.asarray(factors, dtype=np.float64))
+    out = run(factors)
+    while extend and len(factors) >= 2:
+        scale = out["data_scale"].copy()  # (L,)
+        scale[~(scale > 0)] = 1.0  # rows that do not vary: the grid is absolute there
+        mult = scale if relative else np.ones_like(scale)
+        choice = out["alpha_index"][:, 0]
+        has_cv = np.isfinite(out["cv_r2_fold"][:, :, 0]).any(axis=(1, 2))
+        new: list[float] = []
+        for end, sign in ((0, -1.0), (len(factors) - 1, 1.0)):
+            layers = has_cv & (choice == end)
+            if not layers.any():
+                continue
+            cand = factors[end] * _STEPS**sign  # (3,)
+            lo = BOUND[0] * scale[layers] / mult[layers] * (1 - _TOL)
+            hi = BOUND[1] * scale[layers] / mult[layers] * (1 + _TOL)
+            ok = [c for c in cand if ((c >= lo) & (c <= hi)).any()]
+            new.extend(ok)
+        if not new:
+            break
+        extra = np.asarray(new)
+        _merge(out, run(extra), np.concatenate([factors, extra]))
+        factors = np.sort(np.concatenate([factors, extra]))
+    out["alpha_at_edge"] = edge_flags(out["alpha_index"], len(factors))
+    return out, factors

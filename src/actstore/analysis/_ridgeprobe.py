@@ -1,0 +1,137 @@
+"""The in-memory ridge estimator :class:`RidgeProbe` (the engine of :func:`fit_probes` on rows
+already in memory) and the alpha-grid check shared with :func:`fit_probes`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from actstore.analysis._alphasearch import DEFAULT_FACTORS, search_alphas
+from actstore.analysis._degenerate import check_varies, warn_undefined_folds
+from actstore.analysis._estimator import check_x, kfold_ids, regression_input
+from actstore.analysis._fit import choose_solver, fit_engine
+from actstore.analysis._ridge import fold_mean
+from actstore.errors import InvalidArgumentError
+
+__all__ = ["RidgeProbe", "check_alphas"]
+
+
+def check_alphas(alphas: Sequence[float] | float | None) -> np.ndarray:
+    """The grid ``(alpha,)`` as float64 (``None``: the default relative factors).
+
+    Raises
+    ------
+    InvalidArgumentError
+        An alpha that is not finite and > 0, or no alpha.
+    """
+    if alphas is None:
+        return DEFAULT_FACTORS.copy()
+    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise InvalidArgumentError(
+            f"expected one or more finite alphas > 0, got {alphas!r}; pass e.g. alphas=[0.1, 1, 10]"
+        )
+    return arr
+
+
+class RidgeProbe(RegressorMixin, BaseEstimator):
+    """Ridge regression with intercept, alpha chosen by k-fold CV, on rows already in memory.
+
+    The same engine as :func:`fit_probes` (exact, equal to scikit-learn's ``Ridge``), for one
+    ``(sample, d_model)`` matrix. A scikit-learn estimator (see :mod:`._estimator`): ``clone``,
+    ``score`` (R²), ``Pipeline``, ``GridSearchCV`` work.
+
+    Parameters
+    ----------
+    alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
+    cv : number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
+    random_state : fold seed (int, ``None`` or ``RandomState``, as in scikit-learn; was ``seed``).
+    solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
+    standardize : z-score each column inside every training fold (``StandardScaler``) first.
+
+    ``alphas=None`` searches the default grid relative to the data's scale; a grid whose best
+    alpha is at an end is extended (``docs/probes-numerics.md``), and ``alpha_at_edge_`` says
+    ``"low"``/``"high"`` if it still is, else ``None``.
+
+    Attributes
+    ----------
+    coef_ : (d_model,)  intercept_ : float  alpha_ : float  n_features_in_ : int
+    alphas_ : (alpha,) the penalties searched (sorted; extended at an edge)
+    cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
+    train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
+    """
+
+    def __init__(
+        self,
+        alphas: Sequence[float] | float | None = (1.0,),
+        *,
+        cv: int = 5,
+        random_state: Any = 0,
+        solver: str = "auto",
+        standardize: bool = False,
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.random_state = random_state
+        self.solver = solver
+        self.standardize = standardize
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
+        """Fit on ``x (sample, d_model)`` and ``y (sample,)``; returns ``self``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Shapes do not match, ``x`` or ``y`` holds NaN or inf, too few samples for ``cv``.
+        DegenerateTargetError
+            ``y`` is constant (R² undefined); see ``docs/probes-numerics.md``.
+        """
+        x, y = regression_input(self, x, y, self.cv)
+        alphas = check_alphas(self.alphas)
+        fold = kfold_ids(len(y), self.cv, self.random_state)
+        check_varies(y, "y", unit="samples")
+        solver = choose_solver(self.solver, *x.shape)
+
+        def batches(layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+            yield slice(0, len(y)), x[:, None, :].astype(np.float32, copy=False)
+
+        def run(grid: np.ndarray) -> dict[str, np.ndarray]:
+            return fit_engine(
+                batches,
+                n_layers=1,
+                d=x.shape[1],
+                y=y[:, None],
+                fold=fold,
+                alphas=grid,
+                solver=solver,
+                max_memory=2**62,
+                relative=self.alphas is None,
+                standardize=bool(self.standardize),
+            )
+
+        out, _ = search_alphas(run, alphas, relative=self.alphas is None)
+        self.coef_ = out["coef"][0, 0]
+        self.intercept_ = float(out["intercept"][0, 0])
+        self.alpha_ = float(out["alpha_values"][0, out["alpha_index"][0, 0]])
+        self.alphas_ = out["alpha_values"][0]
+        self.alpha_at_edge_ = str(out["alpha_at_edge"][0, 0]) or None
+        warn_undefined_folds(out["fold_defined"], ["y"])
+        self.cv_r2_folds_ = out["cv_r2_fold"][0, :, 0]
+        self.cv_r2_ = fold_mean(self.cv_r2_folds_, axis=0)
+        self.cv_mae_ = out["cv_mae_fold"][0, :, 0].mean(axis=0)
+        self.train_r2_ = out["train_r2"][0, 0]
+        self.train_mae_ = out["train_mae"][0, 0]
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions ``(sample,)`` for rows ``x (sample, d_model)``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
+        return check_x(self, x).astype(np.float64, copy=False) @ self.coef_ + self.intercept_
