@@ -61,9 +61,12 @@ def test_large_common_offset_and_layer_groups_equal_sklearn(grouped: bool) -> No
     folds = KFold(5, shuffle=True, random_state=4)
     for j in range(3):
         x, y = _last_rows(ds, j)
-        r2 = [cross_val_score(Ridge(alpha=a), x, y, cv=folds).mean() for a in alphas]
+        # The grid may have been extended at an edge: compare on the grid that was searched.
+        grid = probes.dataset["alpha_values"].values[j]
+        assert set(alphas) <= set(grid)
+        r2 = [cross_val_score(Ridge(alpha=a), x, y, cv=folds).mean() for a in grid]
         np.testing.assert_allclose(probes.dataset["cv_r2"].values[j], r2, atol=1e-6)
-        best = alphas[int(np.argmax(r2))]
+        best = grid[int(np.argmax(r2))]
         ref = Ridge(alpha=best).fit(x, y)
         np.testing.assert_allclose(
             probes.dataset["coef"].values[j], ref.coef_, atol=1e-6 * np.abs(ref.coef_).max()
@@ -184,16 +187,19 @@ def test_unlabelled_prompts_are_left_out_and_metrics_are_the_chosen_alphas() -> 
     for j, row in enumerate(probes.metrics()):
         x, _ = _last_rows(ds, j)
         x, yk = x[keep], y[keep]
-        r2 = [cross_val_score(Ridge(alpha=a), x, yk, cv=folds).mean() for a in alphas]
+        # The grid searched (sorted, extended at an edge) holds the one given.
+        grid = list(probes.dataset["alpha_values"].values[j])
+        assert set(alphas) <= set(grid)
+        r2 = [cross_val_score(Ridge(alpha=a), x, yk, cv=folds).mean() for a in grid]
         best = int(np.argmax(r2))
         chosen.append(best)
-        assert row["alpha"] == alphas[best]
+        assert row["alpha"] == grid[best]
         assert row["cv_r2"] == pytest.approx(r2[best], abs=1e-6)
         mae = -cross_val_score(
-            Ridge(alpha=alphas[best]), x, yk, cv=folds, scoring="neg_mean_absolute_error"
+            Ridge(alpha=grid[best]), x, yk, cv=folds, scoring="neg_mean_absolute_error"
         ).mean()
         assert row["cv_mae"] == pytest.approx(mae, rel=1e-6)
         assert row["train_r2"] == pytest.approx(
-            Ridge(alpha=alphas[best]).fit(x, yk).score(x, yk), abs=1e-6
+            Ridge(alpha=grid[best]).fit(x, yk).score(x, yk), abs=1e-6
         )
-    assert any(c != 0 for c in chosen)  # the signal layer prefers a small alpha
+    assert any(c != 0 for c in chosen)  # some layer's chosen alpha is not the first of the grid

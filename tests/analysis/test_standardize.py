@@ -54,7 +54,9 @@ def _check_against_pipeline(probe: RidgeProbe, x: np.ndarray, y: np.ndarray, see
 def test_standardize_equals_scaler_ridge_pipeline_per_fold(solver: str, n: int, d: int) -> None:
     x, y = _data(n, d, seed=3)
     x[:, 2] = 4.0  # a constant column: the scaler leaves it at scale 1
-    probe = RidgeProbe([0.1, 1.0, 10.0], cv=4, seed=5, solver=solver, standardize=True).fit(x, y)
+    probe = RidgeProbe([0.1, 1.0, 10.0], cv=4, random_state=5, solver=solver, standardize=True).fit(
+        x, y
+    )
     _check_against_pipeline(probe, x, y, seed=5)
 
 
@@ -72,7 +74,7 @@ def test_standardize_equals_pipeline_across_scales(
     n, d = (24, 30) if dual else (80, 8)
     scales = 10 ** np.random.default_rng(seed).uniform(lo, lo + spread, size=d)
     x, y = _data(n, d, seed, col_scales=scales, offset=offset)
-    probe = RidgeProbe([0.3, 3.0, 30.0], cv=3, seed=seed % 7, standardize=True).fit(x, y)
+    probe = RidgeProbe([0.3, 3.0, 30.0], cv=3, random_state=seed % 7, standardize=True).fit(x, y)
     _check_against_pipeline(probe, x, y, seed=seed % 7)
 
 

@@ -62,6 +62,9 @@ def class_metric_rows(probes: ProbeSet) -> list[dict[str, Any]]:
     for i, layer in enumerate(probes.layers):
         a = _index(grid, float(ds["alpha"].values[i]))
         row: dict[str, Any] = {"layer": layer, "alpha": float(ds["alpha"].values[i])}
+        # A searched grid (>= 2 alphas) whose best is an end of it is flagged (not extended).
+        ends = {0: "low", len(grid) - 1: "high"} if len(grid) >= 2 else {}
+        row["alpha_at_edge"] = ends.get(a)
         row.update({f"cv_{m}": float(ds[f"cv_{m}"].values[i, a]) for m in METRICS})
         row["train_accuracy"] = float(ds["train_accuracy"].values[i])
         if probes.has_control:

@@ -10,6 +10,18 @@ Cross-validation: for every layer, fold and alpha (``C = 1 / alpha``) a probe is
 training prompts and scored on the held-out ones (:mod:`._class_metrics`); the alpha with the
 lowest mean held-out log-loss is refitted on all samples. ``mean_diff`` has no penalty (its alpha
 grid is ``[0]``). The shuffled control is the same fit on class labels permuted across prompts.
+
+Alpha grid: ``alphas=None`` is :data:`DEFAULT_CLASS_ALPHAS` (scikit-learn's default ``C = 1``,
+no search). A searched grid is not extended (each extra alpha costs ``cv + 1`` L-BFGS fits per
+layer), but a layer whose best alpha is the smallest or largest of the grid is flagged
+``alpha_at_edge`` (``"low"``/``"high"``), as ridge layers still at an edge after extension are.
+
+Standardisation (``standardize=True``): each fold's rows are divided by the per-column standard
+deviation of its training rows (:func:`._ridge.std_scale`, as ``StandardScaler`` fitted inside
+the fold; the centring is absorbed by the unpenalised intercept), and the refit uses all rows'
+scale; coefficients are saved for raw rows (``coef / scale``), so detection applies them as is.
+This equals ``make_pipeline(StandardScaler(), LogisticRegression(C=1/alpha))`` and
+``make_pipeline(StandardScaler(), MeanDiffProbe())``.
 """
 
 from __future__ import annotations
@@ -28,12 +40,22 @@ from actstore.analysis._data import SetSource, select_positions
 from actstore.analysis._folds import class_labels, prompt_folds
 from actstore.analysis._logistic import logistic_fit, logistic_proba
 from actstore.analysis._mean_diff import mean_diff_fit
+from actstore.analysis._ridge import std_scale
 from actstore.analysis._stats import chunk_prompts, iter_rows
 from actstore.errors import InvalidArgumentError
 
-__all__ = ["KINDS", "fit_class_probes"]
+__all__ = ["DEFAULT_CLASS_ALPHAS", "KINDS", "fit_class_probes"]
 
 KINDS = ("ridge", "logistic", "mean_diff")
+#: The grid of ``alphas=None`` for classification kinds: ``C = 1`` (scikit-learn's default).
+DEFAULT_CLASS_ALPHAS = np.ones(1)
+
+
+def _scale(x: np.ndarray, standardize: bool) -> np.ndarray:
+    """Per-column divisor ``(d,)``: the rows' ``StandardScaler`` scale, or ones."""
+    if not standardize:
+        return np.ones(x.shape[1])
+    return std_scale(x.var(axis=0), x.mean(axis=0), float(x.shape[0]))
 
 
 def _layer_groups(n_layers: int, n: int, d: int, max_memory: int) -> list[np.ndarray]:
@@ -66,7 +88,13 @@ def _scores(kind: str, x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -
 
 
 def _fit_layer(
-    kind: str, x: np.ndarray, yi: np.ndarray, k: int, fold: np.ndarray, alphas: np.ndarray
+    kind: str,
+    x: np.ndarray,
+    yi: np.ndarray,
+    k: int,
+    fold: np.ndarray,
+    alphas: np.ndarray,
+    standardize: bool = False,
 ) -> dict[str, Any]:
     n_folds = int(fold.max()) + 1
     folds = {m: np.full((n_folds, len(alphas)), np.nan) for m in METRICS}
@@ -74,16 +102,20 @@ def _fit_layer(
     order = np.argsort(alphas)[::-1]
     for f in range(n_folds):
         train, test = fold != f, fold == f
+        scale = _scale(x[train], standardize)  # the scaler is fitted inside the training fold
+        x_train, x_test = x[train] / scale, x[test] / scale
         init = None
         for a in order:
-            init = _fit_one(kind, x[train], yi[train], k, float(alphas[a]), init)
-            pred, score, proba = _scores(kind, x[test], *init)
+            init = _fit_one(kind, x_train, yi[train], k, float(alphas[a]), init)
+            pred, score, proba = _scores(kind, x_test, *init)
             for m, v in fold_metrics(yi[test], pred, score, proba).items():
                 folds[m][f, a] = v
     with np.errstate(invalid="ignore"):
         loss = np.nanmean(folds["log_loss"], axis=0) if kind == "logistic" else np.zeros(1)
     best = int(np.nanargmin(loss)) if np.isfinite(loss).any() else 0
-    coef, intercept = _fit_one(kind, x, yi, k, float(alphas[best]), None)
+    scale = _scale(x, standardize)
+    coef, intercept = _fit_one(kind, x / scale, yi, k, float(alphas[best]), None)
+    coef = coef / scale  # for raw rows: (x / scale) @ w == x @ (w / scale)
     train_pred = _scores(kind, x, coef, intercept)[0]
     return {
         "folds": folds,
@@ -128,6 +160,7 @@ def fit_class_probes(
     group_by: str | None,
     max_memory: int,
     scheduler: str | None,
+    standardize: bool = False,
 ) -> xr.Dataset:
     """Fit one classification probe per layer: the ``ProbeSet`` dataset, lineage in its attrs.
 
@@ -172,7 +205,7 @@ def fit_class_probes(
                     f"{layers[layer]}; check the cache with `actstore verify`"
                 )
             for pre, yi in zip(prefixes, ys):
-                res = _fit_layer(kind, x, yi, k, fold, alphas)
+                res = _fit_layer(kind, x, yi, k, fold, alphas, standardize)
                 data[pre + "coef"][layer] = res["coef"]
                 data[pre + "intercept"][layer] = res["intercept"]
                 data[pre + "alpha"][layer] = alphas[res["best"]]
@@ -209,6 +242,7 @@ def fit_class_probes(
         "control": control,
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "solver": "lbfgs" if kind == "logistic" else "closed-form",
+        "standardize": bool(standardize),
         "n_samples": n,
         "n_prompts": len(groups),
         "cache_url": src.url,

@@ -19,7 +19,7 @@ from actstore.analysis._class_probeset import (
     class_to_dict,
     detection_weights,
 )
-from actstore.analysis._classify import KINDS, fit_class_probes
+from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, KINDS, fit_class_probes
 from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
 from actstore.analysis._degenerate import (
     check_finite_target,
@@ -248,8 +248,11 @@ def fit_probes(
         ``None`` (default): a grid relative to each layer's scale (``trace(C) / d``). A grid whose
         best alpha is at an end in some layer is extended (x10 steps, to a bound), and layers
         still at an end are flagged ``alpha_at_edge``; see ``docs/probes-numerics.md``.
+        Classification kinds: ``None`` is ``C = 1`` (no search); a searched grid whose best alpha
+        is at an end is flagged ``alpha_at_edge``, not extended (``docs/probes.md``).
     standardize : z-score each activation dimension with the statistics of each training fold
-        (as ``make_pipeline(StandardScaler(), Ridge())``); coefficients are saved for raw rows.
+        (as ``make_pipeline(StandardScaler(), Ridge())``, or ``LogisticRegression`` /
+        ``MeanDiffProbe`` for the classification kinds); coefficients are saved for raw rows.
     cv, seed : ``KFold(cv, shuffle=True, random_state=seed)`` over prompts.
     control : ``"shuffle"`` fits the same probes on labels permuted across prompts; ``"none"``.
     solver : ``auto`` (dual when samples < d_model), ``primal`` (float64 ``X^T X`` per fold,
@@ -305,10 +308,12 @@ def fit_probes(
         )
     layer_pos = np.array([stored.index(v) for v in wanted])
     if kind != "ridge":
+        grid = DEFAULT_CLASS_ALPHAS if alphas is None else alpha_arr
         ds = fit_class_probes(
             src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
-            position=position, alphas=alpha_arr, cv=cv, seed=seed, control=control,
+            position=position, alphas=grid, cv=cv, seed=seed, control=control,
             group_by=group_by, max_memory=max_memory, scheduler=scheduler,
+            standardize=standardize,
         )  # fmt: skip
         return ProbeSet(ds)
     y_prompt = label_vector(ds, target)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from actstore.commands import allow_negative_index_values
+from actstore.commands._analysis_print import print_detection, print_metrics, warn_edges
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -93,64 +94,9 @@ def _load(cache: str, spec: str):  # -> ProbeSet
     return load_probes(spec) if _is_file(spec) else load_probes(cache, name=spec)
 
 
-def _print_class_metrics(probes: Any) -> None:
-    lin = probes.lineage
-    group = f", folds grouped by {lin['group_by']!r}" if lin.get("group_by") else ""
-    print(
-        f"{lin['kind']} probes: classes {lin['classes']} of {lin['target']!r} in "
-        f"{lin['prompt_set']!r} at {lin['position']!r}; {lin['n_samples']} samples from "
-        f"{lin['n_prompts']} prompts, {lin['cv']}-fold CV{group}"
-    )
-    print(
-        f"{'layer':>6} {'alpha':>9} {'cv_acc':>7} {'cv_bal':>7} {'cv_auc':>7} {'cv_logl':>8} "
-        f"{'ctrl_acc':>8} {'ctrl_auc':>8}"
-    )
-    nan = float("nan")
-    for m in probes.metrics():
-        print(
-            f"{m['layer']:>6} {m['alpha']:>9.3g} {m['cv_accuracy']:>7.4f} "
-            f"{m['cv_balanced_accuracy']:>7.4f} {m['cv_roc_auc']:>7.4f} {m['cv_log_loss']:>8.4f} "
-            f"{m.get('control_cv_accuracy', nan):>8.4f} {m.get('control_cv_roc_auc', nan):>8.4f}"
-        )
-
-
-def _print_metrics(probes: Any) -> None:
-    if probes.kind != "ridge":
-        return _print_class_metrics(probes)
-    lin = probes.lineage
-    print(
-        f"probes: target {lin['target']!r} of prompt set {lin['prompt_set']!r} at "
-        f"{lin['position']!r}; {lin['n_samples']} samples from {lin['n_prompts']} prompts, "
-        f"{lin['cv']}-fold CV, solver {lin['solver']}"
-    )
-    print(
-        f"{'layer':>6} {'alpha':>9} {'cv_r2':>8} {'cv_mae':>10} {'train_r2':>9} {'ctrl_r2':>8} "
-        f"{'edge':>5}"
-    )
-    for m in probes.metrics():
-        print(
-            f"{m['layer']:>6} {m['alpha']:>9.3g} {m['cv_r2']:>8.4f} {m['cv_mae']:>10.4g} "
-            f"{m['train_r2']:>9.4f} {m.get('control_cv_r2', float('nan')):>8.4f} "
-            f"{m.get('alpha_at_edge') or '-':>5}"
-        )
-
-
 def _alpha_grid(text: str) -> list[float] | None:
     """``auto`` (the default grid relative to the data's scale) or comma-separated penalties."""
     return None if text.strip().lower() == "auto" else _floats(text)
-
-
-def _warn_edges(probes: Any) -> None:
-    """One line on stderr naming the layers whose alpha is still at an end of the grid."""
-    edges = [(m["layer"], m["alpha_at_edge"]) for m in probes.metrics() if m["alpha_at_edge"]]
-    if edges:
-        where = ", ".join(f"{layer} ({edge})" for layer, edge in edges)
-        print(
-            f"actstore: warning: alpha is at an end of the searched grid in layer(s) {where} "
-            "after extending it to its bound (1e-8..1e6 x trace(C)/d); 'high' usually means no "
-            "linear signal there",
-            file=sys.stderr,
-        )
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -188,11 +134,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         where = save_probes(
             probes, args.cache, name=args.name or _default_name(args.target, args.position)
         )
-    _warn_edges(probes)  # after saving: a location error is the only line when saving fails
+    warn_edges(probes)  # after saving: a location error is the only line when saving fails
     if args.json:
         print(json.dumps({"saved": where, **probes.to_dict()}, indent=2, default=str))
     else:
-        _print_metrics(probes)
+        print_metrics(probes)
         print(f"saved: {where}")
     return 0
 
@@ -211,7 +157,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(probes.to_dict(), indent=2, default=str))
     else:
-        _print_metrics(probes)
+        print_metrics(probes)
     return 0
 
 
@@ -252,27 +198,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(per_prompt=args.per_prompt), indent=2, default=str))
         return 0
-    print(
-        f"detection of {args.target!r} in {args.prompt_set!r} "
-        f"(span {result.span!r}); mean minimum |error| per layer beside its controls:"
-    )
-    print(
-        f"{'layer':>6} {'probe':>10} {'shuffled':>10} {'random_tgt':>10} {'hit_rate':>9} "
-        f"{'ctrl_hit':>9} {'z':>6} {'p':>7} {'p_holm':>7}"
-    )
-    for r in result.summary():
-        print(
-            f"{r['layer']:>6} {r['probe_mean_min_error']:>10.4g} "
-            f"{r['shuffled_probe_mean_min_error']:>10.4g} "
-            f"{r['random_target_mean_min_error']:>10.4g} "
-            f"{r.get('probe_hit_rate', float('nan')):>9.3f} "
-            f"{r.get('random_target_hit_rate', float('nan')):>9.3f} {r['probe_mean_z']:>6.2f} "
-            f"{r.get('p_value', float('nan')):>7.3g} "
-            f"{r.get('p_value_corrected', float('nan')):>7.3g}"
-        )
-    print(f"best layer: {result.best_layer}")
-    for sentence in result.conclusions():
-        print(sentence)
+    print_detection(result, args.target, args.prompt_set)
     if not args.no_write:
         name = result.lineage["written_as"]
         print(f"predictions written to {args.cache} as {args.prompt_set}/{name}")
@@ -382,7 +308,7 @@ def register(subparsers: Any) -> None:
     fit.add_argument(
         "--standardize",
         action="store_true",
-        help="z-score each dimension inside every training fold (StandardScaler) before ridge",
+        help="z-score each dimension inside every training fold (StandardScaler) before the fit",
     )
     fit.add_argument("--cv", type=int, default=5, help="number of folds (default 5)")
     fit.add_argument("--seed", type=int, default=0, help="fold and shuffle seed (default 0)")
