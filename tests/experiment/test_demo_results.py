@@ -51,7 +51,7 @@ def test_docs_tables_have_every_probe_layer_and_verdict() -> None:
     for pc in cfg.probes:
         section = text.split(f"## Probe '{pc.name}'", 1)[1].split("\n## ", 1)[0]
         rows = [ln for ln in section.splitlines() if re.match(r"^\| \d+ \|", ln)]
-        layers = [int(r.split("|")[1]) for r in rows if r.count("|") == 8]
+        layers = [int(r.split("|")[1]) for r in rows if r.count("|") == 10]
         n_layers = n_layers or len(layers)
         assert layers == list(range(n_layers)) and n_layers > 0
         for cell in (c.strip() for r in rows for c in r.strip("|").split("|")):

@@ -27,6 +27,7 @@ RIDGE = "src/actstore/analysis/_ridge.py"
 FIT = "src/actstore/analysis/_fit.py"
 STATS = "src/actstore/analysis/_stats.py"
 PROBES = "src/actstore/analysis/_probes.py"
+RIDGEPROBE = "src/actstore/analysis/_ridgeprobe.py"
 DATA = "src/actstore/analysis/_data.py"
 DETECT = "src/actstore/analysis/_detect.py"
 PERSIST = "src/actstore/analysis/_persist.py"
@@ -373,7 +374,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "probes-alpha-zero",
-        PROBES,
+        RIDGEPROBE,
         "np.any(arr <= 0)",
         "np.any(arr < 0)",
         A_FIT,

@@ -136,6 +136,11 @@ def _tested(row: Mapping[str, Any], level: float) -> tuple[str, str]:
         f"mean minimum error {_g(_num(row, 'probe_mean_min_error'))}; {how} over layers, "
         f"{shuffled}, p = {p_r:.3g} against {per}random targets{vs_r}"
     )
+    if math.isnan(p_s):  # no exact test without the shuffled-label refits
+        return "not_detected", (
+            f"Layer {layer}: detection is not shown to beat chance ({numbers}; the test needs "
+            "both)."
+        )
     if bool(row["beats_chance"]):
         return "detected", (f"Layer {layer}: detection beats chance ({numbers}; both < {level:g}).")
     return "not_detected", (
