@@ -220,3 +220,46 @@ def test_zero_permutations_skips_significance(planted_pair) -> None:
     res = detect(test, probes, prompt_set="b", target="v_squared", write=False, permutations=0)
     assert res.significance is None and "p_value" not in res.summary()[0]
     assert res.conclusions() == []
+
+
+def test_null_probes_use_the_probes_grouped_folds() -> None:
+    """Probes fitted with ``group_by``: each shuffled-label probe chooses its alpha with the same
+    grouped folds (scikit-learn ``GroupKFold(shuffle=True)``), as a brute-force refit does."""
+    from sklearn.model_selection import GroupKFold
+
+    train, test = _pair(5, signal=True, n_train=36)
+    n = train.sizes["prompt"]
+    groups = np.arange(n) % 9  # 9 templates, 4 prompts each
+    train["template"] = ("prompt", np.array([f"t{g}" for g in groups]))
+    grid = [1e-3, 0.1, 10.0, 1e3]
+    probes = fit_probes(
+        train, prompt_set="a", target="value", alphas=grid, cv=3, seed=2, group_by="template"
+    )
+    n_perm = 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        res = detect(
+            test, probes, prompt_set="b", target="v_squared", write=False, train=train,
+            permutations=n_perm, seed=3,
+        )  # fmt: skip
+    y = train["value"].values
+    last = train["n_tokens"].values - 1
+    rng = np.random.default_rng([3, 1])
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    labels = np.array([f"t{g}" for g in groups])
+    folds = list(GroupKFold(3, shuffle=True, random_state=2).split(np.zeros(n), groups=labels))
+    target, n_tok = test["v_squared"].values, test["n_tokens"].values
+    for i in range(len(probes.layers)):
+        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
+        alphas = probes.dataset["alpha_values"].values[i]
+        acts = test["resid_post"].values[:, i].astype(np.float64)
+        for j, perm in enumerate(perms):
+            yp = y[perm]
+            scores = [cross_val_score(Ridge(alpha=a), x, yp, cv=folds).mean() for a in alphas]
+            model = Ridge(alpha=alphas[int(np.argmax(scores))]).fit(x, yp)
+            mins = [
+                np.abs(model.predict(acts[p, : n_tok[p]]) - target[p]).min()
+                for p in range(len(target))
+            ]
+            got = res.significance["null_shuffled"].values[i, j]
+            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)

@@ -28,6 +28,7 @@ FIT = "src/actstore/analysis/_fit.py"
 STATS = "src/actstore/analysis/_stats.py"
 PROBES = "src/actstore/analysis/_probes.py"
 RIDGEPROBE = "src/actstore/analysis/_ridgeprobe.py"
+SIGNIF = "src/actstore/analysis/_significance.py"
 DATA = "src/actstore/analysis/_data.py"
 DETECT = "src/actstore/analysis/_detect.py"
 PERSIST = "src/actstore/analysis/_persist.py"
@@ -91,6 +92,24 @@ E_ACT = ("tests/extractors/test_activations.py", "tests/extractors/test_mutant_k
 E_ERR = ("tests/extractors/test_errors.py", "tests/extractors/test_mutant_kills.py")
 
 MUTANTS: list[Mutant] = [
+    Mutant(
+        "significance-null-folds-ungrouped",
+        SIGNIF,
+        'int(lin.get("seed", 0)), lin.get("group_by")',
+        'int(lin.get("seed", 0)), None',
+        ("tests/analysis/test_significance.py",),
+        "issue 12: shuffled-label null probes ignore the probes' group_by folds",
+        k="grouped",
+    ),
+    Mutant(
+        "significance-holm-no-monotone",
+        SIGNIF,
+        "out[order] = np.maximum.accumulate(adj)",
+        "out[order] = adj",
+        ("tests/analysis/test_significance.py",),
+        "issue 12: Holm adjusted p-values not made monotone",
+        k="holm",
+    ),
     # ---------------------------------------------------------------- analysis: folds and ridge
     Mutant(
         "probes-folds-per-token",
