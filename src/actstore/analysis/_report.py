@@ -58,6 +58,8 @@ def write_figures(
 
 
 def _fmt(v: Any) -> str:
+    if v is None:  # e.g. alpha_at_edge of an interior alpha
+        return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
