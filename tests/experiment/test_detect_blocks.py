@@ -250,7 +250,13 @@ def test_span_coverage_counts_prompts_without_the_span(block_run) -> None:
         mask = ds["span_mask"].sel(span=span).values
         real = np.arange(mask.shape[1])[None, :] < ds["n_tokens"].values[:, None]
         empty = [int(p) for p in np.flatnonzero(~(mask & real).any(axis=1))]
-        cov = json.loads((run.results_dir / file).read_text())["span_coverage"]
+        saved = json.loads((run.results_dir / file).read_text())
+        cov = saved["span_coverage"]
+        names = [str(s) for s in ds["span"].values]
+        with_span = {
+            n: int((ds["span_mask"].sel(span=n).values & real).any(axis=1).sum()) for n in names
+        }
+        assert saved["span_counts"] == {"n_prompts": 4, "with_span": with_span}
         assert cov == {
             "span": span,
             "n_prompts": 4,

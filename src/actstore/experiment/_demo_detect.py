@@ -44,17 +44,34 @@ def _detect_rows(runs: Mapping[str, Any], det: Any, probe: str) -> dict[str, dic
     return out
 
 
-def _coverage(runs: Mapping[str, Any], det: Any, probe: str) -> dict[str, dict | None]:
-    """Per model: the ``span_coverage`` of a detection's results file (None without a span)."""
+def _coverage(
+    runs: Mapping[str, Any], det: Any, probe: str, key: str = "span_coverage"
+) -> dict[str, dict | None]:
+    """Per model: ``span_coverage`` (or ``key``) of a detection's results file, else None."""
     from actstore.experiment._detect_stage import results_name
 
     out: dict[str, dict | None] = {}
     for model, run in runs.items():
         try:
-            out[model] = run._read_json(results_name(det, probe)).get("span_coverage")
+            out[model] = run._read_json(results_name(det, probe)).get(key)
         except FileNotFoundError:
             out[model] = None
     return out
+
+
+def _target_written(runs: Mapping[str, Any], det: Any, probe: str) -> str:
+    """``; the true v_squared (span `v_squared`) is written in ...`` when that span is not the
+    block's own (a generated set: how often the model wrote the true value), else ``""``."""
+    counts = _coverage(runs, det, probe, "span_counts")
+    parts = []
+    for model, c in counts.items():
+        k = (c or {}).get("with_span", {}).get(det.target)
+        if k is None or det.span == det.target:
+            return ""
+        parts.append(f"{model} model {k} of {c['n_prompts']}")  # type: ignore[index]
+    if not parts:
+        return ""
+    return f"; the true `{det.target}` (span `{det.target}`) is written in: " + "; ".join(parts)
 
 
 def _block_label(det: Any) -> str:
@@ -133,13 +150,15 @@ def coverage_lines(runs: Mapping[str, Any], probe: str, blocks: Sequence[Any]) -
         empty = "; ".join(f"{m} model {_empty_text(c)}" for m, c in cov.items())
         lines.append(
             f"- '{_block_label(det)}': prompt set '{det.prompt_set}' ({what}); prompts whose span "
-            f"`{det.span}` is empty (left out of the hit rate, counted in the min error): {empty}."
+            f"`{det.span}` is empty (left out of the hit rate, counted in the min error): {empty}"
+            f"{_target_written(runs, det, probe)}."
         )
     return lines
 
 
 def headline_detection(runs: Mapping[str, Any]) -> list[str]:
     """Headline rows: each detection at the layer where its probe comes closest, both models."""
+    from actstore.analysis._verdict import VERDICTS, layer_verdict
     from actstore.experiment._detect_stage import detected_pairs
 
     cfg = next(iter(runs.values())).config
@@ -147,6 +166,7 @@ def headline_detection(runs: Mapping[str, Any]) -> list[str]:
     for det, probe in detected_pairs(cfg):
         by_model = _detect_rows(runs, det, probe)
         cov = _coverage(runs, det, probe)
+        counts = _coverage(runs, det, probe, "span_counts")
         text = "own continuations" if _generated(runs, det.prompt_set) else "given text"
         row: dict[str, Any] = {"probe, text": f"'{probe}', {text} ('{det.prompt_set}')"}
         for model, table in by_model.items():
@@ -158,16 +178,22 @@ def headline_detection(runs: Mapping[str, Any]) -> list[str]:
             row[f"{model} model"] = (
                 f"{_fmt(_num(best, 'probe_mean_min_error'))} (shuffled "
                 f"{_fmt(_num(best, 'shuffled_probe_mean_min_error'))}, random "
-                f"{_fmt(_num(best, 'random_target_mean_min_error'))}) at layer {best['layer']}; "
-                f"span empty in {_empty_text(cov.get(model))}"
+                f"{_fmt(_num(best, 'random_target_mean_min_error'))}) at layer {best['layer']}, "
+                f"{VERDICTS[layer_verdict(best)[0]]}; "
+                f"span `{det.span}` empty in {_empty_text(cov.get(model))}"
             )
+            c = counts.get(model) or {}
+            k = c.get("with_span", {}).get(det.target)
+            if k is not None and det.span != det.target:
+                row[f"{model} model"] += f"; true `{det.target}` written in {k} of {c['n_prompts']}"
         rows.append(row)
     if not rows:
         return []
     targets = sorted({det.target for det in cfg.detect_blocks})
     return [
         f"Detection of `{'`, `'.join(targets)}`: mean min error at the layer where the probe "
-        "comes closest, beside the shuffled-label probe and the random target at that layer, on "
-        "the given worked solutions and on the model's own continuations:\n",
+        "comes closest, beside the shuffled-label probe and the random target at that layer, and "
+        "that layer's verdict, on the given worked solutions and on the model's own "
+        "continuations (every layer below):\n",
         _table(rows),
     ]

@@ -35,6 +35,7 @@ __all__ = [
     "report_dir",
     "results_name",
     "run_detect",
+    "span_counts",
     "span_coverage",
     "stage_key",
 ]
@@ -119,6 +120,24 @@ def span_coverage(result: Any) -> dict[str, Any] | None:
     }
 
 
+def span_counts(url: str, prompt_set: str) -> dict[str, Any]:
+    """How many prompts of a stored set have each span (at least one real token in it).
+
+    In a generated set this says how often the model wrote each value, e.g. the true v²
+    (``label:v_squared``) or its own "v² =" (``regex:``): ``{"n_prompts", "with_span": {name: k}}``.
+    """
+    import actstore
+    from actstore.analysis._data import span_masks
+
+    ds = actstore.open(url, prompt_set)
+    n_tokens = np.asarray(ds["n_tokens"].values)
+    with_span = {}
+    for name, mask in span_masks(ds).items():
+        real = np.arange(mask.shape[1])[None, :] < n_tokens[:, None]
+        with_span[name] = int((mask & real).any(axis=1).sum())
+    return {"n_prompts": len(n_tokens), "with_span": with_span}
+
+
 def _detect(run: Any, det: DetectConfig, probe: str, *, write: bool) -> Any:
     from actstore.analysis import detect
 
@@ -136,6 +155,7 @@ def run_detect(run: Any, det: DetectConfig, probe: str) -> str:
     coverage = span_coverage(result)
     if coverage is not None:
         payload["span_coverage"] = coverage
+    payload["span_counts"] = span_counts(run.cache_url, det.prompt_set)
     run._write_json(results_name(det, probe), payload)
     detail = f"best layer {result.best_layer}"
     if coverage is not None and coverage["n_empty"]:
