@@ -16,6 +16,7 @@ from actstore.errors import InvalidArgumentError
 from actstore.experiment._config import config_hash
 from actstore.experiment._demo import demo_config
 from actstore.experiment._demo_results import BEGIN, END, fill_readme, headline_section
+from actstore.experiment._detect_stage import detected_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "demo-results.md"
@@ -56,9 +57,26 @@ def test_docs_tables_have_every_probe_layer_and_verdict() -> None:
         assert layers == list(range(n_layers)) and n_layers > 0
         for cell in (c.strip() for r in rows for c in r.strip("|").split("|")):
             assert re.fullmatch(r"-?[\d.e+-]+|n/a|[a-z ,]+", cell), cell
-        if pc.name in cfg.detect.probes:
+        blocks = [det for det, p in detected_pairs(cfg) if p == pc.name]
+        if blocks:
             assert "trained verdict" in section and "random verdict" in section
-            assert section.count("- Layer ") == 2 * n_layers  # one sentence per layer and model
+            # one sentence per layer, model and detection block (given text, own continuations)
+            assert section.count("- Layer ") == 2 * n_layers * len(blocks)
+            for det in blocks:
+                assert f"- '{det.name}': prompt set '{det.prompt_set}'" in section
+                empty = rf"span `{det.span}` is empty .*: trained model \d+ of \d+"
+                assert re.search(empty, section)
+
+
+def test_demo_detects_on_given_text_and_own_continuations() -> None:
+    cfg = demo_config()
+    sets = {det.prompt_set: det for det in cfg.detect_blocks}
+    assert set(sets) == {"physics", "physics_generated"}
+    assert cfg.prompt_set("physics_generated").generate is not None
+    assert {det.target for det in sets.values()} == {"v_squared"}
+    headline = headline_section(DOCS.read_text(encoding="utf-8"))
+    assert "own continuations ('physics_generated')" in headline
+    assert "given text ('physics')" in headline
 
 
 def test_fill_readme() -> None:

@@ -1537,6 +1537,54 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'detect.permutations': expected an integer >= 0, got -1",
     ),
+    # -- issue 14 (gendemo): several detection blocks, [[detect]] ------------------------------
+    Row(
+        id="config-detect-block-no-name",
+        where="config",
+        input="a `[[detect]]` block without `name`",
+        call=_config(detect=[{"prompt_set": "arith", "target": "value"}]),
+        error="ConfigError",
+        message="config key 'detect[0].name' is missing; expected a name for each [[detect]] "
+        'block (it names the block\'s results); add name = "..."',
+    ),
+    Row(
+        id="config-detect-block-twice",
+        where="config",
+        input="two `[[detect]]` blocks named `a`",
+        call=_config(detect=[{"name": "a", "prompt_set": "arith", "target": "value"}] * 2),
+        error="ConfigError",
+        message="config key 'detect[1].name': expected a name used by one [[detect]] block, got "
+        "'a' twice; rename one block",
+    ),
+    Row(
+        id="config-detect-block-set",
+        where="config",
+        input='a `[[detect]]` block with `prompt_set = "physics"` (not declared)',
+        call=_config(detect=[{"name": "a", "prompt_set": "physics", "target": "value"}]),
+        error="ConfigError",
+        message="config key 'detect[0].prompt_set': expected one of arith, got 'physics'; name a "
+        "[[prompt_sets]] entry",
+    ),
+    Row(
+        id="config-detect-block-probe",
+        where="config",
+        input='a `[[detect]]` block with `probes = ["first"]` (not declared)',
+        call=_config(
+            detect=[{"name": "a", "prompt_set": "arith", "target": "value", "probes": ["first"]}]
+        ),
+        error="ConfigError",
+        message="config key 'detect[0].probes': expected names among last, got 'first'; name a "
+        "[[probes]] entry",
+    ),
+    Row(
+        id="config-detect-empty",
+        where="config",
+        input="`detect = []`",
+        call=_config(detect=[]),
+        error="ConfigError",
+        message="config key 'detect': expected at least one [[detect]] block, got none; add a "
+        "block or remove the key",
+    ),
 )
 
 

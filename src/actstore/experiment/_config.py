@@ -107,7 +107,13 @@ class ProbeConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DetectConfig:
-    """Run the probes at every token of a prompt set and compare with ``target``."""
+    """Run the probes at every token of a prompt set and compare with ``target``.
+
+    One ``[detect]`` table (``name`` unset: results ``detect_<probe>.json``) or several named
+    ``[[detect]]`` blocks (results ``detect_<name>.<probe>.json``), e.g. one on given worked
+    solutions and one on the model's own continuations. Every field other than ``name`` and
+    ``probes`` is passed to :func:`actstore.analysis.detect` as a keyword argument.
+    """
 
     prompt_set: str
     target: str
@@ -116,6 +122,8 @@ class DetectConfig:
     seed: int = 0
     #: Shuffled-label probes and random targets per layer for the p-values (0: none).
     permutations: int = 100
+    #: the block's name (required in a ``[[detect]]`` array; names its results and reports)
+    name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,8 +145,18 @@ class ExperimentConfig:
     prompt_sets: tuple[PromptSetConfig, ...]
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     probes: tuple[ProbeConfig, ...] = ()
-    detect: DetectConfig | None = None
+    #: one ``[detect]`` table, or a tuple of named ``[[detect]]`` blocks
+    detect: DetectConfig | tuple[DetectConfig, ...] | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    @property
+    def detect_blocks(self) -> tuple[DetectConfig, ...]:
+        """Every detection block, in config order (empty without detection)."""
+        if self.detect is None:
+            return ()
+        if isinstance(self.detect, DetectConfig):
+            return (self.detect,)
+        return tuple(self.detect)
 
     def prompt_set(self, name: str) -> PromptSetConfig:
         """The prompt-set config called ``name``."""
@@ -262,19 +280,9 @@ def _validate(cfg: ExperimentConfig) -> None:
             )
         if pc.cv < 2:
             raise ConfigError(f"config key '{key}.cv': expected an integer >= 2, got {pc.cv}")
-    if cfg.detect is not None:
-        _check_choice("detect.prompt_set", cfg.detect.prompt_set, sorted(seen))
-        if cfg.detect.permutations < 0:
-            raise ConfigError(
-                "config key 'detect.permutations': expected an integer >= 0, got "
-                f"{cfg.detect.permutations}"
-            )
-        if not cfg.probes:
-            raise ConfigError(
-                "config has [detect] but no [[probes]]; add a probe or remove [detect]"
-            )
-        for name in cfg.detect.probes:
-            _check_choice("detect.probes", name, sorted(probe_names))
+    from actstore.experiment._detect_config import validate_detect
+
+    validate_detect(cfg, sorted(seen), sorted(probe_names))
     for p in cfg.report.plots:
         _check_choice("report.plots", p, PLOTS)
     for f in cfg.report.formats:
@@ -294,7 +302,13 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Ex
         raise ConfigError(
             f"expected a TOML table at the top of the config, got {type(data).__name__}"
         )
-    cfg = from_mapping(ExperimentConfig, dict(data))
+    data = dict(data)
+    raw_detect = data.pop("detect", None)
+    cfg = from_mapping(ExperimentConfig, data)
+    if raw_detect is not None:
+        from actstore.experiment._detect_config import parse_detect
+
+        cfg = dataclasses.replace(cfg, detect=parse_detect(raw_detect))
     if base_dir is not None:
         sets = []
         for ps in cfg.prompt_sets:

@@ -71,7 +71,10 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
         "# actstore demo: where does a model compute v²?\n",
         "Probes are fitted on arithmetic prompts (the product or square as target) and run at "
         "every token of kinetic-energy problems, comparing each prediction with the problem's "
-        "v². Two models, same architecture:\n",
+        "v²: once on given worked solutions, once on the model's own continuations of the same "
+        "problems (it continues each one greedily; where it never writes the true v², the span "
+        "`v_squared` is empty and that prompt is left out of the hit rate, counted in the "
+        "tables). Two models, same architecture:\n",
     ]
     md += [f"- **{name}**: {what} (`{runs[name].model}`)." for name, what in MODELS]
     md.append("")
@@ -87,8 +90,10 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
     md.append("\n## Figures\n")
     for name, _ in MODELS:
         run = runs[name]
-        for pc in cfg.probes:
-            d = run.out / "report" / pc.name
+        for pc, det, d in run._report_units():
+            what = f"probe '{pc.name}'"
+            if det is not None:
+                what += f" on '{det.prompt_set}'"
             for fig, caption in (
                 ("layer_summary.png", "per-layer summary: CV R² with control; detection vs chance"),
                 (
@@ -98,7 +103,7 @@ def write_demo_report(out: Path, runs: dict[str, ExperimentRun]) -> Path:
             ):
                 if (d / fig).exists():
                     rel = os.path.relpath(d / fig, out)
-                    md.append(f"**{name} model, probe '{pc.name}'**: {caption}\n\n![]({rel})\n")
+                    md.append(f"**{name} model, {what}**: {caption}\n\n![]({rel})\n")
         md.append(
             f"Full report of the {name} model (with the interactive token view in its HTML "
             f"form): [{name}/report.md]({name}/report.md)\n"

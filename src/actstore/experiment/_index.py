@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["md_table", "md_to_html", "write_index"]
+from actstore.experiment._detect_stage import detected_pairs, results_name
+
+__all__ = ["coverage_sentence", "md_table", "md_to_html", "write_index"]
 
 
 def _fmt(v: Any) -> str:
@@ -113,20 +114,22 @@ def headline_tables(
                 [],
             )
         )
-        det = run.results_dir / f"detect_{pc.name}.json"
-        if det.exists():
+        for block, probe in detected_pairs(run.config):
+            if probe != pc.name or not (run.results_dir / results_name(block, probe)).exists():
+                continue
             from actstore.analysis._report import detection_table
 
-            data = json.loads(det.read_text())
+            data = run._read_json(results_name(block, probe))
             rows, sentences = detection_table(data.get("layers", []))
+            where = f" (block '{block.name}')" if block.name is not None else ""
             tables.append(
                 (
-                    f"Detection with '{pc.name}' on '{run.config.detect.prompt_set}'",
+                    f"Detection with '{pc.name}' on '{block.prompt_set}'{where}",
                     "Mean over prompts of the smallest |prediction - target| over each prompt's "
                     "tokens, beside the shuffled-label probe and a random in-range target "
                     "(chance); hit rate: best token inside the span "
                     f"{data.get('span')!r}; verdict: does detection beat chance (rule in "
-                    "docs/reports.md).",
+                    "docs/reports.md)." + coverage_sentence(data.get("span_coverage")),
                     rows,
                     tuple(rows[0]) if rows else ("layer",),
                     sentences,
@@ -135,7 +138,19 @@ def headline_tables(
     return tables
 
 
-def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Path:
+def coverage_sentence(coverage: dict[str, Any] | None) -> str:
+    """`` Span 'S' is empty in K of N prompts ...`` for a results file's ``span_coverage``."""
+    if not coverage or not coverage.get("n_empty"):
+        return ""
+    k, n = coverage["n_empty"], coverage["n_scored"]
+    return (
+        f" Span {coverage['span']!r} is empty in {k} of {n} prompts (the text never has it, e.g. "
+        f"the model wrote another number): the hit rate counts the other {n - k}; the min error "
+        "counts all."
+    )
+
+
+def write_index(run: Any, sections: Sequence[tuple[Any, Any, dict[str, Path]]]) -> Path:
     """Write ``report.md`` and ``report.html`` at the top of a run's output folder."""
     cfg = run.config
     out: Path = run.out
@@ -149,11 +164,14 @@ def write_index(run: Any, sections: Sequence[tuple[Any, dict[str, Path]]]) -> Pa
         md += [f"## {title}\n", f"{caption}\n", md_table(rows, cols)]
         md += [f"- {s}" for s in sentences] + ([""] if sentences else [])
     md.append("## Reports and figures per probe\n")
-    for pc, paths in sections:
+    for pc, det, paths in sections:
+        label = pc.name
+        if det is not None and det.name is not None:
+            label += f", detection '{det.name}' on '{det.prompt_set}'"
         rel = os.path.relpath(paths["markdown"], out)
-        md.append(f"- [{pc.name}]({rel})\n")
+        md.append(f"- [{label}]({rel})\n")
         if "summary" in paths:
-            md.append(f"\n![summary of {pc.name}]({os.path.relpath(paths['summary'], out)})\n")
+            md.append(f"\n![summary of {label}]({os.path.relpath(paths['summary'], out)})\n")
     md_path = out / "report.md"
     text = "\n".join(md)
     md_path.write_text(text)

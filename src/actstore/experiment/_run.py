@@ -19,6 +19,15 @@ from typing import Any
 from actstore._locations import require_local
 from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
+from actstore.experiment._detect_stage import (
+    detect_fp,
+    detected_pairs,
+    detection,
+    report_dir,
+    results_name,
+    run_detect,
+    stage_key,
+)
 from actstore.experiment._index import write_index
 from actstore.experiment._io import build_prompt_set, json_default
 from actstore.experiment._stored import (
@@ -52,8 +61,9 @@ class ExperimentRun:
         The validated config.
     out : path
         Output folder: ``cache.zarr`` (activations, probes, detection variables), ``state.json``,
-        ``results/`` (JSON metrics), ``report/<probe>/`` (figures and per-probe reports) and
-        ``report.md`` / ``report.html`` (the index).
+        ``results/`` (JSON metrics), ``report/<probe>/`` (figures and per-probe reports; per
+        named detection block in ``report/<probe>/<block>/``) and ``report.md`` /
+        ``report.html`` (the index).
     model : path, optional
         Model directory; overrides ``config.model.path``.
     device : str, optional
@@ -149,20 +159,10 @@ class ExperimentRun:
         pc = self.config.probe(probe)
         return config_hash(self._data_fp(pc.prompt_set), pc)
 
-    def _detect_probes(self) -> list[str]:
-        det = self.config.detect
-        if det is None:
-            return []
-        return list(det.probes) or [p.name for p in self.config.probes]
-
-    def _detect_fp(self, probe: str) -> str:
-        det = self._detect_cfg()
-        return config_hash(self._probe_fp(probe), self._data_fp(det.prompt_set), det)
-
     def _plots_fp(self) -> str:
         return config_hash(
             [self._probe_fp(p.name) for p in self.config.probes],
-            [self._detect_fp(p) for p in self._detect_probes()],
+            [detect_fp(self, det, p) for det, p in detected_pairs(self.config)],
             self.config.report,
         )
 
@@ -258,19 +258,28 @@ class ExperimentRun:
         if stage == "detect":
             return [
                 (
-                    f"detect:{p}",
-                    lambda n=p: self._detect_fp(n),
-                    lambda n=p: self._run_detect(n),
-                    lambda n=p: (self.results_dir / f"detect_{n}.json").exists(),
+                    stage_key(det, p),
+                    lambda d=det, n=p: detect_fp(self, d, n),
+                    lambda d=det, n=p: run_detect(self, d, n),
+                    lambda d=det, n=p: (self.results_dir / results_name(d, n)).exists(),
                 )
-                for p in self._detect_probes()
+                for det, p in detected_pairs(cfg)
             ]
         if stage == "plots":
             return [("plots", self._plots_fp, self._run_plots, self._figures_exist)]
         return [("report", self._report_fp, self._run_report, self.report_path.exists)]
 
     def _figures_exist(self) -> bool:
-        return all(any(self._report_dir(p.name).glob("*.png")) for p in self.config.probes)
+        return all(any(d.glob("*.png")) for _, _, d in self._report_units())
+
+    def _report_units(self) -> list[tuple[Any, Any, Path]]:
+        """``(probe config, detection block or None, report folder)`` of every report."""
+        units = []
+        for pc in self.config.probes:
+            blocks = [det for det, p in detected_pairs(self.config) if p == pc.name]
+            for det in blocks or [None]:
+                units.append((pc, det, report_dir(self.out, pc.name, det)))
+        return units
 
     @property
     def report_path(self) -> Path:
@@ -322,60 +331,14 @@ class ExperimentRun:
         best = max(probes.metrics(), key=lambda r: r.get("cv_r2", float("-inf")))
         return f"best layer {best.get('layer')} CV R2 {best.get('cv_r2', float('nan')):.3f}"
 
-    def _run_detect(self, probe: str) -> str:
-        from actstore.analysis import detect
-
-        det = self._detect_cfg()
-        probes = self._load_probes(probe)
-        result = detect(
-            self.cache_url,
-            probes,
-            prompt_set=det.prompt_set,
-            target=det.target,
-            name=f"pred_{probe}",
-            span=det.span,
-            seed=det.seed,
-            permutations=det.permutations,
-        )
-        self._results[probe] = result
-        self._write_json(f"detect_{probe}.json", result.to_dict())
-        return f"best layer {result.best_layer}"
-
-    def _detection(self, probe: str) -> Any:
-        """The detection result of ``probe``: from this run's detect stage, else recomputed."""
-        if probe in self._results:
-            return self._results[probe]
-        from actstore.analysis import detect
-
-        det = self._detect_cfg()
-        result = detect(
-            self.cache_url,
-            self._load_probes(probe),
-            prompt_set=det.prompt_set,
-            target=det.target,
-            write=False,
-            span=det.span,
-            seed=det.seed,
-            permutations=det.permutations,
-        )
-        self._results[probe] = result
-        return result
-
-    def _report_dir(self, probe: str) -> Path:
-        return self.out / "report" / probe
-
     def _run_plots(self) -> str:
         from actstore.analysis._report import write_figures
 
-        detected = set(self._detect_probes())
         n = 0
-        for pc in self.config.probes:
-            result = self._detection(pc.name) if pc.name in detected else None
+        for pc, det, folder in self._report_units():
+            result = detection(self, det, pc.name) if det is not None else None
             paths = write_figures(
-                self._load_probes(pc.name),
-                result,
-                self._report_dir(pc.name),
-                prompts=self._plot_prompts(),
+                self._load_probes(pc.name), result, folder, prompts=self._plot_prompts()
             )
             n += len(paths)
         return f"{n} figures"
@@ -386,24 +349,22 @@ class ExperimentRun:
     def _run_report(self) -> str:
         from actstore.analysis._report import FIGURES, write_report
 
-        detected = set(self._detect_probes())
         sections = []
-        for pc in self.config.probes:
-            result = self._detection(pc.name) if pc.name in detected else None
-            figures = {
-                key: self._report_dir(pc.name) / fname
-                for key, fname in FIGURES.items()
-                if (self._report_dir(pc.name) / fname).exists()
-            }
+        for pc, det, folder in self._report_units():
+            result = detection(self, det, pc.name) if det is not None else None
+            figures = {k: folder / f for k, f in FIGURES.items() if (folder / f).exists()}
+            title = f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})"
+            if det is not None and det.name is not None:
+                title += f", detection '{det.name}' on '{det.prompt_set}'"
             paths = write_report(
                 self._load_probes(pc.name),
                 result,
-                self._report_dir(pc.name),
-                title=f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})",
+                folder,
+                title=title,
                 prompts=self._plot_prompts(),
                 figures=figures or None,
             )
-            sections.append((pc, paths))
+            sections.append((pc, det, paths))
         write_index(self, sections)
         return f"{self.report_path}"
 
@@ -415,9 +376,3 @@ class ExperimentRun:
         pc = self.config.probe(probe)
         check_probes(probes, pc, self._complete_cache(pc.prompt_set), name=probe)
         return probes
-
-    def _detect_cfg(self) -> Any:
-        det = self.config.detect
-        if det is None:  # pragma: no cover - only scheduled when [detect] exists
-            raise ConfigError("the config has no [detect] table; add one to run detection")
-        return det
