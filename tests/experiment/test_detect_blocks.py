@@ -325,6 +325,8 @@ def test_single_table_keeps_its_stage_names_files_and_fingerprints(
         "probes": ["last"],
         "span": None,
         "seed": 0,
+        # added with the p-values: a run folder from before them re-runs detection, by design
+        "permutations": 100,
     }
     assert state["detect:last"] == config_hash(
         single._probe_fp("last"), single._data_fp("physics"), legacy
