@@ -1535,7 +1535,8 @@ ROWS: tuple[Row, ...] = (
         input="`[detect] permutations = -1`",
         call=_config(detect={"prompt_set": "arith", "target": "value", "permutations": -1}),
         error="ConfigError",
-        message="config key 'detect.permutations': expected an integer >= 0, got -1",
+        message="config key 'detect.permutations': expected an integer >= 0, got -1; use 0 for no "
+        "p-values",
     ),
     # -- issue 14 (gendemo): several detection blocks, [[detect]] ------------------------------
     Row(
