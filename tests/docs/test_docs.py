@@ -1,0 +1,147 @@
+"""The README and the documentation pages: short README, no dead links, no file that does not exist.
+
+``make docs`` (``mkdocs build --strict``, run by CI) checks the links between pages of the site;
+these tests check what it cannot see: the README (outside the site), and repository paths written
+as code (`` `tests/store/test_cache.py` ``), which no link checker follows. The CLI reference page
+is rendered at build time by ``docs/_hooks/cli_reference.py``; it is compared here with what the
+real command prints.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+#: Top-level folders and files of the repository that docs refer to as paths.
+REPO_PREFIXES = ("src/", "tests/", "benchmarks/", "examples/", "experiments/", "docs/", ".ci/")
+#: A package path without ``src/`` (`` `actstore/cli.py` ``) is checked under ``src/``.
+PACKAGE_PREFIX = "actstore/"
+REPO_FILES = ("Makefile", "pyproject.toml", "mkdocs.yml")
+_CODE = re.compile(r"`([^`\s]+)`")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def repo_paths(text: str) -> set[str]:
+    """Repository paths written as inline code in *text* (``::test`` suffixes dropped)."""
+    out = set()
+    for raw in _CODE.findall(text):
+        path = raw.split("::", 1)[0].rstrip(".,;:)")
+        if path.startswith("./"):
+            path = path[2:]
+        if path.startswith(PACKAGE_PREFIX):
+            path = "src/" + path
+        if not (path.startswith(REPO_PREFIXES) or path in REPO_FILES):
+            continue
+        if any(c in path for c in "<>{}$") or "..." in path:
+            continue  # a pattern for the reader (`tests/_fixtures/<area>.py`), not one file
+        out.add(path)
+    return out
+
+
+def _exists(path: str) -> bool:
+    if any(c in path for c in "*?["):
+        return any(ROOT.glob(path))
+    return (ROOT / path).exists()
+
+
+def test_readme_is_short() -> None:
+    n = len(README.read_text(encoding="utf-8").splitlines())
+    assert n <= 200, f"README.md has {n} lines; move content into docs/ (the site), keep <= 200"
+
+
+def test_repo_paths_named_in_readme_and_docs_exist() -> None:
+    missing = [
+        f"{page.relative_to(ROOT)}: {path}"
+        for page in [README, *PAGES]
+        for path in sorted(repo_paths(page.read_text(encoding="utf-8")))
+        if not _exists(path)
+    ]
+    assert not missing, "paths named in the docs that are not in the repository:\n" + "\n".join(
+        missing
+    )
+
+
+def test_repo_paths_detects_a_missing_file() -> None:
+    """The check above can fail: a made-up path is reported, a pattern for the reader is not."""
+    text = (
+        "see `tests/store/test_cache.py::test_x`, `src/nope.py`, `actstore/cli.py` and "
+        "`tests/_fixtures/<area>.py`"
+    )
+    assert repo_paths(text) == {"tests/store/test_cache.py", "src/nope.py", "src/actstore/cli.py"}
+    assert _exists("tests/store/test_cache.py") and not _exists("src/nope.py")
+
+
+def test_readme_links_resolve() -> None:
+    text = README.read_text(encoding="utf-8")
+    links = [t for t in _LINK.findall(text) if not re.match(r"[a-z]+:|#", t)]
+    assert links, "the README links to the docs sections"
+    missing = [t for t in links if not (ROOT / t.split("#", 1)[0]).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+
+
+def test_readme_links_every_docs_section() -> None:
+    """Each top-level part of the site's nav is reachable from the README."""
+    text = README.read_text(encoding="utf-8")
+    for page in (
+        "docs/tutorial/demo.md",
+        "docs/howto/gpu-node.md",
+        "docs/reference/cli.md",
+        "docs/reference/store-format.md",
+        "docs/reference/errors.md",
+        "docs/explanation/guarantees.md",
+        "docs/benchmarks.md",
+        "docs/limits.md",
+    ):
+        assert f"]({page})" in text, page
+
+
+def _load_hook():
+    path = DOCS / "_hooks" / "cli_reference.py"
+    spec = importlib.util.spec_from_file_location("cli_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("command", [(), ("extract",), ("probe", "fit"), ("verify",)])
+def test_cli_reference_is_what_the_command_prints(command: tuple[str, ...]) -> None:
+    """The page's help text equals ``python -m actstore ... --help`` run as a real process."""
+    rendered = _load_hook().render()
+    env = {**os.environ, "COLUMNS": "100"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "actstore", *command, "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    title = " ".join(("actstore", *command))
+    section = rendered.split(f"`{title}`\n\n```text\n", 1)[1].split("\n```", 1)[0]
+    assert section == proc.stdout.rstrip()
+
+
+def test_cli_reference_covers_every_command() -> None:
+    """Every command ``actstore --help`` lists has its own section on the page."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "actstore", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        check=True,
+    )
+    block = proc.stdout.split("\n  COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    commands = [ln.split()[0] for ln in block.splitlines() if re.match(r"^    \w", ln)]
+    assert len(commands) >= 10, proc.stdout
+    rendered = _load_hook().render()
+    for name in commands:
+        assert f"# `actstore {name}`" in rendered, name
