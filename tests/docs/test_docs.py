@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,29 @@ def test_cli_reference_covers_every_command() -> None:
     rendered = _load_hook().render()
     for name in commands:
         assert f"# `actstore {name}`" in rendered, name
+
+
+def _shell_commands(text: str) -> list[str]:
+    """The ``actstore ...`` lines of the ```bash blocks of *text*, continuations joined."""
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("actstore "):
+                out.append(line)
+    return out
+
+
+def test_readme_tour_commands_parse() -> None:
+    """Every ``actstore`` command the README shows is accepted by the real parser."""
+    from actstore.cli import build_parser
+
+    commands = _shell_commands(README.read_text(encoding="utf-8"))
+    assert len(commands) >= 5
+    parser = build_parser()
+    for line in commands:
+        try:
+            parser.parse_args(shlex.split(line)[1:])
+        except SystemExit as exc:  # the parser's one-line error, exit 2
+            raise AssertionError(f"README command does not parse: {line}") from exc
