@@ -172,3 +172,48 @@ def test_readme_tour_commands_parse() -> None:
             parser.parse_args(shlex.split(line)[1:])
         except SystemExit as exc:  # the parser's one-line error, exit 2
             raise AssertionError(f"README command does not parse: {line}") from exc
+
+
+def _spec_table(text: str) -> dict[str, tuple[str, str]]:
+    """``variable -> (dims, dtype)`` from the store format page's variables table."""
+    section = text.split("## Variables", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            name = cells[0].split("`")[1]
+            rows[name] = (cells[1].strip("`"), cells[2])
+    return rows
+
+
+def test_store_format_page_describes_a_written_cache(tmp_path: Path) -> None:
+    """Every array and attribute key of a cache written through the store API is on the spec page,
+    with the dims and dtype the page gives (labels and hooks by their pattern rows)."""
+    import zarr
+
+    from tests._fixtures.store import make_synthetic, write_synthetic
+
+    syn = make_synthetic()
+    url = tmp_path / "c.zarr"
+    write_synthetic(url, syn)
+    text = (DOCS / "reference" / "store-format.md").read_text(encoding="utf-8")
+    table = _spec_table(text)
+    root = zarr.open_group(str(url), mode="r")
+    group = root["arith"]
+    labels = {"value", "x", "template"}  # the synthetic set's label columns
+    for name, arr in group.arrays():
+        key = "<label>" if name in labels else name
+        assert key in table, f"array {name!r} of a written cache is not on the spec page"
+        dims, dtype = table[key]
+        want_dims = tuple(d.strip() for d in dims.split(","))
+        assert tuple(arr.metadata.dimension_names) == want_dims, name
+        if name not in labels and name != "resid_post":
+            assert str(arr.dtype).lower().replace("numpy.", "") in dtype.lower() or (
+                dtype == "str" and "str" in str(arr.dtype).lower()
+            ), (name, arr.dtype, dtype)
+    tree = re.search(r'<set>/.*attrs\["actstore"\] = \{([^}]*)\}', text)
+    assert tree is not None
+    documented = {k.strip() for k in tree.group(1).split(",")}
+    assert documented == set(group.attrs["actstore"]), "set attributes differ from the page"
+    root_doc = re.search(r'cache\.zarr/\s+root attrs\["actstore"\] = \{([^}]*)\}', text)
+    assert {k.strip() for k in root_doc.group(1).split(",")} == set(root.attrs["actstore"])
