@@ -217,3 +217,31 @@ def test_store_format_page_describes_a_written_cache(tmp_path: Path) -> None:
     assert documented == set(group.attrs["actstore"]), "set attributes differ from the page"
     root_doc = re.search(r'cache\.zarr/\s+root attrs\["actstore"\] = \{([^}]*)\}', text)
     assert {k.strip() for k in root_doc.group(1).split(",")} == set(root.attrs["actstore"])
+
+
+def _resolves(name: str) -> bool:
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_python_names_in_readme_and_docs_exist() -> None:
+    """Every dotted ``actstore.x.y`` name the docs mention imports (no renamed or invented API)."""
+    pattern = re.compile(r"(?<![/\w])(actstore(?:\.[A-Za-z_]\w*)+)(?!\.md)")
+    found: dict[str, set[str]] = {}
+    for page in [README, *PAGES]:
+        for name in pattern.findall(page.read_text(encoding="utf-8")):
+            found.setdefault(name, set()).add(str(page.relative_to(ROOT)))
+    assert "actstore.store.repair_cache" in found  # the scan sees the docs' names
+    assert not _resolves("actstore.store.no_such_function")
+    missing = {n: sorted(p) for n, p in found.items() if not _resolves(n)}
+    assert not missing, f"names in the docs that actstore does not have: {missing}"
