@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The device check behind the README's GPU table, as one script for a lent GPU machine whose
+# The device check behind the GPU table of docs/benchmarks.md, as one script for a lent GPU machine whose
 # Python (3.12, with torch and transformers) lacks zarr and friends: those come as wheels in .whl/
-# (see README "Benchmarks"). Writes its log and JSON to $OUT (or ./gpu_out).
+# (see docs/benchmarks.md, "Extraction"). Writes its log and JSON to $OUT (or ./gpu_out).
 # Fetch the wheels once on a machine with PyPI (cp312, manylinux x86_64, no dependencies):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -1,5 +1,6 @@
 """Numbers in the docs come from runs: docs/demo-results.md is a demo run's results.md, and the
-README's demo table is that file's headline section, character for character.
+demo tutorial's table (docs/tutorial/demo.md) is that file's headline section, character for
+character.
 
 The fast tests check provenance and format (the docs name the current demo config hash and model
 recipe key); the slow test runs the demo and compares its tables with the docs.
@@ -15,23 +16,23 @@ import pytest
 from actstore.errors import InvalidArgumentError
 from actstore.experiment._config import config_hash
 from actstore.experiment._demo import demo_config
-from actstore.experiment._demo_results import BEGIN, END, fill_readme, headline_section
+from actstore.experiment._demo_results import BEGIN, END, fill_headline, headline_section
 from actstore.experiment._detect_stage import detected_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "demo-results.md"
-README = ROOT / "README.md"
+TUTORIAL = ROOT / "docs" / "tutorial" / "demo.md"
 REGENERATE = "regenerate with `make demo-docs`"
 
 
-def _readme_block() -> str:
-    text = README.read_text(encoding="utf-8")
+def _tutorial_block() -> str:
+    text = TUTORIAL.read_text(encoding="utf-8")
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     return text[start:end].strip() + "\n"
 
 
-def test_readme_demo_table_is_the_docs_headline() -> None:
-    assert _readme_block() == headline_section(DOCS.read_text(encoding="utf-8")), REGENERATE
+def test_tutorial_demo_table_is_the_docs_headline() -> None:
+    assert _tutorial_block() == headline_section(DOCS.read_text(encoding="utf-8")), REGENERATE
 
 
 def test_docs_come_from_the_current_demo_config_and_model() -> None:
@@ -79,15 +80,15 @@ def test_demo_detects_on_given_text_and_own_continuations() -> None:
     assert "given text ('physics')" in headline
 
 
-def test_fill_readme() -> None:
+def test_fill_headline() -> None:
     results = DOCS.read_text(encoding="utf-8")
-    readme = f"intro\n{BEGIN}\nold table\n{END}\noutro\n"
-    filled = fill_readme(readme, results)
+    page = f"intro\n{BEGIN}\nold table\n{END}\noutro\n"
+    filled = fill_headline(page, results)
     assert filled.startswith("intro\n") and filled.endswith("\noutro\n")
     assert "old table" not in filled and headline_section(results) in filled
-    assert fill_readme(filled, results) == filled  # idempotent
-    with pytest.raises(InvalidArgumentError, match="expected the README to hold the markers"):
-        fill_readme("no markers", results)
+    assert fill_headline(filled, results) == filled  # idempotent
+    with pytest.raises(InvalidArgumentError, match="expected the page to hold the markers"):
+        fill_headline("no markers", results)
     with pytest.raises(InvalidArgumentError, match="headline section"):
         headline_section("# nothing here")
 

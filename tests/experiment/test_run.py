@@ -250,13 +250,13 @@ def test_demo_report_puts_models_side_by_side(finished_run, tmp_path: Path) -> N
     assert write_demo_report(tmp_path, {"trained": run, "random": run}) and (
         (tmp_path / "results.md").read_text() == results
     )
-    # make demo-docs: results.md -> docs file, headline -> the README block.
+    # make demo-docs: results.md -> docs file, headline -> the demo tutorial's block.
     from actstore.experiment._demo_results import BEGIN, END, headline_section, update_docs
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{BEGIN}\n{END}\n")
-    update_docs(tmp_path, docs=tmp_path / "docs" / "demo-results.md", readme=readme)
+    tutorial = tmp_path / "demo.md"
+    tutorial.write_text(f"# x\n{BEGIN}\n{END}\n")
+    update_docs(tmp_path, docs=tmp_path / "docs" / "demo-results.md", tutorial=tutorial)
     assert (tmp_path / "docs" / "demo-results.md").read_text().startswith(results)
-    assert headline_section(results) in readme.read_text()
+    assert headline_section(results) in tutorial.read_text()
     # The shipped demo config parses and probes the interaction term beside the value.
     assert {p.target for p in demo_config().probes} == {"value", "interaction"}

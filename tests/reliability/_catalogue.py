@@ -1,9 +1,9 @@
 """The bad-input catalogue: every row is a bad input, the exact message it gets and the exit code.
 
 One source for two things: ``tests/reliability/test_catalogue.py`` runs every row (command-line
-rows as real ``python -m actstore`` processes), and the README's catalogue section is this table
-rendered by :func:`render_table` (a test checks that they match; ``python -m
-tests.reliability._catalogue`` rewrites the README section).
+rows as real ``python -m actstore`` processes), and the docs page ``docs/reference/errors.md`` (the
+site's error catalogue) is this table rendered by :func:`render_table` (a test checks that they
+match; ``python -m tests.reliability._catalogue`` rewrites the page's section).
 
 Rows run in a work directory holding the files named below (built once per test session by the
 ``catalogue_env`` fixture), so messages read exactly as a user would see them.
@@ -39,9 +39,11 @@ from typing import Any
 
 __all__ = ["ROWS", "Row", "message_regex", "render_table"]
 
-#: README markers of the catalogue section.
+#: Markers of the catalogue section in :data:`DOCS_PAGE`.
 BEGIN = "<!-- BEGIN catalogue -->"
 END = "<!-- END catalogue -->"
+#: The docs page that holds the rendered catalogue.
+DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "errors.md"
 
 
 @dataclass(frozen=True)
@@ -1590,7 +1592,7 @@ ROWS: tuple[Row, ...] = (
 
 
 def render_table(rows: tuple[Row, ...] = ROWS) -> str:
-    """The README table: input, where, error and exit code, exact message."""
+    """The catalogue table: input, where, error and exit code, exact message."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -1613,12 +1615,12 @@ def render_table(rows: tuple[Row, ...] = ROWS) -> str:
     return "\n".join(lines)
 
 
-def readme_section(rows: tuple[Row, ...] = ROWS) -> str:
-    """The whole text between the README markers."""
+def docs_section(rows: tuple[Row, ...] = ROWS) -> str:
+    """The whole text between the markers of the docs page, markers included."""
     return f"{BEGIN}\n{_INTRO}\n{render_table(rows)}\n\n{_OUTRO}\n{END}"
 
 
-_INTRO = """## Bad-input catalogue
+_INTRO = """# Bad-input catalogue
 
 Every bad input below gets one clear line naming the problem and the fix. On the command line that
 is one line on stderr, `actstore: error: MESSAGE`, exit status 2 and no traceback (add `--debug`
@@ -1632,31 +1634,20 @@ a number is expected) get the same one line, ending `see 'actstore COMMAND --hel
 status 2 and no traceback.
 """
 
-_OUTRO = """A cache is data, never code: before zarr reads anything, `actstore.open` and
-`open_cache` check every `zarr.json` against an allow-list of codecs (`bytes`, `transpose`, `zstd`,
-`gzip`, `crc32c`, `sharding_indexed`, `vlen-utf8`) and data types (bool, integers,
-float16/32/64, bfloat16, string), refuse Zarr v2 metadata, storage transformers and unknown
-required fields, and bound sizes before anything is allocated: metadata documents of at most
-32 MiB and nesting depth 64, decoded chunks of at most 512 MiB, at most 2^22 shards/chunks per
-array and 2^27 entries per index coordinate (larger arrays within these bounds stay lazy). A
-prompt set's spec must match its arrays' shapes. `actstore copy` refuses symbolic links in a
-source directory and keys (zip entries, object names) that are not plain relative paths. Saved
-probes load without pickle (`.npz` with `allow_pickle=False`, or Zarr under the same checks).
-Tests: `tests/reliability/test_hostile_open.py`, `test_hostile_copy.py`,
-`test_fuzz_metadata.py`, `test_fuzz_prompts.py`.
+_OUTRO = """Hostile caches (a pickle codec, oversized metadata, symbolic links, paths that leave the
+destination) are refused before zarr reads anything: [the safety model](../explanation/safety.md).
 """
 
 
-def update_readme(path: Path) -> bool:
-    """Rewrite the catalogue section of the README at *path*; True when it changed."""
+def update_docs_page(path: Path = DOCS_PAGE) -> bool:
+    """Rewrite the catalogue section of the docs page at *path*; True when it changed."""
     text = path.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + readme_section() + text[end:]
+    new = text[:start] + docs_section() + text[end:]
     if new != text:
         path.write_text(new)
     return new != text
 
 
 if __name__ == "__main__":
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    print("README updated" if update_readme(readme) else "README already up to date")
+    print(f"{DOCS_PAGE} updated" if update_docs_page() else f"{DOCS_PAGE} already up to date")

@@ -1,4 +1,4 @@
-"""The bad-input catalogue: each row's exact message and exit code, and the README table.
+"""The bad-input catalogue: each row's exact message and exit code, and the docs table.
 
 Command-line rows run as real processes (``python -m actstore ...`` with this checkout first on
 ``PYTHONPATH``): exit status 2, exactly one line on stderr starting ``actstore: error:``, no
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 import actstore.errors as errors
 from actstore.errors import ActstoreError
-from tests.reliability._catalogue import ROWS, Row, message_regex, readme_section
+from tests.reliability._catalogue import DOCS_PAGE, ROWS, Row, docs_section, message_regex
 
 _SRC = str(Path(errors.__file__).resolve().parents[1])
 
@@ -150,9 +151,12 @@ def test_usage_errors_exit_2_without_traceback(args: tuple[str, ...], catalogue_
     assert f"see 'actstore {args[0]}" in lines[0] and "--help' for usage" in lines[0]
 
 
-def test_readme_table_matches_the_rows() -> None:
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    text = readme.read_text()
-    assert readme_section() in text, (
-        "README catalogue section is out of date: run `python -m tests.reliability._catalogue`"
+def test_docs_table_matches_the_rows() -> None:
+    """The site's error catalogue page is the rendered ROWS, every row in it, in order."""
+    text = DOCS_PAGE.read_text()
+    assert docs_section() in text, (
+        "docs/reference/errors.md is out of date: run `python -m tests.reliability._catalogue`"
     )
+    # every row's message appears, numbered in ROWS order (a row dropped by the renderer fails)
+    numbers = [int(m) for m in re.findall(r"^\| (\d+) \|", text, flags=re.M)]
+    assert numbers == list(range(1, len(ROWS) + 1))

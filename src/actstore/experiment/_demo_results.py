@@ -6,9 +6,10 @@ no timestamp, so two runs of the same code, config and model give the same file.
 
 ``python -m actstore.experiment._demo_results --run DEMO_OUT`` (``make demo-docs``) runs the demo
 (every analysis stage re-run, the model and extraction reused) and copies ``results.md`` to
-``docs/demo-results.md`` with the figures it names, and fills the README's block between
-``<!-- BEGIN demo-results -->`` and ``<!-- END demo-results -->`` with the headline table (the
-same text as the ``headline`` section of ``results.md``). Tests check that the README block equals
+``docs/demo-results.md`` with the figures it names, and fills the block of the demo tutorial page
+(``docs/tutorial/demo.md``) between ``<!-- BEGIN demo-results -->`` and
+``<!-- END demo-results -->`` with the headline table (the same text as the ``headline`` section of
+``results.md``). Tests check that the tutorial's block equals
 that section and that the docs come from the current demo config and model recipe; a slow test
 runs the demo and compares.
 """
@@ -36,7 +37,7 @@ __all__ = [
     "BEGIN",
     "END",
     "demo_results_md",
-    "fill_readme",
+    "fill_headline",
     "headline_section",
     "main",
     "update_docs",
@@ -73,7 +74,7 @@ def _layers(runs: Mapping[str, Any], kind: str, name: str) -> dict[str, dict[int
 
 
 def _headline(runs: Mapping[str, Any]) -> list[str]:
-    """The one table the README shows: CV R² per layer of each probe, each model."""
+    """The one table the demo tutorial shows: CV R² per layer of each probe, each model."""
     cfg = next(iter(runs.values())).config
     rows, controls = [], []
     layers: list[int] = []
@@ -161,7 +162,7 @@ def demo_results_md(runs: Mapping[str, Any]) -> str:
 
 
 def headline_section(results_md: str) -> str:
-    """The headline table's text inside a ``results.md`` (what the README block holds).
+    """The headline table's text inside a ``results.md`` (what the tutorial's block holds).
 
     Raises
     ------
@@ -177,31 +178,31 @@ def headline_section(results_md: str) -> str:
     return m.group(1).strip() + "\n"
 
 
-def fill_readme(readme: str, results_md: str) -> str:
-    """``readme`` with the block between :data:`BEGIN` and :data:`END` set to the headline.
+def fill_headline(page: str, results_md: str) -> str:
+    """``page`` with the block between :data:`BEGIN` and :data:`END` set to the headline.
 
     Raises
     ------
     InvalidArgumentError
-        If the README lacks the markers.
+        If the page lacks the markers.
     """
-    start, end = readme.find(BEGIN), readme.find(END)
+    start, end = page.find(BEGIN), page.find(END)
     if start < 0 or end < start:
         raise InvalidArgumentError(
-            f"expected the README to hold the markers {BEGIN!r} ... {END!r}, got none; "
+            f"expected the page to hold the markers {BEGIN!r} ... {END!r}, got none; "
             "add them where the demo table goes"
         )
     block = f"{BEGIN}\n{headline_section(results_md)}{END}"
-    return readme[:start] + block + readme[end + len(END) :]
+    return page[:start] + block + page[end + len(END) :]
 
 
 def update_docs(
     demo_out: str | Path,
     *,
     docs: str | Path = "docs/demo-results.md",
-    readme: str | Path = "README.md",
+    tutorial: str | Path = "docs/tutorial/demo.md",
 ) -> list[Path]:
-    """Copy ``DEMO_OUT/results.md`` and its figures into the docs, fill the README block.
+    """Copy ``DEMO_OUT/results.md`` and its figures into the docs, fill the tutorial's block.
 
     Returns the files written.
 
@@ -210,7 +211,7 @@ def update_docs(
     InvalidArgumentError
         If ``demo_out`` holds no ``results.md`` (run ``actstore demo`` first).
     """
-    demo_out, docs, readme = Path(demo_out), Path(docs), Path(readme)
+    demo_out, docs, tutorial = Path(demo_out), Path(docs), Path(tutorial)
     src = demo_out / "results.md"
     if not src.is_file():
         raise InvalidArgumentError(
@@ -234,8 +235,8 @@ def update_docs(
             )
     docs.write_text(text + ("\n".join(figs) if len(figs) > 1 else ""), encoding="utf-8")
     written.append(docs)
-    readme.write_text(fill_readme(readme.read_text(encoding="utf-8"), text), encoding="utf-8")
-    written.append(readme)
+    tutorial.write_text(fill_headline(tutorial.read_text(encoding="utf-8"), text), encoding="utf-8")
+    written.append(tutorial)
     return written
 
 
@@ -250,14 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "analysis stage re-run, so the tables come from the code as it is now)",
     )
     ap.add_argument("--docs", default="docs/demo-results.md")
-    ap.add_argument("--readme", default="README.md")
+    ap.add_argument("--tutorial", default="docs/tutorial/demo.md")
     args = ap.parse_args(argv)
     if args.run:
         from actstore.experiment._demo import run_demo
 
         run_demo(out=args.demo_out, reanalyse=True)
     try:
-        paths = update_docs(args.demo_out, docs=args.docs, readme=args.readme)
+        paths = update_docs(args.demo_out, docs=args.docs, tutorial=args.tutorial)
     except InvalidArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """actstore.store: the Zarr v3 activation cache.
 
 One cache is one Zarr v3 group with one subgroup per prompt set; activations have dims
-``(prompt, layer, token, d_model)``. See the README's store section for the schema.
+``(prompt, layer, token, d_model)``. The schema: docs/reference/store-format.md.
 """
 
 from actstore.store._cache import Cache, create_cache, open_cache

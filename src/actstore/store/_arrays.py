@@ -21,9 +21,9 @@ _CONFIG = {"write_empty_chunks": True}
 def activation_compressors(itemsize: int) -> tuple[Any, ...]:
     """Lossless compression of activations: zstd level 1, then a crc32c checksum per chunk.
 
-    Measured on synthetic bfloat16 activations (README): zstd level 1 and 3 and byte-shuffled
-    Blosc-zstd all give about 1.26x; level 1 writes and reads fastest, and activation reads are
-    CPU-bound, so the cheapest of the equal-ratio codecs wins.
+    Measured on synthetic bfloat16 activations (docs/benchmarks.md): zstd level 1 and 3 and
+    byte-shuffled Blosc-zstd all give about 1.26x; level 1 writes and reads fastest, and
+    activation reads are CPU-bound, so the cheapest of the equal-ratio codecs wins.
     """
     del itemsize  # the same codec for every dtype; kept so the rule can depend on it later
     return (ZstdCodec(level=1), Crc32cCodec())

@@ -110,6 +110,8 @@ def copy_cache(
     prompts
         Prompt indices (a list or a slice) to keep in every copied prompt set (default all).
 
+    Notes
+    -----
     Blocks missing in the source stay missing in the copy (only prompts of complete source blocks
     are copied and recorded). Derived variables are subset along ``prompt`` and ``layer``.
     A subset renumbers its prompts from 0 and keeps each one's index in the original cache as the

@@ -105,6 +105,8 @@ class PromptSetWriter:
             ``hook -> array (stop - start, layer, token, d_model)`` in the spec dtype
             (``ml_dtypes.bfloat16`` for bfloat16), one entry per hook of the spec.
 
+        Notes
+        -----
         Completion is recorded only after every shard write returned, so a crash at any moment
         leaves the block missing (it is rewritten on resume) or complete, never half-recorded.
         """
