@@ -46,22 +46,43 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    alphas : penalties to search; the one with the best mean held-out R² is refitted on all rows.
-    cv : number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
-    random_state : fold seed (int, ``None`` or ``RandomState``, as in scikit-learn; was ``seed``).
-    solver : ``auto`` (dual when samples < d_model), ``primal`` or ``dual``.
-    standardize : z-score each column inside every training fold (``StandardScaler``) first.
-
-    ``alphas=None`` searches the default grid relative to the data's scale; a grid whose best
-    alpha is at an end is extended (``docs/probes-numerics.md``), and ``alpha_at_edge_`` says
-    ``"low"``/``"high"`` if it still is, else ``None``.
+    alphas : sequence of float, float or None
+        Penalties to search; the one with the best mean held-out R² is refitted on all rows.
+        ``None`` searches the default grid relative to the data's scale.
+    cv : int
+        Number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
+    random_state : int, RandomState or None
+        Fold seed, as in scikit-learn.
+    solver : {"auto", "primal", "dual"}
+        ``auto`` takes the dual when samples < d_model.
+    standardize : bool
+        Z-score each column inside every training fold (``StandardScaler``) first.
 
     Attributes
     ----------
-    coef_ : (d_model,)  intercept_ : float  alpha_ : float  n_features_in_ : int
-    alphas_ : (alpha,) the penalties searched (sorted; extended at an edge)
-    cv_r2_, cv_mae_ : (alpha,) mean held-out R² / MAE over folds; cv_r2_folds_ : (fold, alpha)
-    train_r2_, train_mae_ : (alpha,) on the training rows (beside the held-out ones only)
+    coef_ : ndarray, shape (d_model,)
+        Weights on the raw (unstandardised) activations.
+    intercept_ : float
+        Intercept.
+    alpha_ : float
+        The chosen penalty.
+    n_features_in_ : int
+        ``d_model``.
+    alphas_ : ndarray, shape (alpha,)
+        The penalties searched (sorted; extended at an edge).
+    alpha_at_edge_ : {"low", "high"} or None
+        Which end of the searched grid the chosen alpha still sits at, else ``None``.
+    cv_r2_, cv_mae_ : ndarray, shape (alpha,)
+        Mean held-out R² / MAE over folds.
+    cv_r2_folds_ : ndarray, shape (fold, alpha)
+        Held-out R² per fold.
+    train_r2_, train_mae_ : ndarray, shape (alpha,)
+        On the training rows (beside the held-out ones only).
+
+    Notes
+    -----
+    A grid whose best alpha is at an end is extended, one eigen-solve per step, until it is
+    interior or a documented bound is reached (``docs/probes-numerics.md``).
     """
 
     def __init__(
