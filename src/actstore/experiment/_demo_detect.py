@@ -89,6 +89,14 @@ def _num(row: Mapping[str, Any], key: str) -> float:
     return float(v) if isinstance(v, int | float) else math.nan
 
 
+def _p_text(row: Mapping[str, Any]) -> str:
+    """`` (Holm p shuffled-label 0.02, random target 0.5)`` when the row has p-values."""
+    p_s, p_r = _num(row, "p_value_corrected"), _num(row, "p_value_random_target_corrected")
+    if math.isnan(p_s) and math.isnan(p_r):
+        return ""
+    return f" (Holm p: shuffled-label {_fmt(p_s)}, random target {_fmt(p_r)})"
+
+
 def _generated(runs: Mapping[str, Any], set_name: str) -> bool:
     cfg = next(iter(runs.values())).config
     return cfg.prompt_set(set_name).generate is not None
@@ -176,7 +184,7 @@ def headline_detection(runs: Mapping[str, Any]) -> list[str]:
                 f"{_fmt(_num(best, 'probe_mean_min_error'))} (shuffled "
                 f"{_fmt(_num(best, 'shuffled_probe_mean_min_error'))}, random "
                 f"{_fmt(_num(best, 'random_target_mean_min_error'))}) at layer {best['layer']}, "
-                f"{VERDICTS[layer_verdict(best)[0]]}; "
+                f"{VERDICTS[layer_verdict(best)[0]]}{_p_text(best)}; "
                 f"span `{det.span}` empty in {_empty_text(cov.get(model))}"
             )
             c = counts.get(model) or {}
@@ -190,7 +198,7 @@ def headline_detection(runs: Mapping[str, Any]) -> list[str]:
     return [
         f"Detection of `{'`, `'.join(targets)}`: mean min error at the layer where the probe "
         "comes closest, beside the shuffled-label probe and the random target at that layer, and "
-        "that layer's verdict, on the given worked solutions and on the model's own "
+        "that layer's verdict with its permutation p-values (Holm-corrected over layers), on the given worked solutions and on the model's own "
         "continuations (every layer below):\n",
         _table(rows),
     ]
