@@ -198,7 +198,8 @@ def headline_detection(runs: Mapping[str, Any]) -> list[str]:
     return [
         f"Detection of `{'`, `'.join(targets)}`: mean min error at the layer where the probe "
         "comes closest, beside the shuffled-label probe and the random target at that layer, and "
-        "that layer's verdict with its permutation p-values (Holm-corrected over layers), on the given worked solutions and on the model's own "
+        "that layer's verdict with its permutation p-values (Holm-corrected over layers), on the "
+        "given worked solutions and on the model's own "
         "continuations (every layer below):\n",
         _table(rows),
     ]
