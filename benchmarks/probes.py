@@ -168,8 +168,7 @@ def run_sklearn(last: np.ndarray, y: np.ndarray, alphas: list[float], repeat: in
         for j in range(last.shape[1]):
             x = last[:, j]
             scores = [
-                cross_val_score(Ridge(alpha=a), x, y, cv=folds, scoring="r2").mean()
-                for a in alphas
+                cross_val_score(Ridge(alpha=a), x, y, cv=folds, scoring="r2").mean() for a in alphas
             ]
             Ridge(alpha=alphas[int(np.argmax(scores))]).fit(x, y)
             r2s.append(max(scores))
