@@ -175,3 +175,44 @@ def test_incomplete_set_and_read_only_cache_are_refused(tmp_path):
 
     with pytest.raises(ReadOnlyError):
         materialize_positions(open_cache(url2), "arith", "last")
+
+
+def test_copies_carry_the_positions_rederived(tmp_path):
+    from actstore.store import copy_cache
+
+    url, _ = _cache(tmp_path, "bfloat16")
+    _materialise(url, "last,before:operands")
+    full, sub = tmp_path / "full.zarr", tmp_path / "sub.zarr"
+    copy_cache(url, full)
+    copy_cache(url, sub, layers=[4], prompts=list(range(3, 30)))
+    _same(_fit(url, "last").drop_attrs(), _fit(full, "last").drop_attrs())
+    for where in (full, sub):
+        stored = stored_positions(open_cache(where), "arith")
+        assert stored is not None and stored["positions"] == ["last", "before:operands"]
+        assert _uses_materialised(where, "before:operands")
+    # the subset's rows are the source's rows of those prompts and that layer, bit for bit
+    src = open_cache(url).group("arith")["positions"]["resid_post"][3:30, 1:2]
+    dst = open_cache(sub).group("arith")["positions"]["resid_post"][...]
+    assert src.tobytes() == dst.tobytes()
+
+
+def test_repair_drops_positions_that_a_resume_would_outdate(tmp_path):
+    from actstore.store import repair_cache, verify_cache
+
+    url, _ = _cache(tmp_path, "float32")
+    _materialise(url, "last")
+    shard = next(p for p in (url / "arith" / "resid_post" / "c").rglob("*") if p.is_file())
+    shard.write_bytes(shard.read_bytes()[:-7] + b"garbage")  # a damaged block
+    repair_cache(url)
+    assert stored_positions(open_cache(url), "arith") is None
+    assert not (url / "arith" / "positions").exists()
+    # a damaged positions chunk alone: the group is dropped (derive again), nothing else
+    url2, _ = _cache(tmp_path / "b", "float32")
+    _materialise(url2, "last")
+    chunk = next(p for p in (url2 / "arith" / "positions" / "resid_post").rglob("c/*/*/*/*"))
+    chunk.write_bytes(chunk.read_bytes()[:-7] + b"garbage")
+    assert not verify_cache(url2).ok
+    report = repair_cache(url2)
+    assert report.blocks == {} and not report.unrepairable
+    assert verify_cache(url2).ok
+    assert stored_positions(open_cache(url2), "arith") is None

@@ -262,3 +262,47 @@ def stored_positions(cache: Cache, prompt_set: str) -> dict[str, Any] | None:
     if not isinstance(info, dict) or info.get("kind") != "positions" or not info.get("complete"):
         return None
     return {"positions": list(info["positions"]), "hooks": list(info["hooks"]), "group": node}
+
+
+def drop_positions(cache: Cache, prompt_set: str) -> list[str]:
+    """Delete ``<prompt_set>/positions`` (marked incomplete first); returns the prefix or ``[]``.
+
+    For ``actstore repair``: once a block is unrecorded (to be rewritten) or a positions chunk is
+    damaged, the group may no longer match the activations; materialise it again afterwards.
+    """
+    from zarr.core.sync import sync
+
+    prefix = f"{prompt_set}/{POSITIONS_GROUP}"
+    if not sync(cache.store.exists(f"{prefix}/zarr.json")):
+        return []
+    try:
+        node = zarr.open_group(store=cache.store, path=prefix, mode="r+", zarr_format=3)
+        info = dict(node.attrs.get(ATTR_KEY) or {})
+        node.attrs[ATTR_KEY] = {**info, "complete": False}
+    except Exception:  # damaged group metadata: deleting it below is the repair
+        pass
+    sync(cache.store.delete_dir(prefix))
+    return [f"{prefix}/"]
+
+
+def positions_prompt_set(key: str, prompt_sets: Sequence[str]) -> str | None:
+    """The prompt set whose positions group holds store key *key* (``set/positions/...``)."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[0] in prompt_sets and parts[1] == POSITIONS_GROUP:
+        return parts[0]
+    return None
+
+
+def copy_positions(source: Cache, target: Cache, prompt_set: str) -> bool:
+    """Materialise in *target* the positions *source* holds for *prompt_set* (after a copy).
+
+    Re-derived from the target's own activations (a subset has other prompts and layers), only
+    when the target set is complete. Returns whether anything was written.
+    """
+    stored = stored_positions(source, prompt_set)
+    if stored is None or target.missing_blocks(prompt_set):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleLossWarning)  # said when first materialised
+        materialize_positions(target, prompt_set, stored["positions"], hooks=stored["hooks"])
+    return True
