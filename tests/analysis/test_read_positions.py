@@ -22,7 +22,7 @@ from actstore.errors import (
     SampleLossWarning,
     UnknownNameError,
 )
-from actstore.store import open_cache
+from actstore.store import open_cache, verify_cache
 from actstore.store._positions import materialize_positions, stored_positions
 from tests._fixtures.store import make_synthetic, write_synthetic
 
@@ -66,6 +66,7 @@ def _uses_materialised(url: Path, position: str) -> bool:
 def test_rows_are_the_activations_at_the_position(tmp_path, dtype, position):
     url, syn = _cache(tmp_path, dtype)
     _materialise(url, "last,before:operands")
+    assert verify_cache(url).ok  # checksums, and the consolidated metadata rewritten
     group = open_cache(url).group("arith")["positions"]
     j = ["last", "before:operands"].index(position)
     index = group["token_index"][:, j]
@@ -197,7 +198,7 @@ def test_copies_carry_the_positions_rederived(tmp_path):
 
 
 def test_repair_drops_positions_that_a_resume_would_outdate(tmp_path):
-    from actstore.store import repair_cache, verify_cache
+    from actstore.store import repair_cache
 
     url, _ = _cache(tmp_path, "float32")
     _materialise(url, "last")
@@ -205,6 +206,7 @@ def test_repair_drops_positions_that_a_resume_would_outdate(tmp_path):
     shard.write_bytes(shard.read_bytes()[:-7] + b"garbage")  # a damaged block
     repair_cache(url)
     assert stored_positions(open_cache(url), "arith") is None
+    assert open_cache(url).missing_blocks("arith") and verify_cache(url).ok
     assert not (url / "arith" / "positions").exists()
     # a damaged positions chunk alone: the group is dropped (derive again), nothing else
     url2, _ = _cache(tmp_path / "b", "float32")

@@ -37,6 +37,7 @@ from actstore.errors import (
     UnknownNameError,
 )
 from actstore.store._arrays import activation_compressors, meta_compressors, require_array
+from actstore.store._consolidated import metadata_change
 from actstore.store._layout import TARGET_CHUNK_BYTES
 from actstore.store._schema import ATTR_KEY
 
@@ -189,11 +190,29 @@ def materialize_positions(
             "one (a label?); copy the set without it to materialise positions"
         )
     token_index = _token_index(group, prompt_set, names)
-    layout = cache.set_info(prompt_set)["layout"]
-    block = int(layout["block_size"])
-    n, n_layers, d, n_pos = spec.n_prompts, len(spec.layers), spec.d_model, len(names)
-    target = max(1, TARGET_CHUNK_BYTES // (d * spec.itemsize))
+    block = int(cache.set_info(prompt_set)["layout"]["block_size"])
+    target = max(1, TARGET_CHUNK_BYTES // (spec.d_model * spec.itemsize))
     chunk_p = max(c for c in range(1, min(target, block) + 1) if block % c == 0)
+    # consolidated metadata is removed first and rewritten after (also after a failure)
+    with metadata_change(cache, prompt_set):
+        raw = _write_group(cache, prompt_set, spec, names, wanted, token_index, chunk_p, block)
+    return {"positions": names, "hooks": wanted, "n_prompts": spec.n_prompts, "bytes": raw}
+
+
+def _write_group(
+    cache: Cache,
+    prompt_set: str,
+    spec: Any,
+    names: list[str],
+    wanted: list[str],
+    token_index: np.ndarray,
+    chunk_p: int,
+    block: int,
+) -> int:
+    """Recreate ``<prompt_set>/positions`` (incomplete), write it, mark it complete; raw bytes."""
+    group = cache.group(prompt_set)
+    layout = cache.set_info(prompt_set)["layout"]
+    n, n_layers, d, n_pos = spec.n_prompts, len(spec.layers), spec.d_model, len(names)
     info = {"kind": "positions", "complete": False, "positions": names, "hooks": wanted}
     # mode "w" drops whatever an earlier (maybe killed) run left; "complete" is recorded last
     out = zarr.open_group(
@@ -242,7 +261,7 @@ def materialize_positions(
             raw += rows.nbytes
     info["complete"] = True
     out.attrs[ATTR_KEY] = info
-    return {"positions": names, "hooks": wanted, "n_prompts": n, "bytes": raw}
+    return raw
 
 
 def stored_positions(cache: Cache, prompt_set: str) -> dict[str, Any] | None:
@@ -275,13 +294,14 @@ def drop_positions(cache: Cache, prompt_set: str) -> list[str]:
     prefix = f"{prompt_set}/{POSITIONS_GROUP}"
     if not sync(cache.store.exists(f"{prefix}/zarr.json")):
         return []
-    try:
-        node = zarr.open_group(store=cache.store, path=prefix, mode="r+", zarr_format=3)
-        info = dict(node.attrs.get(ATTR_KEY) or {})
-        node.attrs[ATTR_KEY] = {**info, "complete": False}
-    except Exception:  # damaged group metadata: deleting it below is the repair
-        pass
-    sync(cache.store.delete_dir(prefix))
+    with metadata_change(cache, prompt_set):
+        try:
+            node = zarr.open_group(store=cache.store, path=prefix, mode="r+", zarr_format=3)
+            info = dict(node.attrs.get(ATTR_KEY) or {})
+            node.attrs[ATTR_KEY] = {**info, "complete": False}
+        except Exception:  # damaged group metadata: deleting it below is the repair
+            pass
+        sync(cache.store.delete_dir(prefix))
     return [f"{prefix}/"]
 
 
