@@ -140,6 +140,9 @@ def test_materialising_again_replaces_the_positions(tmp_path):
     stored = stored_positions(open_cache(url), "arith")
     assert stored is not None and stored["positions"] == ["before:answer"]
     assert not _uses_materialised(url, "last")
+    from actstore.store import cache_info
+
+    assert cache_info(url)["prompt_sets"]["arith"]["positions"] == ["before:answer"]
 
 
 def test_partial_resolution_warns_with_the_count(tmp_path):
