@@ -221,3 +221,20 @@ def test_repair_drops_positions_that_a_resume_would_outdate(tmp_path):
     assert report.blocks == {} and not report.unrepairable
     assert verify_cache(url2).ok
     assert stored_positions(open_cache(url2), "arith") is None
+
+
+def test_concurrent_adds_write_the_group_once(tmp_path):
+    """Two --shard workers finishing together: the directory lock lets one write, one skip."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _ = _cache(tmp_path, "bfloat16")
+    reference = _fit(url, "last").drop_attrs()
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: _materialise(url, "last", add=True), range(2)))
+    assert sorted(d["written"] for d in done) == [False, True]
+    assert _uses_materialised(url, "last") and verify_cache(url).ok
+    _same(reference, _fit(url, "last").drop_attrs())
+    # add=True keeps what is stored and adds the new position
+    more = _materialise(url, "before:operands", add=True)
+    assert more["written"] and more["positions"] == ["last", "before:operands"]
+    assert _uses_materialised(url, "last") and _uses_materialised(url, "before:operands")

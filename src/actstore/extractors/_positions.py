@@ -59,15 +59,12 @@ def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _materialise(report: Any, names: list[str], storage_options: Any) -> Any:
     from actstore.store import open_cache
-    from actstore.store._positions import materialize_positions, stored_positions
+    from actstore.store._positions import materialize_positions
 
     cache = open_cache(report.out, mode="r+", storage_options=storage_options)
-    stored = stored_positions(cache, report.set_name)
-    hooks = list(cache.spec(report.set_name).hooks)
-    if stored is not None and set(names) <= set(stored["positions"]) and stored["hooks"] == hooks:
-        return report  # already there (a re-run of a finished extraction)
-    keep = [] if stored is None else [p for p in stored["positions"] if p not in names]
-    done = materialize_positions(cache, report.set_name, keep + names)
+    done = materialize_positions(cache, report.set_name, names, add=True)
+    if not done["written"]:
+        return report  # already there (a re-run, or another --shard worker wrote them)
     msg = (
         f"{report.message}; positions {', '.join(done['positions'])} materialised "
         f"({done['bytes'] / 2**20:.1f} MiB before compression)"

@@ -23,8 +23,10 @@ the full array (one shard, ~128 MiB) plus its rows at the positions.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,6 +132,7 @@ def materialize_positions(
     positions: str | Sequence[str],
     *,
     hooks: Sequence[str] | None = None,
+    add: bool = False,
 ) -> dict[str, Any]:
     """Write the activations at ``positions`` into ``<prompt_set>/positions`` (see module doc).
 
@@ -143,11 +146,15 @@ def materialize_positions(
         ``"last,before:answer"`` or ``["last", "before:answer"]``: ``last`` / ``before:SPAN`` only.
     hooks : sequence of str, optional
         Hooks to materialise (default: every stored hook).
+    add : bool
+        Keep the positions already stored (write the union), and write nothing when they cover
+        ``positions`` and the hooks already (what ``extract --positions`` does, so concurrent
+        ``--shard`` workers finishing together write the group once).
 
     Returns
     -------
     dict
-        What was written: ``positions``, ``hooks``, ``n_prompts``, ``bytes`` (uncompressed).
+        ``positions``, ``hooks``, ``n_prompts``, ``bytes`` (uncompressed) and ``written``.
 
     Raises
     ------
@@ -189,14 +196,41 @@ def materialize_positions(
             f"expected no variable named {POSITIONS_GROUP!r} in prompt set {prompt_set!r}, got "
             "one (a label?); copy the set without it to materialise positions"
         )
-    token_index = _token_index(group, prompt_set, names)
     block = int(cache.set_info(prompt_set)["layout"]["block_size"])
     target = max(1, TARGET_CHUNK_BYTES // (spec.d_model * spec.itemsize))
     chunk_p = max(c for c in range(1, min(target, block) + 1) if block % c == 0)
-    # consolidated metadata is removed first and rewritten after (also after a failure)
-    with metadata_change(cache, prompt_set):
-        raw = _write_group(cache, prompt_set, spec, names, wanted, token_index, chunk_p, block)
-    return {"positions": names, "hooks": wanted, "n_prompts": spec.n_prompts, "bytes": raw}
+    with _set_lock(cache, prompt_set):  # one writer at a time on a local cache
+        stored = stored_positions(cache, prompt_set) if add else None
+        if stored is not None:
+            if set(names) <= set(stored["positions"]) and set(wanted) <= set(stored["hooks"]):
+                kept = {"positions": stored["positions"], "hooks": stored["hooks"]}
+                return {**kept, "n_prompts": spec.n_prompts, "bytes": 0, "written": False}
+            names = stored["positions"] + [p for p in names if p not in stored["positions"]]
+            wanted = stored["hooks"] + [h for h in wanted if h not in stored["hooks"]]
+        token_index = _token_index(group, prompt_set, names)
+        # consolidated metadata is removed first and rewritten after (also after a failure)
+        with metadata_change(cache, prompt_set):
+            raw = _write_group(cache, prompt_set, spec, names, wanted, token_index, chunk_p, block)
+    return {
+        "positions": names,
+        "hooks": wanted,
+        "n_prompts": spec.n_prompts,
+        "bytes": raw,
+        "written": True,
+    }
+
+
+@contextlib.contextmanager
+def _set_lock(cache: Cache, prompt_set: str) -> Iterator[None]:
+    """An exclusive ``flock`` on the prompt set's directory of a local cache; else nothing."""
+    from actstore.store._storage import directory_lock, is_local, is_zip
+
+    path = Path(cache.url) / prompt_set
+    if not (is_local(cache.url) and not is_zip(cache.url) and path.is_dir()):
+        yield
+        return
+    with directory_lock(path):
+        yield
 
 
 def _write_group(
