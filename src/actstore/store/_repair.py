@@ -157,11 +157,11 @@ def repair_cache(
     stale_positions = set()
     for problem in problems:
         kind, name, block = _classify(problem, hooks)
-        if positions_prompt_set(problem.key, list(hooks)):  # derived: dropped, derive again
-            stale_positions.add(positions_prompt_set(problem.key, list(hooks)))
-            continue
         if problem.kind == "consolidated":  # rewritten from the nodes below, at the end
             report.consolidated.append(problem.key)
+            continue
+        if positions_prompt_set(problem.key, list(hooks)):  # derived: dropped, derive again
+            stale_positions.add(positions_prompt_set(problem.key, list(hooks)))
             continue
         if kind == "block":
             report.blocks.setdefault(name, [])
