@@ -112,3 +112,28 @@ def test_bad_positions_are_refused_before_anything_is_written(
             positions=positions, **KW,
         )  # fmt: skip
     assert not out.exists()
+
+
+def test_config_positions_parse_and_enter_the_hash_only_when_set():
+    from actstore.experiment import parse_config
+    from actstore.experiment._config import config_hash
+
+    base = {
+        "name": "study",
+        "prompt_sets": [{"name": "arith", "sources": [{"generator": "multiplication", "n": 8}]}],
+    }
+    plain = parse_config(base)
+    with_pos = parse_config({**base, "extract": {"positions": ["last", "before:answer"]}})
+    assert with_pos.extract.positions == ("last", "before:answer")
+    assert "positions" not in plain.to_dict()["extract"]
+    assert with_pos.to_dict()["extract"]["positions"] == ["last", "before:answer"]
+    assert config_hash(plain.extract) != config_hash(with_pos.extract)
+    # the hash of a config without positions is the hash of its fields as before the key existed
+    import dataclasses
+    import hashlib
+    import json
+
+    fields = {f.name: getattr(plain.extract, f.name) for f in dataclasses.fields(plain.extract)}
+    fields.pop("positions")
+    blob = json.dumps([json.loads(json.dumps(fields, default=list))], sort_keys=True)
+    assert config_hash(plain.extract) == hashlib.sha256(blob.encode()).hexdigest()[:16]

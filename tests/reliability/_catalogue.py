@@ -968,7 +968,7 @@ ROWS: tuple[Row, ...] = (
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
         message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
-        "hooks, layers, max_batch_tokens, other_depths",
+        "hooks, layers, max_batch_tokens, other_depths, positions",
     ),
     Row(
         id="config-duplicate-set",

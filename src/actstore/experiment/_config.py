@@ -89,7 +89,7 @@ class ExtractConfig:
     device: str = "auto"
     max_batch_tokens: int = 8192
     #: positions (``last``, ``before:SPAN``) also stored small for probe fitting (read-path.md)
-    positions: tuple[str, ...] | str | None = None
+    positions: tuple[str, ...] | str | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, kw_only=True)
