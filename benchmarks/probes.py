@@ -278,11 +278,14 @@ def render(args: argparse.Namespace, results: list[dict], label: str) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str, doc: Path = DOC) -> None:
+def write_doc(text: str, threads: int | None, doc: Path = DOC) -> None:
+    """Replace the table of this BLAS thread setting (one table per setting) in *doc*."""
+    tag = "" if threads is None else f":threads{threads}"
+    begin, end = BEGIN.replace("probes", "probes" + tag), END.replace("probes", "probes" + tag)
     body = doc.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in body:
-        body = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, body, flags=re.S)
+    block = f"{begin}\n{text}\n{end}"
+    if begin in body:
+        body = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, body, flags=re.S)
     else:
         body = body.rstrip("\n") + "\n\n" + block + "\n"
     doc.write_text(body)
@@ -316,7 +319,7 @@ def main() -> None:
     print()
     print(text)
     if args.write_docs:
-        write_doc(text)
+        write_doc(text, args.threads)
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 
