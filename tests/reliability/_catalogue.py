@@ -409,6 +409,27 @@ def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
 
+
+def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
+    import dataclasses
+    import shutil
+
+    import numpy as np
+
+    from actstore.store._positions import materialize_positions
+    from tests._fixtures.store import make_synthetic, write_synthetic
+
+    syn = make_synthetic(n_prompts=4, block_size=2)
+    first = np.zeros((4, syn.spec.n_tokens_max), bool)
+    first[:, 0] = True  # every answer starts at token 0: no token precedes it
+    meta = dataclasses.replace(syn.metadata, span_masks={"answer": first})
+    shutil.rmtree(work / "positions_nowhere.zarr", ignore_errors=True)
+    cache, _ = write_synthetic(
+        work / "positions_nowhere.zarr", dataclasses.replace(syn, metadata=meta)
+    )
+    return materialize_positions(cache, "arith", "before:answer")
+
+
 ROWS: tuple[Row, ...] = (
     # -- paths and caches ----------------------------------------------------------------------
     Row(
@@ -949,7 +970,7 @@ ROWS: tuple[Row, ...] = (
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
         message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
-        "hooks, layers, max_batch_tokens, other_depths",
+        "hooks, layers, max_batch_tokens, other_depths, positions",
     ),
     Row(
         id="config-duplicate-set",
@@ -1587,6 +1608,79 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'detect': expected at least one [[detect]] block, got none; add a "
         "block or remove the key",
+    ),
+    # -- readpath (issue 11): materialised positions (derive positions, extract --positions) -------
+    Row(
+        id="derive-positions-unknown-span",
+        where="cli",
+        input="`actstore derive positions cache.zarr --positions before:result`",
+        args=("derive", "positions", "cache.zarr", "--positions", "before:result"),
+        error="UnknownNameError",
+        message="expected a span of prompt set 'arith' (answer, operands), got 'result' in "
+        "position 'before:result'; use one of those or 'last'",
+    ),
+    Row(
+        id="derive-positions-several-tokens",
+        where="cli",
+        input="`actstore derive positions cache.zarr --positions last,span:answer`",
+        args=("derive", "positions", "cache.zarr", "--positions", "last,span:answer"),
+        error="InvalidArgumentError",
+        message="expected positions that select one token per prompt (last, before:SPAN), got "
+        "'span:answer'; read 'span:answer' from the full activations instead",
+    ),
+    Row(
+        id="derive-positions-malformed",
+        where="cli",
+        input="`actstore derive positions cache.zarr --positions middle`",
+        args=("derive", "positions", "cache.zarr", "--positions", "middle"),
+        error="InvalidArgumentError",
+        message="expected a position spec of the form last, all, before:SPAN, span:SPAN, got "
+        "'middle'",
+    ),
+    Row(
+        id="derive-positions-zip",
+        where="cli",
+        input="`actstore derive positions cache.zip --positions last`",
+        args=("derive", "positions", "cache.zip", "--positions", "last"),
+        error="ReadOnlyError",
+        message="expected a writable cache location, got the zip file 'cache.zip'; zip caches are "
+        "read-only: write to a directory and `actstore copy` it to a .zip",
+    ),
+    Row(
+        id="derive-positions-unknown-hook",
+        where="cli",
+        input="`actstore derive positions cache.zarr --positions last --hook attn_out`",
+        args=("derive", "positions", "cache.zarr", "--positions", "last", "--hook", "attn_out"),
+        error="UnknownNameError",
+        message="expected hooks among the stored ['resid_post'], got ['attn_out']; pass stored "
+        "hooks",
+    ),
+    Row(
+        id="derive-positions-no-token-anywhere",
+        where="api",
+        input="`materialize_positions(cache, 'arith', 'before:answer')`, every answer at token 0",
+        call=_positions_nowhere,
+        error="InvalidArgumentError",
+        message="expected position 'before:answer' to select a token in some prompt of 'arith', "
+        "got none in all 4 prompts; check where span 'answer' lies",
+    ),
+    Row(
+        id="extract-positions-unknown-span",
+        where="cli",
+        input="`actstore extract ... --positions before:result` (spans: answer, x, y)",
+        args=(*_EXTRACT, "n.zarr", "--positions", "before:result"),
+        error="UnknownNameError",
+        message="expected a span of the prompts (answer, x, y), got 'result' in position "
+        "'before:result'; use one of those or 'last'",
+    ),
+    Row(
+        id="config-extract-positions",
+        where="config",
+        input='`[extract] positions = ["last", "all"]`',
+        call=_config(extract={"positions": ["last", "all"]}),
+        error="ConfigError",
+        message="config key 'extract.positions': expected positions that select one token per "
+        "prompt (last, before:SPAN), got 'all'; read 'all' from the full activations instead",
     ),
 )
 

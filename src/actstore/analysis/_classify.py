@@ -36,12 +36,12 @@ import xarray as xr
 
 from actstore._version import __version__
 from actstore.analysis._class_metrics import METRICS, fold_metrics
-from actstore.analysis._data import SetSource, select_positions
+from actstore.analysis._data import SetSource, row_source, select_positions
 from actstore.analysis._folds import class_labels, prompt_folds
 from actstore.analysis._logistic import logistic_fit, logistic_proba
 from actstore.analysis._mean_diff import mean_diff_fit
 from actstore.analysis._ridge import std_scale
-from actstore.analysis._stats import chunk_prompts, iter_rows
+from actstore.analysis._stats import iter_rows
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_CLASS_ALPHAS", "KINDS", "fit_class_probes"]
@@ -191,10 +191,11 @@ def fit_class_probes(
         data[pre + "train_accuracy"] = np.empty(n_layers)
         for m in METRICS:
             data[f"{pre}cv_{m}_fold"] = np.empty((cv, n_layers, len(alphas)))
+    rs = row_source(src, hook, position, prompt, token)  # materialised positions when stored
     for group in _layer_groups(n_layers, n, d, max_memory):
         rows = np.empty((n, len(group), d), dtype=np.float32)
         for sl, block in iter_rows(
-            ds[hook], layer_pos[group], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
+            rs.act, layer_pos[group], prompt, rs.token, scheduler=scheduler, unit=rs.unit
         ):
             rows[sl] = block
         for j, layer in enumerate(group):

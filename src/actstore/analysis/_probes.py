@@ -20,7 +20,13 @@ from actstore.analysis._class_probeset import (
     detection_weights,
 )
 from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, KINDS, fit_class_probes
-from actstore.analysis._data import label_vector, open_source, position_losses, select_positions
+from actstore.analysis._data import (
+    label_vector,
+    open_source,
+    position_losses,
+    row_source,
+    select_positions,
+)
 from actstore.analysis._degenerate import (
     check_finite_target,
     check_varies,
@@ -31,7 +37,7 @@ from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._folds import prompt_folds
 from actstore.analysis._ridge import fold_mean
 from actstore.analysis._ridgeprobe import RidgeProbe, check_alphas
-from actstore.analysis._stats import chunk_prompts, iter_rows
+from actstore.analysis._stats import iter_rows
 from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 
 __all__ = ["ProbeSet", "RidgeProbe", "fit_probes"]
@@ -340,9 +346,11 @@ def fit_probes(
     passes = 1 if kind == "dual" else 2
     bar = Progress("probe fit", passes * len(prompt) * len(wanted), "rows (sample x layer)")
 
+    rs = row_source(src, hook, position, prompt, token)  # materialised positions when stored
+
     def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         for sl, block in iter_rows(
-            ds[hook], layer_pos[sub], prompt, token, scheduler=scheduler, unit=chunk_prompts(ds)
+            rs.act, layer_pos[sub], prompt, rs.token, scheduler=scheduler, unit=rs.unit
         ):
             bar.update(block.shape[0] * block.shape[1])
             yield sl, block

@@ -73,6 +73,11 @@ def register(subparsers: Any) -> None:
         help=f"padded tokens per forward pass (default {DEFAULT_MAX_BATCH_TOKENS}); "
         "lower it on out-of-memory",
     )
+    p.add_argument(
+        "--positions",
+        help="also store the activations at these positions (e.g. last,before:answer) in a "
+        "small array that probe fitting reads instead of every token (docs/read-path.md)",
+    )
     p.add_argument("--shard", help="I/N: this worker fills blocks b with b %% N == I")
     p.add_argument(
         "--bos",
@@ -181,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         n_prompts=args.n,
         seed=args.seed,
         generate=_generate_settings(args),
+        positions=args.positions,
         command="actstore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if args.json:

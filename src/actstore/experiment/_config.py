@@ -88,6 +88,8 @@ class ExtractConfig:
     dtype: str = "auto"
     device: str = "auto"
     max_batch_tokens: int = 8192
+    #: positions (``last``, ``before:SPAN``) also stored small for probe fitting (read-path.md)
+    positions: tuple[str, ...] | str | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +200,15 @@ def _check_name(key: str, value: str) -> None:
         )
 
 
+def _check_positions(positions: Any) -> None:
+    from actstore.store._positions import parse_position_list
+
+    try:
+        parse_position_list(positions)
+    except ActstoreError as exc:
+        raise ConfigError(f"config key 'extract.positions': {exc}") from exc
+
+
 def _check_layer_rule(key: str, rule: str) -> None:
     if rule == "all":
         return
@@ -259,6 +270,8 @@ def _validate(cfg: ExperimentConfig) -> None:
             "config key 'extract.max_batch_tokens': expected a positive integer, "
             f"got {ex.max_batch_tokens}"
         )
+    if ex.positions is not None:
+        _check_positions(ex.positions)
     probe_names: set[str] = set()
     for i, pc in enumerate(cfg.probes):
         key = f"probes[{i}]"

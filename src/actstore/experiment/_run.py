@@ -309,6 +309,7 @@ class ExperimentRun:
             max_batch_tokens=ex.max_batch_tokens,
             progress=False,
             generate=self.config.prompt_set(set_name).generate,
+            positions=ex.positions,
         )
         return report.message or report.status
 

@@ -128,9 +128,17 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> 
 
 
 def to_mapping(obj: Any) -> Any:
-    """A JSON-serialisable view of a config dataclass (tuples become lists)."""
+    """A JSON-serialisable view of a config dataclass (tuples become lists).
+
+    A field declared with ``metadata={"omit_default": True}`` is left out while it holds its
+    default, so adding such a field keeps the hashes of configs that do not use it.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_mapping(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)
+        }
     if isinstance(obj, Mapping):
         return {str(k): to_mapping(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -19,6 +19,7 @@ from actstore.extractors._hooks import resolve_hooks
 from actstore.extractors._layers import resolve_layers
 from actstore.extractors._loop import load_backend, run_batches
 from actstore.extractors._plan import ExtractionPlan, summarize_plan
+from actstore.extractors._positions import with_positions
 from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: in
 
 @requires_extras("extraction")
 @located("write", "out")
+@with_positions
 def extract(
     *,
     model: str | os.PathLike[str],
@@ -125,6 +127,7 @@ def extract(
     command: str | None = None,
     storage_options: dict[str, Any] | None = None,
     generate: Any = None,
+    positions: Any = None,
 ) -> ExtractionReport:
     """Run a local model once over a prompt set and store per-token activations.
 
@@ -175,6 +178,11 @@ def extract(
         ``completion (prompt,)`` and ``is_generated (prompt, token)`` stored beside them. The
         continuation is stored before any activation, so a resumed or sharded run captures it
         and never generates again. See docs/generation.md.
+    positions
+        ``None``, ``"last,before:answer"`` or a list of ``last`` / ``before:SPAN``: once the set
+        is complete, its activations at these positions are also stored, small, in
+        ``<set_name>/positions``, which probe fitting then reads (docs/read-path.md). Handled by
+        :func:`~actstore.extractors._positions.with_positions` (checked before the model loads).
 
     Returns
     -------

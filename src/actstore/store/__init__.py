@@ -12,6 +12,7 @@ from actstore.store._export import ExportReport, export_cache
 from actstore.store._info import cache_info
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._open import open
+from actstore.store._positions import materialize_positions
 from actstore.store._repair import RepairReport, repair_cache
 from actstore.store._schema import (
     ACT_DIMS,
@@ -45,6 +46,7 @@ __all__ = [
     "create_cache",
     "decode_bfloat16",
     "export_cache",
+    "materialize_positions",
     "numpy_dtype",
     "open",
     "open_cache",

@@ -25,6 +25,7 @@ from actstore.errors import (
 )
 from actstore.store._cache import Cache, create_cache, open_cache
 from actstore.store._consolidated import deferred
+from actstore.store._positions import copy_positions
 from actstore.store._safety import check_key
 from actstore.store._schema import (
     ATTR_KEY,
@@ -320,6 +321,7 @@ def _copy_set(
                 dims=dims,
                 attrs=a.attrs[ATTR_KEY].get("lineage"),
             )
+    copy_positions(source, target, name)  # re-derived from the copy's own activations
     return int(sel.size), new_spec.layers, written
 
 

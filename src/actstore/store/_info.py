@@ -24,6 +24,14 @@ def _size(cache: Cache, prefix: str) -> int:
         return 0
 
 
+def _positions(cache: Cache, name: str) -> list[str]:
+    """The materialised positions of prompt set *name* (docs/read-path.md), if complete."""
+    from actstore.store._positions import stored_positions
+
+    stored = stored_positions(cache, name) if cache.set_info(name).get("ready") else None
+    return [] if stored is None else stored["positions"]
+
+
 @located("read", "url")
 def cache_info(
     url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
@@ -78,6 +86,7 @@ def cache_info(
             "missing_blocks": missing,
             "complete": not missing,
             "bytes_on_disk": set_bytes,
+            "positions": _positions(cache, name),
             "fingerprint": spec["fingerprint"],
             "provenance": spec["provenance"],
         }
@@ -123,6 +132,8 @@ def format_info(info: dict[str, Any]) -> str:
         )
         if s["derived"]:
             lines.append(f"    derived: {', '.join(s['derived'])}")
+        if s.get("positions"):
+            lines.append(f"    positions (materialised): {', '.join(s['positions'])}")
         lines.append(f"    fingerprint: {json.dumps(s['fingerprint'], sort_keys=True)}")
         if s["provenance"]:
             lines.append(f"    provenance: {json.dumps(s['provenance'], sort_keys=True)}")

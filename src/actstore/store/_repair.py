@@ -25,6 +25,7 @@ from actstore.errors import CorruptCacheError
 from actstore.store._cache import Cache, open_cache
 from actstore.store._consolidated import has_consolidated, invalidate
 from actstore.store._layout import Layout
+from actstore.store._positions import drop_positions, positions_prompt_set
 from actstore.store._schema import DONE_ARRAY
 from actstore.store._verify import Problem, verify_cache
 
@@ -153,10 +154,14 @@ def repair_cache(
     problems = verify_cache(
         url, storage_options=storage_options, progress_label="repair: recheck"
     ).problems
+    stale_positions = set()
     for problem in problems:
         kind, name, block = _classify(problem, hooks)
         if problem.kind == "consolidated":  # rewritten from the nodes below, at the end
             report.consolidated.append(problem.key)
+            continue
+        if positions_prompt_set(problem.key, list(hooks)):  # derived: dropped, derive again
+            stale_positions.add(positions_prompt_set(problem.key, list(hooks)))
             continue
         if kind == "block":
             report.blocks.setdefault(name, [])
@@ -171,6 +176,8 @@ def repair_cache(
         if not dry_run:
             for b in blocks:
                 report.removed += _unrecord(cache, name, hooks[name], b)
+    for name in sorted(stale_positions | set(report.blocks)) if not dry_run else []:
+        report.removed += drop_positions(cache, name)  # out of step with what resume rewrites
     changed = report.rewritten or report.consolidated  # (unrecorded blocks change no metadata)
     if not dry_run and (changed or not has_consolidated(cache.store)):
         # metadata rewritten above, a stale consolidated copy, or none (a write was killed
