@@ -1,4 +1,4 @@
-"""Hand-made mutation testing of `store`, `extractors` and `analysis` (run as a script).
+"""Hand-made mutation testing of `store`, `extractors`, `analysis`, `experiment` (a script).
 
 Each mutant in :mod:`tests.mutation.mutants` is one small textual change to one source file (a
 flipped comparison, an off-by-one, a dropped check, swapped arguments, a wrong axis, a marker
@@ -109,7 +109,7 @@ def _table(results: list[dict]) -> str:
         "| package | mutants | killed | survived | equivalent |",
         "|---|---|---|---|---|",
     ]
-    for pkg in ("store", "extractors", "analysis"):
+    for pkg in ("store", "extractors", "analysis", "experiment"):
         rows = [r for r in results if r["package"] == pkg]
         lines.append(
             f"| {pkg} | {len(rows)} "
