@@ -203,3 +203,95 @@ def test_unlabelled_prompts_are_left_out_and_metrics_are_the_chosen_alphas() -> 
             Ridge(alpha=grid[best]).fit(x, yk).score(x, yk), abs=1e-6
         )
     assert any(c != 0 for c in chosen)  # some layer's chosen alpha is not the first of the grid
+
+
+def test_permutation_p_counts_null_statistics_tied_with_the_observed() -> None:
+    """``(1 + #{null <= observed}) / (N + 1)``: a null statistic equal to the observed one is as
+    good as it, so it counts (ties are common with few prompts or rounded errors)."""
+    from actstore.analysis._significance import permutation_p
+
+    obs = np.array([1.0, 2.0, 0.25])
+    null = np.array([[1.0, 1.0, 3.0, 0.5], [2.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5]])
+    ref = [(1 + sum(v <= obs[i] for v in null[i])) / (null.shape[1] + 1) for i in range(3)]
+    assert ref == [0.8, 0.4, 0.2]  # the loop itself counts the ties
+    np.testing.assert_allclose(permutation_p(obs, null), ref, rtol=0, atol=0)
+
+
+def test_beats_chance_needs_both_corrected_p_values_below_the_level() -> None:
+    """Layer 0 beats both nulls; layer 1 beats the shuffled-label null only (its random-target
+    p is 1): it does not beat chance. Reference: the two permutation p-values from their
+    definition, Holm over the two layers by hand."""
+    from actstore.analysis._significance import LEVEL, significance
+
+    n = 99
+    observed = np.array([1.0, 1.0])
+    shuffled = np.full((2, n), 2.0)  # every shuffled-label probe worse than both layers
+    random = np.stack([np.full(n, 2.0), np.full(n, 0.5)])  # layer 1: every random target better
+    sig = significance(observed, shuffled, random, [3, 9], n, seed=0)
+    p = [(1 + sum(v <= 1.0 for v in shuffled[i])) / (n + 1) for i in range(2)]
+    p_r = [(1 + sum(v <= 1.0 for v in random[i])) / (n + 1) for i in range(2)]
+    assert p == [0.01, 0.01] and p_r == [0.01, 1.0]
+    # Holm, two layers: the smaller p times 2, the larger times 1 (then the running maximum)
+    p_c = [0.02, 0.02]
+    p_rc = [0.02, 1.0]
+    np.testing.assert_allclose(sig["p_value_corrected"].values, p_c)
+    np.testing.assert_allclose(sig["p_value_random_target_corrected"].values, p_rc)
+    want = [p_c[i] < LEVEL and p_rc[i] < LEVEL for i in range(2)]
+    assert want == [True, False]
+    assert sig["beats_chance"].values.tolist() == want
+
+
+def test_merged_moments_of_several_layers_equal_numpy_per_layer() -> None:
+    """Layers of very different means merged over several batches: each layer's moments equal
+    numpy's from all of its rows at once (a merge must use that layer's own running mean)."""
+    rng = np.random.default_rng(11)
+    n, n_layers, d, k = 48, 3, 4, 3
+    offsets = np.array([0.0, 50.0, -200.0])[None, :, None]
+    x = (offsets + rng.normal(size=(n, n_layers, d))).astype(np.float32)
+    y = rng.normal(size=(n, 1))
+    fold = rng.integers(0, k, size=n)
+    mom = Moments.zeros(k, n_layers, d, 1)
+    for lo, hi in [(0, 10), (10, 29), (29, 48)]:
+        mom.add(x[lo:hi], y[lo:hi], fold[lo:hi])
+    for f in range(k):
+        yf = y[fold == f]
+        yc = yf - yf.mean(0)
+        for j in range(n_layers):
+            xf = x[fold == f, j].astype(np.float64)
+            xc = xf - xf.mean(0)
+            np.testing.assert_allclose(mom.mx[f, j], xf.mean(0), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(mom.cxx[f, j], xc.T @ xc, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(mom.cxy[f, j], xc.T @ yc, rtol=1e-9, atol=1e-9)
+
+
+def test_a_hook_left_out_of_the_positions_reads_the_full_array(tmp_path) -> None:
+    """Positions materialised for ``resid_post`` only: a probe on ``resid_mid`` reads the full
+    array, and equals (bit for bit) the same fit made before anything was materialised."""
+    from actstore.analysis._data import open_source, row_source, select_positions
+    from actstore.errors import SampleLossWarning
+    from actstore.store import open_cache
+    from actstore.store._positions import materialize_positions
+    from tests._fixtures.store import make_synthetic, write_synthetic
+
+    syn = make_synthetic(
+        n_prompts=30, d_model=8, dtype="float32", hooks=("resid_post", "resid_mid")
+    )
+    url = tmp_path / "c.zarr"
+    write_synthetic(url, syn)
+
+    def fit():
+        return fit_probes(
+            url, prompt_set="arith", target="value", hook="resid_mid", position="last", cv=3
+        ).dataset
+
+    before = fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleLossWarning)
+        materialize_positions(open_cache(url, mode="r+"), "arith", "last", hooks=["resid_post"])
+    src = open_source(url, "arith")
+    prompt, token = select_positions(src.ds, "last")
+    assert row_source(src, "resid_post", "last", prompt, token).materialised
+    assert not row_source(src, "resid_mid", "last", prompt, token).materialised
+    after = fit()
+    for v in before.data_vars:
+        np.testing.assert_array_equal(before[v].values, after[v].values, err_msg=v)

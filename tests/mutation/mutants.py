@@ -637,7 +637,7 @@ MUTANTS: list[Mutant] = [
         COPY,
         "bad = idx[(idx < -n) | (idx >= n)]",
         "bad = idx[(idx < -n) | (idx > n)]",
-        S_COPY,
+        (*S_COPY, "tests/store/test_subsets.py"),
         "prompt index n accepted",
     ),
     Mutant(
@@ -645,7 +645,7 @@ MUTANTS: list[Mutant] = [
         COPY,
         "bad = idx[(idx < -n) | (idx >= n)]",
         "bad = idx[(idx < -n - 1) | (idx >= n)]",
-        S_COPY,
+        (*S_COPY, "tests/store/test_subsets.py"),
         "prompt index -n-1 accepted (wraps round to the last prompt)",
     ),
     Mutant(
@@ -970,9 +970,9 @@ MUTANTS: list[Mutant] = [
         A_POSITIONS,
         ' or hook not in stored["hooks"]:',
         ":",
-        ("tests/analysis/test_read_positions.py",),
+        ("tests/analysis/test_read_positions.py", "tests/analysis/test_mutant_kills.py"),
         "a hook that was not materialised is read from the positions group",
-        k="other_positions_and_hooks or bit_identical",
+        k="other_positions_and_hooks or bit_identical or hook_left_out",
     ),
     Mutant(
         "genflow-stored-tokens-short",

@@ -109,3 +109,14 @@ def test_copy_prompt_indices_at_the_bounds(tmp_path) -> None:
             ds["resid_post"].values.view(np.uint16),
             syn.activations["resid_post"][[22]].view(np.uint16),
         )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_open_casts_the_activations_to_the_dtype_asked_for(synthetic_cache, dtype) -> None:
+    """``open(dtype=...)`` casts the hook variables (here from bfloat16 to a dtype that is not
+    bfloat16's decoded float32); the values are numpy's cast of the stored ones."""
+    path, syn = synthetic_cache
+    ds = actstore.open(path, group="arith", dtype=dtype)
+    assert ds["resid_post"].dtype == np.dtype(dtype)
+    want = syn.activations["resid_post"].astype(np.float32).astype(dtype)
+    np.testing.assert_array_equal(ds["resid_post"].values, want)
