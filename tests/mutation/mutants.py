@@ -266,8 +266,9 @@ MUTANTS: list[Mutant] = [
         "nan=np.inf",
         A_FIT,
         "a NaN mean held-out R² wins the alpha choice",
-        equivalent="r2_from_sums never returns NaN (constant targets map to 1 or 0), so no NaN "
-        "reaches the choice",
+        equivalent="a mean held-out R² is NaN only where every fold's held-out targets are "
+        "constant, which does not depend on alpha: a target's row is NaN for every alpha or for "
+        "none, and argmax over a row of one value picks the first alpha either way",
     ),
     Mutant(
         "fit-dual-intercept-shift",
