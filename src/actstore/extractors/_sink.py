@@ -106,6 +106,7 @@ class BlockSink:
         self._np_dtype = to_numpy(torch.zeros(1, dtype=torch_dtype)).dtype
         self._bufs: dict[int, dict[str, np.ndarray]] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
         self._copy_stream: Any = None
         self.error: BaseException | None = None
         self.blocks_written: list[int] = []
@@ -116,13 +117,13 @@ class BlockSink:
         self._thread = threading.Thread(target=self._run, name="actstore-writer", daemon=True)
         self._thread.start()
 
-    def queue_depth(self) -> int:
-        """Batches waiting for the writer thread, plus blocks waiting to be written.
+    def queue_depth(self) -> tuple[int, int]:
+        """``(waiting, bound)``: batches waiting for the writer thread plus blocks being
+        written, and the most there can be before the main thread blocks.
 
-        Near the queue's bound the writer is the bottleneck (disk or encoding); near zero, the
-        model is.
+        At the bound the writer is the bottleneck (disk or encoding); near zero, the model is.
         """
-        return self._queue.qsize() + len(self._pending)
+        return self._queue.qsize() + len(self._pending), self._max_queue + 1
 
     # -- main thread ---------------------------------------------------------------------------
     def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
