@@ -136,7 +136,7 @@ def test_prepare_sees_every_element_once_and_its_edits_are_stored(tmp_path) -> N
 def test_codec_is_stored_and_a_different_one_is_refused_on_resume(tmp_path) -> None:
     syn = make_synthetic()
     syn.spec = _spec(syn, codec="ZSTD:3")
-    cache, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
+    _, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
     assert writer.spec.codec == "zstd:3"
     reopened = open_cache(tmp_path / "c.zarr", mode="r+")
     # None: whatever is stored (resuming without --codec)

@@ -88,6 +88,8 @@ class ExtractConfig:
     dtype: str = "auto"
     device: str = "auto"
     max_batch_tokens: int = 8192
+    #: activation compression, e.g. "zstd:1", "zstd:3", "none" (None: the store's default)
+    codec: str | None = field(default=None, metadata={"omit_if_default": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +239,14 @@ def _validate(cfg: ExperimentConfig) -> None:
             "config key 'extract.max_batch_tokens': expected a positive integer, "
             f"got {ex.max_batch_tokens}"
         )
+    if ex.codec is not None:
+        from actstore.errors import InvalidArgumentError
+        from actstore.store._codecs import parse_codec
+
+        try:
+            parse_codec(ex.codec)
+        except InvalidArgumentError as exc:
+            raise ConfigError(f"config key 'extract.codec': {exc}") from exc
     probe_names: set[str] = set()
     for i, pc in enumerate(cfg.probes):
         key = f"probes[{i}]"

@@ -130,7 +130,12 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> 
 def to_mapping(obj: Any) -> Any:
     """A JSON-serialisable view of a config dataclass (tuples become lists)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_mapping(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            # keys added later stay out while unset, so older configs keep their hashes
+            if not (f.metadata.get("omit_if_default") and getattr(obj, f.name) == f.default)
+        }
     if isinstance(obj, Mapping):
         return {str(k): to_mapping(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
