@@ -101,3 +101,39 @@ def test_progress_line_shows_writer_rate_and_queue_depth() -> None:
     # 50 MB over the time since the bar started (bounded by what we measured around it)
     assert 50 / elapsed <= rate + 1
     assert rate <= 50 / max(t0 - prog._t0, 1e-9) + 1
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd:3"])
+def test_extract_codec_stores_the_same_bits_and_is_recorded(
+    tiny_qwen2_dir, mixed_prompts, tmp_path, codec, capsys
+) -> None:
+    import json
+
+    from actstore.extractors import extract
+    from actstore.store import open_cache
+    from tests.extractors._helpers import read_set
+
+    runs = {}
+    for name, c in (("default", None), ("chosen", codec)):
+        out = tmp_path / f"{name}.zarr"
+        extract(
+            model=tiny_qwen2_dir,
+            prompts=mixed_prompts[:10],
+            out=out,
+            layers="0,-1",
+            dtype="bfloat16",
+            device="cpu",
+            block_size=4,
+            codec=c,
+            progress="log",
+        )
+        runs[name] = out
+    log = capsys.readouterr().err
+    assert re.search(r"writer [\d,]+ MB/s, queue \d+/\d+", log), log
+    a, b = read_set(runs["default"], "mixed"), read_set(runs["chosen"], "mixed")
+    np.testing.assert_array_equal(a["act"].view(np.uint16), b["act"].view(np.uint16))
+    assert open_cache(runs["default"]).spec("mixed").codec == "zstd:1"
+    assert open_cache(runs["chosen"]).spec("mixed").codec == codec
+    meta = json.loads((runs["chosen"] / "mixed" / "resid_post" / "zarr.json").read_text())
+    names = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+    assert ("zstd" in names) == (codec != "none")
