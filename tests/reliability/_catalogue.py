@@ -946,8 +946,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
-        message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
-        "hooks, layers, max_batch_tokens, other_depths",
+        message="unknown config key 'extract.layer'; expected one of: backend, codec, device, "
+        "dtype, hooks, layers, max_batch_tokens, other_depths",
     ),
     Row(
         id="config-duplicate-set",

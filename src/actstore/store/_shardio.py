@@ -104,7 +104,8 @@ class ShardPlan:
         data: np.ndarray,
         pool: ThreadPoolExecutor | None = None,
         prepare: Prepare | None = None,
-    ) -> list[Any]:
+        scratch: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Encode *data*, the part of shard *shard_coords* inside the array, on the pool.
 
         Parameters
@@ -120,18 +121,21 @@ class ShardPlan:
             ``prepare(region, index)`` is called by each chunk's encode task on the chunk's
             region of *data* (a view; ``index`` its slices into *data*) before compressing it;
             it may modify the region in place, or raise to abandon the shard.
+        scratch
+            A uint8 buffer to build the shard in when it is large enough (reusing one spares
+            the page faults of a fresh allocation; only for stores that copy what they are given).
 
         Returns
         -------
-        list
-            The shard object's byte pieces, in order (join them to store it).
+        numpy.ndarray
+            ``(nbytes,)`` uint8: the shard object, ready to store.
         """
         pool = pool or encode_pool()
         grid = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape))
         origin = tuple(i * s for i, s in zip(shard_coords, self.shard_shape))
         # chunk order in the file: axis 1 (layer) outermost, then the others in C order
         coords_list = sorted(np.ndindex(*grid), key=lambda c: (c[1:2], c))
-        futures: list[tuple[tuple[int, ...], Future[list[Any]]]] = []
+        futures: list[tuple[tuple[int, ...], Future[tuple[bytes, bytes]]]] = []
         for cc in coords_list:
             lo = [o + c * s for o, c, s in zip(origin, cc, self.chunk_shape)]
             if any(x >= n for x, n in zip(lo, self.array_shape)):
@@ -142,15 +146,24 @@ class ShardPlan:
             )
             futures.append((cc, pool.submit(self._encode_chunk, data, sl, prepare)))
         index = np.full((*grid, 2), _EMPTY, dtype="<u8")
-        pieces: list[Any] = []
+        # compressed chunks are copied into one buffer as they complete (overlapping the
+        # encoding of the next ones); zstd never outputs more than n + n/256 + 64 bytes
+        raw = int(np.prod(self.chunk_shape)) * data.dtype.itemsize
+        bound = len(futures) * (raw + raw // 128 + 1024) + index.nbytes + 4
+        if scratch is not None and scratch.dtype == np.uint8 and scratch.size >= bound:
+            out = scratch
+        else:
+            out = np.empty(bound, np.uint8)
         offset = 0
         try:
             for cc, fut in futures:
-                parts = fut.result()
-                n = sum(len(p) for p in parts)
-                index[cc] = (offset, n)
-                offset += n
-                pieces.extend(parts)
+                body, crc = fut.result()
+                n = len(body)
+                out[offset : offset + n] = np.frombuffer(body, np.uint8)
+                out[offset + n : offset + n + 4] = np.frombuffer(crc, np.uint8)
+                del body
+                index[cc] = (offset, n + 4)
+                offset += n + 4
         except BaseException:
             for _, fut in futures:
                 fut.cancel()
@@ -159,14 +172,18 @@ class ShardPlan:
                     fut.exception()
             raise
         index_bytes = index.tobytes()
-        return [*pieces, index_bytes, _crc32c(index_bytes)]
+        end = offset + len(index_bytes)
+        out[offset:end] = np.frombuffer(index_bytes, np.uint8)
+        out[end : end + 4] = np.frombuffer(_crc32c(index_bytes), np.uint8)
+        return out[: end + 4]
 
     def _encode_chunk(
         self,
         data: np.ndarray,
         sl: tuple[slice, ...],
         prepare: Prepare | None,
-    ) -> list[Any]:
+    ) -> tuple[bytes, bytes]:
+        """One inner chunk: prepared, padded to the chunk shape, compressed; and its crc32c."""
         region = data[sl]
         if prepare is not None:
             prepare(region, sl)
@@ -179,7 +196,7 @@ class ShardPlan:
             body: Any = raw.tobytes()  # google_crc32c takes bytes only
         else:
             body = _zstd(self.zstd_level).encode(raw)
-        return [body, _crc32c(body)]
+        return body, _crc32c(body)
 
 
 def _plain_view(a: np.ndarray) -> np.ndarray:

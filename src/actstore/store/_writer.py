@@ -82,6 +82,8 @@ class PromptSetWriter:
         self._arrays: dict[str, zarr.Array] = {h: group[h] for h in spec.hooks}  # type: ignore[misc]
         self._done: zarr.Array = group[DONE_ARRAY]  # type: ignore[assignment]
         self._plans: dict[str, ShardPlan | None] = {}
+        self._scratch: dict[str, np.ndarray] = {}  # per hook, reused on local stores
+        self._local = False
 
     def __repr__(self) -> str:
         return (
@@ -178,6 +180,12 @@ class PromptSetWriter:
 
     def _plan(self, hook: str) -> ShardPlan | None:
         if hook not in self._plans:
+            from zarr.storage import LocalStore, WrapperStore
+
+            store = self.cache.store
+            while isinstance(store, WrapperStore):  # actstore's metadata layer
+                store = store._store
+            self._local = isinstance(store, LocalStore)
             self._plans[hook] = shard_plan(self._arrays[hook])
         return self._plans[hook]
 
@@ -198,12 +206,16 @@ class PromptSetWriter:
         for hook, arr in arrays.items():
             arr = np.ascontiguousarray(arr)
             hook_prepare = None if prepare is None else functools.partial(prepare, hook)
-            encoded[hook] = plans[hook].encode_shard(coords, arr, prepare=hook_prepare)
+            # popped, so concurrent write_block calls never share one (dict ops are atomic)
+            scratch = self._scratch.pop(hook, None)
+            encoded[hook] = plans[hook].encode_shard(
+                coords, arr, prepare=hook_prepare, scratch=scratch
+            )
         buffer = default_buffer_prototype().buffer
-        for hook, pieces in encoded.items():
-            blob = b"".join(pieces)
-            pieces.clear()
-            sync(self.cache.store.set(plans[hook].shard_key(coords), buffer.from_bytes(blob)))
+        for hook, blob in encoded.items():
+            sync(self.cache.store.set(plans[hook].shard_key(coords), buffer.from_array_like(blob)))
+            if self._local:  # LocalStore copied the bytes into a file: reuse the buffer
+                self._scratch[hook] = blob.base if blob.base is not None else blob
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
