@@ -147,7 +147,9 @@ def tensorstore_write(data: np.ndarray, block: int, limit: int, level: int | Non
     return run
 
 
-def actstore_write(data: np.ndarray, block: int, threads: int, codec: str) -> Callable:
+def actstore_write(
+    data: np.ndarray, block: int, threads: int, codec: str, inflight: int = 1
+) -> Callable:
     from actstore.store import PromptSetMetadata, PromptSetSpec, create_cache
     from actstore.store._shardio import set_write_threads
 
@@ -172,10 +174,18 @@ def actstore_write(data: np.ndarray, block: int, threads: int, codec: str) -> Ca
         return create_cache(str(where)).prompt_set_writer("s", spec, meta)
 
     def run(writer: object) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         set_write_threads(threads)
-        for b in range(writer.n_blocks):  # type: ignore[attr-defined]
+
+        def one(b: int) -> None:
             s, e = writer.block_range(b)  # type: ignore[attr-defined]
             writer.write_block(b, {"resid_post": data[s:e]})  # type: ignore[attr-defined]
+
+        # inflight > 1: blocks written at once, as extract's writer does (a store write
+        # overlaps the next block's encoding)
+        with ThreadPoolExecutor(inflight) as ex:
+            list(ex.map(one, range(writer.n_blocks)))  # type: ignore[attr-defined]
 
     run.setup = setup  # type: ignore[attr-defined]
     return run
@@ -235,15 +245,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows += [
         (
-            f"actstore write_block (encode pool), {n} thread(s)",
+            f"actstore write_block (encode pool), {n} thread(s), 1 block at a time",
             actstore_write(data, block, n, "zstd:1"),
+        )
+        for n in (1, many)
+    ]
+    rows += [
+        (
+            f"actstore write_block, {n} thread(s), 2 blocks in flight (as extract writes)",
+            actstore_write(data, block, n, "zstd:1", inflight=2),
         )
         for n in (1, many)
     ]
     rows.append(
         (
-            f"actstore write_block, codec none, {many} threads",
-            actstore_write(data, block, many, "none"),
+            f"actstore write_block, codec none, {many} threads, 2 blocks in flight",
+            actstore_write(data, block, many, "none", inflight=2),
         )
     )
     times: dict[str, list[float]] = {name: [] for name, _ in rows}

@@ -3,13 +3,14 @@
 The main thread runs forward passes and hands each batch's captured tensors to :class:`BlockSink`
 (on CUDA the device-to-host copy is queued on a side stream into pinned memory, so it overlaps the
 next forward pass). The writer thread scatters each batch's rows into its block buffer; when the
-last batch of a block arrives it hands the block to the block-write thread and goes on with the
-next block's batches. The block-write thread calls ``write_block`` (which records completion only
+last batch of a block arrives it hands the block to a block-write thread and goes on with the
+next block's batches. A block-write thread calls ``write_block`` (which records completion only
 after the write returns) with a ``prepare`` step that zeroes the padding and checks finiteness of
 each inner chunk on the store's encode pool, right before that chunk is compressed: the scatter,
-the checks and the encoding all run off the main thread, the encoding on every core. The queue is
-bounded and one block is written while the next is assembled, so host memory is two block
-buffers plus a few batches, whatever the number of prompts.
+the checks and the encoding all run off the main thread, the encoding on every core. Two blocks
+are written at once (one's store write overlaps the next one's encoding) while a third is
+assembled; the queue is bounded, so host memory is three block buffers plus a few batches,
+whatever the number of prompts.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class BlockSink:
         Called on the block-write thread after each block write: ``on_block(b, nbytes)``.
     max_queue
         Batches waiting for the writer before the main thread blocks (back-pressure).
+    max_writes
+        Blocks written at once (each records its own completion): one block's store write
+        overlaps the next one's encoding. Host memory holds up to ``max_writes + 1`` blocks.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class BlockSink:
         torch_dtype: torch.dtype,
         on_block: Callable[[int, int], None] | None = None,
         max_queue: int = 2,
+        max_writes: int = 2,
     ) -> None:
         self._write_block = write_block
         self._ranges = dict(block_ranges)
@@ -110,7 +115,10 @@ class BlockSink:
         self._copy_stream: Any = None
         self.error: BaseException | None = None
         self.blocks_written: list[int] = []
-        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="actstore-block-write")
+        self._max_writes = max(1, int(max_writes))
+        self._finisher = ThreadPoolExecutor(
+            self._max_writes, thread_name_prefix="actstore-block-write"
+        )
         self._pending: collections.deque[Future[None]] = collections.deque()
         #: seconds the writer thread waited for the previous block's write (disk/encode bound)
         self.write_wait = 0.0
@@ -123,7 +131,7 @@ class BlockSink:
 
         At the bound the writer is the bottleneck (disk or encoding); near zero, the model is.
         """
-        return self._queue.qsize() + len(self._pending), self._max_queue + 1
+        return self._queue.qsize() + len(self._pending), self._max_queue + self._max_writes
 
     # -- main thread ---------------------------------------------------------------------------
     def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
@@ -251,7 +259,7 @@ class BlockSink:
         self._left[b] -= 1
         if self._left[b] == 0:
             bufs = self._bufs.pop(b)
-            self._wait_pending(0)  # one block written while the next one is assembled
+            self._wait_pending(self._max_writes - 1)  # blocks written while the next assembles
             if self.error is not None:
                 raise self.error
             self._pending.append(self._finisher.submit(self._finish_block, b, start, stop, bufs))
