@@ -72,13 +72,13 @@ def write_zarr(path: Path, acts: np.ndarray, compressors: tuple | None = None) -
     if compressors is not None:
         import actstore.store._writer as w
 
-        orig = w.activation_compressors
-        w.activation_compressors = lambda itemsize: compressors
+        orig = w.codec_compressors
+        w.codec_compressors = lambda codec: compressors
     try:
         writer = cache.prompt_set_writer("bench", spec, meta)
     finally:
         if compressors is not None:
-            w.activation_compressors = orig
+            w.codec_compressors = orig
     for b in range(writer.n_blocks):
         s, e = writer.block_range(b)
         writer.write_block(b, {"resid_post": acts[s:e]})

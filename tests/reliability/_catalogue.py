@@ -969,8 +969,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
-        message="unknown config key 'extract.layer'; expected one of: backend, device, dtype, "
-        "hooks, layers, max_batch_tokens, other_depths, positions",
+        message="unknown config key 'extract.layer'; expected one of: backend, codec, device, "
+        "dtype, hooks, layers, max_batch_tokens, other_depths, positions",
     ),
     Row(
         id="config-duplicate-set",
@@ -1681,6 +1681,35 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'extract.positions': expected positions that select one token per "
         "prompt (last, before:SPAN), got 'all'; read 'all' from the full activations instead",
+    ),
+    # -- issue 11 (write path): extract --codec -------------------------------------------------
+    Row(
+        id="codec-unknown",
+        where="cli",
+        input="`actstore extract ... --codec lz4`",
+        args=(*_EXTRACT, "new.zarr", "--codec", "lz4"),
+        error="InvalidArgumentError",
+        message="expected --codec zstd:LEVEL (e.g. zstd:1, zstd:3, zstd:-1) or none, got 'lz4'; "
+        "use e.g. zstd:1 (the default)",
+    ),
+    Row(
+        id="codec-changed",
+        where="cli",
+        input="`actstore extract ... --out tiny.zarr --set-name good --layers 0,1 --codec zstd:3` "
+        "(the set was written with zstd:1)",
+        args=(*_EXTRACT, "tiny.zarr", "--set-name", "good", "--layers", "0,1", "--codec", "zstd:3"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': codec differs from the stored one: expected 'zstd:1' "
+        "(stored), got 'zstd:3'; write to a new cache or a new prompt-set name",
+    ),
+    Row(
+        id="config-bad-codec",
+        where="config",
+        input='`[extract] codec = "zstd:99"`',
+        call=_config(extract={"codec": "zstd:99"}),
+        error="ConfigError",
+        message="config key 'extract.codec': expected --codec zstd:LEVEL (e.g. zstd:1, zstd:3, "
+        "zstd:-1) or none, got 'zstd:99'; use e.g. zstd:1 (the default)",
     ),
 )
 

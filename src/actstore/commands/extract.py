@@ -86,6 +86,11 @@ def register(subparsers: Any) -> None:
         help="auto: the tokenizer's default; prepend: ensure BOS first; none: no special tokens",
     )
     p.add_argument("--block-size", type=int, help="prompts per store shard (default: ~128 MiB)")
+    p.add_argument(
+        "--codec",
+        help="activation compression: zstd:LEVEL (default zstd:1), e.g. zstd:3, or none; "
+        "see docs/write-path.md",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan; load and write nothing")
     p.add_argument(
         "--progress",
@@ -183,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=progress,
         bos=args.bos,
         block_size=args.block_size,
+        codec=args.codec,
         n_prompts=args.n,
         seed=args.seed,
         generate=_generate_settings(args),

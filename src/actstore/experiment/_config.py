@@ -90,6 +90,8 @@ class ExtractConfig:
     max_batch_tokens: int = 8192
     #: positions (``last``, ``before:SPAN``) also stored small for probe fitting (read-path.md)
     positions: tuple[str, ...] | str | None = field(default=None, metadata={"omit_default": True})
+    #: activation compression, e.g. "zstd:1", "zstd:3", "none" (None: the store's default)
+    codec: str | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +274,14 @@ def _validate(cfg: ExperimentConfig) -> None:
         )
     if ex.positions is not None:
         _check_positions(ex.positions)
+    if ex.codec is not None:
+        from actstore.errors import InvalidArgumentError
+        from actstore.store._codecs import parse_codec
+
+        try:
+            parse_codec(ex.codec)
+        except InvalidArgumentError as exc:
+            raise ConfigError(f"config key 'extract.codec': {exc}") from exc
     probe_names: set[str] = set()
     for i, pc in enumerate(cfg.probes):
         key = f"probes[{i}]"

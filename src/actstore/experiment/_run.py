@@ -307,6 +307,7 @@ class ExperimentRun:
             dtype=ex.dtype,
             device=self.device,
             max_batch_tokens=ex.max_batch_tokens,
+            codec=ex.codec,
             progress=False,
             generate=self.config.prompt_set(set_name).generate,
             positions=ex.positions,

@@ -137,6 +137,7 @@ def to_mapping(obj: Any) -> Any:
         return {
             f.name: to_mapping(getattr(obj, f.name))
             for f in dataclasses.fields(obj)
+            # keys added later stay out while unset, so older configs keep their hashes
             if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)
         }
     if isinstance(obj, Mapping):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from actstore._extras import requires_extras
 from actstore._locations import located
-from actstore.errors import CorruptCacheError, InvalidArgumentError, ReadOnlyError
+from actstore.errors import CorruptCacheError, InvalidArgumentError
 from actstore.extractors._batching import plan_batches
 from actstore.extractors._config import check_tokenizer_dir, read_model_config
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
@@ -18,9 +18,11 @@ from actstore.extractors._genconfig import parse_generate
 from actstore.extractors._hooks import resolve_hooks
 from actstore.extractors._layers import resolve_layers
 from actstore.extractors._loop import load_backend, run_batches
+from actstore.extractors._outdir import check_writable as _check_writable
 from actstore.extractors._plan import ExtractionPlan, summarize_plan
 from actstore.extractors._positions import with_positions
 from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
+from actstore.store._codecs import parse_codec
 
 if TYPE_CHECKING:
     from actstore.prompts import PromptSet
@@ -50,41 +52,6 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
             f"expected --shard I/N with 0 <= I < N, got {i}/{n}; workers are numbered from 0"
         )
     return (i, n)
-
-
-def _check_writable(out: str) -> None:
-    """Fail early, before loading weights, when a local output path cannot be written."""
-    if "://" in out and not out.startswith("file://"):
-        return
-    if out.lower().endswith(".zip"):
-        raise ReadOnlyError(
-            f"expected a writable cache location for --out, got the zip file {out!r}; zip caches "
-            "are read-only: extract into a directory and `actstore copy` it to a .zip"
-        )
-    path = Path(out.removeprefix("file://")).expanduser().absolute()
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        where = "which" if probe == path else f"whose parent {str(probe)!r}"
-        raise ReadOnlyError(
-            f"expected a writable directory for --out, got {str(path)!r} {where} is a file; "
-            "choose another output path"
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ReadOnlyError(
-            f"expected a writable location for --out, got {str(path)!r} where {str(probe)!r} is "
-            "not writable; choose another output path or fix its permissions"
-        )
-    # os.access says yes to root everywhere (/proc, /sys, a read-only mount): try for real.
-    import tempfile
-
-    from actstore._locations import location_error
-
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".actstore-check-", dir=probe))
-    except OSError as exc:
-        raise location_error(exc, out, "write") from exc
 
 
 def _load_prompt_set(prompts: Any, set_name: str | None, n: int | None, seed: int) -> PromptSet:
@@ -128,6 +95,7 @@ def extract(
     storage_options: dict[str, Any] | None = None,
     generate: Any = None,
     positions: Any = None,
+    codec: str | None = None,
 ) -> ExtractionReport:
     """Run a local model once over a prompt set and store per-token activations.
 
@@ -183,6 +151,9 @@ def extract(
         is complete, its activations at these positions are also stored, small, in
         ``<set_name>/positions``, which probe fitting then reads (docs/read-path.md). Handled by
         :func:`~actstore.extractors._positions.with_positions` (checked before the model loads).
+    codec
+        Activation compression: ``"zstd:LEVEL"`` or ``"none"``; ``None``: ``zstd:1`` for a new
+        set, the stored one when resuming (a different one is refused). docs/write-path.md.
 
     Returns
     -------
@@ -197,6 +168,7 @@ def extract(
         )
     max_batch_tokens = int(max_batch_tokens)
     shard_t = parse_shard(shard)
+    codec = None if codec is None else parse_codec(codec)  # refused before loading anything
     backend_hooks, hook_vars = resolve_hooks(hooks, backend)
     cfg = read_model_config(model_dir, need_weights=not dry_run)
     check_tokenizer_dir(model_dir)
@@ -342,6 +314,7 @@ def extract(
             block_size=block_size,
             fingerprint=fingerprint,
             provenance=prov,
+            codec=codec,
         )
 
     if gen_cfg is not None:

@@ -90,6 +90,8 @@ def run_batches(
         torch_dtype=torch_dtype,
         on_block=on_block,
     )
+    if prog is not None:
+        prog.queue_depth = sink.queue_depth
     tokens = 0
     ok = False
     try:

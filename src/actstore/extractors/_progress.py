@@ -13,7 +13,12 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Tokens/s, blocks done, bytes written and ETA.
+    """Tokens/s, blocks done, bytes written, the writer's MB/s and queue depth, and ETA.
+
+    The writer part reads e.g. ``writer 412 MB/s, queue 3/3 (writer-bound)``: MB/s of raw
+    activations stored since the first block, and how many batches and blocks wait for the
+    writer out of the most that may (when it stays full the disk or the encoding is the
+    bottleneck; near empty, the model is).
 
     Parameters
     ----------
@@ -43,6 +48,8 @@ class Progress:
         self.tokens = 0
         self.blocks = 0
         self.bytes = 0
+        #: ``() -> (waiting, bound)`` of the writer's queue, set by the caller
+        self.queue_depth: Any = None
         self.interval = interval
         self._t0 = time.perf_counter()
         self._last = self._t0
@@ -56,7 +63,18 @@ class Progress:
             )
 
     def _postfix(self) -> str:
-        return f"blocks {self.blocks}/{self.total_blocks}, {human_bytes(self.bytes)} written"
+        text = f"blocks {self.blocks}/{self.total_blocks}, {human_bytes(self.bytes)} written"
+        if self.bytes:
+            dt = max(time.perf_counter() - self._t0, 1e-9)
+            text += f", writer {self.bytes / dt / 1e6:,.0f} MB/s"
+        if self.queue_depth is not None:
+            waiting, bound = self.queue_depth()
+            text += f", queue {waiting}/{bound}"
+            if waiting >= bound:
+                text += " (writer-bound)"
+            elif waiting == 0:
+                text += " (model-bound)"
+        return text
 
     def add_tokens(self, n: int) -> None:
         with self._lock:

@@ -2,18 +2,26 @@
 
 The main thread runs forward passes and hands each batch's captured tensors to :class:`BlockSink`
 (on CUDA the device-to-host copy is queued on a side stream into pinned memory, so it overlaps the
-next forward pass). The writer thread scatters each batch's rows into its block buffer and, when
-the last batch of a block arrives, checks the block is finite and writes it whole with
-``write_block`` (which records completion only after the write returns). The queue is bounded, so
-host memory is one block buffer plus a few batches, whatever the number of prompts.
+next forward pass). The writer thread scatters each batch's rows into its block buffer; when the
+last batch of a block arrives it hands the block to a block-write thread and goes on with the
+next block's batches. A block-write thread calls ``write_block`` (which records completion only
+after the write returns) with a ``prepare`` step that zeroes the padding and checks finiteness of
+each inner chunk on the store's encode pool, right before that chunk is compressed: the scatter,
+the checks and the encoding all run off the main thread, the encoding on every core. Two blocks
+are written at once (one's store write overlaps the next one's encoding) while a third is
+assembled; the queue is bounded, so host memory is three block buffers plus a few batches,
+whatever the number of prompts.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,7 +63,8 @@ class BlockSink:
     Parameters
     ----------
     write_block
-        ``write_block(b, {hook: array (prompt, layer, token, d_model)})``.
+        ``write_block(b, {hook: array (prompt, layer, token, d_model)}, prepare)``, as
+        :meth:`actstore.store.PromptSetWriter.write_block`.
     block_ranges
         ``b -> (start, stop)`` prompt indices of each block this process writes.
     batches_per_block
@@ -65,15 +74,18 @@ class BlockSink:
     hooks, layers, n_tokens_max, widths, torch_dtype
         Shape and dtype of the stored arrays.
     on_block
-        Called on the writer thread after each block write: ``on_block(b, nbytes)``.
+        Called on the block-write thread after each block write: ``on_block(b, nbytes)``.
     max_queue
         Batches waiting for the writer before the main thread blocks (back-pressure).
+    max_writes
+        Blocks written at once (each records its own completion): one block's store write
+        overlaps the next one's encoding. Host memory holds up to ``max_writes + 1`` blocks.
     """
 
     def __init__(
         self,
         *,
-        write_block: Callable[[int, dict[str, np.ndarray]], None],
+        write_block: Callable[..., None],
         block_ranges: Mapping[int, tuple[int, int]],
         batches_per_block: Mapping[int, int],
         n_tokens: np.ndarray,
@@ -84,6 +96,7 @@ class BlockSink:
         torch_dtype: torch.dtype,
         on_block: Callable[[int, int], None] | None = None,
         max_queue: int = 2,
+        max_writes: int = 2,
     ) -> None:
         self._write_block = write_block
         self._ranges = dict(block_ranges)
@@ -98,11 +111,27 @@ class BlockSink:
         self._np_dtype = to_numpy(torch.zeros(1, dtype=torch_dtype)).dtype
         self._bufs: dict[int, dict[str, np.ndarray]] = {}
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
         self._copy_stream: Any = None
         self.error: BaseException | None = None
         self.blocks_written: list[int] = []
+        self._max_writes = max(1, int(max_writes))
+        self._finisher = ThreadPoolExecutor(
+            self._max_writes, thread_name_prefix="actstore-block-write"
+        )
+        self._pending: collections.deque[Future[None]] = collections.deque()
+        #: seconds the writer thread waited for the previous block's write (disk/encode bound)
+        self.write_wait = 0.0
         self._thread = threading.Thread(target=self._run, name="actstore-writer", daemon=True)
         self._thread.start()
+
+    def queue_depth(self) -> tuple[int, int]:
+        """``(waiting, bound)``: batches waiting for the writer thread plus blocks being
+        written, and the most there can be before the main thread blocks.
+
+        At the bound the writer is the bottleneck (disk or encoding); near zero, the model is.
+        """
+        return self._queue.qsize() + len(self._pending), self._max_queue + self._max_writes
 
     # -- main thread ---------------------------------------------------------------------------
     def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
@@ -174,17 +203,35 @@ class BlockSink:
 
     # -- writer thread -------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _DONE:
-                return
-            if self.error is not None:
-                continue  # drain so the main thread never blocks; nothing more is written
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _DONE:
+                    return
+                if self.error is not None:
+                    continue  # drain so the main thread never blocks; nothing more is written
+                try:
+                    self._consume(*item)
+                except BaseException as exc:
+                    self.error = exc
+                    self._bufs.clear()
+        finally:
+            self._wait_pending(0)  # no write may outlive close()
+            self._finisher.shutdown(wait=True)
+
+    def _wait_pending(self, keep: int) -> None:
+        """Wait until at most *keep* block writes are pending; record the first failure."""
+        while len(self._pending) > keep:
+            fut = self._pending[0]
+            t0 = time.perf_counter()
             try:
-                self._consume(*item)
+                fut.result()
             except BaseException as exc:
-                self.error = exc
-                self._bufs.clear()
+                if self.error is None:
+                    self.error = exc
+            finally:
+                self._pending.popleft()
+                self.write_wait += time.perf_counter() - t0
 
     def _consume(
         self, batch: Batch, host: Mapping[str, Sequence[torch.Tensor]], event: Any
@@ -211,24 +258,33 @@ class BlockSink:
                 buf[rows, li, :seq] = to_numpy(t.detach())[:, :seq]
         self._left[b] -= 1
         if self._left[b] == 0:
-            self._finish_block(b, start, stop, self._bufs.pop(b))
+            bufs = self._bufs.pop(b)
+            self._wait_pending(self._max_writes - 1)  # blocks written while the next assembles
+            if self.error is not None:
+                raise self.error
+            self._pending.append(self._finisher.submit(self._finish_block, b, start, stop, bufs))
 
     def _finish_block(self, b: int, start: int, stop: int, bufs: dict[str, np.ndarray]) -> None:
-        n = self._n_tokens[start:stop]
-        for h, buf in bufs.items():
-            for r in range(stop - start):  # padding holds the padded batch's values: zero it
-                buf[r, :, int(n[r]) :] = 0
-            bad = _nonfinite(buf)
+        if self.error is not None:
+            return  # an earlier block failed: write nothing more
+
+        def prepare(hook: str, region: np.ndarray, index: tuple[slice, ...]) -> None:
+            rows, layers = index[0], index[1]
+            n = self._n_tokens[start + rows.start : start + rows.stop]
+            for r in range(region.shape[0]):  # padding holds the padded batch's values: zero it
+                region[r, :, int(n[r]) :] = 0
+            bad = _nonfinite(region)
             if bad is not None:
-                self._report_nonfinite(h, bad, start)
-        arrays = bufs
-        self._write_block(b, arrays)
+                self._report_nonfinite(hook, bad, start + rows.start, layers.start)
+
+        self._write_block(b, bufs, prepare)
         self.blocks_written.append(b)
         if self._on_block is not None:
-            self._on_block(b, sum(a.nbytes for a in arrays.values()))
+            self._on_block(b, sum(a.nbytes for a in bufs.values()))
 
-    def _report_nonfinite(self, hook: str, bad: np.ndarray, start: int) -> None:
+    def _report_nonfinite(self, hook: str, bad: np.ndarray, start: int, layer0: int = 0) -> None:
         r, li = (int(x) for x in np.argwhere(bad)[0])
+        li += layer0
         raise ExtractionError(
             f"expected finite activations, got NaN or inf in prompt {start + r} at layer "
             f"{self._layers[li]} ({hook}); nothing of its block was written. float16 overflows "

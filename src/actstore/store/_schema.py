@@ -161,6 +161,10 @@ class PromptSetSpec:
         with a different fingerprint is refused.
     provenance
         Free-form JSON-serialisable details (command, versions, device); never compared.
+    codec
+        Compression of the activation chunks: ``"zstd:LEVEL"`` or ``"none"`` (crc32c always);
+        ``None`` means the default (``zstd:1``) for a new set, and whatever is stored when
+        resuming. See docs/write-path.md.
     """
 
     n_prompts: int
@@ -172,8 +176,13 @@ class PromptSetSpec:
     block_size: int | None = None
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    codec: str | None = None
 
     def __post_init__(self) -> None:
+        if self.codec is not None:
+            from actstore.store._codecs import parse_codec
+
+            object.__setattr__(self, "codec", parse_codec(self.codec))
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         object.__setattr__(self, "hooks", tuple(self.hooks))
         for name in ("n_prompts", "n_tokens_max", "d_model"):
@@ -235,6 +244,10 @@ def compare_specs(prompt_set: str, stored: PromptSetSpec, given: PromptSetSpec) 
     ]
     if given.block_size is not None:
         pairs.append(("block_size", stored.block_size, given.block_size))
+    if given.codec is not None:  # caches from before --codec were written with the default
+        from actstore.store._codecs import DEFAULT_CODEC
+
+        pairs.append(("codec", stored.codec or DEFAULT_CODEC, given.codec))
     for key in sorted(set(stored.fingerprint) | set(given.fingerprint)):
         pairs.append(
             (f"fingerprint.{key}", stored.fingerprint.get(key), given.fingerprint.get(key))

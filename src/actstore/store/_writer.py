@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from actstore.errors import (
     ReadOnlyError,
     UnknownNameError,
 )
-from actstore.store._arrays import activation_compressors, open_or_create_group, require_array
+from actstore.store._arrays import open_or_create_group, require_array
+from actstore.store._codecs import codec_compressors, parse_codec
 from actstore.store._dtype import BFLOAT16
 from actstore.store._enospc import disk_full_as_error
 from actstore.store._layout import Layout, choose_layout
@@ -35,6 +37,7 @@ from actstore.store._schema import (
     spec_from_json,
     spec_to_json,
 )
+from actstore.store._shardio import ShardPlan, shard_plan
 from actstore.store._storage import creation_lock
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ class PromptSetWriter:
         group = cache.root[name]
         self._arrays: dict[str, zarr.Array] = {h: group[h] for h in spec.hooks}  # type: ignore[misc]
         self._done: zarr.Array = group[DONE_ARRAY]  # type: ignore[assignment]
+        self._plans: dict[str, ShardPlan | None] = {}
+        self._scratch: dict[str, np.ndarray] = {}  # per hook, reused on local stores
+        self._local = False
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +100,12 @@ class PromptSetWriter:
         start = int(b) * self.block_size
         return start, min(start + self.block_size, self.spec.n_prompts)
 
-    def write_block(self, b: int, activations: Mapping[str, np.ndarray]) -> None:
+    def write_block(
+        self,
+        b: int,
+        activations: Mapping[str, np.ndarray],
+        prepare: Callable[[str, np.ndarray, tuple[slice, ...]], None] | None = None,
+    ) -> None:
         """Write block *b* of every hook, whole, then record its completion.
 
         Parameters
@@ -104,6 +115,12 @@ class PromptSetWriter:
         activations
             ``hook -> array (stop - start, layer, token, d_model)`` in the spec dtype
             (``ml_dtypes.bfloat16`` for bfloat16), one entry per hook of the spec.
+        prepare
+            Optional ``prepare(hook, region, index)``, called on every part of the block before
+            it is encoded: ``region = activations[hook][index]`` (a view it may modify in place,
+            e.g. zero padding). On a local cache the parts are inner chunks, prepared and encoded
+            in parallel on the encode pool (docs/write-path.md); elsewhere the whole array. If it
+            raises, nothing of the block is written.
 
         Notes
         -----
@@ -138,9 +155,16 @@ class PromptSetWriter:
         remove_block_partials(self.cache.url, self.name, list(arrays), b)
         clear_block(self.cache.store, self.name, list(arrays), b)
         try:
-            for hook, arr in arrays.items():
-                # a shard-aligned slice: zarr encodes and stores the whole shard in one put
-                self._arrays[hook][start:stop] = arr
+            plans = {h: self._plan(h) for h in arrays}
+            if all(p is not None for p in plans.values()):
+                self._write_fast(b, arrays, plans, prepare)  # type: ignore[arg-type]
+            else:
+                for hook, arr in arrays.items():
+                    if prepare is not None:
+                        prepare(hook, arr, tuple(slice(0, n) for n in arr.shape))
+                for hook, arr in arrays.items():
+                    # a shard-aligned slice: zarr encodes and stores the whole shard in one put
+                    self._arrays[hook][start:stop] = arr
             self._done[b] = 1
         except PermissionError as exc:
             raise ReadOnlyError(
@@ -155,6 +179,45 @@ class PromptSetWriter:
                 "got a full disk; free space and re-run the same command: the block is not "
                 "recorded, so resume rewrites it"
             ) from None
+
+    def _plan(self, hook: str) -> ShardPlan | None:
+        if hook not in self._plans:
+            from zarr.storage import LocalStore, WrapperStore
+
+            store = self.cache.store
+            while isinstance(store, WrapperStore):  # actstore's metadata layer
+                store = store._store
+            self._local = isinstance(store, LocalStore)
+            self._plans[hook] = shard_plan(self._arrays[hook])
+        return self._plans[hook]
+
+    def _write_fast(
+        self,
+        b: int,
+        arrays: dict[str, np.ndarray],
+        plans: dict[str, ShardPlan],
+        prepare: Callable[[str, np.ndarray, tuple[slice, ...]], None] | None,
+    ) -> None:
+        """Encode every hook's shard on the encode pool first (so a refusing ``prepare`` leaves
+        nothing written), then store each with one ``set``."""
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        coords = (b, 0, 0, 0)
+        encoded = {}
+        for hook, arr in arrays.items():
+            arr = np.ascontiguousarray(arr)
+            hook_prepare = None if prepare is None else functools.partial(prepare, hook)
+            # popped, so concurrent write_block calls never share one (dict ops are atomic)
+            scratch = self._scratch.pop(hook, None)
+            encoded[hook] = plans[hook].encode_shard(
+                coords, arr, prepare=hook_prepare, scratch=scratch
+            )
+        buffer = default_buffer_prototype().buffer
+        for hook, blob in encoded.items():
+            sync(self.cache.store.set(plans[hook].shard_key(coords), buffer.from_array_like(blob)))
+            if self._local:  # LocalStore copied the bytes into a file: reuse the buffer
+                self._scratch[hook] = blob.base if blob.base is not None else blob
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
@@ -224,7 +287,7 @@ def _open_writer_locked(
         itemsize=spec.itemsize,
         block_size=spec.block_size,
     )
-    spec = dataclasses.replace(spec, block_size=layout.block_size)
+    spec = dataclasses.replace(spec, block_size=layout.block_size, codec=parse_codec(spec.codec))
     set_info = {
         "kind": "prompt_set",
         "spec": spec_to_json(spec),
@@ -297,7 +360,7 @@ def bookkeeping_array_args(spec: PromptSetSpec, layout: Layout, name: str) -> di
         "dtype": numpy_dtype(spec.dtype),
         "chunks": layout.chunk_shape(t, spec.d_model),
         "shards": layout.shard_shape(n_layers, t, spec.d_model),
-        "compressors": activation_compressors(spec.itemsize),
+        "compressors": codec_compressors(spec.codec),
         "dims": ACT_DIMS,
         "fill_value": 0,
         "attributes": {"hook": name, "description": HOOK_DOCS.get(name, name)},
