@@ -117,11 +117,15 @@ def _fit_layer(
     coef, intercept = _fit_one(kind, x / scale, yi, k, float(alphas[best]), None)
     coef = coef / scale  # for raw rows: (x / scale) @ w == x @ (w / scale)
     train_pred = _scores(kind, x, coef, intercept)[0]
+    # Raw-space score gap between the class means: detection's mean-diff scale (|w|^2 only
+    # without standardisation, where w is the mean difference itself).
+    gap = float(coef[0] @ (x[yi == 1].mean(axis=0) - x[yi == 0].mean(axis=0)))
     return {
         "folds": folds,
         "best": best,
         "coef": coef,
         "intercept": intercept,
+        "score_gap": gap,
         "train_accuracy": float((train_pred == yi).mean()),
     }
 
@@ -189,6 +193,7 @@ def fit_class_probes(
         data[pre + "intercept"] = np.empty((n_layers, rows_k))
         data[pre + "alpha"] = np.empty(n_layers)
         data[pre + "train_accuracy"] = np.empty(n_layers)
+        data[pre + "score_gap"] = np.empty(n_layers)
         for m in METRICS:
             data[f"{pre}cv_{m}_fold"] = np.empty((cv, n_layers, len(alphas)))
     rs = row_source(src, hook, position, prompt, token)  # materialised positions when stored
@@ -211,6 +216,7 @@ def fit_class_probes(
                 data[pre + "intercept"][layer] = res["intercept"]
                 data[pre + "alpha"][layer] = alphas[res["best"]]
                 data[pre + "train_accuracy"][layer] = res["train_accuracy"]
+                data[pre + "score_gap"][layer] = res["score_gap"]
                 for m in METRICS:
                     data[f"{pre}cv_{m}_fold"][:, layer] = res["folds"][m]
     variables: dict[str, Any] = {}
@@ -219,6 +225,8 @@ def fit_class_probes(
         variables[pre + "intercept"] = (("layer", "coef_row"), data[pre + "intercept"])
         variables[pre + "alpha"] = (("layer",), data[pre + "alpha"])
         variables[pre + "train_accuracy"] = (("layer",), data[pre + "train_accuracy"])
+        if kind == "mean_diff":
+            variables[pre + "score_gap"] = (("layer",), data[pre + "score_gap"])
         for m in METRICS:
             folds = data[f"{pre}cv_{m}_fold"]
             variables[f"{pre}cv_{m}_fold"] = (("fold", "layer", "alpha_grid"), folds)
