@@ -37,12 +37,13 @@ import xarray as xr
 from actstore._version import __version__
 from actstore.analysis._class_metrics import METRICS, fold_metrics
 from actstore.analysis._data import SetSource, row_source, select_positions
+from actstore.analysis._degenerate import _examples
 from actstore.analysis._folds import class_labels, prompt_folds
 from actstore.analysis._logistic import logistic_fit, logistic_proba
 from actstore.analysis._mean_diff import mean_diff_fit
 from actstore.analysis._ridge import std_scale
 from actstore.analysis._stats import iter_rows
-from actstore.errors import InvalidArgumentError
+from actstore.errors import InvalidArgumentError, UndefinedMetricWarning
 
 __all__ = ["DEFAULT_CLASS_ALPHAS", "KINDS", "fit_class_probes"]
 
@@ -141,6 +142,24 @@ def _check_folds(yi: np.ndarray, fold: np.ndarray, classes: np.ndarray, target: 
             )
 
 
+def _warn_one_class_folds(yi: np.ndarray, fold: np.ndarray, what: str) -> None:
+    """Warn (like ridge's undefined fold R²) when held-out folds hold a single class: their ROC
+    AUC is NaN (scikit-learn raises there) and ``cv_roc_auc`` averages the other folds."""
+    k = int(fold.max()) + 1
+    bad = np.flatnonzero([np.unique(yi[fold == f]).size < 2 for f in range(k)])
+    if bad.size:
+        rest = k - bad.size
+        then = f"cv_roc_auc averages the other {rest}" if rest else "cv_roc_auc is NaN"
+        warnings.warn(
+            UndefinedMetricWarning(
+                f"held-out ROC AUC is undefined in {bad.size} of {k} folds (fold(s) "
+                f"{_examples(bad, 10)}) for {what}: those folds hold one class; they are NaN "
+                f"and {then} (use fewer folds)"
+            ),
+            stacklevel=4,
+        )
+
+
 def _fold_mean(a: np.ndarray) -> np.ndarray:
     """Mean over folds of the defined values (NaN where no fold has one)."""
     with warnings.catch_warnings():
@@ -179,8 +198,9 @@ def fit_class_probes(
     if control == "shuffle":
         perm = np.random.default_rng(seed).permutation(len(groups))
         ys.append(label[groups[perm]][inverse])
-    for yi in ys:
+    for yi, what in zip(ys, [f"label {target!r}", f"the shuffled control of {target!r}"]):
         _check_folds(yi, fold, classes, target)
+        _warn_one_class_folds(yi, fold, what)
     if kind == "mean_diff":
         alphas = np.zeros(1)
     n, d, k = len(prompt), int(ds.sizes["d_model"]), len(classes)
