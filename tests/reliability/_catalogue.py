@@ -373,6 +373,28 @@ def _loader_resume(work: Path) -> Any:
     return ActivationLoader(work / "cache.zarr", "arith", batch_size=32).load_state_dict(state)
 
 
+def _mean_diff_without_gap(work: Path) -> Any:
+    """breaker12: standardised mean_diff probes saved before ``score_gap`` existed (dropped)."""
+    import numpy as np
+    import xarray as xr
+
+    from actstore.analysis import fit_probes, load_probes, save_probes
+
+    rng = np.random.default_rng(0)
+    n = 20
+    ds = xr.Dataset(
+        {
+            "resid_post": (("prompt", "layer", "token", "d_model"), rng.normal(size=(n, 1, 2, 4))),
+            "n_tokens": ("prompt", np.full(n, 2)),
+            "v": ("prompt", np.arange(n) % 2),
+        },
+        coords={"prompt": np.arange(n), "layer": [0]},
+    )
+    probes = fit_probes(ds, prompt_set="s", target="v", kind="mean_diff", standardize=True)
+    probes.dataset = probes.dataset.drop_vars(["score_gap", "control_score_gap"])
+    return load_probes(save_probes(probes, work / "md_old.npz")).weights()
+
+
 def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[[Path], Any]:
     """issue 12 (classify): fit_probes on a 60-prompt in-memory set whose label ``v`` is
     fractional (``label="fractional"``) or has 60 distinct integers (``"many"``)."""
@@ -1681,6 +1703,16 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'extract.positions': expected positions that select one token per "
         "prompt (last, before:SPAN), got 'all'; read 'all' from the full activations instead",
+    ),
+    # -- breaker12: probes and detection tried by a new user (issue 12) -------------------------
+    Row(
+        id="mean-diff-standardized-without-score-gap",
+        where="api",
+        input="`ProbeSet.weights()` of standardised mean_diff probes saved without `score_gap`",
+        call=_mean_diff_without_gap,
+        error="InvalidArgumentError",
+        message="expected standardised mean_diff probes with their class-mean score gap "
+        "(score_gap), got probes saved without it; refit them with this version",
     ),
 )
 
