@@ -373,6 +373,33 @@ def _loader_resume(work: Path) -> Any:
     return ActivationLoader(work / "cache.zarr", "arith", batch_size=32).load_state_dict(state)
 
 
+def _bad_param(what: str) -> Callable[[Path], Any]:
+    """breaker12: a bad hyper-parameter of an in-memory probe or of fit_probes."""
+
+    def call(work: Path) -> Any:
+        import numpy as np
+
+        from actstore.analysis import LogisticProbe, RidgeProbe
+
+        x = np.random.default_rng(0).normal(size=(20, 3))
+        if what == "standardize":
+            return RidgeProbe(standardize="no").fit(x, x[:, 0])
+        if what == "seed":
+            from actstore.analysis import detect, fit_probes
+            from tests._fixtures.analysis import planted_set
+
+            kw = {"d_model": 4, "n_tokens_max": 10, "layers": (3,), "signal_layer": 3}
+            train = planted_set(n_prompts=20, kind="train", **kw)
+            probes = fit_probes(train, prompt_set="a", target="value", alphas=[1.0], cv=3)
+            test = planted_set(n_prompts=10, kind="test", seed=5, **kw)
+            return detect(test, probes, prompt_set="b", target="v_squared", write=False, seed=-1)
+        if what == "max_iter":
+            return LogisticProbe(max_iter=0).fit(x, (x[:, 0] > 0).astype(int))
+        return LogisticProbe(tol=-1.0).fit(x, (x[:, 0] > 0).astype(int))
+
+    return call
+
+
 def _mean_diff_without_gap(work: Path) -> Any:
     """breaker12: standardised mean_diff probes saved before ``score_gap`` existed (dropped)."""
     import numpy as np
@@ -1713,6 +1740,39 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected standardised mean_diff probes with their class-mean score gap "
         "(score_gap), got probes saved without it; refit them with this version",
+    ),
+    Row(
+        id="ridge-probe-standardize-string",
+        where="api",
+        input="`RidgeProbe(standardize='no').fit(x, y)`",
+        call=_bad_param("standardize"),
+        error="InvalidArgumentError",
+        message="expected standardize True or False, got 'no'; pass standardize=True or "
+        "standardize=False",
+    ),
+    Row(
+        id="logistic-probe-max-iter-zero",
+        where="api",
+        input="`LogisticProbe(max_iter=0).fit(x, y)`",
+        call=_bad_param("max_iter"),
+        error="InvalidArgumentError",
+        message="expected max_iter a whole number >= 1, got 0; pass e.g. max_iter=5",
+    ),
+    Row(
+        id="logistic-probe-negative-tol",
+        where="api",
+        input="`LogisticProbe(tol=-1.0).fit(x, y)`",
+        call=_bad_param("tol"),
+        error="InvalidArgumentError",
+        message="expected tol a finite number > 0, got -1.0; pass e.g. tol=1.0",
+    ),
+    Row(
+        id="detect-seed-negative",
+        where="api",
+        input="`detect(cache, probes, ..., seed=-1)`",
+        call=_bad_param("seed"),
+        error="InvalidArgumentError",
+        message="expected seed a whole number >= 0, got -1; pass e.g. seed=5",
     ),
 )
 
