@@ -66,7 +66,5 @@ def test_too_few_groups_and_singleton_classes_never_cut_a_list_silently() -> Non
 
     lab = np.array(["a", "a"] + [f"s{i}" for i in range(7)])
     ds = xr.Dataset({"c": ("prompt", lab)})
-    with pytest.raises(
-        InvalidArgumentError, match=r"class\(es\) s0, s1, s2, s3, s4, \.\.\. \(7 of 8\)"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"class\(es\) s0, s1, s2, s3, s4, \.\.\.;"):
         class_labels(ds, "c", "logistic")

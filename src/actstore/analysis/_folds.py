@@ -142,7 +142,7 @@ def class_labels(ds: xr.Dataset, target: str, kind: str) -> tuple[np.ndarray, np
     if single.size:
         raise InvalidArgumentError(
             f"expected at least 2 prompts per class of {target!r}, got one prompt in class(es) "
-            f"{_some(single)} ({single.size} of {len(classes)}); drop the class or add prompts"
+            f"{_some(single)}; drop the class or add prompts"
         )
     out = np.full(len(values), -1, dtype=np.int64)
     out[~missing] = idx
