@@ -262,3 +262,27 @@ def test_all_tokens_and_layer_groups(tmp_path) -> None:
     np.testing.assert_array_equal(
         one_at_a_time.dataset["coef"].values, probes.dataset["coef"].values
     )
+
+
+@pytest.mark.parametrize("kind", ["logistic", "mean_diff"])
+def test_fold_with_one_class_warns_like_ridge(tmp_path, kind: str) -> None:
+    """breaker12: a held-out fold with one class has no ROC AUC (scikit-learn warns); its NaN
+    was averaged out of cv_roc_auc silently, where ridge warns for an undefined fold R²."""
+    from actstore.errors import UndefinedMetricWarning
+
+    ds = class_set(n=24, n_classes=2, seed=5)
+    cache = class_cache(tmp_path / "c.zarr", ds)
+    kw = {"prompt_set": "ops", "target": "label", "kind": kind, "layers": [1], "seed": 0}
+    match = r"ROC AUC is undefined in 24 of 24 folds .*for label 'label'"
+    with pytest.warns(UndefinedMetricWarning, match=match):
+        loo = fit_probes(cache, cv=24, **kw)  # leave-one-out: every held-out fold has one class
+    assert np.isnan(loo.metrics()[0]["cv_roc_auc"])
+    fold = kfold_assign(24, 24, 0)
+    y = ds["label"].values
+    with pytest.warns(Warning, match="one class"):  # the reference: NaN with a warning too
+        assert np.isnan(roc_auc_score(y[fold == 0], np.zeros(1)))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndefinedMetricWarning)
+        fit_probes(cache, cv=3, **kw)  # every fold holds both classes: no warning

@@ -209,3 +209,38 @@ def test_standardize_edges_and_p_values_on_the_command_line(cache, capsys) -> No
         "v_squared", "--permutations", "0", "--no-write",
     )  # fmt: skip
     assert rc == 0 and "beats chance" not in out
+
+
+def _strict_json(text: str):
+    """Parse as standard JSON: a NaN/Infinity literal (Python's extension) is an error."""
+
+    def refuse(literal: str):
+        raise ValueError(f"non-standard JSON literal {literal}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_has_no_nan_literals(tmp_path, capsys) -> None:
+    """breaker12: mean_diff's log-loss, classification p-values and undefined fold R² are NaN;
+    ``--json`` printed them as ``NaN``, which jq, JavaScript and most JSON parsers reject."""
+    from tests.analysis._class_data import class_cache, class_set
+
+    url = str(tmp_path / "c.zarr")
+    class_cache(url, class_set(n=40, n_classes=2, seed=0))
+    rc, out, _ = _run(
+        capsys, "probe", "fit", url, "--prompt-set", "ops", "--target", "label", "--kind",
+        "mean_diff", "--name", "md", "--json", "--quiet",
+    )  # fmt: skip
+    assert rc == 0
+    fitted = _strict_json(out)
+    assert all(r["cv_log_loss"] is None for r in fitted["layers"])  # NaN by design -> null
+    rc, out, _ = _run(capsys, "probe", "show", url, "--name", "md", "--json")
+    assert _strict_json(out)["layers"] == fitted["layers"]
+    rc, out, _ = _run(
+        capsys, "detect", url, "--probes", "md", "--prompt-set", "ops", "--target", "label",
+        "--permutations", "5", "--no-write", "--json", "--per-prompt",
+    )  # fmt: skip
+    assert rc == 0
+    det = _strict_json(out)
+    assert all(r["p_value"] is None for r in det["layers"])  # no shuffled refits for mean_diff
+    assert all(r["p_value_random_target"] is not None for r in det["layers"])

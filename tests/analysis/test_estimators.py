@@ -108,3 +108,62 @@ def test_classifier_probes_in_pipelines() -> None:
     assert cross_val_score(MeanDiffProbe(), xb, yb, cv=3).mean() > 0.6  # planted: above chance
     with pytest.raises(NotFittedError):
         MeanDiffProbe().decision_function(xb)
+
+
+_BAD_PARAMS = [
+    (RidgeProbe, {"standardize": "no"}, "expected standardize True or False, got 'no'"),
+    (RidgeProbe, {"standardize": 1.0}, "expected standardize True or False, got 1.0"),
+    (RidgeProbe, {"cv": "3"}, "expected cv >= 2 folds, got '3'"),
+    (RidgeProbe, {"cv": True}, "expected cv >= 2 folds, got True"),
+    (LogisticProbe, {"max_iter": 0}, "expected max_iter a whole number >= 1, got 0"),
+    (LogisticProbe, {"max_iter": 2.5}, "expected max_iter a whole number >= 1, got 2.5"),
+    (LogisticProbe, {"tol": -1.0}, "expected tol a finite number > 0, got -1.0"),
+    (LogisticProbe, {"tol": float("nan")}, "expected tol a finite number > 0, got nan"),
+    (LogisticProbe, {"C": np.inf}, "expected C a finite number > 0, got inf"),
+    (LogisticProbe, {"C": True}, "expected C a finite number > 0, got True"),
+]
+
+
+@pytest.mark.parametrize(("cls", "params", "match"), _BAD_PARAMS)
+def test_bad_hyperparameters_are_refused_at_fit(cls, params, match) -> None:
+    """breaker12: ``standardize="no"`` standardised (``bool("no")`` is True), ``max_iter=0`` and
+    ``tol=-1`` fitted silently, ``cv="3"`` raised a bare TypeError."""
+    from actstore.errors import InvalidArgumentError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    y = (x[:, 0] > 0).astype(int) if cls is LogisticProbe else x[:, 0] + 0.1 * rng.normal(size=30)
+    est = cls(**params)  # scikit-learn's rule: __init__ stores, fit validates
+    with pytest.raises(InvalidArgumentError, match=match.replace("(", r"\(").replace(")", r"\)")):
+        est.fit(x, y)
+
+
+def test_fit_probes_refuses_a_non_bool_standardize() -> None:
+    from actstore.analysis import fit_probes
+    from actstore.errors import InvalidArgumentError
+    from tests._fixtures.analysis import random_set
+
+    ds = random_set(n=20, d_model=3)
+    with pytest.raises(InvalidArgumentError, match="expected standardize True or False, got 'no'"):
+        fit_probes(ds, prompt_set="s", target="value", standardize="no")
+    with pytest.raises(InvalidArgumentError, match="expected cv >= 2 folds, got '3'"):
+        fit_probes(ds, prompt_set="s", target="value", cv="3")
+    with pytest.raises(InvalidArgumentError, match=r"expected seed a whole number >= 0, got 1\.5"):
+        fit_probes(ds, prompt_set="s", target="value", seed=1.5)
+    with pytest.raises(InvalidArgumentError, match="expected max_memory a whole number >= 1"):
+        fit_probes(ds, prompt_set="s", target="value", max_memory="1GB")
+
+
+@pytest.mark.parametrize("seed", ["a", -1, 1.5])
+def test_detect_refuses_a_bad_seed(seed) -> None:
+    """breaker12: a bad ``seed`` reached numpy (TypeError/ValueError about SeedSequence)."""
+    from actstore.analysis import detect, fit_probes
+    from actstore.errors import InvalidArgumentError
+    from tests._fixtures.analysis import planted_set
+
+    kw = {"d_model": 4, "n_tokens_max": 10, "layers": (3,), "signal_layer": 3}
+    train = planted_set(n_prompts=20, kind="train", **kw)
+    test = planted_set(n_prompts=10, kind="test", seed=5, **kw)
+    probes = fit_probes(train, prompt_set="a", target="value", alphas=[1.0], cv=3)
+    with pytest.raises(InvalidArgumentError, match="expected seed a whole number >= 0"):
+        detect(test, probes, prompt_set="b", target="v_squared", write=False, seed=seed)

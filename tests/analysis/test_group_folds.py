@@ -51,3 +51,20 @@ def test_group_by_too_few_groups_and_missing_values(tmp_path) -> None:
         fit_probes(cache, prompt_set="ops", target="value", group_by="template")
     with pytest.raises(InvalidArgumentError, match="5 missing"):
         fit_probes(cache, prompt_set="ops", target="value", group_by="partial", cv=2)
+
+
+def test_too_few_groups_and_singleton_classes_never_cut_a_list_silently() -> None:
+    """breaker12: 6 groups for cv=7 listed 5 of them as if they were all ('got 6 (g0, ..., g4)')."""
+    from actstore.analysis._folds import class_labels
+
+    values = np.array([f"g{i % 6}" for i in range(30)])
+    with pytest.raises(InvalidArgumentError, match=r"got 6 \(g0, g1, g2, g3, g4, \.\.\.\)"):
+        group_fold_assign(values, 7, 0)
+    with pytest.raises(InvalidArgumentError, match=r"got 3 \(g0, g1, g2\);"):
+        group_fold_assign(values[:3], 5, 0)
+    import xarray as xr
+
+    lab = np.array(["a", "a"] + [f"s{i}" for i in range(7)])
+    ds = xr.Dataset({"c": ("prompt", lab)})
+    with pytest.raises(InvalidArgumentError, match=r"class\(es\) s0, s1, s2, s3, s4, \.\.\.;"):
+        class_labels(ds, "c", "logistic")

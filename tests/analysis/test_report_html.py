@@ -118,3 +118,33 @@ def test_index_pages_embed_their_images(report, tmp_path: Path) -> None:
     assert f"src='{image_data_uri(paths['summary'])}'" in page
     # Without a base (or for a missing file) the link stays a link.
     assert "src='missing.png'" in md_to_html("![x](missing.png)", "t", base=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "mean_diff"])
+def test_report_of_a_classification_probe(tmp_path: Path, kind: str) -> None:
+    """breaker12: detection works with any kind, but `actstore report` refused classification
+    probes outright (the two R² figures are ridge-only). The report now leaves those two out and
+    keeps the tables (with the classification metrics), the detection figures and token view."""
+    import warnings
+
+    from actstore.cli import main
+    from actstore.errors import UndefinedMetricWarning
+    from tests.analysis._class_data import class_cache, class_set
+
+    ds = class_set(n=30, n_classes=2, seed=0)
+    cache = class_cache(tmp_path / "c.zarr", ds)
+    probes = fit_probes(cache, prompt_set="ops", target="word", kind=kind, cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        res = detect(cache, probes, prompt_set="ops", target="word", write=False, permutations=0)
+    paths = write_report(probes, res, tmp_path / "rep", title="cls")
+    assert sorted(k for k in paths if k not in ("markdown", "html")) == ["heatmaps", "traces"]
+    page = paths["html"].read_text()
+    assert "cv_accuracy" in page and "cv_roc_auc" in page and "R²" not in page.split("<h2>")[1]
+    assert page.count("data:image/png;base64,") == 2
+    args = ["report", str(tmp_path / "c.zarr"), "--probes", "p", "--prompt-set", "ops"]
+    from actstore.analysis import save_probes
+
+    save_probes(probes, str(tmp_path / "c.zarr"), name="p")
+    rc = main([*args, "--target", "word", "--permutations", "0", "--out", str(tmp_path / "r2")])
+    assert rc == 0 and (tmp_path / "r2" / "report.html").exists()

@@ -263,3 +263,50 @@ def test_null_probes_use_the_probes_grouped_folds() -> None:
             ]
             got = res.significance["null_shuffled"].values[i, j]
             assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)
+
+
+def test_null_statistics_with_standardize_and_auto_grid_equal_sklearn_pipeline() -> None:
+    """breaker12: the shuffled-label refits of a ``standardize=True`` probe with the default
+    (data-relative, possibly extended) grid equal ``make_pipeline(StandardScaler(), Ridge)``
+    chosen by KFold CV over the probe's final per-layer alphas, on columns 100x apart."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = _pair(5, signal=True)
+    col = np.ones(train.sizes["d_model"], np.float32)
+    col[0], col[1] = 100.0, 0.01
+    for ds in (train, test):
+        ds["resid_post"] = ds["resid_post"] * col
+    probes = fit_probes(train, prompt_set="a", target="value", cv=3, seed=4, standardize=True)
+    n_perm = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        res = detect(
+            test, probes, prompt_set="b", target="v_squared", write=False, train=train,
+            permutations=n_perm, seed=11,
+        )  # fmt: skip
+    y = train["value"].values
+    n = len(y)
+    last = train["n_tokens"].values - 1
+    rng = np.random.default_rng([11, 1])
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    folds = KFold(3, shuffle=True, random_state=4)
+    target, n_tok = test["v_squared"].values, test["n_tokens"].values
+    for i in range(len(probes.layers)):
+        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
+        alphas = probes.dataset["alpha_values"].values[i]
+        acts = test["resid_post"].values[:, i].astype(np.float64)
+        for j, perm in enumerate(perms):
+            yp = y[perm]
+
+            def pipe(a: float):
+                return make_pipeline(StandardScaler(), Ridge(alpha=a))
+
+            scores = [cross_val_score(pipe(a), x, yp, cv=folds).mean() for a in alphas]
+            model = pipe(alphas[int(np.argmax(scores))]).fit(x, yp)
+            mins = [
+                np.abs(model.predict(acts[p, : n_tok[p]]) - target[p]).min()
+                for p in range(len(target))
+            ]
+            got = res.significance["null_shuffled"].values[i, j]
+            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)

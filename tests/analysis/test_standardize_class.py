@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from actstore.analysis import MeanDiffProbe, fit_probes
+from actstore.analysis import MeanDiffProbe, fit_probes, load_probes, save_probes
 from actstore.analysis._ridge import kfold_assign
 from tests.analysis._class_data import class_cache, class_set, last_rows
 
@@ -102,3 +102,32 @@ def test_class_grid_edge_is_flagged(tmp_path) -> None:
     one = fit_probes(cache, prompt_set="ops", target="label", kind="logistic")
     assert [r["alpha"] for r in one.metrics()] == [1.0, 1.0]  # alphas=None: C = 1, no search
     assert all(r["alpha_at_edge"] is None for r in one.metrics())
+
+
+def test_mean_diff_standardize_detection_maps_class_means_to_0_and_1(tmp_path) -> None:
+    """breaker12: detection's mean-diff value is (x - midpoint) . w / (w . (mean1 - mean0)) + 0.5.
+    With ``standardize`` the saved raw-space w is not the mean difference, so dividing by |w|^2
+    (the unstandardised rule) squeezed every token towards 0.5."""
+    ds = _scaled_set(100, seed=4)
+    cache = class_cache(tmp_path / "c.zarr", ds)
+    y = ds["label"].values
+    for standardize in (False, True):
+        probes = fit_probes(
+            cache, prompt_set="ops", target="label", kind="mean_diff", seed=1,
+            standardize=standardize,
+        )  # fmt: skip
+        w, b = probes.weights()
+        for i in range(len(probes.layers)):
+            x = last_rows(ds, i)
+            m0, m1 = x[y == 0].mean(axis=0), x[y == 1].mean(axis=0)
+            np.testing.assert_allclose([m0 @ w[i] + b[i], m1 @ w[i] + b[i]], [0, 1], atol=1e-9)
+        back = load_probes(save_probes(probes, tmp_path / f"p{int(standardize)}.npz"))
+        np.testing.assert_allclose(back.weights()[0], w, rtol=1e-12)
+        # the shuffled control is rescaled the same way (by its own class means)
+        yc = np.empty_like(y)
+        perm = np.random.default_rng(1).permutation(100)
+        yc[:] = y[perm]
+        wc, bc = probes.weights(control=True)
+        x = last_rows(ds, 0)
+        c0, c1 = x[yc == 0].mean(axis=0), x[yc == 1].mean(axis=0)
+        np.testing.assert_allclose([c0 @ wc[0] + bc[0], c1 @ wc[0] + bc[0]], [0, 1], atol=1e-9)

@@ -373,6 +373,55 @@ def _loader_resume(work: Path) -> Any:
     return ActivationLoader(work / "cache.zarr", "arith", batch_size=32).load_state_dict(state)
 
 
+def _bad_param(what: str) -> Callable[[Path], Any]:
+    """breaker12: a bad hyper-parameter of an in-memory probe or of fit_probes."""
+
+    def call(work: Path) -> Any:
+        import numpy as np
+
+        from actstore.analysis import LogisticProbe, RidgeProbe
+
+        x = np.random.default_rng(0).normal(size=(20, 3))
+        if what == "standardize":
+            return RidgeProbe(standardize="no").fit(x, x[:, 0])
+        if what == "seed":
+            from actstore.analysis import detect, fit_probes
+            from tests._fixtures.analysis import planted_set
+
+            kw = {"d_model": 4, "n_tokens_max": 10, "layers": (3,), "signal_layer": 3}
+            train = planted_set(n_prompts=20, kind="train", **kw)
+            probes = fit_probes(train, prompt_set="a", target="value", alphas=[1.0], cv=3)
+            test = planted_set(n_prompts=10, kind="test", seed=5, **kw)
+            return detect(test, probes, prompt_set="b", target="v_squared", write=False, seed=-1)
+        if what == "max_iter":
+            return LogisticProbe(max_iter=0).fit(x, (x[:, 0] > 0).astype(int))
+        return LogisticProbe(tol=-1.0).fit(x, (x[:, 0] > 0).astype(int))
+
+    return call
+
+
+def _mean_diff_without_gap(work: Path) -> Any:
+    """breaker12: standardised mean_diff probes saved before ``score_gap`` existed (dropped)."""
+    import numpy as np
+    import xarray as xr
+
+    from actstore.analysis import fit_probes, load_probes, save_probes
+
+    rng = np.random.default_rng(0)
+    n = 20
+    ds = xr.Dataset(
+        {
+            "resid_post": (("prompt", "layer", "token", "d_model"), rng.normal(size=(n, 1, 2, 4))),
+            "n_tokens": ("prompt", np.full(n, 2)),
+            "v": ("prompt", np.arange(n) % 2),
+        },
+        coords={"prompt": np.arange(n), "layer": [0]},
+    )
+    probes = fit_probes(ds, prompt_set="s", target="v", kind="mean_diff", standardize=True)
+    probes.dataset = probes.dataset.drop_vars(["score_gap", "control_score_gap"])
+    return load_probes(save_probes(probes, work / "md_old.npz")).weights()
+
+
 def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[[Path], Any]:
     """issue 12 (classify): fit_probes on a 60-prompt in-memory set whose label ``v`` is
     fractional (``label="fractional"``) or has 60 distinct integers (``"many"``)."""
@@ -1710,6 +1759,49 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'extract.codec': expected --codec zstd:LEVEL (e.g. zstd:1, zstd:3, "
         "zstd:-1) or none, got 'zstd:99'; use e.g. zstd:1 (the default)",
+    ),
+    # -- breaker12: probes and detection tried by a new user (issue 12) -------------------------
+    Row(
+        id="mean-diff-standardized-without-score-gap",
+        where="api",
+        input="`ProbeSet.weights()` of standardised mean_diff probes saved without `score_gap`",
+        call=_mean_diff_without_gap,
+        error="InvalidArgumentError",
+        message="expected standardised mean_diff probes with their class-mean score gap "
+        "(score_gap), got probes saved without it; refit them with this version",
+    ),
+    Row(
+        id="ridge-probe-standardize-string",
+        where="api",
+        input="`RidgeProbe(standardize='no').fit(x, y)`",
+        call=_bad_param("standardize"),
+        error="InvalidArgumentError",
+        message="expected standardize True or False, got 'no'; pass standardize=True or "
+        "standardize=False",
+    ),
+    Row(
+        id="logistic-probe-max-iter-zero",
+        where="api",
+        input="`LogisticProbe(max_iter=0).fit(x, y)`",
+        call=_bad_param("max_iter"),
+        error="InvalidArgumentError",
+        message="expected max_iter a whole number >= 1, got 0; pass e.g. max_iter=5",
+    ),
+    Row(
+        id="logistic-probe-negative-tol",
+        where="api",
+        input="`LogisticProbe(tol=-1.0).fit(x, y)`",
+        call=_bad_param("tol"),
+        error="InvalidArgumentError",
+        message="expected tol a finite number > 0, got -1.0; pass e.g. tol=1.0",
+    ),
+    Row(
+        id="detect-seed-negative",
+        where="api",
+        input="`detect(cache, probes, ..., seed=-1)`",
+        call=_bad_param("seed"),
+        error="InvalidArgumentError",
+        message="expected seed a whole number >= 0, got -1; pass e.g. seed=5",
     ),
 )
 

@@ -5,7 +5,9 @@ index, compared with the prompt's class index (0 for ``classes[0]``, 1 for ``cla
 
 * ``logistic``: the predicted probability of ``classes[1]``;
 * ``mean_diff``: the projection on the direction, rescaled so that the class-0 mean maps to 0 and
-  the class-1 mean to 1 (``(x - midpoint) · dir / |dir|² + 0.5``).
+  the class-1 mean to 1 (``(x - midpoint) · w / (w · (mean1 - mean0)) + 0.5`` with the saved
+  raw-space weights ``w``; the denominator is stored as ``score_gap (layer)``. Without
+  standardisation ``w`` is the mean difference and this is ``|w|²``).
 
 The detection error of a token is then ``|value - class index|``, as for a ridge probe.
 """
@@ -109,7 +111,15 @@ def detection_weights(ds: xr.Dataset, kind: str, control: bool) -> tuple[np.ndar
         )
     w, b = coef[:, 0], icept[:, 0]
     if kind == "mean_diff":
-        norm = np.einsum("ld,ld->l", w, w)
+        if pre + "score_gap" in ds:  # w . (mean1 - mean0) of the training rows, raw space
+            norm = np.asarray(ds[pre + "score_gap"].values, dtype=np.float64)
+        elif ds.attrs.get("actstore_probe", {}).get("standardize"):
+            raise InvalidArgumentError(
+                "expected standardised mean_diff probes with their class-mean score gap "
+                "(score_gap), got probes saved without it; refit them with this version"
+            )
+        else:  # unstandardised: w is the mean difference itself
+            norm = np.einsum("ld,ld->l", w, w)
         norm = np.where(norm > 0, norm, 1.0)
         return w / norm[:, None], b / norm + 0.5
     return w, b

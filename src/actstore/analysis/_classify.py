@@ -37,12 +37,13 @@ import xarray as xr
 from actstore._version import __version__
 from actstore.analysis._class_metrics import METRICS, fold_metrics
 from actstore.analysis._data import SetSource, row_source, select_positions
+from actstore.analysis._degenerate import _examples
 from actstore.analysis._folds import class_labels, prompt_folds
 from actstore.analysis._logistic import logistic_fit, logistic_proba
 from actstore.analysis._mean_diff import mean_diff_fit
 from actstore.analysis._ridge import std_scale
 from actstore.analysis._stats import iter_rows
-from actstore.errors import InvalidArgumentError
+from actstore.errors import InvalidArgumentError, UndefinedMetricWarning
 
 __all__ = ["DEFAULT_CLASS_ALPHAS", "KINDS", "fit_class_probes"]
 
@@ -117,11 +118,15 @@ def _fit_layer(
     coef, intercept = _fit_one(kind, x / scale, yi, k, float(alphas[best]), None)
     coef = coef / scale  # for raw rows: (x / scale) @ w == x @ (w / scale)
     train_pred = _scores(kind, x, coef, intercept)[0]
+    # Raw-space score gap between the class means: detection's mean-diff scale (|w|^2 only
+    # without standardisation, where w is the mean difference itself).
+    gap = float(coef[0] @ (x[yi == 1].mean(axis=0) - x[yi == 0].mean(axis=0)))
     return {
         "folds": folds,
         "best": best,
         "coef": coef,
         "intercept": intercept,
+        "score_gap": gap,
         "train_accuracy": float((train_pred == yi).mean()),
     }
 
@@ -135,6 +140,24 @@ def _check_folds(yi: np.ndarray, fold: np.ndarray, classes: np.ndarray, target: 
                 f"{classes[absent[0]]!r} only in held-out fold {f}; use fewer folds, more "
                 "prompts of that class, or another --group-by"
             )
+
+
+def _warn_one_class_folds(yi: np.ndarray, fold: np.ndarray, what: str) -> None:
+    """Warn (like ridge's undefined fold R²) when held-out folds hold a single class: their ROC
+    AUC is NaN (scikit-learn raises there) and ``cv_roc_auc`` averages the other folds."""
+    k = int(fold.max()) + 1
+    bad = np.flatnonzero([np.unique(yi[fold == f]).size < 2 for f in range(k)])
+    if bad.size:
+        rest = k - bad.size
+        then = f"cv_roc_auc averages the other {rest}" if rest else "cv_roc_auc is NaN"
+        warnings.warn(
+            UndefinedMetricWarning(
+                f"held-out ROC AUC is undefined in {bad.size} of {k} folds (fold(s) "
+                f"{_examples(bad, 10)}) for {what}: those folds hold one class; they are NaN "
+                f"and {then} (use fewer folds)"
+            ),
+            stacklevel=4,
+        )
 
 
 def _fold_mean(a: np.ndarray) -> np.ndarray:
@@ -175,8 +198,9 @@ def fit_class_probes(
     if control == "shuffle":
         perm = np.random.default_rng(seed).permutation(len(groups))
         ys.append(label[groups[perm]][inverse])
-    for yi in ys:
+    for yi, what in zip(ys, [f"label {target!r}", f"the shuffled control of {target!r}"]):
         _check_folds(yi, fold, classes, target)
+        _warn_one_class_folds(yi, fold, what)
     if kind == "mean_diff":
         alphas = np.zeros(1)
     n, d, k = len(prompt), int(ds.sizes["d_model"]), len(classes)
@@ -189,6 +213,7 @@ def fit_class_probes(
         data[pre + "intercept"] = np.empty((n_layers, rows_k))
         data[pre + "alpha"] = np.empty(n_layers)
         data[pre + "train_accuracy"] = np.empty(n_layers)
+        data[pre + "score_gap"] = np.empty(n_layers)
         for m in METRICS:
             data[f"{pre}cv_{m}_fold"] = np.empty((cv, n_layers, len(alphas)))
     rs = row_source(src, hook, position, prompt, token)  # materialised positions when stored
@@ -211,6 +236,7 @@ def fit_class_probes(
                 data[pre + "intercept"][layer] = res["intercept"]
                 data[pre + "alpha"][layer] = alphas[res["best"]]
                 data[pre + "train_accuracy"][layer] = res["train_accuracy"]
+                data[pre + "score_gap"][layer] = res["score_gap"]
                 for m in METRICS:
                     data[f"{pre}cv_{m}_fold"][:, layer] = res["folds"][m]
     variables: dict[str, Any] = {}
@@ -219,6 +245,8 @@ def fit_class_probes(
         variables[pre + "intercept"] = (("layer", "coef_row"), data[pre + "intercept"])
         variables[pre + "alpha"] = (("layer",), data[pre + "alpha"])
         variables[pre + "train_accuracy"] = (("layer",), data[pre + "train_accuracy"])
+        if kind == "mean_diff":
+            variables[pre + "score_gap"] = (("layer",), data[pre + "score_gap"])
         for m in METRICS:
             folds = data[f"{pre}cv_{m}_fold"]
             variables[f"{pre}cv_{m}_fold"] = (("fold", "layer", "alpha_grid"), folds)

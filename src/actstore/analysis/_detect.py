@@ -27,6 +27,7 @@ from actstore.analysis._class_probeset import detection_link, detection_target
 from actstore.analysis._data import SetSource, label_vector, span_masks
 from actstore.analysis._degenerate import warn_detection_skipped, warn_undefined_z
 from actstore.analysis._detect_write import _check_names, _open_for_detect, _write_back
+from actstore.analysis._estimator import check_whole
 from actstore.analysis._persist import check_compatible
 from actstore.analysis._probes import ProbeSet
 from actstore.analysis._ridge import CONSTANT_RTOL
@@ -292,6 +293,7 @@ def detect(
         Bad arguments, probes that do not fit the cache, a read-only cache with ``write=True``.
     """
     n_perm = check_permutations(permutations)
+    seed = check_whole("seed", seed, 0)
     src = _open_for_detect(cache, prompt_set, write)
     hook = str(probes.lineage.get("hook", "resid_post"))
     use = check_compatible(

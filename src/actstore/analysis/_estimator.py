@@ -21,7 +21,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from actstore.errors import InvalidArgumentError
 
-__all__ = ["check_x", "classification_input", "kfold_ids", "regression_input"]
+__all__ = [
+    "check_bool",
+    "check_cv",
+    "check_positive",
+    "check_whole",
+    "check_x",
+    "classification_input",
+    "kfold_ids",
+    "regression_input",
+]
 
 _FLOATS = [np.float64, np.float32]
 _FIX = "pass one row of activations per sample"
@@ -97,6 +106,71 @@ def classification_input(
     return x, idx.astype(np.int64)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool; refuses anything else (``bool("no")`` is True: no silent cast).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Not a ``bool`` / ``numpy.bool_``.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgumentError(
+            f"expected {name} True or False, got {value!r}; pass {name}=True or {name}=False"
+        )
+    return bool(value)
+
+
+def check_whole(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int ``>= minimum`` (a bool or a float is refused).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Not a whole number ``>= minimum``.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        ok = False
+    else:
+        ok = int(value) >= minimum
+    if not ok:
+        raise InvalidArgumentError(
+            f"expected {name} a whole number >= {minimum}, got {value!r}; pass e.g. "
+            f"{name}={max(minimum, 5)}"
+        )
+    return int(value)
+
+
+def check_cv(value: Any) -> int:
+    """The number of folds: a whole number >= 2 (a bool, float or string is refused).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Anything else.
+    """
+    whole = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if not whole or value < 2:
+        raise InvalidArgumentError(f"expected cv >= 2 folds, got {value!r}; pass cv=5 (or more)")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a finite float ``> 0`` (a bool is refused).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Not a finite real number ``> 0``.
+    """
+    real = isinstance(value, int | float | np.integer | np.floating)
+    if isinstance(value, bool | np.bool_) or not real or not (np.isfinite(value) and value > 0):
+        raise InvalidArgumentError(
+            f"expected {name} a finite number > 0, got {value!r}; pass e.g. {name}=1.0"
+        )
+    return float(value)
+
+
 def check_x(est: Any, x: Any) -> np.ndarray:
     """``x`` validated against the fitted estimator (``NotFittedError`` before ``fit``)."""
     check_is_fitted(est)
@@ -109,8 +183,7 @@ def kfold_ids(n: int, k: int, random_state: Any) -> np.ndarray:
 
     ``random_state`` is scikit-learn's: an int, ``None`` or a ``numpy.random.RandomState``.
     """
-    if not isinstance(k, int | np.integer) or k < 2:
-        raise InvalidArgumentError(f"expected cv >= 2 folds, got {k!r}; pass cv=5 (or more)")
+    k = check_cv(k)
     order = np.arange(n)
     check_random_state(random_state).shuffle(order)
     sizes = np.full(k, n // k, dtype=np.int64)

@@ -8,6 +8,13 @@ import xarray as xr
 from actstore.analysis._ridge import kfold_assign
 from actstore.errors import InvalidArgumentError, UnknownNameError
 
+
+def _some(values: np.ndarray, limit: int = 5) -> str:
+    """The first ``limit`` values, with ``...`` when there are more (never a silent cut)."""
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (", ..." if len(values) > limit else "")
+
+
 __all__ = ["MAX_CLASSES", "class_labels", "group_fold_assign", "prompt_folds"]
 
 # A label with more distinct values than this is refused by the classification probes.
@@ -47,7 +54,7 @@ def group_fold_assign(values: np.ndarray, k: int, seed: int) -> np.ndarray:
     if len(unique) < k:
         raise InvalidArgumentError(
             f"expected at least cv={k} distinct groups, got {len(unique)} "
-            f"({', '.join(map(str, unique[:5]))}); use fewer folds or another --group-by label"
+            f"({_some(unique)}); use fewer folds or another --group-by label"
         )
     order = np.random.RandomState(seed).permutation(len(unique))
     group_fold = np.empty(len(unique), dtype=np.int64)
@@ -135,7 +142,7 @@ def class_labels(ds: xr.Dataset, target: str, kind: str) -> tuple[np.ndarray, np
     if single.size:
         raise InvalidArgumentError(
             f"expected at least 2 prompts per class of {target!r}, got one prompt in class(es) "
-            f"{', '.join(map(str, single[:5]))}; drop the class or add prompts"
+            f"{_some(single)}; drop the class or add prompts"
         )
     out = np.full(len(values), -1, dtype=np.int64)
     out[~missing] = idx

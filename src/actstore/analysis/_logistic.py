@@ -23,8 +23,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
-from actstore.analysis._estimator import check_x, classification_input
-from actstore.errors import InvalidArgumentError
+from actstore.analysis._estimator import (
+    check_positive,
+    check_whole,
+    check_x,
+    classification_input,
+)
 
 __all__ = ["LogisticProbe", "logistic_fit", "logistic_proba"]
 
@@ -151,13 +155,14 @@ class LogisticProbe(ClassifierMixin, BaseEstimator):
         ------
         ValueError
             Bad ``x``/``y`` (scikit-learn's messages), a continuous ``y``, one class only,
-            ``C <= 0``.
+            ``C`` or ``tol`` not a finite number > 0, ``max_iter`` not a whole number >= 1.
         """
-        if not (isinstance(self.C, int | float) and np.isfinite(self.C) and self.C > 0):
-            raise InvalidArgumentError(f"expected C > 0, got {self.C!r}; pass e.g. C=1.0")
+        c = check_positive("C", self.C)
+        max_iter = check_whole("max_iter", self.max_iter, 1)
+        tol = check_positive("tol", self.tol)
         x, yi = classification_input(self, x, y)
         self.coef_, self.intercept_, self.n_iter_ = logistic_fit(
-            x, yi, len(self.classes_), 1.0 / self.C, max_iter=self.max_iter, tol=self.tol
+            x, yi, len(self.classes_), 1.0 / c, max_iter=max_iter, tol=tol
         )
         return self
 

@@ -33,6 +33,7 @@ from actstore.analysis._degenerate import (
     warn_missing_labels,
     warn_undefined_folds,
 )
+from actstore.analysis._estimator import check_bool, check_cv, check_whole
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._folds import prompt_folds
 from actstore.analysis._ridge import fold_mean
@@ -297,6 +298,10 @@ def fit_probes(
     if kind not in KINDS:
         raise InvalidArgumentError(f"expected kind in {KINDS}, got {kind!r}; e.g. kind='logistic'")
     alpha_arr = check_alphas(alphas)
+    standardize = check_bool("standardize", standardize)
+    cv = check_cv(cv)
+    seed = check_whole("seed", seed, 0)
+    max_memory = check_whole("max_memory", max_memory, 1)
     src = open_source(cache, prompt_set)
     ds = src.ds
     if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):

@@ -43,12 +43,19 @@ def write_figures(
     *,
     prompts: Sequence[int] | None = None,
 ) -> dict[str, Path]:
-    """Save the four figures as PNG into ``out_dir``; returns name -> path."""
+    """Save the four figures as PNG into ``out_dir``; returns name -> path.
+
+    The layer summary and the alpha curves plot R², so classification probes (``logistic``,
+    ``mean_diff``) get the two detection figures only (their metrics are in the report's table).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / v for k, v in FIGURES.items()}
-    plot_layer_summary(probes, result, path=paths["summary"])
-    plot_alpha_curves(probes, path=paths["alphas"])
+    if probes.kind == "ridge":
+        plot_layer_summary(probes, result, path=paths["summary"])
+        plot_alpha_curves(probes, path=paths["alphas"])
+    else:
+        del paths["summary"], paths["alphas"]
     if result is None:
         del paths["heatmaps"], paths["traces"]
         return paths
@@ -111,8 +118,14 @@ def _tables(
     tables = [
         (
             "Probes",
-            "Held-out (k-fold) R² and MAE at the alpha chosen by CV; training R² only beside "
-            "them; the control is the same probe fitted on labels shuffled across prompts.",
+            (
+                "Held-out (k-fold) R² and MAE at the alpha chosen by CV; training R² only beside "
+                "them; the control is the same probe fitted on labels shuffled across prompts."
+                if probes.kind == "ridge"
+                else f"{probes.kind} probe: held-out (k-fold) accuracy, balanced accuracy, ROC "
+                "AUC and log-loss at the alpha chosen by CV; training accuracy only beside them; "
+                "the control is the same probe fitted on labels shuffled across prompts."
+            ),
             probes.metrics(),
             [],
         )

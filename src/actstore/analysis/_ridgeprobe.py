@@ -11,7 +11,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from actstore.analysis._alphasearch import DEFAULT_FACTORS, search_alphas
 from actstore.analysis._degenerate import check_varies, warn_undefined_folds
-from actstore.analysis._estimator import check_x, kfold_ids, regression_input
+from actstore.analysis._estimator import (
+    check_bool,
+    check_cv,
+    check_x,
+    kfold_ids,
+    regression_input,
+)
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._ridge import fold_mean
 from actstore.errors import InvalidArgumentError
@@ -110,6 +116,8 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         DegenerateTargetError
             ``y`` is constant (R² undefined); see ``docs/probes-numerics.md``.
         """
+        check_cv(self.cv)
+        standardize = check_bool("standardize", self.standardize)
         x, y = regression_input(self, x, y, self.cv)
         alphas = check_alphas(self.alphas)
         fold = kfold_ids(len(y), self.cv, self.random_state)
@@ -130,7 +138,7 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
                 solver=solver,
                 max_memory=2**62,
                 relative=self.alphas is None,
-                standardize=bool(self.standardize),
+                standardize=standardize,
             )
 
         out, _ = search_alphas(run, alphas, relative=self.alphas is None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import warnings
@@ -136,11 +137,29 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         )
     warn_edges(probes)  # after saving: a location error is the only line when saving fails
     if args.json:
-        print(json.dumps({"saved": where, **probes.to_dict()}, indent=2, default=str))
+        print(_json_text({"saved": where, **probes.to_dict()}))
     else:
         print_metrics(probes)
         print(f"saved: {where}")
     return 0
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """``obj`` with every NaN/inf float (also numpy scalars) replaced by ``None``, recursively."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _json_text(obj: Any) -> str:
+    """Standard JSON (RFC 8259 has no NaN/Infinity literals): undefined numbers are ``null``."""
+    return json.dumps(_finite_or_null(obj), indent=2, default=str, allow_nan=False)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -155,7 +174,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     probes = load_probes(args.source, name=args.name) if args.name else load_probes(args.source)
     if args.json:
-        print(json.dumps(probes.to_dict(), indent=2, default=str))
+        print(_json_text(probes.to_dict()))
     else:
         print_metrics(probes)
     return 0
@@ -196,7 +215,7 @@ def _run_detect(args: argparse.Namespace, probes: Any, write: bool):  # -> Detec
 def _cmd_detect(args: argparse.Namespace) -> int:
     _, result = _detect(args, write=not args.no_write)
     if args.json:
-        print(json.dumps(result.to_dict(per_prompt=args.per_prompt), indent=2, default=str))
+        print(_json_text(result.to_dict(per_prompt=args.per_prompt)))
         return 0
     print_detection(result, args.target, args.prompt_set)
     if not args.no_write:
