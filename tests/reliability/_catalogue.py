@@ -1674,6 +1674,15 @@ ROWS: tuple[Row, ...] = (
         message="config key 'prompt_sets[0].sources[0].seed': expected an integer seed in "
         "[0, 2**32), got -1; use e.g. seed = 0",
     ),
+    Row(
+        id="verify-model-missing",
+        where="cli",
+        input="`actstore verify tiny.zarr --model no_such_dir`",
+        args=("verify", "tiny.zarr", "--model", "no_such_dir"),
+        error="ModelLoadError",
+        message="expected a local model directory, got '…no_such_dir' which does not exist; pass "
+        "the directory holding config.json and the weights",
+    ),
     # -- readpath (issue 11): materialised positions (derive positions, extract --positions) -------
     Row(
         id="derive-positions-unknown-span",
