@@ -1658,6 +1658,80 @@ ROWS: tuple[Row, ...] = (
         message="config key 'detect': expected at least one [[detect]] block, got none; add a "
         "block or remove the key",
     ),
+    # -- breaker14: generation finders and config seeds (issue 14, second look) ----------------
+    Row(
+        id="generate-find-span-twice",
+        where="cli",
+        input="`actstore extract ... --generate 8 --find-span x=regex:a --find-span x=regex:b`",
+        args=(
+            *_EXTRACT,
+            "new.zarr",
+            "--generate",
+            "8",
+            "--find-span",
+            "x=regex:a",
+            "--find-span",
+            "x=regex:b",
+        ),
+        error="InvalidArgumentError",
+        message="expected generate.find_spans each span name once, got 'x'; give the finders "
+        "'regex:a' and 'regex:b' different names",
+    ),
+    Row(
+        id="generate-find-span-label-missing",
+        where="cli",
+        input="`actstore extract ... --generate 8 --find-span nv=label:nope --dry-run` (no such "
+        "label: refused before generating)",
+        args=(
+            *_EXTRACT,
+            "new.zarr",
+            "--generate",
+            "8",
+            "--find-span",
+            "nv=label:nope",
+            "--dry-run",
+        ),
+        error="InvalidArgumentError",
+        message="expected a label column 'nope' for the span finder nv=label:nope, got labels "
+        "['interaction', 'operation', 'template', 'value', 'x', 'y']; name an existing label "
+        "column",
+    ),
+    Row(
+        id="config-detect-block-seed",
+        where="config",
+        input="a `[[detect]]` block with `seed = -1`",
+        call=_config(detect=[{"name": "a", "prompt_set": "arith", "target": "value", "seed": -1}]),
+        error="ConfigError",
+        message="config key 'detect[0].seed': expected an integer seed in [0, 2**32), got -1; "
+        "use e.g. seed = 0",
+    ),
+    Row(
+        id="config-probe-seed",
+        where="config",
+        input="`[[probes]] seed = -5`",
+        call=_config(probes=[{**_PROBE, "seed": -5}]),
+        error="ConfigError",
+        message="config key 'probes[0].seed': expected an integer seed in [0, 2**32), got -5; "
+        "use e.g. seed = 0",
+    ),
+    Row(
+        id="config-source-seed",
+        where="config",
+        input="`[[prompt_sets.sources]] seed = -1`",
+        call=_config(prompt_sets=[{"name": "arith", "sources": [{**_SRC, "seed": -1}]}]),
+        error="ConfigError",
+        message="config key 'prompt_sets[0].sources[0].seed': expected an integer seed in "
+        "[0, 2**32), got -1; use e.g. seed = 0",
+    ),
+    Row(
+        id="verify-model-missing",
+        where="cli",
+        input="`actstore verify tiny.zarr --model no_such_dir`",
+        args=("verify", "tiny.zarr", "--model", "no_such_dir"),
+        error="ModelLoadError",
+        message="expected a local model directory, got '…no_such_dir' which does not exist; pass "
+        "the directory holding config.json and the weights",
+    ),
     # -- readpath (issue 11): materialised positions (derive positions, extract --positions) -------
     Row(
         id="derive-positions-unknown-span",

@@ -202,6 +202,15 @@ def _check_name(key: str, value: str) -> None:
         )
 
 
+def _check_seed(key: str, value: int) -> None:
+    """Seeds reach numpy generators, which refuse negative ones (and the legacy ones >= 2**32)."""
+    if not 0 <= value < 2**32:
+        raise ConfigError(
+            f"config key '{key}': expected an integer seed in [0, 2**32), got {value}; "
+            "use e.g. seed = 0"
+        )
+
+
 def _check_positions(positions: Any) -> None:
     from actstore.store._positions import parse_position_list
 
@@ -254,6 +263,7 @@ def _validate(cfg: ExperimentConfig) -> None:
                 _check_choice(f"{key}.generator", src.generator, generators)
             if src.n is not None and src.n < 1:
                 raise ConfigError(f"config key '{key}.n': expected a positive integer, got {src.n}")
+            _check_seed(f"{key}.seed", src.seed)
     ex = cfg.extract
     if isinstance(ex.layers, str):
         _check_layer_rule("extract.layers", ex.layers)
@@ -303,6 +313,7 @@ def _validate(cfg: ExperimentConfig) -> None:
             )
         if pc.cv < 2:
             raise ConfigError(f"config key '{key}.cv': expected an integer >= 2, got {pc.cv}")
+        _check_seed(f"{key}.seed", pc.seed)
     from actstore.experiment._detect_config import validate_detect
 
     validate_detect(cfg, sorted(seen), sorted(probe_names))

@@ -14,6 +14,7 @@ from actstore.experiment._config import (
     DetectConfig,
     ExperimentConfig,
     _check_name,
+    _check_seed,
 )
 from actstore.experiment._schema import from_mapping
 
@@ -71,6 +72,7 @@ def validate_detect(cfg: ExperimentConfig, sets: list[str], probes: list[str]) -
                     f"config key '{key}.probes': expected names among {', '.join(probes)}, got "
                     f"{name!r}; name a [[probes]] entry"
                 )
+        _check_seed(f"{key}.seed", det.seed)
         if det.permutations < 0:
             raise ConfigError(
                 f"config key '{key}.permutations': expected an integer >= 0, got "

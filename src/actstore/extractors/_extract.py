@@ -186,6 +186,7 @@ def extract(
 
     from actstore.extractors._generate import apply_chat_template, eos_token_ids
     from actstore.extractors._genflow import (
+        check_finders,
         check_generate_fields,
         generate_fingerprint,
         generation_phase,
@@ -213,6 +214,7 @@ def extract(
     t_max = tok.n_tokens_max
     if gen_cfg is not None:  # planned with the longest continuation; stored lengths come later
         n_tokens, t_max = plan_lengths(tok, gen_cfg, cfg.max_context)
+        check_finders(tok, prompt_set, gen_cfg)  # before the dry run's plan and any generation
 
     # widths: resid hooks are d_model wide; other tlens hooks are measured after loading
     widths: dict[str, int] = {}

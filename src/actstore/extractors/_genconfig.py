@@ -148,6 +148,13 @@ def parse_find_spans(value: Any) -> dict[str, str]:
                 raise _bad(
                     f"find_spans.{name}", "a valid regular expression", arg, f"fix it ({exc})"
                 ) from exc
+        if name in out:
+            raise _bad(
+                "find_spans",
+                "each span name once",
+                name,
+                f"give the finders {out[name]!r} and {finder!r} different names",
+            )
         out[name] = finder
     return out
 

@@ -36,12 +36,31 @@ def apply_chat_template(tokenizer: Any, prompts: PromptSet) -> PromptSet:
             f"{type(tokenizer).__name__} without one (no chat_template in tokenizer_config.json); "
             "drop --chat-template or use an instruction-tuned checkpoint's tokenizer"
         )
+
+    def render(content: str) -> str:
+        try:
+            return tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:  # jinja2's TemplateError, or whatever the template raises
+            raise InvalidArgumentError(
+                f"expected the tokenizer's chat template to render one user turn, got "
+                f"{type(exc).__name__}: {exc}; fix chat_template in tokenizer_config.json or "
+                "drop --chat-template"
+            ) from exc
+
+    # where the user's text goes: render a marker; the text found anywhere else (say inside a
+    # default system prompt that contains it) would move the spans to the wrong characters
+    marker = "\x00actstore-user-content\x00"
+    shell = render(marker)
+    head = shell[: shell.find(marker)] if marker in shell else None
     out = []
     for i, p in enumerate(prompts.prompts):
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": p.text}], tokenize=False, add_generation_prompt=True
-        )
-        at = text.find(p.text)
+        text = render(p.text)
+        if head is not None and text.startswith(head + p.text):
+            at = len(head)
+        else:
+            at = text.rfind(p.text)  # the user turn comes after any system prompt
         if at < 0 and p.spans:
             raise InvalidArgumentError(
                 f"expected the chat template to keep prompt {i}'s text verbatim (its spans point "

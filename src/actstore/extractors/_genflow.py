@@ -10,6 +10,7 @@ plans the same spec whether or not its continuations stopped early.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GeneratedTokens",
     "build_generated",
+    "check_finders",
     "check_generate_fields",
     "continuation_offsets",
     "find_in_continuation",
@@ -57,18 +59,27 @@ class GeneratedTokens:
 
 
 def continuation_offsets(tokenizer: Any, ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Character ``[start, end)`` of each generated token in the decoded continuation."""
+    """Character ``[start, end)`` of each generated token in the decoded continuation.
+
+    A character whose UTF-8 bytes are split over several tokens (byte-level BPE writes ``²`` or
+    ``€`` as two or three byte tokens) belongs to every one of them, as in the tokenizers' own
+    offset mappings, so a span over that character has no hole.
+    """
+    kw = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
+    full = tokenizer.decode(list(ids), **kw)
     out: list[tuple[int, int]] = []
-    prev = 0
+    prev, prev_text = 0, ""
     for k in range(len(ids)):
-        end = len(
-            tokenizer.decode(
-                list(ids[: k + 1]), skip_special_tokens=False, clean_up_tokenization_spaces=False
-            )
-        )
-        end = max(end, prev)  # a partial UTF-8 character may decode longer than its completion
-        out.append((prev, end))
-        prev = end
+        text = tokenizer.decode(list(ids[: k + 1]), **kw)
+        # a token completing a character replaces the prefix's trailing U+FFFD: start there
+        same = next((j for j, (a, b) in enumerate(zip(prev_text, text)) if a != b), None)
+        start = min(prev, min(len(prev_text), len(text)) if same is None else same)
+        pending = len(prev_text) - 1
+        if prev_text.endswith("\ufffd") and pending < len(full) and full[pending] != "\ufffd":
+            start = min(start, pending)  # this token adds bytes to a still unfinished character
+        end = max(len(text), prev, start)  # a partial character may decode longer than its end
+        out.append((start, end))
+        prev, prev_text = end, text
     return out
 
 
@@ -78,25 +89,50 @@ def _number_pattern(value: Any) -> str:
     v = float(value)
     text = str(int(v)) if v.is_integer() else repr(v)
     # not part of a longer number: no digit or decimal point before, no digit after
-    return rf"(?<![\d.]){re.escape(text)}(?:\.0+)?(?!\d)"
+    return rf"(?<![\d.]){re.escape(text)}(?:\.0+)?(?!\.?\d)"
 
 
 def find_in_continuation(finder: str, completion: str, labels: Mapping[str, Any]) -> tuple | None:
-    """Character ``(start, end)`` of the first match of *finder* in *completion*, or None."""
+    """Character ``(start, end)`` of the first non-empty match of *finder* in *completion*.
+
+    None when it does not appear, also for a ``label:`` finder on a prompt that lacks the label
+    (or holds NaN there). Whether the label column exists at all is checked before generating
+    (:func:`check_finders`).
+    """
     kind, _, arg = finder.partition(":")
     if kind == "label":
-        if arg not in labels:
-            raise InvalidArgumentError(
-                f"expected a label {arg!r} for the span finder {finder!r}, got labels "
-                f"{sorted(labels)}; name an existing label column"
-            )
-        pattern = _number_pattern(labels[arg])
+        value = labels.get(arg)
+        if value is None or (not isinstance(value, str) and not math.isfinite(float(value))):
+            return None
+        pattern = _number_pattern(value)
     else:
         pattern = arg
-    m = re.search(pattern, completion)
-    if m is None or m.end() == m.start():
-        return None
-    return (m.start(), m.end())
+    for m in re.finditer(pattern, completion):
+        if m.end() > m.start():  # an empty match marks no character: look further
+            return (m.start(), m.end())
+    return None
+
+
+def check_finders(tok: Any, prompts: PromptSet, cfg: GenerateConfig) -> None:
+    """Refuse, before anything is loaded or generated, finders that cannot be stored."""
+    clash = set(cfg.find_spans) & (set(tok.span_masks) | set(prompts.span_names))
+    if clash:
+        raise InvalidArgumentError(
+            f"expected span finder names other than the prompt set's spans, got {sorted(clash)}; "
+            "rename the finder"
+        )
+    if "completion" in prompts.label_names:
+        raise InvalidArgumentError(
+            "expected no label named 'completion' in a generated run (the continuation's text "
+            "is stored under that name), got one; rename the label"
+        )
+    for name, finder in cfg.find_spans.items():
+        kind, _, arg = finder.partition(":")
+        if kind == "label" and arg not in prompts.label_names:
+            raise InvalidArgumentError(
+                f"expected a label column {arg!r} for the span finder {name}={finder}, got "
+                f"labels {sorted(prompts.label_names)}; name an existing label column"
+            )
 
 
 def build_generated(
@@ -112,17 +148,7 @@ def build_generated(
     from actstore.store import PromptSetMetadata
 
     p = len(gens)
-    clash = set(cfg.find_spans) & set(tok.span_masks)
-    if clash:
-        raise InvalidArgumentError(
-            f"expected span finder names other than the prompt set's spans, got {sorted(clash)}; "
-            "rename the finder"
-        )
-    if "completion" in prompts.label_names:
-        raise InvalidArgumentError(
-            "expected no label named 'completion' in a generated run (the continuation's text "
-            "is stored under that name), got one; rename the label"
-        )
+    check_finders(tok, prompts, cfg)
     ids = [list(a) + list(g) for a, g in zip(tok.ids, gens)]
     n_tokens = np.array([len(x) for x in ids], dtype=np.int64)
     token_id = np.full((p, t_max), -1, dtype=np.int32)
@@ -197,6 +223,14 @@ def check_generate_fields(cache: Cache, set_name: str, fingerprint: Mapping[str,
     stored = cache.spec(set_name).fingerprint
     keys = [k for k in fingerprint if k.startswith("generate.")]
     keys += [k for k in sorted(stored) if k.startswith("generate.") and k not in fingerprint]
+    if keys and not any(k in fingerprint for k in keys):  # a plain run over a generated set
+        n = stored.get("generate.max_new_tokens")
+        raise FingerprintMismatchError(
+            f"prompt set {set_name!r}: generate.max_new_tokens differs from the stored one: "
+            f"expected {n!r} (stored: a generated set), got no generation; re-run with the stored "
+            "generation settings (--generate and the rest), or write to a new cache or a new "
+            "--set-name"
+        )
     for key in keys:
         old, new = stored.get(key), fingerprint.get(key)
         if old != new:

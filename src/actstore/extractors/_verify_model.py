@@ -175,12 +175,12 @@ def verify_against_model(
     names = list(prompt_sets) if prompt_sets else list(cache.prompt_sets)
     if not names:
         raise IncompleteCacheError(f"expected prompt sets in {cache.url!r}, got none")
+    cfg = read_model_config(model_dir)  # a missing or broken checkpoint, named as such
     specs = {}
     for name in names:  # every fingerprint before any forward pass
         spec = cache.spec(name)
         _check_fingerprint(name, dict(spec.fingerprint), model_dir)
         specs[name] = spec
-    cfg = read_model_config(model_dir)
     dev = resolve_device(device)
     tokenizer = load_tokenizer(model_dir)
     report = ModelVerifyReport(url=cache.url, model=model_dir)
