@@ -94,7 +94,9 @@ def save_probes(probes: ProbeSet, dest: Any, *, name: str | None = None) -> str:
                 f"expected a .npz or .zarr path, or a cache plus a probe name, got {dest!r}; "
                 "pass name= to save inside a cache"
             )
-        ds.to_zarr(os.fspath(dest), mode="w", zarr_format=3, consolidated=False)
+        ds.to_zarr(
+            os.fspath(dest), mode="w", zarr_format=3, consolidated=False, write_empty_chunks=True
+        )
         probes.name = probes.name or Path(os.fspath(dest).rstrip("/")).stem
         return str(dest)
     if name is None:

@@ -147,8 +147,16 @@ def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
         var.encoding = {}
         # crc32c on every chunk, as for the rest of the cache, so `actstore verify` checks these too
         encoding[name] = {"compressors": meta_compressors()}
+    # every chunk written, also one equal to the fill value (an all-zero flag array): `verify`
+    # treats an absent metadata chunk as lost, so none may be absent by design
     ds.to_zarr(
-        cache.store, group=path, mode="w", consolidated=False, zarr_format=3, encoding=encoding
+        cache.store,
+        group=path,
+        mode="w",
+        consolidated=False,
+        zarr_format=3,
+        encoding=encoding,
+        write_empty_chunks=True,
     )
 
 

@@ -4,7 +4,7 @@ shapes of the arrays beside it (see :mod:`actstore.store._safety`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 from actstore.errors import ActstoreError, UnsafeCacheError
@@ -33,7 +33,12 @@ def check_prompt_set(name: str, attrs: Mapping[str, Any], children: Mapping[str,
     raw = info["spec"]
     if not isinstance(raw, Mapping):
         raise _Damaged(f"expected the prompt set's spec as a JSON object, got {raw!r:.100}")
-    missing = [f.name for f in fields(PromptSetSpec) if f.name not in raw]
+    # fields added later carry defaults (e.g. codec): a cache written before them stays readable
+    missing = [
+        f.name
+        for f in fields(PromptSetSpec)
+        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING
+    ]
     if missing:
         raise _Damaged(f"expected a stored spec with every field, got one without {missing}")
     for field in ("n_prompts", "n_tokens_max", "d_model"):
