@@ -3,16 +3,22 @@ while the best alpha sits at either end of it.
 
 Rule (see ``docs/probes-numerics.md``):
 
-* **Default grid.** ``alphas=None`` searches :data:`DEFAULT_FACTORS` times each layer's scale
-  ``s = trace(C) / d`` (``C`` the centred co-moments ``X_c^T X_c`` of all selected rows, of their
-  z-scores with ``standardize``): the mean eigenvalue, so ``alpha = s`` shrinks as much as the
-  average direction carries, and ``1e-6 s`` is nearly ordinary least squares.
+* **Default grid.** ``alphas=None`` searches factors of each layer's scale ``s = trace(C) / d``
+  (``C`` the centred co-moments ``X_c^T X_c`` of all selected rows, of their z-scores with
+  ``standardize``), two per decade: :data:`DEFAULT_FACTORS` (``1e-6 .. 1e2``) first, then, from
+  the spectrum of ``C`` that the first pass returns, down to ``1e-2 lambda_min`` (the smallest
+  eigenvalue above the rank tolerance: every direction, however small its scale, kept >= 99 %)
+  and up to ``1e2 lambda_max`` (every direction shrunk >= 100-fold) of every layer, within
+  :data:`BOUND`. The CV curve over alpha need not be unimodal (a target carried by a small-scale
+  column has a local maximum at large alpha), so the grid must cover the spectrum, not only
+  move its ends. Widening costs one more pass (the new alphas only).
 * **Extension.** When the probe's best alpha (the target column, not its shuffled control) is the
   smallest or largest of the grid in any layer, three more alphas are added beyond that end
-  (x10 steps) and evaluated, until every layer's best is interior or the end would pass
-  :data:`BOUND` (``1e-8 s`` .. ``1e6 s``; at ``1e6 s`` every direction is shrunk at least
-  ``1e6 / d``-fold, so the probe is nearly constant: more shrinkage would change nothing but
-  make its token errors numerically equal). Every layer is evaluated on the same (extended) grid.
+  (x10 steps; the bound itself when a step would pass it) and evaluated, until every layer's
+  best is interior or the end reaches :data:`BOUND` (``1e-8 s`` .. ``1e6 s``; at ``1e6 s``
+  every direction is shrunk at least ``1e6 / d``-fold, so the probe is nearly constant: more
+  shrinkage would change nothing but make its token errors numerically equal). Every layer is
+  evaluated on the same (extended) grid.
 * **Flag.** A layer whose chosen alpha is still the smallest or largest of the grid gets
   ``alpha_at_edge`` ``"low"`` or ``"high"`` (``""`` otherwise). A grid of one alpha is no
   search: it is neither extended nor flagged.
