@@ -69,7 +69,7 @@ def test_heatmap_colours_absolute_error_on_the_targets_scale(fitted) -> None:
     target = float(res.tokens["target"].values[2])
     want = np.abs(res.predictions.values[2, :, :nt, 0] - target)
     np.testing.assert_allclose(np.asarray(im.get_array()), want, rtol=1e-6)
-    scale = float(np.max(np.abs(res.tokens["target"].values)))
+    scale = float(np.std(res.tokens["target"].values))  # the target's spread across prompts
     assert error_scale(res) == pytest.approx(scale)
     assert type(im.norm).__name__ == "LogNorm"
     assert im.norm.vmax == pytest.approx(scale) and im.norm.vmin == pytest.approx(scale * LOG_RANGE)
@@ -83,6 +83,35 @@ def test_heatmap_colours_absolute_error_on_the_targets_scale(fitted) -> None:
     # Where the signal is planted, the best token is the span's and the closest cell is there.
     li = list(res.predictions["layer"].values).index(15)
     assert best[li] == span_t and np.nanargmin(want[li]) == span_t
+
+
+def test_offset_target_error_of_one_spread_is_not_shown_as_close(fitted) -> None:
+    # Years: a target around 1950 with a spread of a few dozen. An error as large as the spread
+    # must be drawn "far" (the clipped end), not near-bright as on a scale of max |target|.
+    _, res = fitted
+    tokens = res.tokens.copy(deep=True)
+    rng = np.random.default_rng(0)
+    years = 1900.0 + rng.uniform(0, 100, size=tokens.sizes["prompt"])
+    tokens["target"].values[:] = years
+    spread = float(np.std(years))
+    pred = res.predictions.copy(deep=True)
+    p = 2
+    nt = int(tokens["n_tokens"].values[p])
+    pred.values[p, :, :nt, 0] = years[p] + spread  # every token off by one spread
+    pred.values[p, 0, 0, 0] = years[p] + 1e-3 * spread  # one nearly exact
+    off = type(res)(
+        predictions=pred, stats=res.stats, span=res.span, lineage=res.lineage, tokens=tokens
+    )
+    assert error_scale(off) == pytest.approx(spread, rel=1e-9)
+    (ax,) = _images(plot_heatmaps(off, [p], per_row=1000))
+    im = ax.images[0]
+    shade = np.asarray(im.norm(np.asarray(im.get_array())))  # 0 brightest .. 1 far
+    assert shade[0, 0] == pytest.approx(0.0, abs=1e-3)
+    # float32 predictions: the off-by-one-spread cells are at the far end to rounding
+    assert np.all(shade[:, 1:] >= 1.0 - 1e-5) and np.all(shade[1:, 0] >= 1.0 - 1e-5)
+    # Under the old scale (max |target| ~ 2000) the same error would sit halfway to bright.
+    old = np.log10(spread / (2000 * LOG_RANGE)) / np.log10(1 / LOG_RANGE)
+    assert old < 0.8
 
 
 def test_traces_keep_a_sane_range(fitted) -> None:

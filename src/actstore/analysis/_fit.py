@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from actstore.analysis._alphasearch import primal_spectrum, spectrum_range
 from actstore.analysis._ridge import (
     dual_cv,
     dual_fit,
@@ -82,6 +83,7 @@ def _result(n_layers: int, k: int, d: int, t: int, a: int) -> dict[str, np.ndarr
         "alpha_index": np.empty((n_layers, t), dtype=np.int64),
         "alpha_values": np.empty((n_layers, a)),
         "data_scale": np.empty(n_layers),
+        "eig_range": np.full((n_layers, 2), np.nan),
     }
 
 
@@ -113,6 +115,8 @@ def _fit_dual(
         xs = x / scale
         gram = xs @ xs.T
         out["data_scale"][j] = np.trace(gram) / d
+        if relative:  # the centred Gram's nonzero eigenvalues are those of X_c^T X_c
+            out["eig_range"][j] = spectrum_range(gram)
         layer_alphas = alphas * (_base(out["data_scale"][j]) if relative else 1.0)
         out["alpha_values"][j] = layer_alphas
         rows_for_std = {"x": x, "shift": shift} if standardize else {}
@@ -179,6 +183,10 @@ def _fit_primal(
         for j, layer in enumerate(group):
             scale = primal_data_scale(mom.n, mom.mx[:, j], mom.cxx[:, j], standardize)
             out["data_scale"][layer] = scale
+            if relative:
+                out["eig_range"][layer] = primal_spectrum(
+                    mom.n, mom.mx[:, j], mom.cxx[:, j], standardize
+                )
             out["alpha_values"][layer] = alphas * (_base(scale) if relative else 1.0)
             solutions.append(
                 primal_fold_solutions(
@@ -243,7 +251,9 @@ def fit_engine(
     The result also holds ``fold_defined (fold, t)``: whether fold ``f``'s held-out targets vary
     (its R² is NaN where not). ``layers`` name the layers in messages (default: positions).
     ``relative``: ``alphas`` are factors of each layer's ``data_scale`` (``trace(C) / d``, see
-    :func:`._ridge.primal_data_scale`); ``alpha_values (layer, alpha)`` holds the penalties used.
+    :func:`._ridge.primal_data_scale`); ``alpha_values (layer, alpha)`` holds the penalties used,
+    and ``eig_range (layer, 2)`` the smallest relevant and the largest eigenvalue of ``X_c^T X_c``
+    (NaN unless ``relative``), from which :func:`._alphasearch.search_alphas` widens the grid.
     ``standardize``: z-score every column with the statistics of each training set (fold), as
     ``make_pipeline(StandardScaler(), Ridge())``; coefficients are returned for the raw rows.
     """

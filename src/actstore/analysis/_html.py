@@ -71,7 +71,8 @@ def token_view_data(result: DetectionResult, *, max_prompts: int = MAX_PROMPTS) 
     Returns
     -------
     dict
-        ``layers``, ``scale`` (largest ``|target|``), ``log_range``, ``span``, ``n_prompts``
+        ``layers``, ``scale`` (the target's spread, :func:`._tokenplots.error_scale`),
+        ``log_range``, ``span``, ``n_prompts``
         (all of the result's) and ``prompts``: per embedded prompt ``label``, ``target``,
         ``n_tokens``, ``tokens`` (readable text), ``span`` (token positions), ``best`` (per
         layer) and ``pred`` (layer x token, ``None`` where not finite).

@@ -187,10 +187,10 @@ CAPTIONS = {
     "summary": "Per layer: probe CV R² with its control; detection error vs chance.",
     "alphas": "Probe CV R² against alpha.",
     "heatmaps": "|prediction − target| per layer and token, log scale clipped at the target's "
-    "own scale (bright = close); every token labelled, span boxed red, each layer's best token "
-    "circled with its prediction.",
+    "spread across prompts (its std; bright = close); every token labelled, span boxed red, "
+    "each layer's best token circled with its prediction.",
     "traces": "Predictions over tokens, one line per layer, target dashed red; y-range capped "
-    "at target ± 1.5 × max |target| (points beyond drawn as triangles on the edge).",
+    "at target ± 3 × the target's std (points beyond drawn as triangles on the edge).",
 }
 
 _STYLE = (

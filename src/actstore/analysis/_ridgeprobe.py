@@ -54,7 +54,8 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     ----------
     alphas : sequence of float, float or None
         Penalties to search; the one with the best mean held-out R² is refitted on all rows.
-        ``None`` searches the default grid relative to the data's scale.
+        ``None`` searches the default grid relative to the data's scale, widened to the
+        spectrum of its covariance (``docs/probes-numerics.md``).
     cv : int
         Number of folds (``KFold(cv, shuffle=True, random_state=random_state)``).
     random_state : int, RandomState or None

@@ -5,10 +5,13 @@ Every real token is labelled with its decoded text (:func:`readable_tokens`: ``�
 marked and the best-matching token of each layer is circled.
 
 Scales. The heatmap colours ``|prediction - target|`` on a log scale from ``scale / 1000`` to
-``scale``, where ``scale`` is the largest ``|target|`` of the set: errors beyond the target's own
-size are all "far" (clipped), and a match to 0.1 % of it is the brightest colour. Traces show
-``target ± 1.5 * scale`` at most (narrower when the predictions stay closer); points outside are
-drawn as triangles on the edge and counted in the panel's title.
+``scale``, where ``scale`` is the target's own spread: its standard deviation across the set's
+prompts (:func:`error_scale`). An error as large as the spread is "far" (clipped: no better than
+guessing the mean), and a match to 0.1 % of it is the brightest colour. The spread, not the
+largest ``|target|``: for a target with a large offset (years 1900-2000) the largest value would
+make an error of a whole century look close. Traces show ``target ± 3 * scale`` at most (narrower
+when the predictions stay closer); points outside are drawn as triangles on the edge and counted
+in the panel's title.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actstore.analysis._plots import _finish, _prompt_positions, _pyplot
+from actstore.analysis._ridge import CONSTANT_RTOL
 from actstore.analysis._tokens import readable_tokens
 from actstore.errors import InvalidArgumentError
 
@@ -32,7 +36,7 @@ __all__ = ["error_scale", "plot_heatmaps", "plot_traces", "token_labels"]
 #: Colour range of the heatmaps: |error| from ``scale * LOG_RANGE`` (brightest) to ``scale``.
 LOG_RANGE = 1e-3
 #: Trace y-range: at most this many ``scale`` either side of the target.
-TRACE_RANGE = 1.5
+TRACE_RANGE = 3.0
 
 
 def token_labels(result: DetectionResult, p: int, *, width: int = 12) -> list[str]:
@@ -44,10 +48,18 @@ def token_labels(result: DetectionResult, p: int, *, width: int = 12) -> list[st
 
 
 def error_scale(result: DetectionResult) -> float:
-    """The target's own scale: the largest finite ``|target|`` of the set (1.0 if none/zero)."""
+    """The target's own scale: the standard deviation (``ddof=0``) of its finite values across
+    the set's prompts; the largest ``|target|`` where they do not vary (one prompt), 1.0 if that
+    is zero or there is none."""
     y = np.asarray(result.tokens["target"].values, dtype=np.float64)
-    y = np.abs(y[np.isfinite(y)])
-    return float(y.max()) if y.size and y.max() > 0 else 1.0
+    y = y[np.isfinite(y)]
+    if y.size == 0:
+        return 1.0
+    spread = float(np.std(y))
+    if spread > CONSTANT_RTOL * float(np.abs(y).max()):
+        return spread
+    top = float(np.abs(y).max())
+    return top if top > 0 else 1.0
 
 
 def _chunks(nt: int, per_row: int) -> list[range]:
@@ -89,10 +101,11 @@ def plot_heatmaps(
 ) -> Any:
     """(1) Per prompt: ``|prediction - target|`` per layer (rows) and token (columns).
 
-    Colour is the absolute error on a log scale clipped at the target's own scale (the module's
-    note): bright = close to the target. Every token is labelled with its decoded text, prompts
-    longer than ``per_row`` tokens wrap over several rows, the span's tokens are boxed in red
-    and each layer's best-matching token is circled with its prediction written beside it.
+    Colour is the absolute error on a log scale clipped at the target's spread across prompts
+    (the module's note): bright = close to the target, dark = off by the spread or more. Every
+    token is labelled with its decoded text, prompts longer than ``per_row`` tokens wrap over
+    several rows, the span's tokens are boxed in red and each layer's best-matching token is
+    circled with its prediction written beside it.
 
     Parameters
     ----------
@@ -186,7 +199,7 @@ def plot_heatmaps(
         cax = fig.add_subplot(grid[:, 1])
         fig.colorbar(im, cax=cax, extend="both")
         cax.set_ylabel(
-            f"|prediction − target|\n(log; clipped at max |target| = {scale:g})", fontsize=8
+            f"|prediction − target|\n(log; clipped at the target's std = {scale:.3g})", fontsize=8
         )
     return _finish(fig, path, tight=False)
 
@@ -215,7 +228,7 @@ def plot_traces(
     """(2) Per prompt: predictions over tokens, one line per layer, the target as a red line.
 
     The y-range is the bulk of the predictions (2nd-98th percentile), capped at
-    ``target ± 1.5 × scale`` (the module's note), so that one layer's swings cannot flatten the
+    ``target ± 3 × scale`` (the module's note), so that one layer's swings cannot flatten the
     rest; points outside are drawn as triangles on
     the edge and counted in the title. Tokens are labelled with their decoded text, the span is
     shaded and prompts longer than ``per_row`` tokens wrap over several rows.
