@@ -155,7 +155,11 @@ def test_default_codec_is_zstd_1_and_old_specs_mean_it(tmp_path) -> None:
     assert zstd == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
 
 
-@pytest.mark.parametrize("bad", ["zstd:0", "zstd:23", "zstd:x", "lz4", "", 3])
+# breaker11: "zstd:1_0" was read as level 10 (Python's int() takes underscores), "zstd:" and
+# other scripts' digits ("zstd:\u0663") were accepted too
+@pytest.mark.parametrize(
+    "bad", ["zstd:0", "zstd:23", "zstd:x", "lz4", "", 3, "zstd:1_0", "zstd:", "zstd:\u0663"]
+)
 def test_bad_codec_names_are_refused(bad) -> None:
     with pytest.raises(InvalidArgumentError, match="expected --codec"):
         parse_codec(bad)
@@ -163,3 +167,23 @@ def test_bad_codec_names_are_refused(bad) -> None:
         PromptSetSpec(
             n_prompts=1, n_tokens_max=1, layers=(0,), d_model=1, dtype="float32", codec=bad
         )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "2.5", "\u0663"])
+def test_bad_write_threads_variable_is_refused_not_ignored(monkeypatch, tmp_path, value) -> None:
+    """breaker11: a bad ``ACTSTORE_WRITE_THREADS`` was silently replaced by the core count."""
+    from actstore.extractors import extract
+    from actstore.store._shardio import write_threads
+
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", value)
+    with pytest.raises(InvalidArgumentError, match="expected ACTSTORE_WRITE_THREADS"):
+        write_threads()
+    # extract refuses it up front, before looking at the model or writing anything
+    out = tmp_path / "c.zarr"
+    with pytest.raises(InvalidArgumentError, match="expected ACTSTORE_WRITE_THREADS"):
+        extract(model=tmp_path / "no-model", prompts="multiplication", out=out, n_prompts=2)
+    assert not out.exists()
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", " 3 ")
+    assert write_threads() == 3
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", "")
+    assert write_threads() >= 1

@@ -42,9 +42,22 @@ _POOL_LOCK = threading.Lock()
 
 
 def write_threads() -> int:
-    """Encode threads: ``ACTSTORE_WRITE_THREADS`` if set, else the cores this process may use."""
+    """Encode threads: ``ACTSTORE_WRITE_THREADS`` if set, else the cores this process may use.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``ACTSTORE_WRITE_THREADS`` is set to anything but a whole number >= 1.
+    """
     env = os.environ.get("ACTSTORE_WRITE_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
+    if env:
+        if not (env.isascii() and env.isdigit() and int(env) >= 1):
+            from actstore.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                f"expected ACTSTORE_WRITE_THREADS to be a whole number >= 1, got {env!r}; set "
+                "it to e.g. 4, or unset it to use every core this process may use"
+            )
         return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
