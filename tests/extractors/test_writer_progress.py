@@ -113,7 +113,7 @@ def test_slow_writer_rate_is_not_shown_as_zero() -> None:
     prog.add_tokens(10)
     after = time.perf_counter() - prog._t0
     rate = float(re.search(r"writer ([\d.]+) MB/s", stream.getvalue()).group(1))
-    assert 0 < rate  # two significant digits: within rounding of 1 MB over the elapsed time
+    assert rate > 0  # two significant digits: within rounding of 1 MB over the elapsed time
     assert 1 / after * 0.94 <= rate <= 1 / elapsed * 1.06
 
 

@@ -486,7 +486,8 @@ def _extract_positions_nowhere(work: Path) -> Any:  # breaker11
             for a in (2, 3, 4)
         ],
     )
-    return extract(model=work / "model", prompts=prompts, out=work / "x0.zarr", positions="before:x")
+    out = work / "x0.zarr"
+    return extract(model=work / "model", prompts=prompts, out=out, positions="before:x")
 
 
 def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
