@@ -187,3 +187,36 @@ def test_bad_write_threads_variable_is_refused_not_ignored(monkeypatch, tmp_path
     assert write_threads() == 3
     monkeypatch.setenv("ACTSTORE_WRITE_THREADS", "")
     assert write_threads() >= 1
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT"])
+def test_full_disk_or_quota_in_write_block_is_disk_full_error_with_its_cause(
+    tmp_path, monkeypatch, code
+) -> None:
+    """breaker11: ``write_block`` turned only ENOSPC into DiskFullError (EDQUOT, a cluster's quota,
+    escaped as a bare OSError) and dropped the cause (``from None``) that --debug shows."""
+    import errno
+
+    import zarr.storage._local as local
+
+    from actstore.errors import DiskFullError
+
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    _, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
+    real_put, full = local._put, [True]
+
+    def put(path, value, exclusive=False):
+        if full[0] and "/c/" in str(path):
+            raise OSError(getattr(errno, code), "No space left", str(path))
+        return real_put(path, value, exclusive)
+
+    monkeypatch.setattr(local, "_put", put)
+    with pytest.raises(DiskFullError, match="free space and re-run") as info:
+        writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
+    assert isinstance(info.value.__cause__, OSError)
+    assert info.value.__cause__.errno == getattr(errno, code)
+    assert writer.missing_blocks() == [1, 2]
+    full[0] = False  # space freed: the same block is written and reads back bit for bit
+    writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
+    got = zarr.open_array(str(tmp_path / "c.zarr" / "arith" / "resid_post"), mode="r")[3:6]
+    np.testing.assert_array_equal(_bits(got), _bits(syn.activations["resid_post"][3:6]))
