@@ -220,3 +220,29 @@ def test_full_disk_or_quota_in_write_block_is_disk_full_error_with_its_cause(
     writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
     got = zarr.open_array(str(tmp_path / "c.zarr" / "arith" / "resid_post"), mode="r")[3:6]
     np.testing.assert_array_equal(_bits(got), _bits(syn.activations["resid_post"][3:6]))
+
+
+def _write_in_child(url: str) -> None:
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    write_synthetic(url, syn)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_writes_after_the_parent_used_the_encode_pool(tmp_path) -> None:
+    """breaker11: the encode pool survived ``fork`` without its threads, so a child process
+    (multiprocessing's default start method on Linux) hung forever in its first write_block."""
+    import multiprocessing
+
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    write_synthetic(tmp_path / "parent.zarr", syn)  # the parent's pool now exists
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_child, args=(str(tmp_path / "child.zarr"),)
+    )
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in write_block")
+    assert child.exitcode == 0
+    got = zarr.open_array(str(tmp_path / "child.zarr" / "arith" / "resid_post"), mode="r")[...]
+    np.testing.assert_array_equal(_bits(got), _bits(syn.activations["resid_post"]))

@@ -65,6 +65,18 @@ def write_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _forget_pool_in_child() -> None:
+    """After ``fork`` the child has none of the pool's threads, but the executor would think it
+    has them and queue work forever: the child starts a pool of its own on first use."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def encode_pool() -> ThreadPoolExecutor:
     """The process-wide encode pool (created on first use, :func:`write_threads` threads)."""
     global _POOL
