@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = data.nbytes / statistics.median(times[rows[0][0]]) / 1e6
     lines = [
         f"Same bytes for every row: {args.shards} shards of {block} prompts x {n_layers} layers x "
-        f"{tokens} tokens x {args.d_model} (bfloat16, {data.nbytes / 1e6:.0f} MB), 1 MiB inner chunks, "
+        f"{tokens} tokens x {args.d_model} (bfloat16, {data.nbytes / 1e6:.0f} MB), "
+        f"{CHUNK_PROMPTS * tokens * args.d_model * 2 / 2**20:g} MiB inner chunks, "
         f"zstd-1 + crc32c; median of {args.repeat}; every output read back bit-exactly by zarr-python.",
         "",
         "| path | MB/s | vs one core's zstd-1 | CPU s per GB (all threads) |",

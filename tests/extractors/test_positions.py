@@ -142,3 +142,31 @@ def test_config_positions_parse_and_enter_the_hash_only_when_set():
     assert "positions" not in fields
     blob = json.dumps([json.loads(json.dumps(fields, default=list))], sort_keys=True)
     assert config_hash(plain.extract) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def test_position_selecting_no_token_anywhere_is_refused_before_the_model_runs(
+    tiny_qwen2_dir, tmp_path
+):
+    """breaker11: ``before:x`` with span x at character 0 in every prompt selects no token; this
+    used to be refused only after the whole extraction (exit 2 on a complete set)."""
+    from actstore.prompts import Prompt, PromptSet
+
+    prompts = PromptSet(
+        name="x0",
+        prompts=[
+            Prompt(text=f"{a} times 3 equals {3 * a}", labels={"v": 3 * a}, spans={"x": (0, 1)})
+            for a in range(2, 7)
+        ],
+    )
+    out = tmp_path / "c.zarr"
+    with pytest.raises(InvalidArgumentError, match="'before:x' to select a token in some prompt"):
+        extract(
+            model=tiny_qwen2_dir, prompts=prompts, out=out, progress=False,
+            positions="last,before:x", **KW,
+        )  # fmt: skip
+    assert not out.exists()
+    # the same prompts without that position extract and materialise `last`
+    rep = extract(
+        model=tiny_qwen2_dir, prompts=prompts, out=out, progress=False, positions="last", **KW
+    )
+    assert rep.complete and "materialised" in rep.message

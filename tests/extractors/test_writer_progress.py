@@ -103,6 +103,20 @@ def test_progress_line_shows_writer_rate_and_queue_depth() -> None:
     assert rate <= 50 / max(t0 - prog._t0, 1e-9) + 1
 
 
+def test_slow_writer_rate_is_not_shown_as_zero() -> None:
+    """breaker11: 1 MB over seconds printed ``writer 0 MB/s``."""
+    stream = io.StringIO()
+    prog = Progress(100, 2, stream=stream, interval=0.0)
+    prog.add_block(1_000_000)
+    time.sleep(0.3)
+    elapsed = time.perf_counter() - prog._t0
+    prog.add_tokens(10)
+    after = time.perf_counter() - prog._t0
+    rate = float(re.search(r"writer ([\d.]+) MB/s", stream.getvalue()).group(1))
+    assert rate > 0  # two significant digits: within rounding of 1 MB over the elapsed time
+    assert 1 / after * 0.94 <= rate <= 1 / elapsed * 1.06
+
+
 @pytest.mark.parametrize("codec", ["none", "zstd:3"])
 def test_extract_codec_stores_the_same_bits_and_is_recorded(
     tiny_qwen2_dir, mixed_prompts, tmp_path, codec, capsys
@@ -129,7 +143,7 @@ def test_extract_codec_stores_the_same_bits_and_is_recorded(
         )
         runs[name] = out
     log = capsys.readouterr().err
-    assert re.search(r"writer [\d,]+ MB/s, queue \d+/\d+", log), log
+    assert re.search(r"writer [\d,.<]+ MB/s, queue \d+/\d+", log), log
     a, b = read_set(runs["default"], "mixed"), read_set(runs["chosen"], "mixed")
     np.testing.assert_array_equal(a["act"].view(np.uint16), b["act"].view(np.uint16))
     assert open_cache(runs["default"]).spec("mixed").codec == "zstd:1"

@@ -459,6 +459,37 @@ _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "valu
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
 
 
+def _write_threads_zero(work: Path) -> Any:  # breaker11
+    import os
+
+    from actstore.extractors import extract
+
+    old = os.environ.get("ACTSTORE_WRITE_THREADS")
+    os.environ["ACTSTORE_WRITE_THREADS"] = "0"
+    try:
+        return extract(model=work / "model", prompts=work / "good.jsonl", out=work / "wt.zarr")
+    finally:
+        if old is None:
+            del os.environ["ACTSTORE_WRITE_THREADS"]
+        else:
+            os.environ["ACTSTORE_WRITE_THREADS"] = old
+
+
+def _extract_positions_nowhere(work: Path) -> Any:  # breaker11
+    from actstore.extractors import extract
+    from actstore.prompts import Prompt, PromptSet
+
+    prompts = PromptSet(
+        name="x0",
+        prompts=[
+            Prompt(text=f"{a} times 3 equals {3 * a}", labels={"v": a}, spans={"x": (0, 1)})
+            for a in (2, 3, 4)
+        ],
+    )
+    out = work / "x0.zarr"
+    return extract(model=work / "model", prompts=prompts, out=out, positions="before:x")
+
+
 def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
     import dataclasses
     import shutil
@@ -1812,8 +1843,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore extract ... --codec lz4`",
         args=(*_EXTRACT, "new.zarr", "--codec", "lz4"),
         error="InvalidArgumentError",
-        message="expected --codec zstd:LEVEL (e.g. zstd:1, zstd:3, zstd:-1) or none, got 'lz4'; "
-        "use e.g. zstd:1 (the default)",
+        message="expected --codec zstd:LEVEL (LEVEL -7..22 except 0, e.g. zstd:1, zstd:3, "
+        "zstd:-1) or none, got 'lz4'; use e.g. zstd:1 (the default)",
     ),
     Row(
         id="codec-changed",
@@ -1823,7 +1854,8 @@ ROWS: tuple[Row, ...] = (
         args=(*_EXTRACT, "tiny.zarr", "--set-name", "good", "--layers", "0,1", "--codec", "zstd:3"),
         error="FingerprintMismatchError",
         message="prompt set 'good': codec differs from the stored one: expected 'zstd:1' "
-        "(stored), got 'zstd:3'; write to a new cache or a new prompt-set name",
+        "(stored), got 'zstd:3'; drop --codec to resume with the stored one, or write to a new "
+        "cache or a new prompt-set name",
     ),
     Row(
         id="config-bad-codec",
@@ -1831,8 +1863,37 @@ ROWS: tuple[Row, ...] = (
         input='`[extract] codec = "zstd:99"`',
         call=_config(extract={"codec": "zstd:99"}),
         error="ConfigError",
-        message="config key 'extract.codec': expected --codec zstd:LEVEL (e.g. zstd:1, zstd:3, "
-        "zstd:-1) or none, got 'zstd:99'; use e.g. zstd:1 (the default)",
+        message="config key 'extract.codec': expected --codec zstd:LEVEL (LEVEL -7..22 except 0, "
+        "e.g. zstd:1, zstd:3, zstd:-1) or none, got 'zstd:99'; use e.g. zstd:1 (the default)",
+    ),
+    # -- breaker11: the write path, --codec and positions tried by a new user (issue 11) --------
+    Row(
+        id="codec-level-not-plain-digits",
+        where="cli",
+        input="`actstore extract ... --codec zstd:1_0` (was read as level 10)",
+        args=(*_EXTRACT, "new.zarr", "--codec", "zstd:1_0"),
+        error="InvalidArgumentError",
+        message="expected --codec zstd:LEVEL (LEVEL -7..22 except 0, e.g. zstd:1, zstd:3, "
+        "zstd:-1) or none, got 'zstd:1_0'; use e.g. zstd:1 (the default)",
+    ),
+    Row(
+        id="write-threads-env-bad",
+        where="api",
+        input="`ACTSTORE_WRITE_THREADS=0`, then `extract(...)` (was silently ignored)",
+        call=_write_threads_zero,
+        error="InvalidArgumentError",
+        message="expected ACTSTORE_WRITE_THREADS to be a whole number >= 1, got '0'; set it to "
+        "e.g. 4, or unset it to use every core this process may use",
+    ),
+    Row(
+        id="extract-positions-no-token-anywhere",
+        where="api",
+        input="`extract(..., positions='before:x')`, span x at token 0 of every prompt (was "
+        "refused only after the whole extraction)",
+        call=_extract_positions_nowhere,
+        error="InvalidArgumentError",
+        message="expected position 'before:x' to select a token in some prompt of 'x0', got "
+        "none in all 3 prompts; check where span 'x' lies",
     ),
     # -- breaker12: probes and detection tried by a new user (issue 12) -------------------------
     Row(

@@ -120,3 +120,34 @@ def test_copy_errors(source, tmp_path) -> None:
         copy_cache(path, path)
     assert not (tmp_path / "x.zarr").exists()
     assert not (tmp_path / "x.zip").exists()
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd:-3"])
+def test_copy_keeps_the_codec_of_the_source(tmp_path, codec) -> None:
+    """breaker11: full and subset copies were re-encoded with the default zstd:1, so the copy's
+    spec no longer matched a resume or extension with the source's --codec."""
+    import dataclasses
+    import json
+
+    syn = make_synthetic(seed=7, n_prompts=9, block_size=3)
+    syn = dataclasses.replace(syn, spec=dataclasses.replace(syn.spec, codec=codec))
+    write_synthetic(tmp_path / "s.zarr", syn, blocks=[0, 2])  # block 1 missing
+    copy_cache(tmp_path / "s.zarr", tmp_path / "full.zarr")
+    copy_cache(tmp_path / "s.zarr", tmp_path / "sub.zarr", layers=[1, 6])
+
+    def names(path) -> list[str]:
+        meta = json.loads((path / "arith/resid_post/zarr.json").read_text())
+        return [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+
+    want = names(tmp_path / "s.zarr")
+    assert want[1:-1] == ([] if codec == "none" else ["zstd"])
+    for dst in ("full.zarr", "sub.zarr"):
+        assert names(tmp_path / dst) == want
+        assert open_cache(tmp_path / dst).spec("arith").codec == codec
+    # the full copy resumes with the source's spec (codec included) and reads back bit for bit
+    writer = open_cache(tmp_path / "full.zarr", mode="r+").prompt_set_writer("arith", syn.spec)
+    writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
+    got = actstore.open(tmp_path / "full.zarr", "arith", decode_bfloat16=False)
+    np.testing.assert_array_equal(
+        _bits(got["resid_post"].values), _bits(syn.activations["resid_post"])
+    )

@@ -155,7 +155,11 @@ def test_default_codec_is_zstd_1_and_old_specs_mean_it(tmp_path) -> None:
     assert zstd == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
 
 
-@pytest.mark.parametrize("bad", ["zstd:0", "zstd:23", "zstd:x", "lz4", "", 3])
+# breaker11: "zstd:1_0" was read as level 10 (Python's int() takes underscores), "zstd:" and
+# other scripts' digits ("zstd:\u0663") were accepted too
+@pytest.mark.parametrize(
+    "bad", ["zstd:0", "zstd:23", "zstd:x", "lz4", "", 3, "zstd:1_0", "zstd:", "zstd:\u0663"]
+)
 def test_bad_codec_names_are_refused(bad) -> None:
     with pytest.raises(InvalidArgumentError, match="expected --codec"):
         parse_codec(bad)
@@ -163,3 +167,82 @@ def test_bad_codec_names_are_refused(bad) -> None:
         PromptSetSpec(
             n_prompts=1, n_tokens_max=1, layers=(0,), d_model=1, dtype="float32", codec=bad
         )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "2.5", "\u0663"])
+def test_bad_write_threads_variable_is_refused_not_ignored(monkeypatch, tmp_path, value) -> None:
+    """breaker11: a bad ``ACTSTORE_WRITE_THREADS`` was silently replaced by the core count."""
+    from actstore.extractors import extract
+    from actstore.store._shardio import write_threads
+
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", value)
+    with pytest.raises(InvalidArgumentError, match="expected ACTSTORE_WRITE_THREADS"):
+        write_threads()
+    # extract refuses it up front, before looking at the model or writing anything
+    out = tmp_path / "c.zarr"
+    with pytest.raises(InvalidArgumentError, match="expected ACTSTORE_WRITE_THREADS"):
+        extract(model=tmp_path / "no-model", prompts="multiplication", out=out, n_prompts=2)
+    assert not out.exists()
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", " 3 ")
+    assert write_threads() == 3
+    monkeypatch.setenv("ACTSTORE_WRITE_THREADS", "")
+    assert write_threads() >= 1
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT"])
+def test_full_disk_or_quota_in_write_block_is_disk_full_error_with_its_cause(
+    tmp_path, monkeypatch, code
+) -> None:
+    """breaker11: ``write_block`` turned only ENOSPC into DiskFullError (EDQUOT, a cluster's quota,
+    escaped as a bare OSError) and dropped the cause (``from None``) that --debug shows."""
+    import errno
+
+    import zarr.storage._local as local
+
+    from actstore.errors import DiskFullError
+
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    _, writer = write_synthetic(tmp_path / "c.zarr", syn, blocks=[0])
+    real_put, full = local._put, [True]
+
+    def put(path, value, exclusive=False):
+        if full[0] and "/c/" in str(path):
+            raise OSError(getattr(errno, code), "No space left", str(path))
+        return real_put(path, value, exclusive)
+
+    monkeypatch.setattr(local, "_put", put)
+    with pytest.raises(DiskFullError, match="free space and re-run") as info:
+        writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
+    assert isinstance(info.value.__cause__, OSError)
+    assert info.value.__cause__.errno == getattr(errno, code)
+    assert writer.missing_blocks() == [1, 2]
+    full[0] = False  # space freed: the same block is written and reads back bit for bit
+    writer.write_block(1, {h: a[3:6] for h, a in syn.activations.items()})
+    got = zarr.open_array(str(tmp_path / "c.zarr" / "arith" / "resid_post"), mode="r")[3:6]
+    np.testing.assert_array_equal(_bits(got), _bits(syn.activations["resid_post"][3:6]))
+
+
+def _write_in_child(url: str) -> None:
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    write_synthetic(url, syn)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_writes_after_the_parent_used_the_encode_pool(tmp_path) -> None:
+    """breaker11: the encode pool survived ``fork`` without its threads, so a child process
+    (multiprocessing's default start method on Linux) hung forever in its first write_block."""
+    import multiprocessing
+
+    syn = make_synthetic(n_prompts=7, block_size=3, d_model=8)
+    write_synthetic(tmp_path / "parent.zarr", syn)  # the parent's pool now exists
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_child, args=(str(tmp_path / "child.zarr"),)
+    )
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in write_block")
+    assert child.exitcode == 0
+    got = zarr.open_array(str(tmp_path / "child.zarr" / "arith" / "resid_post"), mode="r")[...]
+    np.testing.assert_array_equal(_bits(got), _bits(syn.activations["resid_post"]))

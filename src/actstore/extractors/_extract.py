@@ -20,9 +20,14 @@ from actstore.extractors._layers import resolve_layers
 from actstore.extractors._loop import load_backend, run_batches
 from actstore.extractors._outdir import check_writable as _check_writable
 from actstore.extractors._plan import ExtractionPlan, summarize_plan
-from actstore.extractors._positions import with_positions
+from actstore.extractors._positions import (
+    check_positions_select,
+    pending_positions,
+    with_positions,
+)
 from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
 from actstore.store._codecs import parse_codec
+from actstore.store._shardio import write_threads
 
 if TYPE_CHECKING:
     from actstore.prompts import PromptSet
@@ -169,6 +174,7 @@ def extract(
     max_batch_tokens = int(max_batch_tokens)
     shard_t = parse_shard(shard)
     codec = None if codec is None else parse_codec(codec)  # refused before loading anything
+    write_threads()  # a bad ACTSTORE_WRITE_THREADS too
     backend_hooks, hook_vars = resolve_hooks(hooks, backend)
     cfg = read_model_config(model_dir, need_weights=not dry_run)
     check_tokenizer_dir(model_dir)
@@ -215,6 +221,8 @@ def extract(
     if gen_cfg is not None:  # planned with the longest continuation; stored lengths come later
         n_tokens, t_max = plan_lengths(tok, gen_cfg, cfg.max_context)
         check_finders(tok, prompt_set, gen_cfg)  # before the dry run's plan and any generation
+    else:  # a position selecting no token anywhere is refused now, not after the extraction
+        check_positions_select(pending_positions(), n_tokens, tok.span_masks, set_name)
 
     # widths: resid hooks are d_model wide; other tlens hooks are measured after loading
     widths: dict[str, int] = {}

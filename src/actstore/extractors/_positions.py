@@ -9,6 +9,7 @@ exists in some prompt), so a typo never costs an extraction.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -16,7 +17,17 @@ from typing import Any
 
 from actstore.errors import UnknownNameError
 
-__all__ = ["with_positions"]
+__all__ = ["check_positions_select", "pending_positions", "with_positions"]
+
+#: the positions of the :func:`extract` call running in this context (None: none asked)
+_NAMES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "actstore_extract_positions", default=None
+)
+
+
+def pending_positions() -> list[str] | None:
+    """The positions the running :func:`extract` will materialise (None when none)."""
+    return _NAMES.get()
 
 
 def _check_spans(names: list[str], kw: dict[str, Any]) -> None:
@@ -39,6 +50,43 @@ def _check_spans(names: list[str], kw: dict[str, Any]) -> None:
             )
 
 
+def check_positions_select(
+    positions: list[str] | None,
+    n_tokens: Any,
+    span_masks: dict[str, Any],
+    prompt_set: str,
+) -> None:
+    """Refuse, once the prompts are tokenized and before the model runs, a position that selects
+    no token in any prompt (e.g. ``before:SPAN`` with the span always at token 0).
+
+    Parameters
+    ----------
+    positions
+        Position names (``last``, ``before:SPAN``), or None.
+    n_tokens
+        ``(prompt,)`` real tokens per prompt.
+    span_masks
+        ``span -> (prompt, token)`` bool masks.
+    prompt_set
+        The prompt set's name, for the message.
+
+    Raises
+    ------
+    InvalidArgumentError
+        The refusal :func:`~actstore.store.materialize_positions` would make after extraction.
+    """
+    import numpy as np
+
+    from actstore.prompts import parse_position
+    from actstore.store._positions import refuse_if_empty
+
+    n = np.asarray(n_tokens, dtype=np.int64)
+    for name in positions or ():
+        pos = parse_position(name)
+        if pos.span is None or pos.span in span_masks:  # an unknown span is refused by name
+            refuse_if_empty(name, pos.token_mask(n, span_masks).any(axis=1), prompt_set)
+
+
 def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap :func:`extract`: take ``positions=``, materialise them once the set is complete."""
 
@@ -49,7 +97,11 @@ def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
         names = None if positions is None else parse_position_list(positions)
         if names is not None and not kw.get("dry_run"):
             _check_spans(names, kw)
-        report = fn(*args, **kw)
+        token = _NAMES.set(names)
+        try:
+            report = fn(*args, **kw)
+        finally:
+            _NAMES.reset(token)
         if names is None or not report.complete or report.status == "dry-run":
             return report
         return _materialise(report, names, kw.get("storage_options"))

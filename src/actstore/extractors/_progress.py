@@ -16,7 +16,8 @@ class Progress:
     """Tokens/s, blocks done, bytes written, the writer's MB/s and queue depth, and ETA.
 
     The writer part reads e.g. ``writer 412 MB/s, queue 3/3 (writer-bound)``: MB/s of raw
-    activations stored since the first block, and how many batches and blocks wait for the
+    activations stored since the start (two significant digits below 10 MB/s, so a slow writer
+    never shows 0), and how many batches and blocks wait for the
     writer out of the most that may (when it stays full the disk or the encoding is the
     bottleneck; near empty, the model is).
 
@@ -66,7 +67,7 @@ class Progress:
         text = f"blocks {self.blocks}/{self.total_blocks}, {human_bytes(self.bytes)} written"
         if self.bytes:
             dt = max(time.perf_counter() - self._t0, 1e-9)
-            text += f", writer {self.bytes / dt / 1e6:,.0f} MB/s"
+            text += f", writer {_mb_per_s(self.bytes / dt)} MB/s"
         if self.queue_depth is not None:
             waiting, bound = self.queue_depth()
             text += f", queue {waiting}/{bound}"
@@ -111,3 +112,11 @@ class Progress:
             self._bar.close()
         elif self.mode == "log":
             self._log(time.perf_counter())
+
+
+def _mb_per_s(rate: float) -> str:
+    """``rate`` bytes/s as MB/s: whole numbers from 10 MB/s, two significant digits below."""
+    mb = rate / 1e6
+    if mb >= 10:
+        return f"{mb:,.0f}"
+    return f"{mb:.2g}" if mb >= 0.01 else "<0.01"

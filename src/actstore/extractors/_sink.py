@@ -16,7 +16,6 @@ whatever the number of prompts.
 from __future__ import annotations
 
 import collections
-import errno
 import queue
 import threading
 import time
@@ -30,19 +29,11 @@ import torch
 from actstore.errors import ActstoreError, DiskFullError, ExtractionError
 from actstore.extractors._batching import Batch
 from actstore.extractors._torchutil import to_numpy
+from actstore.store._enospc import is_disk_full
 
 __all__ = ["BlockSink"]
 
 _DONE = object()
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _nonfinite(buf: np.ndarray) -> np.ndarray | None:
@@ -185,7 +176,7 @@ class BlockSink:
         exc = self.error
         if isinstance(exc, ActstoreError):
             raise exc
-        if _is_disk_full(exc):
+        if is_disk_full(exc):
             raise DiskFullError(
                 f"expected free space to write the cache, got a full disk ({exc}); the blocks "
                 "written so far are recorded: free space and re-run the same command to resume"

@@ -8,6 +8,7 @@ docs/write-path.md (ratio, write and read MB/s on a trained model's bfloat16 act
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from actstore.errors import InvalidArgumentError
@@ -15,7 +16,9 @@ from actstore.errors import InvalidArgumentError
 __all__ = ["CODEC_CHOICES", "DEFAULT_CODEC", "codec_compressors", "parse_codec"]
 
 DEFAULT_CODEC = "zstd:1"
-CODEC_CHOICES = "zstd:LEVEL (e.g. zstd:1, zstd:3, zstd:-1) or none"
+CODEC_CHOICES = "zstd:LEVEL (LEVEL -7..22 except 0, e.g. zstd:1, zstd:3, zstd:-1) or none"
+#: ``zstd`` or ``zstd:LEVEL`` with LEVEL plain ASCII digits (no ``1_0``, no other scripts' digits)
+_ZSTD_RE = re.compile(r"zstd(?::([+-]?[0-9]{1,2}))?", re.ASCII)
 
 
 def parse_codec(codec: Any) -> str:
@@ -46,13 +49,10 @@ def parse_codec(codec: Any) -> str:
     text = codec.strip().lower()
     if text == "none":
         return "none"
-    name, _, level = text.partition(":")
-    if name == "zstd":
-        try:
-            n = int(level) if level else 1
-        except ValueError:
-            n = None
-        if n is not None and -7 <= n <= 22 and n != 0:
+    match = _ZSTD_RE.fullmatch(text)
+    if match is not None:
+        n = int(match.group(1)) if match.group(1) is not None else 1
+        if -7 <= n <= 22 and n != 0:
             return f"zstd:{n}"
     raise InvalidArgumentError(
         f"expected --codec {CODEC_CHOICES}, got {codec!r}; use e.g. zstd:1 (the default)"

@@ -270,6 +270,7 @@ def _copy_set(
         block_size=spec.block_size if full else None,
         fingerprint=spec.fingerprint,
         provenance=provenance,
+        codec=spec.codec,  # the copy keeps the source's --codec (resume/extend it with the same)
     )
     spans = [str(s) for s in np.asarray(arrays["span"][:])]
     span_mask = np.asarray(arrays["span_mask"].oindex[sel])

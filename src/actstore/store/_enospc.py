@@ -34,4 +34,4 @@ def disk_full_as_error(url: str, doing: str) -> Iterator[None]:
         raise DiskFullError(
             f"expected free space in {url!r} for {doing}, got a full disk or quota ({exc}); "
             "free space and re-run the same command: finished blocks are kept and it resumes"
-        ) from None
+        ) from exc

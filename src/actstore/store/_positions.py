@@ -106,11 +106,7 @@ def _token_index(group: zarr.Group, prompt_set: str, positions: list[str]) -> np
             )
         mask = pos.token_mask(n_tokens, masks)
         has = mask.any(axis=1)
-        if not has.any():
-            raise InvalidArgumentError(
-                f"expected position {name!r} to select a token in some prompt of {prompt_set!r}, "
-                f"got none in all {len(n_tokens)} prompts; check where span {pos.span!r} lies"
-            )
+        refuse_if_empty(name, has, prompt_set)
         if not has.all():
             lost = np.flatnonzero(~has)
             shown = ", ".join(str(int(p)) for p in lost[:5]) + (", ..." if lost.size > 5 else "")
@@ -124,6 +120,18 @@ def _token_index(group: zarr.Group, prompt_set: str, positions: list[str]) -> np
             )
         out[has, j] = mask.argmax(axis=1)[has]
     return out
+
+
+def refuse_if_empty(name: str, has: np.ndarray, prompt_set: str) -> None:
+    """Refuse position *name* when ``has`` (``(prompt,)`` bool: it selects a token) is all False."""
+    if not has.any():
+        from actstore.prompts import parse_position
+
+        raise InvalidArgumentError(
+            f"expected position {name!r} to select a token in some prompt of {prompt_set!r}, "
+            f"got none in all {len(has)} prompts; check where span "
+            f"{parse_position(name).span!r} lies"
+        )
 
 
 def materialize_positions(

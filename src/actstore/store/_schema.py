@@ -256,7 +256,9 @@ def compare_specs(prompt_set: str, stored: PromptSetSpec, given: PromptSetSpec) 
         if old != new:
             raise FingerprintMismatchError(
                 f"prompt set {prompt_set!r}: {name} differs from the stored one: expected "
-                f"{old!r} (stored), got {new!r}; write to a new cache or a new prompt-set name"
+                f"{old!r} (stored), got {new!r}; "
+                + ("drop --codec to resume with the stored one, or " if name == "codec" else "")
+                + "write to a new cache or a new prompt-set name"
             )
 
 

@@ -42,14 +42,39 @@ _POOL_LOCK = threading.Lock()
 
 
 def write_threads() -> int:
-    """Encode threads: ``ACTSTORE_WRITE_THREADS`` if set, else the cores this process may use."""
+    """Encode threads: ``ACTSTORE_WRITE_THREADS`` if set, else the cores this process may use.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``ACTSTORE_WRITE_THREADS`` is set to anything but a whole number >= 1.
+    """
     env = os.environ.get("ACTSTORE_WRITE_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
+    if env:
+        if not (env.isascii() and env.isdigit() and int(env) >= 1):
+            from actstore.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                f"expected ACTSTORE_WRITE_THREADS to be a whole number >= 1, got {env!r}; set "
+                "it to e.g. 4, or unset it to use every core this process may use"
+            )
         return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _forget_pool_in_child() -> None:
+    """After ``fork`` the child has none of the pool's threads, but the executor would think it
+    has them and queue work forever: the child starts a pool of its own on first use."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def encode_pool() -> ThreadPoolExecutor:

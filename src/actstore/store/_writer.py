@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from actstore.errors import (
 from actstore.store._arrays import open_or_create_group, require_array
 from actstore.store._codecs import codec_compressors, parse_codec
 from actstore.store._dtype import BFLOAT16
-from actstore.store._enospc import disk_full_as_error
+from actstore.store._enospc import disk_full_as_error, is_disk_full
 from actstore.store._layout import Layout, choose_layout
 from actstore.store._partial import clear_block, remove_block_partials, remove_partials
 from actstore.store._schema import (
@@ -170,15 +169,15 @@ class PromptSetWriter:
             raise ReadOnlyError(
                 f"expected a writable cache location, got {exc}; fix the permissions or copy "
                 "the cache somewhere writable"
-            ) from None
+            ) from exc
         except OSError as exc:
-            if exc.errno != errno.ENOSPC:
+            if not is_disk_full(exc):  # ENOSPC, or EDQUOT (a cluster's quota)
                 raise
             raise DiskFullError(
                 f"expected free space in {self.cache.url!r} to write block {b} of {self.name!r}, "
-                "got a full disk; free space and re-run the same command: the block is not "
-                "recorded, so resume rewrites it"
-            ) from None
+                "got a full disk or quota; free space and re-run the same command: the block is "
+                "not recorded, so resume rewrites it"
+            ) from exc
 
     def _plan(self, hook: str) -> ShardPlan | None:
         if hook not in self._plans:
