@@ -331,3 +331,37 @@ def test_single_table_keeps_its_stage_names_files_and_fingerprints(
     assert state["detect:last"] == config_hash(
         single._probe_fp("last"), single._data_fp("physics"), legacy
     )
+
+
+# -- [report] plots and formats are honoured (reportcfg) ----------------------------------------
+def _report_files(out: Path) -> set[str]:
+    top = {p.name for p in out.glob("report.*")}
+    return top | {str(p.relative_to(out)) for p in (out / "report").rglob("*") if p.is_file()}
+
+
+def test_report_plots_and_formats_are_honoured(block_run, tmp_path: Path) -> None:
+    """Only the listed figures are drawn and only the listed formats written; changing them
+    re-runs just the plots and report stages, and leaves no file of the old choice behind."""
+    run, _ = block_run
+    assert run.config.report.plots == ("summary",) and run.config.report.formats == ("md",)
+    folders = ("last/given", "before/given", "last/generated")
+    expected = {"report.md"}
+    for f in folders:
+        expected |= {f"report/{f}/report.md", f"report/{f}/layer_summary.png"}
+    assert _report_files(run.out) == expected
+    out = tmp_path / "copy"
+    shutil.copytree(run.out, out)
+    text = (HEAD + BLOCKS).replace('plots = ["summary"]', 'plots = ["heatmap", "trace"]')
+    cfg = parse_config(tomllib.loads(text.replace('formats = ["md"]', 'formats = ["html"]')))
+    records = ExperimentRun(cfg, out=out, model=None, log=lambda s: None).run()
+    assert {r.stage for r in records if r.status == "ran"} == {"plots", "report"}
+    expected = {"report.html"}
+    for f in folders:
+        expected |= {
+            f"report/{f}/report.html",
+            f"report/{f}/computation_heatmaps.png",
+            f"report/{f}/computation_traces.png",
+        }
+    assert _report_files(out) == expected
+    index = (out / "report.html").read_text()
+    assert "report/last/given/report.html" in index and "report.md" not in index
