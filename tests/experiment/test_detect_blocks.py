@@ -365,3 +365,47 @@ def test_report_plots_and_formats_are_honoured(block_run, tmp_path: Path) -> Non
     assert _report_files(out) == expected
     index = (out / "report.html").read_text()
     assert "report/last/given/report.html" in index and "report.md" not in index
+
+
+# -- targets and spans checked when the config is read (reportcfg) ------------------------------
+@pytest.mark.parametrize(
+    ("detect", "message"),
+    [
+        (
+            _GOOD.replace('"v_squared"', '"value"'),
+            r"^config key 'detect\[0\]\.target': expected a numeric label column of prompt set "
+            r"'physics' \(m, v, v_squared, ke\), got 'value'; name one of those$",
+        ),
+        (
+            _GOOD + 'span = "answer"\n',
+            r"^config key 'detect\[0\]\.span': expected a span of prompt set 'physics' \(m, .*"
+            r"\), got 'answer'; name one of those or leave span out$",
+        ),
+        (
+            # a generated set: its spans are the prompts' and the find_spans names (v_squared,
+            # square); 'completion' is a text label
+            _GOOD.replace('"physics"', '"physics_generated"') + 'span = "sq"\n',
+            r"^config key 'detect\[0\]\.span': expected a span of prompt set 'physics_generated' "
+            r"\(.*, v_squared, square\), got 'sq'; name one of those or leave span out$",
+        ),
+        (
+            _GOOD.replace('"v_squared"', '"completion"').replace('"physics"', '"physics_generated"'),
+            r"^config key 'detect\[0\]\.target': .* got 'completion', a text label; ",
+        ),
+    ],
+)
+def test_targets_and_spans_are_refused_when_the_config_is_read(detect: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _cfg(detect)
+
+
+def test_a_file_prompt_set_is_left_to_the_detect_stage(tmp_path: Path) -> None:
+    """A ``file`` source is not read when the config is (it may be absent where a cache made
+    elsewhere is analysed): a bad target there is refused by the detection stage, as before."""
+    text = HEAD.replace(
+        'generator = "kinetic_energy"\nn = 4\nseed = 2\noptions = { cot = "worked" }',
+        f'file = "{tmp_path / "absent.jsonl"}"',
+        1,
+    )
+    cfg = parse_config(tomllib.loads(text + _GOOD.replace('"v_squared"', '"nope"')))
+    assert cfg.detect_blocks[0].target == "nope"

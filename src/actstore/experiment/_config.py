@@ -330,6 +330,9 @@ def _validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             f"config key 'report.n_problems': expected >= 1, got {cfg.report.n_problems}"
         )
+    from actstore.experiment._label_check import check_label_names
+
+    check_label_names(cfg)  # builds generator prompt sets (no model) to learn labels and spans
 
 
 def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> ExperimentConfig:
