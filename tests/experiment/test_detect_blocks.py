@@ -389,7 +389,9 @@ def test_report_plots_and_formats_are_honoured(block_run, tmp_path: Path) -> Non
             r"\(.*, v_squared, square\), got 'sq'; name one of those or leave span out$",
         ),
         (
-            _GOOD.replace('"v_squared"', '"completion"').replace('"physics"', '"physics_generated"'),
+            _GOOD.replace('"v_squared"', '"completion"').replace(
+                '"physics"', '"physics_generated"'
+            ),
             r"^config key 'detect\[0\]\.target': .* got 'completion', a text label; ",
         ),
     ],

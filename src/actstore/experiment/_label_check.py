@@ -2,8 +2,8 @@
 
 A probe's ``target`` and a detection block's ``target`` must be numeric label columns of their
 prompt set, and a probe position's span (``before:SPAN``) and a block's ``span`` must be spans of
-it. A prompt set built from generators is built here without a model (prompts only, about 20 µs a
-prompt) to learn its labels and spans; a generated set (``generate = {...}``) adds its
+it. A prompt set built from generators is built here without a model (prompts only, no tokenizer)
+to learn its labels and spans; a generated set (``generate = {...}``) adds its
 ``find_spans`` names. A set with a ``file`` source is not read here (the file may be large, or
 absent where a cache extracted elsewhere is analysed): its names are checked when the stage that
 reads them starts, as before.
