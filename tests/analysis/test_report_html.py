@@ -148,3 +148,21 @@ def test_report_of_a_classification_probe(tmp_path: Path, kind: str) -> None:
     save_probes(probes, str(tmp_path / "c.zarr"), name="p")
     rc = main([*args, "--target", "word", "--permutations", "0", "--out", str(tmp_path / "r2")])
     assert rc == 0 and (tmp_path / "r2" / "report.html").exists()
+
+
+# -- plots= and formats= (reportcfg) -------------------------------------------------------------
+def test_only_the_asked_figures_and_formats_are_written(planted_pair, tmp_path: Path) -> None:
+    from actstore.analysis import write_figures
+
+    train, test = planted_pair
+    probes = fit_probes(train, prompt_set="arithmetic", target="value", alphas=[1.0])
+    res = detect(test, probes, prompt_set="physics", target="v_squared", write=False)
+    figures = write_figures(probes, res, tmp_path, prompts=[0], plots=["traces"])
+    assert set(figures) == {"traces"}
+    paths = write_report(probes, res, tmp_path, figures=figures, formats=["html"])
+    assert set(paths) == {"html", "traces"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["computation_traces.png", "report.html"]
+    with pytest.raises(InvalidArgumentError, match=r"^expected plots among heatmaps, traces, "):
+        write_figures(probes, res, tmp_path, plots=["heatmap"])
+    with pytest.raises(InvalidArgumentError, match=r"^expected formats among md, html, got none"):
+        write_report(probes, res, tmp_path, figures=figures, formats=[])

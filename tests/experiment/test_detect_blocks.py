@@ -331,3 +331,83 @@ def test_single_table_keeps_its_stage_names_files_and_fingerprints(
     assert state["detect:last"] == config_hash(
         single._probe_fp("last"), single._data_fp("physics"), legacy
     )
+
+
+# -- [report] plots and formats are honoured (reportcfg) ----------------------------------------
+def _report_files(out: Path) -> set[str]:
+    top = {p.name for p in out.glob("report.*")}
+    return top | {str(p.relative_to(out)) for p in (out / "report").rglob("*") if p.is_file()}
+
+
+def test_report_plots_and_formats_are_honoured(block_run, tmp_path: Path) -> None:
+    """Only the listed figures are drawn and only the listed formats written; changing them
+    re-runs just the plots and report stages, and leaves no file of the old choice behind."""
+    run, _ = block_run
+    assert run.config.report.plots == ("summary",) and run.config.report.formats == ("md",)
+    folders = ("last/given", "before/given", "last/generated")
+    expected = {"report.md"}
+    for f in folders:
+        expected |= {f"report/{f}/report.md", f"report/{f}/layer_summary.png"}
+    assert _report_files(run.out) == expected
+    out = tmp_path / "copy"
+    shutil.copytree(run.out, out)
+    text = (HEAD + BLOCKS).replace('plots = ["summary"]', 'plots = ["heatmap", "trace"]')
+    cfg = parse_config(tomllib.loads(text.replace('formats = ["md"]', 'formats = ["html"]')))
+    records = ExperimentRun(cfg, out=out, model=None, log=lambda s: None).run()
+    assert {r.stage for r in records if r.status == "ran"} == {"plots", "report"}
+    expected = {"report.html"}
+    for f in folders:
+        expected |= {
+            f"report/{f}/report.html",
+            f"report/{f}/computation_heatmaps.png",
+            f"report/{f}/computation_traces.png",
+        }
+    assert _report_files(out) == expected
+    index = (out / "report.html").read_text()
+    assert "report/last/given/report.html" in index and "report.md" not in index
+
+
+# -- targets and spans checked when the config is read (reportcfg) ------------------------------
+@pytest.mark.parametrize(
+    ("detect", "message"),
+    [
+        (
+            _GOOD.replace('"v_squared"', '"value"'),
+            r"^config key 'detect\[0\]\.target': expected a numeric label column of prompt set "
+            r"'physics' \(m, v, v_squared, ke\), got 'value'; name one of those$",
+        ),
+        (
+            _GOOD + 'span = "answer"\n',
+            r"^config key 'detect\[0\]\.span': expected a span of prompt set 'physics' \(m, .*"
+            r"\), got 'answer'; name one of those or leave span out$",
+        ),
+        (
+            # a generated set: its spans are the prompts' and the find_spans names (v_squared,
+            # square); 'completion' is a text label
+            _GOOD.replace('"physics"', '"physics_generated"') + 'span = "sq"\n',
+            r"^config key 'detect\[0\]\.span': expected a span of prompt set 'physics_generated' "
+            r"\(.*, v_squared, square\), got 'sq'; name one of those or leave span out$",
+        ),
+        (
+            _GOOD.replace('"v_squared"', '"completion"').replace(
+                '"physics"', '"physics_generated"'
+            ),
+            r"^config key 'detect\[0\]\.target': .* got 'completion', a text label; ",
+        ),
+    ],
+)
+def test_targets_and_spans_are_refused_when_the_config_is_read(detect: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _cfg(detect)
+
+
+def test_a_file_prompt_set_is_left_to_the_detect_stage(tmp_path: Path) -> None:
+    """A ``file`` source is not read when the config is (it may be absent where a cache made
+    elsewhere is analysed): a bad target there is refused by the detection stage, as before."""
+    text = HEAD.replace(
+        'generator = "kinetic_energy"\nn = 4\nseed = 2\noptions = { cot = "worked" }',
+        f'file = "{tmp_path / "absent.jsonl"}"',
+        1,
+    )
+    cfg = parse_config(tomllib.loads(text + _GOOD.replace('"v_squared"', '"nope"')))
+    assert cfg.detect_blocks[0].target == "nope"

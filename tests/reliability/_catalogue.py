@@ -1938,6 +1938,54 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected seed a whole number >= 0, got -1; pass e.g. seed=5",
     ),
+    # -- reportcfg: targets and spans checked when the config is read, not after extraction ----
+    Row(
+        id="config-detect-unknown-target",
+        where="config",
+        input='a `[[detect]]` block with `target = "v_squared"` on a multiplication prompt set',
+        call=_config(detect=[{"name": "d", "prompt_set": "arith", "target": "v_squared"}]),
+        error="ConfigError",
+        message="config key 'detect[0].target': expected a numeric label column of prompt set "
+        "'arith' (x, y, value, interaction), got 'v_squared'; name one of those",
+    ),
+    Row(
+        id="config-detect-text-target",
+        where="config",
+        input='a `[detect]` table with `target = "template"` (a text label)',
+        call=_config(detect={"prompt_set": "arith", "target": "template"}),
+        error="ConfigError",
+        message="config key 'detect.target': expected a numeric label column of prompt set "
+        "'arith' (x, y, value, interaction), got 'template', a text label; name one of those",
+    ),
+    Row(
+        id="config-detect-unknown-span",
+        where="config",
+        input='a `[[detect]]` block with `span = "result"` (the set has spans x, y, answer)',
+        call=_config(
+            detect=[{"name": "d", "prompt_set": "arith", "target": "value", "span": "result"}]
+        ),
+        error="ConfigError",
+        message="config key 'detect[0].span': expected a span of prompt set 'arith' (x, y, "
+        "answer), got 'result'; name one of those or leave span out",
+    ),
+    Row(
+        id="config-probe-unknown-target",
+        where="config",
+        input='a `[[probes]]` with `target = "v"` on a multiplication prompt set',
+        call=_config(probes=[{**_PROBE, "target": "v"}]),
+        error="ConfigError",
+        message="config key 'probes[0].target': expected a numeric label column of prompt set "
+        "'arith' (x, y, value, interaction), got 'v'; name one of those",
+    ),
+    Row(
+        id="config-probe-position-unknown-span",
+        where="config",
+        input='a `[[probes]]` with `position = "before:result"` (no span `result`)',
+        call=_config(probes=[{**_PROBE, "position": "before:result"}]),
+        error="ConfigError",
+        message="config key 'probes[0].position': expected a span of prompt set 'arith' (x, y, "
+        "answer), got 'result'; name one of those or use position 'last'",
+    ),
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from actstore.analysis._detect import DetectionResult
     from actstore.analysis._probes import ProbeSet
 
-__all__ = ["FIGURES", "detection_table", "write_figures", "write_report"]
+__all__ = ["FIGURES", "FORMATS", "detection_table", "write_figures", "write_report"]
+
+#: Report formats :func:`write_report` can write.
+FORMATS = ("md", "html")
 
 FIGURES = {
     "heatmaps": "computation_heatmaps.png",
@@ -42,26 +45,44 @@ def write_figures(
     out_dir: str | Path,
     *,
     prompts: Sequence[int] | None = None,
+    plots: Collection[str] | None = None,
 ) -> dict[str, Path]:
-    """Save the four figures as PNG into ``out_dir``; returns name -> path.
+    """Save the figures as PNG into ``out_dir``; returns name -> path of those drawn.
 
     The layer summary and the alpha curves plot R², so classification probes (``logistic``,
     ``mean_diff``) get the two detection figures only (their metrics are in the report's table).
+    ``plots`` (keys of :data:`FIGURES`; default: all) limits which are drawn.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``plots`` names a figure not in :data:`FIGURES`.
     """
+    wanted = set(FIGURES if plots is None else plots)
+    unknown = sorted(wanted - set(FIGURES))
+    if unknown:
+        from actstore.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"expected plots among {', '.join(FIGURES)}, got {unknown[0]!r}; name one of those"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / v for k, v in FIGURES.items()}
-    if probes.kind == "ridge":
-        plot_layer_summary(probes, result, path=paths["summary"])
-        plot_alpha_curves(probes, path=paths["alphas"])
-    else:
-        del paths["summary"], paths["alphas"]
+    drawers = {
+        "summary": lambda: plot_layer_summary(probes, result, path=paths["summary"]),
+        "alphas": lambda: plot_alpha_curves(probes, path=paths["alphas"]),
+        "heatmaps": lambda: plot_heatmaps(result, prompts, path=paths["heatmaps"]),
+        "traces": lambda: plot_traces(result, prompts, path=paths["traces"]),
+    }
+    if probes.kind != "ridge":
+        wanted -= {"summary", "alphas"}
     if result is None:
-        del paths["heatmaps"], paths["traces"]
-        return paths
-    plot_heatmaps(result, prompts, path=paths["heatmaps"])
-    plot_traces(result, prompts, path=paths["traces"])
-    return paths
+        wanted -= {"heatmaps", "traces"}
+    for key in FIGURES:
+        if key in wanted:
+            drawers[key]()
+    return {k: p for k, p in paths.items() if k in wanted}
 
 
 def _fmt(v: Any) -> str:
@@ -211,6 +232,7 @@ def write_report(
     prompts: Sequence[int] | None = None,
     figures: dict[str, Path] | None = None,
     max_prompts: int = MAX_PROMPTS,
+    formats: Collection[str] = FORMATS,
 ) -> dict[str, Path]:
     """Write ``report.md`` (figures linked) and a self-contained ``report.html`` into ``out_dir``.
 
@@ -231,19 +253,31 @@ def write_report(
         From :func:`write_figures` into the same ``out_dir``: reuses figures already drawn.
     max_prompts : int
         Prompts embedded in the HTML token view (the first ones; the page notes the rest).
+    formats : collection of str
+        Which of ``"md"`` and ``"html"`` to write (default: both).
 
     Returns
     -------
     dict
-        Paths: ``markdown``, ``html`` and one per figure.
+        Paths: ``markdown`` and/or ``html`` (those written) and one per figure.
 
     Raises
     ------
     InvalidArgumentError
-        If ``max_prompts`` is not a positive integer.
+        If ``max_prompts`` is not a positive integer, or ``formats`` is empty or names another
+        format.
     UnknownNameError
         If a label in ``prompts`` is not a prompt of the detection result.
     """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        from actstore.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"expected formats among {', '.join(FORMATS)}, got "
+            f"{repr(bad[0]) if bad else 'none'}; "
+            "name one or both"
+        )
     out = Path(out_dir)
     # The token view's data first: a bad max_prompts is refused before any figure is drawn.
     view = token_view_data(result, max_prompts=max_prompts) if result is not None else None
@@ -262,8 +296,12 @@ def write_report(
     for key, path in figures.items():
         md.append(f"![{CAPTIONS[key]}]({path.name})\n\n*{CAPTIONS[key]}*\n")
     md += ["## Lineage\n", "```json\n" + json.dumps(lineage, indent=2, default=str) + "\n```\n"]
-    md_path = out / "report.md"
-    md_path.write_text("\n".join(md))
+    written: dict[str, Path] = {}
+    if "md" in formats:
+        written["markdown"] = out / "report.md"
+        written["markdown"].write_text("\n".join(md))
+    if "html" not in formats:
+        return {**written, **figures}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
@@ -288,6 +326,6 @@ def write_report(
         + html.escape(json.dumps(lineage, indent=2, default=str))
         + "</pre></body></html>"
     )
-    html_path = out / "report.html"
-    html_path.write_text("".join(parts), encoding="utf-8")
-    return {"markdown": md_path, "html": html_path, **figures}
+    written["html"] = out / "report.html"
+    written["html"].write_text("".join(parts), encoding="utf-8")
+    return {**written, **figures}

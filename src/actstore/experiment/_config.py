@@ -321,10 +321,18 @@ def _validate(cfg: ExperimentConfig) -> None:
         _check_choice("report.plots", p, PLOTS)
     for f in cfg.report.formats:
         _check_choice("report.formats", f, FORMATS)
+    if not cfg.report.formats:
+        raise ConfigError(
+            "config key 'report.formats': expected at least one of md, html, got []; "
+            'write formats = ["md"] or leave the key out for both'
+        )
     if cfg.report.n_problems < 1:
         raise ConfigError(
             f"config key 'report.n_problems': expected >= 1, got {cfg.report.n_problems}"
         )
+    from actstore.experiment._label_check import check_label_names
+
+    check_label_names(cfg)  # builds generator prompt sets (no model) to learn labels and spans
 
 
 def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> ExperimentConfig:

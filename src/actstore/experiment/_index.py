@@ -151,7 +151,8 @@ def coverage_sentence(coverage: dict[str, Any] | None) -> str:
 
 
 def write_index(run: Any, sections: Sequence[tuple[Any, Any, dict[str, Path]]]) -> Path:
-    """Write ``report.md`` and ``report.html`` at the top of a run's output folder."""
+    """Write ``report.md`` and/or ``report.html`` (``[report] formats``) at the top of a run's
+    output folder; returns the first written."""
     cfg = run.config
     out: Path = run.out
     tables = headline_tables(run)
@@ -168,14 +169,22 @@ def write_index(run: Any, sections: Sequence[tuple[Any, Any, dict[str, Path]]]) 
         label = pc.name
         if det is not None and det.name is not None:
             label += f", detection '{det.name}' on '{det.prompt_set}'"
-        rel = os.path.relpath(paths["markdown"], out)
+        rel = os.path.relpath(paths.get("markdown", paths.get("html")), out)
         md.append(f"- [{label}]({rel})\n")
         if "summary" in paths:
             md.append(f"\n![summary of {label}]({os.path.relpath(paths['summary'], out)})\n")
-    md_path = out / "report.md"
     text = "\n".join(md)
-    md_path.write_text(text)
-    (out / "report.html").write_text(
-        md_to_html(text.replace("report.md)", "report.html)"), run.label, base=out)
-    )
-    return md_path
+    formats = cfg.report.formats
+    written = []
+    for fmt in ("md", "html"):
+        path = out / f"report.{fmt}"
+        if fmt not in formats:
+            path.unlink(missing_ok=True)  # left by an earlier run with other formats
+            continue
+        if fmt == "md":
+            path.write_text(text)
+        else:
+            html_text = md_to_html(text.replace("report.md)", "report.html)"), run.label, base=out)
+            path.write_text(html_text, encoding="utf-8")
+        written.append(path)
+    return written[0]

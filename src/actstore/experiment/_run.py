@@ -41,6 +41,9 @@ __all__ = ["STAGES", "ExperimentRun", "StageRecord", "build_prompt_set"]
 
 STAGES = ("extract", "probes", "detect", "plots", "report")
 
+#: ``[report] plots`` names -> figure keys of :data:`actstore.analysis._report.FIGURES`.
+PLOT_FIGURES = {"heatmap": "heatmaps", "trace": "traces", "summary": "summary", "alpha": "alphas"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class StageRecord:
@@ -270,7 +273,12 @@ class ExperimentRun:
         return [("report", self._report_fp, self._run_report, self.report_path.exists)]
 
     def _figures_exist(self) -> bool:
-        return all(any(d.glob("*.png")) for _, _, d in self._report_units())
+        """Whether the figures the last plots stage listed (``results/figures.json``) exist."""
+        try:
+            drawn = self._read_json("figures.json")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        return all((self.out / p).is_file() for p in drawn)
 
     def _report_units(self) -> list[tuple[Any, Any, Path]]:
         """``(probe config, detection block or None, report folder)`` of every report."""
@@ -283,8 +291,8 @@ class ExperimentRun:
 
     @property
     def report_path(self) -> Path:
-        """Where the Markdown report is written."""
-        return self.out / "report.md"
+        """Where the index report is written: ``report.md`` (``report.html`` without ``md``)."""
+        return self.out / ("report.md" if "md" in self.config.report.formats else "report.html")
 
     # -- stages ----------------------------------------------------------------------------
     def _extract_done(self, set_name: str) -> bool:
@@ -334,27 +342,46 @@ class ExperimentRun:
         return f"best layer {best.get('layer')} CV R2 {best.get('cv_r2', float('nan')):.3f}"
 
     def _run_plots(self) -> str:
-        from actstore.analysis._report import write_figures
+        from actstore.analysis._report import FIGURES, write_figures
 
-        n = 0
+        wanted = [PLOT_FIGURES[p] for p in self.config.report.plots]
+        drawn: list[str] = []
         for pc, det, folder in self._report_units():
-            result = detection(self, det, pc.name) if det is not None else None
+            # Figures left by an earlier run with other [report] plots would reach the report.
+            for key, fname in FIGURES.items():
+                if key not in wanted:
+                    (folder / fname).unlink(missing_ok=True)
+            result = None
+            if det is not None and {"heatmaps", "traces"} & set(wanted):
+                result = detection(self, det, pc.name)
             paths = write_figures(
-                self._load_probes(pc.name), result, folder, prompts=self._plot_prompts()
+                self._load_probes(pc.name),
+                result,
+                folder,
+                prompts=self._plot_prompts(),
+                plots=wanted,
             )
-            n += len(paths)
-        return f"{n} figures"
+            drawn += [os.path.relpath(p, self.out) for p in paths.values()]
+        self._write_json("figures.json", drawn)
+        return f"{len(drawn)} figures"
 
     def _plot_prompts(self) -> list[int]:
         return list(range(self.config.report.n_problems))
 
     def _run_report(self) -> str:
-        from actstore.analysis._report import FIGURES, write_report
+        from actstore.analysis._report import FIGURES, FORMATS, write_report
 
+        formats = self.config.report.formats
+        wanted = [PLOT_FIGURES[p] for p in self.config.report.plots]
+        stale = [f"report.{f}" for f in FORMATS if f not in formats]
         sections = []
         for pc, det, folder in self._report_units():
             result = detection(self, det, pc.name) if det is not None else None
-            figures = {k: folder / f for k, f in FIGURES.items() if (folder / f).exists()}
+            figures = {
+                k: folder / f for k, f in FIGURES.items() if k in wanted and (folder / f).exists()
+            }
+            for name in stale:  # left by an earlier run with other [report] formats
+                (folder / name).unlink(missing_ok=True)
             title = f"{self.label}: probe '{pc.name}' ({pc.target} at {pc.position})"
             if det is not None and det.name is not None:
                 title += f", detection '{det.name}' on '{det.prompt_set}'"
@@ -364,7 +391,8 @@ class ExperimentRun:
                 folder,
                 title=title,
                 prompts=self._plot_prompts(),
-                figures=figures or None,
+                figures=figures,
+                formats=formats,
             )
             sections.append((pc, det, paths))
         write_index(self, sections)
