@@ -30,6 +30,36 @@ def _holm_loop(p: list[float]) -> list[float]:
     return out
 
 
+def _ridge(alpha: float) -> Ridge:
+    return Ridge(alpha=alpha)
+
+
+def _assert_null_shuffled_equals_refits(res, probes, train, test, seed, n_perm, folds, model):
+    """The detection's shuffled-label null statistics equal brute-force scikit-learn refits: the
+    same permutations of the training labels (generator ``[seed, 1]``), each probe ``model(alpha)``
+    chosen by CV over ``folds`` on the probe's per-layer grid, applied at every real test token."""
+    y = train["value"].values
+    n = len(y)
+    last = train["n_tokens"].values - 1
+    rng = np.random.default_rng([seed, 1])
+    perms = [rng.permutation(n) for _ in range(n_perm)]
+    target, n_tok = test["v_squared"].values, test["n_tokens"].values
+    for i in range(len(probes.layers)):
+        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
+        alphas = probes.dataset["alpha_values"].values[i]
+        acts = test["resid_post"].values[:, i].astype(np.float64)
+        for j, perm in enumerate(perms):
+            yp = y[perm]
+            scores = [cross_val_score(model(a), x, yp, cv=folds).mean() for a in alphas]
+            fitted = model(alphas[int(np.argmax(scores))]).fit(x, yp)
+            mins = [
+                np.abs(fitted.predict(acts[p, : n_tok[p]]) - target[p]).min()
+                for p in range(len(target))
+            ]
+            got = res.significance["null_shuffled"].values[i, j]
+            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_holm_and_permutation_p_against_loops(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -86,28 +116,9 @@ def test_null_statistics_equal_a_brute_force_sklearn_refit() -> None:
         )
     # Reference: the same permutations, each probe chosen by KFold CV over the same grid with
     # sklearn's Ridge, applied at every real token of the test set.
-    y = train["value"].values
-    n = len(y)
-    last = train["n_tokens"].values - 1
-    rng = np.random.default_rng([11, 1])
-    perms = [rng.permutation(n) for _ in range(n_perm)]
     folds = KFold(3, shuffle=True, random_state=4)
+    _assert_null_shuffled_equals_refits(res, probes, train, test, 11, n_perm, folds, _ridge)
     target = test["v_squared"].values
-    n_tok = test["n_tokens"].values
-    for i, _layer in enumerate(probes.layers):
-        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
-        alphas = probes.dataset["alpha_values"].values[i]
-        acts = test["resid_post"].values[:, i].astype(np.float64)
-        for j, perm in enumerate(perms):
-            yp = y[perm]
-            scores = [cross_val_score(Ridge(alpha=a), x, yp, cv=folds).mean() for a in alphas]
-            model = Ridge(alpha=alphas[int(np.argmax(scores))]).fit(x, yp)
-            mins = [
-                np.abs(model.predict(acts[p, : n_tok[p]]) - target[p]).min()
-                for p in range(len(target))
-            ]
-            got = res.significance["null_shuffled"].values[i, j]
-            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)
     # Random targets: uniform between the smallest and largest target, same generator.
     rng_r = np.random.default_rng([11, 2])
     pred = res.predictions.sel(probe="fit").values  # (prompt, layer, token)
@@ -242,27 +253,9 @@ def test_null_probes_use_the_probes_grouped_folds() -> None:
             test, probes, prompt_set="b", target="v_squared", write=False, train=train,
             permutations=n_perm, seed=3,
         )  # fmt: skip
-    y = train["value"].values
-    last = train["n_tokens"].values - 1
-    rng = np.random.default_rng([3, 1])
-    perms = [rng.permutation(n) for _ in range(n_perm)]
     labels = np.array([f"t{g}" for g in groups])
     folds = list(GroupKFold(3, shuffle=True, random_state=2).split(np.zeros(n), groups=labels))
-    target, n_tok = test["v_squared"].values, test["n_tokens"].values
-    for i in range(len(probes.layers)):
-        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
-        alphas = probes.dataset["alpha_values"].values[i]
-        acts = test["resid_post"].values[:, i].astype(np.float64)
-        for j, perm in enumerate(perms):
-            yp = y[perm]
-            scores = [cross_val_score(Ridge(alpha=a), x, yp, cv=folds).mean() for a in alphas]
-            model = Ridge(alpha=alphas[int(np.argmax(scores))]).fit(x, yp)
-            mins = [
-                np.abs(model.predict(acts[p, : n_tok[p]]) - target[p]).min()
-                for p in range(len(target))
-            ]
-            got = res.significance["null_shuffled"].values[i, j]
-            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)
+    _assert_null_shuffled_equals_refits(res, probes, train, test, 3, n_perm, folds, _ridge)
 
 
 def test_null_statistics_with_standardize_and_auto_grid_equal_sklearn_pipeline() -> None:
@@ -285,28 +278,9 @@ def test_null_statistics_with_standardize_and_auto_grid_equal_sklearn_pipeline()
             test, probes, prompt_set="b", target="v_squared", write=False, train=train,
             permutations=n_perm, seed=11,
         )  # fmt: skip
-    y = train["value"].values
-    n = len(y)
-    last = train["n_tokens"].values - 1
-    rng = np.random.default_rng([11, 1])
-    perms = [rng.permutation(n) for _ in range(n_perm)]
     folds = KFold(3, shuffle=True, random_state=4)
-    target, n_tok = test["v_squared"].values, test["n_tokens"].values
-    for i in range(len(probes.layers)):
-        x = train["resid_post"].values[np.arange(n), i, last].astype(np.float64)
-        alphas = probes.dataset["alpha_values"].values[i]
-        acts = test["resid_post"].values[:, i].astype(np.float64)
-        for j, perm in enumerate(perms):
-            yp = y[perm]
 
-            def pipe(a: float):
-                return make_pipeline(StandardScaler(), Ridge(alpha=a))
+    def pipe(a: float):
+        return make_pipeline(StandardScaler(), Ridge(alpha=a))
 
-            scores = [cross_val_score(pipe(a), x, yp, cv=folds).mean() for a in alphas]
-            model = pipe(alphas[int(np.argmax(scores))]).fit(x, yp)
-            mins = [
-                np.abs(model.predict(acts[p, : n_tok[p]]) - target[p]).min()
-                for p in range(len(target))
-            ]
-            got = res.significance["null_shuffled"].values[i, j]
-            assert got == pytest.approx(np.mean(mins), rel=1e-5, abs=1e-4)
+    _assert_null_shuffled_equals_refits(res, probes, train, test, 11, n_perm, folds, pipe)
