@@ -267,7 +267,8 @@ def test_merged_moments_of_several_layers_equal_numpy_per_layer() -> None:
 def test_a_hook_left_out_of_the_positions_reads_the_full_array(tmp_path) -> None:
     """Positions materialised for ``resid_post`` only: a probe on ``resid_mid`` reads the full
     array, and equals (bit for bit) the same fit made before anything was materialised."""
-    from actstore.analysis._data import open_source, row_source, select_positions
+    from actstore.analysis._data import open_source, select_positions
+    from actstore.analysis._positions import row_source
     from actstore.errors import SampleLossWarning
     from actstore.store import open_cache
     from actstore.store._positions import materialize_positions

@@ -24,7 +24,6 @@ from actstore.analysis._data import (
     label_vector,
     open_source,
     position_losses,
-    row_source,
     select_positions,
 )
 from actstore.analysis._degenerate import (
@@ -36,6 +35,7 @@ from actstore.analysis._degenerate import (
 from actstore.analysis._estimator import check_bool, check_cv, check_whole
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._folds import prompt_folds
+from actstore.analysis._positions import row_source
 from actstore.analysis._ridge import fold_mean
 from actstore.analysis._ridgeprobe import RidgeProbe, check_alphas
 from actstore.analysis._stats import iter_rows

@@ -7,7 +7,6 @@ positions with :func:`parse_position`. Nothing here imports torch or transformer
 """
 
 from actstore.prompts import generators
-from actstore.prompts._io import read_prompt_file
 from actstore.prompts._positions import (
     POSITION_FORMS,
     Position,
@@ -16,7 +15,7 @@ from actstore.prompts._positions import (
     span_masks_for_set,
 )
 from actstore.prompts._prompt import Prompt
-from actstore.prompts._promptset import PromptSet
+from actstore.prompts._promptset import PromptSet, read_prompt_file
 from actstore.prompts._registry import (
     GeneratorInfo,
     generate,

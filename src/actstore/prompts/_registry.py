@@ -13,7 +13,7 @@ import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.prompts._prompt import Prompt
-from actstore.prompts._promptset import PromptSet
+from actstore.prompts._promptset import PromptSet, read_prompt_file
 
 __all__ = [
     "GeneratorInfo",
@@ -171,8 +171,6 @@ def load_prompts(
     For a generator, ``n`` defaults to the generator's ``default_n``. For a file, ``n`` keeps
     the first ``n`` prompts, and ``seed`` and options do not apply.
     """
-    from actstore.prompts._io import read_prompt_file
-
     text = os.fspath(name_or_file)
     is_file = text.lower().endswith(_FILE_SUFFIXES) or (
         text not in _REGISTRY and Path(text).is_file()
