@@ -5,14 +5,17 @@ Never imports torch, transformers or matplotlib at import time (plots import mat
 
 from __future__ import annotations
 
-from actstore.analysis._detect import CONTROLS, DetectionResult, detect, token_statistics
+from actstore.analysis._detect import detect
+from actstore.analysis._detect_result import CONTROLS, DetectionResult, token_statistics
 from actstore.analysis._logistic import LogisticProbe
 from actstore.analysis._mean_diff import MeanDiffProbe
 from actstore.analysis._persist import check_compatible, list_probes, load_probes, save_probes
 from actstore.analysis._plots import plot_alpha_curves, plot_layer_summary
-from actstore.analysis._probes import ProbeSet, RidgeProbe, fit_probes
+from actstore.analysis._probes import fit_probes
+from actstore.analysis._probeset import ProbeSet
 from actstore.analysis._report import write_figures, write_report
 from actstore.analysis._ridge import kfold_assign
+from actstore.analysis._ridgeprobe import RidgeProbe
 from actstore.analysis._tokenplots import plot_heatmaps, plot_traces
 
 __all__ = [

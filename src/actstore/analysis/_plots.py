@@ -18,8 +18,8 @@ from actstore.analysis._class_probeset import require_ridge
 from actstore.errors import UnknownNameError
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
-    from actstore.analysis._probes import ProbeSet
+    from actstore.analysis._detect_result import DetectionResult
+    from actstore.analysis._probeset import ProbeSet
 
 __all__ = ["plot_alpha_curves", "plot_layer_summary"]
 
@@ -85,7 +85,7 @@ def plot_layer_summary(
     Right: mean minimum error over prompts (the reference's number) with bars for the
     shuffled-label probe and the random in-range target: the chance band it must beat.
     """
-    require_ridge(probes, "the layer-summary figure")
+    require_ridge(probes.kind, "the layer-summary figure")
     plt = _pyplot()
     metrics = probes.metrics()
     layers = [m["layer"] for m in metrics]
@@ -143,7 +143,7 @@ def plot_layer_summary(
 
 def plot_alpha_curves(probes: ProbeSet, *, path: str | Path | None = None) -> Any:
     """(4) Held-out R² against alpha, one line per layer (control dashed), chosen alpha marked."""
-    require_ridge(probes, "the alpha-curve figure")
+    require_ridge(probes.kind, "the alpha-curve figure")
     plt = _pyplot()
     ds = probes.dataset
     fig, ax = plt.subplots(figsize=(8, 4.5))

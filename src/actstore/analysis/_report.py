@@ -22,8 +22,8 @@ from actstore.analysis._tokenplots import plot_heatmaps, plot_traces
 from actstore.analysis._verdict import VERDICTS, verdict_rows
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
-    from actstore.analysis._probes import ProbeSet
+    from actstore.analysis._detect_result import DetectionResult
+    from actstore.analysis._probeset import ProbeSet
 
 __all__ = ["FIGURES", "FORMATS", "detection_table", "write_figures", "write_report"]
 
