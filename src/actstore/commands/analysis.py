@@ -56,19 +56,19 @@ _REPORT_EPILOG = """examples:
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as exc:
         raise InvalidArgumentError(
             f"expected comma-separated numbers (e.g. 0.1,1,10), got {text!r}"
-        ) from None
+        ) from exc
 
 
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as exc:
         raise InvalidArgumentError(
             f"expected comma-separated integers (e.g. 7,15,23), got {text!r}"
-        ) from None
+        ) from exc
 
 
 def _default_name(target: str, position: str) -> str:

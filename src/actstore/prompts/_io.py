@@ -60,12 +60,12 @@ def _fail(path: Path, line: int | None, field: str | None, message: str) -> Prom
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise PromptFileError(
             f"{path}: expected an existing prompt file, got no such file; check the path"
-        ) from None
-    except IsADirectoryError:
-        raise PromptFileError(f"{path}: expected a prompt file, got a directory") from None
+        ) from exc
+    except IsADirectoryError as exc:
+        raise PromptFileError(f"{path}: expected a prompt file, got a directory") from exc
     try:
         # utf-8-sig: spreadsheet programs put a byte-order mark in front of exported CSV files.
         return data.decode("utf-8-sig")
@@ -78,7 +78,7 @@ def _read_text(path: Path) -> str:
             None,
             f"expected UTF-8 text, got byte 0x{data[exc.start]:02x} at column {column}; "
             "re-save the file as UTF-8",
-        ) from None
+        ) from exc
 
 
 def _make_prompt(
@@ -96,7 +96,7 @@ def _make_prompt(
         field = exc.field
         if field.startswith("spans."):  # CSV files name span columns "span:NAME"
             field = span_prefix + field[len("spans.") :]
-        raise _fail(path, line, field, exc.message) from None
+        raise _fail(path, line, field, exc.message) from exc
     return Prompt(text=text, labels=labels, spans=spans)
 
 
@@ -154,18 +154,18 @@ def read_jsonl_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
             continue
         try:
             record = json.loads(raw, object_pairs_hook=_keep_duplicates)
-        except RecursionError:  # json recurses per nesting level: "[[[[..." deep enough crashes
+        except RecursionError as exc:  # json recurses per nesting level: "[[[[..." deep enough crashes
             raise _fail(
                 path,
                 lineno,
                 None,
                 "expected one flat JSON object per line, got deeper nesting "
                 "than Python's JSON parser can read",
-            ) from None
+            ) from exc
         except ValueError as exc:  # JSONDecodeError, or an integer literal over 4300 digits
             raise _fail(
                 path, lineno, None, f"expected one JSON object per line, got invalid JSON ({exc})"
-            ) from None
+            ) from exc
         if not isinstance(record, dict):
             raise _fail(
                 path,
@@ -282,9 +282,10 @@ def read_csv_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
     try:
         header = next(reader)
     except StopIteration:
+        # from None: the cause would be a bare StopIteration (the reader had no row), no news.
         raise _fail(path, 1, None, "expected a header row, got an empty file") from None
     except csv.Error as exc:
-        raise _fail(path, reader.line_num, None, f"expected valid CSV, got {exc}") from None
+        raise _fail(path, reader.line_num, None, f"expected valid CSV, got {exc}") from exc
     header = [h.strip() for h in header]
     seen: set[str] = set()
     for h in header:
@@ -311,7 +312,7 @@ def read_csv_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
                 rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise _fail(path, start, None, f"expected valid CSV, got {exc}") from None
+        raise _fail(path, start, None, f"expected valid CSV, got {exc}") from exc
 
     label_cols = [(i, h) for i, h in enumerate(header) if h != "text" and not h.startswith("span:")]
     span_cols = [(i, h[len("span:") :]) for i, h in enumerate(header) if h.startswith("span:")]

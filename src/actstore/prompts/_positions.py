@@ -159,11 +159,11 @@ class Position:
     def _mask(self, span_masks: Mapping[str, np.ndarray]) -> np.ndarray:
         try:
             return np.asarray(span_masks[self.span], dtype=bool)  # type: ignore[index]
-        except KeyError:
+        except KeyError as exc:
             raise UnknownNameError(
                 f"expected a span name ({', '.join(span_masks) or 'none available'}), got "
                 f"{self.span!r} in position {str(self)!r}"
-            ) from None
+            ) from exc
 
     def select(self, n_tokens: int, span_masks: Mapping[str, np.ndarray]) -> np.ndarray:
         """Token indices of one prompt that this position selects.

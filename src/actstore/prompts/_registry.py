@@ -98,11 +98,11 @@ def generator_info(name: str) -> GeneratorInfo:
     """The registration record of generator ``name``."""
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except KeyError as exc:
         raise UnknownNameError(
             f"expected a generator name ({', '.join(list_generators())}), got {name!r}; "
             "see `actstore prompts list`"
-        ) from None
+        ) from exc
 
 
 def _check_int(value: Any, what: str, minimum: int) -> int:
