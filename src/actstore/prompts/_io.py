@@ -154,7 +154,8 @@ def read_jsonl_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
             continue
         try:
             record = json.loads(raw, object_pairs_hook=_keep_duplicates)
-        except RecursionError as exc:  # json recurses per nesting level: "[[[[..." deep enough crashes
+        except RecursionError as exc:
+            # json recurses per nesting level: "[[[[..." deep enough crashes it
             raise _fail(
                 path,
                 lineno,
