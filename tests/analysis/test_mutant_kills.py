@@ -13,7 +13,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_score
 
-from actstore.analysis import detect, fit_probes, kfold_assign
+from actstore.analysis import detect, fit_probes
+from actstore.analysis._ridge import kfold_assign
 from actstore.analysis._stats import Moments
 from tests._fixtures.analysis import planted_set, random_set
 

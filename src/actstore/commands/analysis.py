@@ -104,7 +104,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from actstore.analysis import fit_probes, save_probes
 
     if args.out:
-        from actstore._locations import check_output_dir
+        from actstore.locations import check_output_dir
 
         check_output_dir(args.out, parent=True)
     else:
@@ -226,7 +226,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _prepare_out(out: str) -> None:
     """Create the local output folder *out* now, so that a bad location fails in one line first."""
-    from actstore._locations import location_errors, require_local
+    from actstore.locations import location_errors, require_local
 
     loc = require_local(out, "--out")
     with location_errors(loc, "write"):

@@ -6,9 +6,8 @@ spans into per-token masks with :func:`char_spans_to_token_masks`; the analysis 
 positions with :func:`parse_position`. Nothing here imports torch or transformers.
 """
 
-from actstore.prompts import generators
+from actstore.prompts import generators  # noqa: F401  (registers the built-in generators)
 from actstore.prompts._positions import (
-    POSITION_FORMS,
     Position,
     char_spans_to_token_masks,
     parse_position,
@@ -26,7 +25,6 @@ from actstore.prompts._registry import (
 )
 
 __all__ = [
-    "POSITION_FORMS",
     "GeneratorInfo",
     "Position",
     "Prompt",
@@ -34,7 +32,6 @@ __all__ = [
     "char_spans_to_token_masks",
     "generate",
     "generator_info",
-    "generators",
     "list_generators",
     "load_prompts",
     "parse_position",
