@@ -53,22 +53,43 @@ class ProbeSet:
 
     @property
     def lineage(self) -> dict[str, Any]:
+        """What was fitted on what: kind, prompt set, target, position, layers, cache and model
+        fingerprints, the arguments of the fit, versions (a JSON-ready dict)."""
         return dict(self.dataset.attrs[_ATTR])
 
     @property
     def layers(self) -> list[int]:
+        """The real layer indices (the ``layer`` coordinate), one probe each."""
         return [int(v) for v in self.dataset["layer"].values]
 
     @property
     def d_model(self) -> int:
+        """The residual width the probes read (size of the ``d_model`` dimension)."""
         return int(self.dataset.sizes["d_model"])
 
     @property
     def has_control(self) -> bool:
+        """Whether probes fitted on shuffled labels (``control_*`` variables) are included."""
         return "control_coef" in self.dataset
 
     def select_layers(self, layers: Sequence[int]) -> ProbeSet:
-        """The same probes restricted to *layers* (each one of ``.layers``), in that order."""
+        """The same probes restricted to *layers* (each one of ``.layers``), in that order.
+
+        Parameters
+        ----------
+        layers : sequence of int
+            Real layer indices, each one of :attr:`layers`.
+
+        Returns
+        -------
+        ProbeSet
+            A new set over those layers, same name.
+
+        Raises
+        ------
+        UnknownNameError
+            If a layer is not one of :attr:`layers`.
+        """
         missing = [int(v) for v in layers if int(v) not in self.layers]
         if missing:
             raise UnknownNameError(
@@ -80,8 +101,24 @@ class ProbeSet:
     def weights(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients ``(layer, d_model)`` and intercepts ``(layer,)`` as float64.
 
-        For a binary classification probe: the detection score's weights (see
-        :mod:`._class_probeset`); a multiclass probe raises ``InvalidArgumentError``.
+        A prediction of layer ``l`` is ``x @ coef[l] + intercept[l]`` for raw activations ``x``
+        ``(d_model,)``. For a binary classification probe: the detection score's weights (see
+        :mod:`._class_probeset`).
+
+        Parameters
+        ----------
+        control : bool
+            The weights of the shuffled-label control probes instead (see :attr:`has_control`).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``coef (layer, d_model)`` and ``intercept (layer,)``, float64.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If the probe is a multiclass classifier (no single score per token).
         """
         if self.kind != "ridge":
             return detection_weights(self.dataset, self.kind, control)

@@ -134,8 +134,22 @@ class PromptSet:
     def label_array(self, name: str) -> np.ndarray:
         """One label column as an array over the ``prompt`` dimension.
 
-        Returns float64 (NaN where a prompt lacks the label) when every present value is a
-        number; otherwise an object array of ``str`` (``""`` where missing; numbers as text).
+        Parameters
+        ----------
+        name : str
+            One of :attr:`label_names`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(prompt,)``: float64 (NaN where a prompt lacks the label) when every present
+            value is a number; otherwise an object array of ``str`` (``""`` where missing;
+            numbers as text).
+
+        Raises
+        ------
+        UnknownNameError
+            If ``name`` is not a label of the set.
         """
         if self.label_kind(name) == "numeric":
             return np.array(
@@ -146,7 +160,23 @@ class PromptSet:
         return out
 
     def span_array(self, name: str) -> np.ndarray:
-        """Span ``name`` as int64 (prompt, 2) character ``[start, end)``; ``-1`` where absent."""
+        """Span ``name`` as character offsets, one row per prompt.
+
+        Parameters
+        ----------
+        name : str
+            One of :attr:`span_names`.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 of shape ``(prompt, 2)``: character ``[start, end)``; ``-1`` where absent.
+
+        Raises
+        ------
+        UnknownNameError
+            If ``name`` is not a span of the set.
+        """
         if name not in self._span_names:
             raise UnknownNameError(
                 f"expected a span name of set {self.name!r} ({', '.join(self._span_names)}), "
@@ -182,11 +212,42 @@ class PromptSet:
 
     # -- files ------------------------------------------------------------------------------
     def to_jsonl(self, path: str | os.PathLike[str]) -> None:
-        """Write one JSON object per prompt: ``text``, labels, ``spans: {name: [start, end]}``."""
+        """Write one JSON object per prompt: ``text``, labels, ``spans: {name: [start, end]}``.
+
+        The file is written beside ``path`` and renamed into place (never half written).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A local file path.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``path`` is a URL.
+        StorageError, ReadOnlyError, DiskFullError
+            If the file cannot be written.
+        """
         write_jsonl(self, path)
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write a CSV: ``text``, one column per label, one ``span:NAME`` column (``start:end``)."""
+        """Write a CSV: ``text``, one column per label, one ``span:NAME`` column (``start:end``).
+
+        Missing labels and absent spans are empty cells; the file is written beside ``path`` and
+        renamed into place.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A local file path.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``path`` is a URL.
+        StorageError, ReadOnlyError, DiskFullError
+            If the file cannot be written.
+        """
         write_csv(self, path)
 
     @classmethod
@@ -228,7 +289,28 @@ class PromptSet:
         name: str,
         source: Mapping[str, Any] | None = None,
     ) -> PromptSet:
-        """Build a set from dicts shaped like JSONL lines (``text``, labels, optional ``spans``)."""
+        """Build a set from dicts shaped like JSONL lines (``text``, labels, optional ``spans``).
+
+        Parameters
+        ----------
+        records : sequence of mappings
+            One per prompt: ``text``, optional ``spans: {name: (start, end)}``, every other key a
+            label.
+        name : str
+            The set's name.
+        source : mapping, optional
+            Where the records came from (informational).
+
+        Returns
+        -------
+        PromptSet
+            The prompts, in order.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If a record is not a valid prompt (the message names the field), or there is none.
+        """
         prompts = []
         for rec in records:
             rec = dict(rec)

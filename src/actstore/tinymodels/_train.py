@@ -125,6 +125,13 @@ def train_tiny_model(
     -------
     Path
         ``out_dir``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If fewer than 20 non-empty texts are given, ``eval_fraction`` is not in (0, 1), a text is
+        longer than ``max_position`` tokens, or the model sizes are refused
+        (see :func:`build_random_model`).
     """
     params = _train_params(locals())  # first statement: the arguments only
 
@@ -213,6 +220,25 @@ def build_random_twin(out_dir: str | Path, *, like: str | Path) -> Path:
 
     Same config, same tokenizer, same init seed: exactly the weights training started from.
     The twin's ``tinymodel.json`` has ``kind="random_twin"`` and the trained model's path.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Destination directory (created if needed).
+    like : str or Path
+        The trained model's directory, as written by :func:`train_tiny_model`.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    ModelLoadError
+        If ``like`` holds no ``tinymodel.json``.
+    InvalidArgumentError
+        If ``like`` was not written by :func:`train_tiny_model` (e.g. it is a random model).
     """
     import shutil
 
