@@ -50,7 +50,7 @@ demo: $(STAMP)
 # result tables and figures into docs/demo-results.md and the demo tutorial's block
 # (docs/tutorial/demo.md): no hand-copied numbers.
 demo-docs: $(STAMP)
-	$(PY) -m actstore.experiment._demo_results --run demo_out
+	$(PY) -m actstore.experiment._demo_docs --run demo_out
 
 clean:
 	rm -rf $(VENV) .pytest_cache build site *.egg-info src/*.egg-info

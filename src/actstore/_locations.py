@@ -167,15 +167,29 @@ def location_errors(url: str | os.PathLike[str], action: str) -> Iterator[None]:
 
     Parameters
     ----------
-    url : str or path
+    url : str or os.PathLike
         The location named in the message.
     action : str
         What was being done, e.g. ``"read"``, ``"write"`` (``"expected a location to write"``).
 
+    Yields
+    ------
+    None
+        Run the code that touches ``url`` inside the ``with`` block.
+
     Raises
     ------
     StorageError, ReadOnlyError, DiskFullError
-        For OS errors and storage-side failures; :class:`ActstoreError` passes through.
+        For OS errors and storage-side failures (the original exception is the ``__cause__``);
+        an :class:`~actstore.errors.ActstoreError` and any other exception pass through.
+
+    Examples
+    --------
+    >>> from actstore.locations import location_errors
+    >>> with location_errors("/proc/out", "write"):  # doctest: +SKIP
+    ...     open("/proc/out/x.txt", "w")
+    Traceback (most recent call last):
+    actstore.errors.StorageError: expected a location to write, got '/proc/out': ...
     """
     try:
         yield
@@ -193,6 +207,18 @@ def require_local(where: str | os.PathLike[str], what: str = "the output") -> st
     Outputs written with plain file I/O (figures, reports, exports, prompt files, ``.npz``
     probes, run folders) must not take a URL as a local path, which would silently create a
     local folder named ``s3:``.
+
+    Parameters
+    ----------
+    where : str or os.PathLike
+        A local path or a ``file://`` URL.
+    what : str
+        What the location is for, named in the message (e.g. ``"--out"``).
+
+    Returns
+    -------
+    str
+        The local path.
 
     Raises
     ------
@@ -244,6 +270,14 @@ def located(action: str, param: str, *, local: bool = False) -> Callable[[F], F]
 def check_output_dir(path: str | os.PathLike[str], *, parent: bool = False) -> None:
     """Create the local output folder *path* (or the parent of the file *path*) now, so a
     location that cannot be written is refused before the work, not after it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder, or with ``parent=True`` an output file. A URL is not checked here
+        (it is checked where it is written).
+    parent : bool
+        Create the folder that holds the file *path* rather than *path* itself.
 
     Raises
     ------

@@ -37,9 +37,26 @@ def show_progress(mode: bool | str | None = True) -> Iterator[None]:
 
     Parameters
     ----------
-    mode
+    mode : bool, {"bar", "log"} or None
         ``True`` or ``None``: a bar on a terminal, log lines otherwise; ``"bar"`` or ``"log"``:
         that; ``False``: silent.
+
+    Yields
+    ------
+    None
+        Run the operations inside the ``with`` block.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``mode`` is none of those.
+
+    Examples
+    --------
+    >>> from actstore import show_progress
+    >>> from actstore.analysis import fit_probes
+    >>> with show_progress("log"):  # doctest: +SKIP
+    ...     fit_probes("cache.zarr", prompt_set="arithmetic", target="value")
     """
     if mode not in (True, False, None, "bar", "log"):
         from actstore.errors import InvalidArgumentError

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from actstore._progress import show_progress
+from actstore import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError, ActstoreWarning
 

@@ -17,7 +17,8 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold
 
-from actstore.analysis import RidgeProbe, detect, fit_probes, kfold_assign
+from actstore.analysis import RidgeProbe, detect, fit_probes
+from actstore.analysis._ridge import kfold_assign
 from actstore.errors import (
     DegenerateTargetError,
     InvalidArgumentError,

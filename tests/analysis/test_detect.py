@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import actstore
-from actstore.analysis import detect, fit_probes, token_statistics
+from actstore.analysis import detect, fit_probes
+from actstore.analysis._detect_result import token_statistics
 from actstore.errors import ProbeMismatchError, ReadOnlyError, UnknownNameError
 from tests._fixtures.analysis import SIGNAL_LAYER, planted_set
 

@@ -13,7 +13,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_score
 
-from actstore.analysis import detect, fit_probes, kfold_assign
+from actstore.analysis import detect, fit_probes
+from actstore.analysis._ridge import kfold_assign
 from actstore.analysis._stats import Moments
 from tests._fixtures.analysis import planted_set, random_set
 
@@ -267,7 +268,8 @@ def test_merged_moments_of_several_layers_equal_numpy_per_layer() -> None:
 def test_a_hook_left_out_of_the_positions_reads_the_full_array(tmp_path) -> None:
     """Positions materialised for ``resid_post`` only: a probe on ``resid_mid`` reads the full
     array, and equals (bit for bit) the same fit made before anything was materialised."""
-    from actstore.analysis._data import open_source, row_source, select_positions
+    from actstore.analysis._data import open_source, select_positions
+    from actstore.analysis._positions import row_source
     from actstore.errors import SampleLossWarning
     from actstore.store import open_cache
     from actstore.store._positions import materialize_positions

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from actstore.analysis import check_compatible, fit_probes, load_probes, save_probes
+from actstore.analysis import fit_probes, load_probes, save_probes
 from actstore.analysis._data import open_source
+from actstore.analysis._persist import check_compatible
 from actstore.errors import (
     InvalidArgumentError,
     ProbeMismatchError,

@@ -15,7 +15,8 @@ import pytest
 import zarr
 
 from actstore.analysis import fit_probes
-from actstore.analysis._data import open_source, row_source, select_positions
+from actstore.analysis._data import open_source, select_positions
+from actstore.analysis._positions import row_source
 from actstore.errors import (
     IncompleteCacheError,
     InvalidArgumentError,

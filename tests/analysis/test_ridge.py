@@ -7,7 +7,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_score
 
-from actstore.analysis import RidgeProbe, kfold_assign
+from actstore.analysis import RidgeProbe
+from actstore.analysis._ridge import kfold_assign
 from actstore.errors import InvalidArgumentError
 
 ALPHAS = [0.05, 1.0, 20.0]

@@ -148,7 +148,8 @@ def test_blocks_narrower_than_config_are_refused_before_writing(
 def test_tokenizer_beyond_the_embedding_is_refused(tiny_qwen2_dir, mixed_prompts, tmp_path):
     from tokenizers import Tokenizer
 
-    from actstore.tinymodels import build_tokenizer, default_corpus
+    from actstore.tinymodels import build_tokenizer
+    from actstore.tinymodels._tokenizer import default_corpus
 
     m = copy_checkpoint(tiny_qwen2_dir, tmp_path / "m")
     # a larger tokenizer that learned the prompts' words: ids past the model's embedding

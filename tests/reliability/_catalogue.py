@@ -250,7 +250,8 @@ def _extract(**kw: Any) -> Callable[[Path], Any]:
 
 def _extract_foreign_tokenizer(work: Path) -> Any:
     """``model`` beside a larger tokenizer that learned the prompts: ids past its embedding."""
-    from actstore.tinymodels import build_tokenizer, default_corpus
+    from actstore.tinymodels import build_tokenizer
+    from actstore.tinymodels._tokenizer import default_corpus
 
     m = work / "model_bigtok"
     if not m.exists():

@@ -15,7 +15,8 @@ import itertools
 from tokenizers import Tokenizer
 
 from actstore.errors import ActstoreError, InvalidArgumentError
-from actstore.tinymodels import BOS_TOKEN, build_tokenizer
+from actstore.tinymodels import build_tokenizer
+from actstore.tinymodels._tokenizer import BOS_TOKEN
 
 TEXTS = [
     "7 times 8 equals 56",

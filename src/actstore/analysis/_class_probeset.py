@@ -14,7 +14,7 @@ The detection error of a token is then ``|value - class index|``, as for a ridge
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -22,9 +22,6 @@ from scipy.special import expit
 
 from actstore.analysis._class_metrics import METRICS
 from actstore.errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from actstore.analysis._probes import ProbeSet
 
 __all__ = [
     "class_metric_rows",
@@ -35,17 +32,17 @@ __all__ = [
 ]
 
 
-def require_ridge(probes: ProbeSet, what: str) -> None:
-    """Refuse a classification probe where only R² figures exist yet.
+def require_ridge(kind: str, what: str) -> None:
+    """Refuse a classification probe (``kind``, a ``ProbeSet.kind``) where only R² figures exist.
 
     Raises
     ------
     InvalidArgumentError
-        ``probes.kind`` is not ``ridge``.
+        ``kind`` is not ``ridge``.
     """
-    if probes.kind != "ridge":
+    if kind != "ridge":
         raise InvalidArgumentError(
-            f"expected ridge probes for {what} (it plots R²), got kind={probes.kind!r}; use "
+            f"expected ridge probes for {what} (it plots R²), got kind={kind!r}; use "
             "`actstore probe show` / ProbeSet.metrics() for classification metrics, and the "
             "detection figures (heatmaps, traces)"
         )
@@ -55,13 +52,16 @@ def _index(grid: np.ndarray, alpha: float) -> int:
     return int(np.argmin(np.abs(grid - alpha)))
 
 
-def class_metric_rows(probes: ProbeSet) -> list[dict[str, Any]]:
+def _layers(ds: xr.Dataset) -> list[int]:
+    return [int(v) for v in ds["layer"].values]
+
+
+def class_metric_rows(ds: xr.Dataset) -> list[dict[str, Any]]:
     """One row per layer: chosen alpha (``C = 1/alpha``), held-out metrics, training accuracy,
-    and the shuffled control's held-out metrics."""
-    ds = probes.dataset
+    and the shuffled control's held-out metrics, from a ``ProbeSet.dataset``."""
     grid = np.asarray(ds["alpha_grid"].values, dtype=np.float64)
     rows = []
-    for i, layer in enumerate(probes.layers):
+    for i, layer in enumerate(_layers(ds)):
         a = _index(grid, float(ds["alpha"].values[i]))
         row: dict[str, Any] = {"layer": layer, "alpha": float(ds["alpha"].values[i])}
         # A searched grid (>= 2 alphas) whose best is an end of it is flagged (not extended).
@@ -69,7 +69,7 @@ def class_metric_rows(probes: ProbeSet) -> list[dict[str, Any]]:
         row["alpha_at_edge"] = ends.get(a)
         row.update({f"cv_{m}": float(ds[f"cv_{m}"].values[i, a]) for m in METRICS})
         row["train_accuracy"] = float(ds["train_accuracy"].values[i])
-        if probes.has_control:
+        if "control_coef" in ds:
             c = _index(grid, float(ds["control_alpha"].values[i]))
             for m in METRICS:
                 row[f"control_cv_{m}"] = float(ds[f"control_cv_{m}"].values[i, c])
@@ -77,17 +77,17 @@ def class_metric_rows(probes: ProbeSet) -> list[dict[str, Any]]:
     return rows
 
 
-def class_to_dict(probes: ProbeSet) -> dict[str, Any]:
-    """JSON-ready lineage, metrics per layer, the classes and the log-loss by alpha."""
-    ds = probes.dataset
+def class_to_dict(ds: xr.Dataset) -> dict[str, Any]:
+    """JSON-ready lineage, metrics per layer, the classes and the log-loss by alpha, from a
+    ``ProbeSet.dataset``."""
     return {
-        "lineage": probes.lineage,
+        "lineage": dict(ds.attrs["actstore_probe"]),
         "classes": [str(c) for c in ds["class"].values],
-        "layers": class_metric_rows(probes),
+        "layers": class_metric_rows(ds),
         "alpha_grid": [float(a) for a in ds["alpha_grid"].values],
         "cv_log_loss_by_alpha": {
             str(layer): [float(v) for v in ds["cv_log_loss"].values[i]]
-            for i, layer in enumerate(probes.layers)
+            for i, layer in enumerate(_layers(ds))
         },
     }
 
@@ -132,15 +132,17 @@ def detection_link(kind: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def detection_target(probes: ProbeSet, ds: xr.Dataset, target: str) -> np.ndarray:
+def detection_target(classes: np.ndarray, ds: xr.Dataset, target: str) -> np.ndarray:
     """Each prompt's class index ``(prompt,)`` as float64 (NaN: missing or another class).
+
+    ``classes`` are the probe's classes (its ``class`` coordinate), ``ds`` the prompt set.
 
     Raises
     ------
     InvalidArgumentError
         The label is not a ``(prompt,)`` column, or none of its values is one of the classes.
     """
-    classes = np.asarray(probes.dataset["class"].values)
+    classes = np.asarray(classes)
     if target not in ds.variables or ds[target].dims != ("prompt",):
         raise InvalidArgumentError(
             f"expected the probe's class label {target!r} as a (prompt,) column, got none; "

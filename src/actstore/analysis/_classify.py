@@ -36,11 +36,12 @@ import xarray as xr
 
 from actstore._version import __version__
 from actstore.analysis._class_metrics import METRICS, fold_metrics
-from actstore.analysis._data import SetSource, row_source, select_positions
+from actstore.analysis._data import SetSource, select_positions
 from actstore.analysis._degenerate import _examples
 from actstore.analysis._folds import class_labels, prompt_folds
 from actstore.analysis._logistic import logistic_fit, logistic_proba
 from actstore.analysis._mean_diff import mean_diff_fit
+from actstore.analysis._positions import row_source
 from actstore.analysis._ridge import std_scale
 from actstore.analysis._stats import iter_rows
 from actstore.errors import InvalidArgumentError, UndefinedMetricWarning

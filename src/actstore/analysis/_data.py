@@ -214,32 +214,3 @@ def position_losses(
         f"position {position!r} selects no token in {lost.size} of {candidates.size} prompts, "
         f"which are left out: {'; '.join(reasons)}"
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class RowSource:
-    """What the row readers read for one (hook, position): the array and the indices into it."""
-
-    act: xr.DataArray  # (prompt, layer, token or position, d_model), raw dtype
-    token: np.ndarray  # (n,) index along the third dimension for each selected sample
-    unit: int  # inner chunk along prompt (tasks align to it)
-    materialised: bool
-
-
-def row_source(
-    src: SetSource, hook: str, position: str, prompt: np.ndarray, token: np.ndarray
-) -> RowSource:
-    """The materialised positions of ``hook`` at ``position`` when stored, else the full array.
-
-    ``prompt`` / ``token`` are :func:`select_positions`' answer. The materialised rows are used
-    only when the cache holds a complete positions group with this hook and position and its
-    ``token_index`` names exactly these tokens; they are the same bytes, so results are identical.
-    """
-    from actstore.analysis._positions import materialised_rows
-
-    found = materialised_rows(src, hook, position, prompt, token)
-    if found is not None:
-        return found
-    from actstore.analysis._stats import chunk_prompts
-
-    return RowSource(act=src.ds[hook], token=token, unit=chunk_prompts(src.ds), materialised=False)

@@ -27,7 +27,7 @@ from actstore.analysis._tokens import readable_tokens
 from actstore.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
+    from actstore.analysis._detect_result import DetectionResult
 
 __all__ = ["MAX_PROMPTS", "image_data_uri", "token_view_data", "token_view_html"]
 

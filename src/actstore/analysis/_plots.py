@@ -18,8 +18,8 @@ from actstore.analysis._class_probeset import require_ridge
 from actstore.errors import UnknownNameError
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
-    from actstore.analysis._probes import ProbeSet
+    from actstore.analysis._detect_result import DetectionResult
+    from actstore.analysis._probeset import ProbeSet
 
 __all__ = ["plot_alpha_curves", "plot_layer_summary"]
 
@@ -84,8 +84,29 @@ def plot_layer_summary(
     Left: held-out R² at the chosen alpha, training R² as a tick, shuffled-label control hatched.
     Right: mean minimum error over prompts (the reference's number) with bars for the
     shuffled-label probe and the random in-range target: the chance band it must beat.
+
+    Parameters
+    ----------
+    probes : ProbeSet
+        Ridge probes, one per layer (``probes.metrics()`` gives the bars).
+    result : DetectionResult, optional
+        Detection with these probes; without it only the left panel is drawn.
+    path : str or Path, optional
+        Save the figure there as PNG (parent folders created) and close it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the probes are of a classification kind (no R² to plot).
+    StorageError, ReadOnlyError
+        If ``path`` cannot be written.
     """
-    require_ridge(probes, "the layer-summary figure")
+    require_ridge(probes.kind, "the layer-summary figure")
     plt = _pyplot()
     metrics = probes.metrics()
     layers = [m["layer"] for m in metrics]
@@ -142,8 +163,29 @@ def plot_layer_summary(
 
 
 def plot_alpha_curves(probes: ProbeSet, *, path: str | Path | None = None) -> Any:
-    """(4) Held-out R² against alpha, one line per layer (control dashed), chosen alpha marked."""
-    require_ridge(probes, "the alpha-curve figure")
+    """(4) Held-out R² against alpha, one line per layer (control dashed), chosen alpha marked.
+
+    Parameters
+    ----------
+    probes : ProbeSet
+        Ridge probes, one per layer: ``cv_r2 (layer, alpha_grid)`` against the penalties each
+        layer searched.
+    path : str or Path, optional
+        Save the figure there as PNG (parent folders created) and close it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the probes are of a classification kind (no R² to plot).
+    StorageError, ReadOnlyError
+        If ``path`` cannot be written.
+    """
+    require_ridge(probes.kind, "the alpha-curve figure")
     plt = _pyplot()
     ds = probes.dataset
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -1,20 +1,48 @@
-"""Reading materialised positions (``<set>/positions``, see :mod:`actstore.store._positions`).
+"""Where the rows of one (hook, position) come from: the full activations or ``<set>/positions``.
 
-:func:`materialised_rows` is the read path's one decision: use the small positions array when the
+:func:`row_source` picks between the full ``(prompt, layer, token, d_model)`` array and the
+materialised positions (see :mod:`actstore.store._positions`). :func:`materialised_rows` is the
+read path's one decision: use the small positions array when the
 cache holds the requested (hook, position) completely, else ``None`` (the caller reads the full
 activations). Both give the same bytes for every selected sample.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
-if TYPE_CHECKING:
-    from actstore.analysis._data import RowSource, SetSource
+from actstore.analysis._data import SetSource
+from actstore.analysis._stats import chunk_prompts
 
-__all__ = ["materialised_rows"]
+__all__ = ["RowSource", "materialised_rows", "row_source"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowSource:
+    """What the row readers read for one (hook, position): the array and the indices into it."""
+
+    act: xr.DataArray  # (prompt, layer, token or position, d_model), raw dtype
+    token: np.ndarray  # (n,) index along the third dimension for each selected sample
+    unit: int  # inner chunk along prompt (tasks align to it)
+    materialised: bool
+
+
+def row_source(
+    src: SetSource, hook: str, position: str, prompt: np.ndarray, token: np.ndarray
+) -> RowSource:
+    """The materialised positions of ``hook`` at ``position`` when stored, else the full array.
+
+    ``prompt`` / ``token`` are :func:`select_positions`' answer. The materialised rows are used
+    only when the cache holds a complete positions group with this hook and position and its
+    ``token_index`` names exactly these tokens; they are the same bytes, so results are identical.
+    """
+    found = materialised_rows(src, hook, position, prompt, token)
+    if found is not None:
+        return found
+    return RowSource(act=src.ds[hook], token=token, unit=chunk_prompts(src.ds), materialised=False)
 
 
 def materialised_rows(
@@ -26,9 +54,7 @@ def materialised_rows(
     the hook or the position, or its ``token_index`` disagrees with ``(prompt, token)``.
     """
     import dask.array as da
-    import xarray as xr
 
-    from actstore.analysis._data import RowSource
     from actstore.prompts import parse_position
     from actstore.store._positions import stored_positions
 

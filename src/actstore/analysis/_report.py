@@ -22,8 +22,8 @@ from actstore.analysis._tokenplots import plot_heatmaps, plot_traces
 from actstore.analysis._verdict import VERDICTS, verdict_rows
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
-    from actstore.analysis._probes import ProbeSet
+    from actstore.analysis._detect_result import DetectionResult
+    from actstore.analysis._probeset import ProbeSet
 
 __all__ = ["FIGURES", "FORMATS", "detection_table", "write_figures", "write_report"]
 
@@ -53,10 +53,31 @@ def write_figures(
     ``mean_diff``) get the two detection figures only (their metrics are in the report's table).
     ``plots`` (keys of :data:`FIGURES`; default: all) limits which are drawn.
 
+    Parameters
+    ----------
+    probes : ProbeSet
+        The probes (one per layer).
+    result : DetectionResult or None
+        Detection with these probes; ``None`` draws the probe figures only.
+    out_dir : str or Path
+        A local folder, created if missing.
+    prompts : sequence of int, optional
+        Prompt labels to draw in the token heatmaps and traces (default: the first few; see
+        :func:`plot_heatmaps`).
+    plots : collection of str, optional
+        Which figures: ``summary``, ``alphas``, ``heatmaps``, ``traces`` (default: all).
+
+    Returns
+    -------
+    dict[str, Path]
+        Figure key -> PNG path, for the figures drawn.
+
     Raises
     ------
     InvalidArgumentError
-        If ``plots`` names a figure not in :data:`FIGURES`.
+        If ``plots`` names a figure not in :data:`FIGURES`, or ``out_dir`` is a URL.
+    StorageError, ReadOnlyError
+        If ``out_dir`` cannot be written.
     """
     wanted = set(FIGURES if plots is None else plots)
     unknown = sorted(wanted - set(FIGURES))

@@ -29,7 +29,7 @@ from actstore.analysis._tokens import readable_tokens
 from actstore.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from actstore.analysis._detect import DetectionResult
+    from actstore.analysis._detect_result import DetectionResult
 
 __all__ = ["error_scale", "plot_heatmaps", "plot_traces", "token_labels"]
 

@@ -56,19 +56,19 @@ _REPORT_EPILOG = """examples:
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as exc:
         raise InvalidArgumentError(
             f"expected comma-separated numbers (e.g. 0.1,1,10), got {text!r}"
-        ) from None
+        ) from exc
 
 
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as exc:
         raise InvalidArgumentError(
             f"expected comma-separated integers (e.g. 7,15,23), got {text!r}"
-        ) from None
+        ) from exc
 
 
 def _default_name(target: str, position: str) -> str:
@@ -104,7 +104,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from actstore.analysis import fit_probes, save_probes
 
     if args.out:
-        from actstore._locations import check_output_dir
+        from actstore.locations import check_output_dir
 
         check_output_dir(args.out, parent=True)
     else:
@@ -226,7 +226,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _prepare_out(out: str) -> None:
     """Create the local output folder *out* now, so that a bad location fails in one line first."""
-    from actstore._locations import location_errors, require_local
+    from actstore.locations import location_errors, require_local
 
     loc = require_local(out, "--out")
     with location_errors(loc, "write"):

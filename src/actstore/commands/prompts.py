@@ -109,7 +109,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_write(args: argparse.Namespace) -> int:
-    from actstore._locations import require_local
+    from actstore.locations import require_local
 
     out = Path(require_local(args.out, "the prompt file"))
     suffix = out.suffix.lower()

@@ -41,7 +41,8 @@ def demo_config() -> ExperimentConfig:
 
 
 def _models(model_cache: str | None, retrain: bool, log: Callable[[str], None]) -> dict[str, Path]:
-    from actstore.tinymodels import default_cache_dir, demo_model_key, get_demo_model
+    from actstore.tinymodels import default_cache_dir, get_demo_model
+    from actstore.tinymodels._cache import demo_model_key
 
     root = Path(model_cache) if model_cache else default_cache_dir()
     if retrain:

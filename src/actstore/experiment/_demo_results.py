@@ -4,7 +4,7 @@
 models, detection with both controls and a verdict per layer) and nothing typed by hand. It holds
 no timestamp, so two runs of the same code, config and model give the same file.
 
-``python -m actstore.experiment._demo_results --run DEMO_OUT`` (``make demo-docs``) runs the demo
+``python -m actstore.experiment._demo_docs --run DEMO_OUT`` (``make demo-docs``) runs the demo
 (every analysis stage re-run, the model and extraction reused) and copies ``results.md`` to
 ``docs/demo-results.md`` with the figures it names, and fills the block of the demo tutorial page
 (``docs/tutorial/demo.md``) between ``<!-- BEGIN demo-results -->`` and
@@ -16,12 +16,10 @@ runs the demo and compares.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import shutil
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,6 @@ __all__ = [
     "demo_results_md",
     "fill_headline",
     "headline_section",
-    "main",
     "update_docs",
 ]
 
@@ -238,34 +235,3 @@ def update_docs(
     tutorial.write_text(fill_headline(tutorial.read_text(encoding="utf-8"), text), encoding="utf-8")
     written.append(tutorial)
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m actstore.experiment._demo_results DEMO_OUT``: update the docs from a demo run."""
-    ap = argparse.ArgumentParser(prog="python -m actstore.experiment._demo_results")
-    ap.add_argument("demo_out", help="the demo's output folder (holds results.md)")
-    ap.add_argument(
-        "--run",
-        action="store_true",
-        help="first run the demo into DEMO_OUT (cached model and extraction reused; every "
-        "analysis stage re-run, so the tables come from the code as it is now)",
-    )
-    ap.add_argument("--docs", default="docs/demo-results.md")
-    ap.add_argument("--tutorial", default="docs/tutorial/demo.md")
-    args = ap.parse_args(argv)
-    if args.run:
-        from actstore.experiment._demo import run_demo
-
-        run_demo(out=args.demo_out, reanalyse=True)
-    try:
-        paths = update_docs(args.demo_out, docs=args.docs, tutorial=args.tutorial)
-    except InvalidArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for p in paths:
-        print(f"wrote {p}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

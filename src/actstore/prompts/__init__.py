@@ -6,17 +6,15 @@ spans into per-token masks with :func:`char_spans_to_token_masks`; the analysis 
 positions with :func:`parse_position`. Nothing here imports torch or transformers.
 """
 
-from actstore.prompts import generators
-from actstore.prompts._io import read_prompt_file
+from actstore.prompts import generators  # noqa: F401  (registers the built-in generators)
 from actstore.prompts._positions import (
-    POSITION_FORMS,
     Position,
     char_spans_to_token_masks,
     parse_position,
     span_masks_for_set,
 )
 from actstore.prompts._prompt import Prompt
-from actstore.prompts._promptset import PromptSet
+from actstore.prompts._promptset import PromptSet, read_prompt_file
 from actstore.prompts._registry import (
     GeneratorInfo,
     generate,
@@ -27,7 +25,6 @@ from actstore.prompts._registry import (
 )
 
 __all__ = [
-    "POSITION_FORMS",
     "GeneratorInfo",
     "Position",
     "Prompt",
@@ -35,7 +32,6 @@ __all__ = [
     "char_spans_to_token_masks",
     "generate",
     "generator_info",
-    "generators",
     "list_generators",
     "load_prompts",
     "parse_position",

@@ -1,4 +1,10 @@
-"""Reading and writing prompt files (JSONL and CSV), with errors naming file, line and field."""
+"""Reading and writing prompt files (JSONL and CSV), with errors naming file, line and field.
+
+This module knows prompts, not sets: the readers return the prompts of a file and the writers take
+anything iterable over prompts with ``label_names`` / ``span_names`` (a :class:`PromptSet`).
+:class:`PromptSet` builds itself from what the readers return, so the dependency runs one way,
+``_promptset -> _io``.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,37 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from actstore._locations import located
 from actstore.errors import PromptFileError
 from actstore.prompts._prompt import FieldError, LabelValue, Prompt, check_prompt_fields
-from actstore.prompts._promptset import PromptSet
 
-__all__ = ["read_csv", "read_jsonl", "read_prompt_file", "write_csv", "write_jsonl"]
+__all__ = [
+    "PromptRows",
+    "prompt_file_format",
+    "read_csv_prompts",
+    "read_jsonl_prompts",
+    "write_csv",
+    "write_jsonl",
+]
 
 _INT_RE = re.compile(r"[+-]?\d+")
 _SPAN_CELL_RE = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*")
+
+
+class PromptRows(Protocol):
+    """What the writers need of a prompt set: its prompts in order and its column names."""
+
+    @property
+    def label_names(self) -> list[str]: ...
+
+    @property
+    def span_names(self) -> list[str]: ...
+
+    def __iter__(self) -> Iterator[Prompt]: ...
 
 
 def _fail(path: Path, line: int | None, field: str | None, message: str) -> PromptFileError:
@@ -35,12 +60,12 @@ def _fail(path: Path, line: int | None, field: str | None, message: str) -> Prom
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise PromptFileError(
             f"{path}: expected an existing prompt file, got no such file; check the path"
-        ) from None
-    except IsADirectoryError:
-        raise PromptFileError(f"{path}: expected a prompt file, got a directory") from None
+        ) from exc
+    except IsADirectoryError as exc:
+        raise PromptFileError(f"{path}: expected a prompt file, got a directory") from exc
     try:
         # utf-8-sig: spreadsheet programs put a byte-order mark in front of exported CSV files.
         return data.decode("utf-8-sig")
@@ -53,7 +78,7 @@ def _read_text(path: Path) -> str:
             None,
             f"expected UTF-8 text, got byte 0x{data[exc.start]:02x} at column {column}; "
             "re-save the file as UTF-8",
-        ) from None
+        ) from exc
 
 
 def _make_prompt(
@@ -71,18 +96,14 @@ def _make_prompt(
         field = exc.field
         if field.startswith("spans."):  # CSV files name span columns "span:NAME"
             field = span_prefix + field[len("spans.") :]
-        raise _fail(path, line, field, exc.message) from None
+        raise _fail(path, line, field, exc.message) from exc
     return Prompt(text=text, labels=labels, spans=spans)
 
 
-def _finish(path: Path, prompts: list[Prompt], name: str | None, fmt: str) -> PromptSet:
+def _finish(path: Path, prompts: list[Prompt]) -> tuple[Prompt, ...]:
     if not prompts:
         raise _fail(path, None, None, "expected at least one prompt, got none; is the file empty?")
-    return PromptSet(
-        name=name or path.stem,
-        prompts=tuple(prompts),
-        source={"file": str(path), "format": fmt},
-    )
+    return tuple(prompts)
 
 
 # -- JSONL -----------------------------------------------------------------------------------
@@ -114,10 +135,16 @@ def _check_duplicates(path: Path, line: int, obj: Any, prefix: str = "") -> None
         )
 
 
-def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> PromptSet:
-    """Read a JSONL prompt file: one object per line with ``text``, labels and ``spans``.
+def read_jsonl_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
+    """The prompts of a JSONL file: one object per line with ``text``, labels and ``spans``.
 
     Blank lines are skipped. A label value of ``null`` means the prompt lacks that label.
+
+    Raises
+    ------
+    PromptFileError
+        If the file is missing, not UTF-8, holds no prompt, or a line is not a valid prompt
+        (the message names the file, the line and the field).
     """
     path = Path(path)
     prompts = []
@@ -127,18 +154,19 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
             continue
         try:
             record = json.loads(raw, object_pairs_hook=_keep_duplicates)
-        except RecursionError:  # json recurses per nesting level: "[[[[..." deep enough crashes
+        except RecursionError as exc:
+            # json recurses per nesting level: "[[[[..." deep enough crashes it
             raise _fail(
                 path,
                 lineno,
                 None,
                 "expected one flat JSON object per line, got deeper nesting "
                 "than Python's JSON parser can read",
-            ) from None
+            ) from exc
         except ValueError as exc:  # JSONDecodeError, or an integer literal over 4300 digits
             raise _fail(
                 path, lineno, None, f"expected one JSON object per line, got invalid JSON ({exc})"
-            ) from None
+            ) from exc
         if not isinstance(record, dict):
             raise _fail(
                 path,
@@ -172,7 +200,7 @@ def read_jsonl(path: str | os.PathLike[str], *, name: str | None = None) -> Prom
                 )
         labels = {k: v for k, v in record.items() if v is not None}
         prompts.append(_make_prompt(path, lineno, text, labels, spans))
-    return _finish(path, prompts, name, "jsonl")
+    return _finish(path, prompts)
 
 
 def _atomic_write(path: str | os.PathLike[str], content: str) -> None:
@@ -189,7 +217,7 @@ def _atomic_write(path: str | os.PathLike[str], content: str) -> None:
 
 
 @located("write", "path", local=True)
-def write_jsonl(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
+def write_jsonl(prompt_set: PromptRows, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as JSONL (UTF-8, one object per line)."""
     lines = [
         json.dumps(p.to_record(), ensure_ascii=False, allow_nan=False) + "\n" for p in prompt_set
@@ -203,7 +231,7 @@ def _format_cell(value: LabelValue) -> str:
 
 
 @located("write", "path", local=True)
-def write_csv(prompt_set: PromptSet, path: str | os.PathLike[str]) -> None:
+def write_csv(prompt_set: PromptRows, path: str | os.PathLike[str]) -> None:
     """Write ``prompt_set`` as CSV: ``text``, label columns, then ``span:NAME`` = ``start:end``.
 
     Missing labels and absent spans are empty cells.
@@ -236,21 +264,29 @@ def _parse_number(cell: str) -> int | float | None:
     return value if math.isfinite(value) else None
 
 
-def read_csv(path: str | os.PathLike[str], *, name: str | None = None) -> PromptSet:
-    """Read a CSV prompt file with a header row.
+def read_csv_prompts(path: str | os.PathLike[str]) -> tuple[Prompt, ...]:
+    """The prompts of a CSV file with a header row.
 
     The ``text`` column is required. Every other column is a label, except ``span:NAME`` columns
     holding ``start:end`` character offsets. A label column whose non-empty cells all parse as
     numbers is numeric; otherwise its cells are kept as strings. Empty cells mean "missing".
+
+    Raises
+    ------
+    PromptFileError
+        If the file is missing, not UTF-8, not valid CSV, lacks the ``text`` column, holds no
+        prompt, or a row is not a valid prompt (the message names the file, the line and the
+        column).
     """
     path = Path(path)
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
         header = next(reader)
     except StopIteration:
+        # from None: the cause would be a bare StopIteration (the reader had no row), no news.
         raise _fail(path, 1, None, "expected a header row, got an empty file") from None
     except csv.Error as exc:
-        raise _fail(path, reader.line_num, None, f"expected valid CSV, got {exc}") from None
+        raise _fail(path, reader.line_num, None, f"expected valid CSV, got {exc}") from exc
     header = [h.strip() for h in header]
     seen: set[str] = set()
     for h in header:
@@ -277,7 +313,7 @@ def read_csv(path: str | os.PathLike[str], *, name: str | None = None) -> Prompt
                 rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise _fail(path, start, None, f"expected valid CSV, got {exc}") from None
+        raise _fail(path, start, None, f"expected valid CSV, got {exc}") from exc
 
     label_cols = [(i, h) for i, h in enumerate(header) if h != "text" and not h.startswith("span:")]
     span_cols = [(i, h[len("span:") :]) for i, h in enumerate(header) if h.startswith("span:")]
@@ -303,16 +339,22 @@ def read_csv(path: str | os.PathLike[str], *, name: str | None = None) -> Prompt
                 )
             spans[s] = (int(m.group(1)), int(m.group(2)))
         prompts.append(_make_prompt(path, lineno, row[text_i], labels, spans, span_prefix="span:"))
-    return _finish(path, prompts, name, "csv")
+    return _finish(path, prompts)
 
 
-def read_prompt_file(path: str | os.PathLike[str], *, name: str | None = None) -> PromptSet:
-    """Read a ``.jsonl`` or ``.csv`` prompt file, chosen by extension."""
+def prompt_file_format(path: str | os.PathLike[str]) -> str:
+    """``"jsonl"`` (``.jsonl``, ``.ndjson``) or ``"csv"``, chosen by the file's extension.
+
+    Raises
+    ------
+    PromptFileError
+        If the extension is neither.
+    """
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return read_jsonl(path, name=name)
+        return "jsonl"
     if suffix == ".csv":
-        return read_csv(path, name=name)
+        return "csv"
     raise PromptFileError(
         f"{path}: expected a .jsonl or .csv prompt file, got suffix {suffix!r}; rename the file"
     )

@@ -47,6 +47,11 @@ def char_spans_to_token_masks(
         covers at least one of the span's characters, so a token " 12" (leading space) belongs
         to the span of "12". Tokens with empty offsets, such as ``(0, 0)`` for a prepended BOS,
         never belong to a span.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``offsets`` is not of shape ``(token, 2)`` or ``special`` not of shape ``(token,)``.
     """
     offs = np.asarray(offsets, dtype=np.int64)
     if offs.size == 0:
@@ -105,6 +110,13 @@ def span_masks_for_set(
     -------
     dict[str, np.ndarray]
         Span name -> bool array of shape (prompt, token).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``offsets`` (or ``special``) has not one entry per prompt, ``n_token`` is shorter than
+        the longest prompt, or one prompt's offsets are malformed
+        (see :func:`char_spans_to_token_masks`).
     """
     if len(offsets) != len(spans) or (special is not None and len(special) != len(spans)):
         raise InvalidArgumentError(
@@ -159,11 +171,11 @@ class Position:
     def _mask(self, span_masks: Mapping[str, np.ndarray]) -> np.ndarray:
         try:
             return np.asarray(span_masks[self.span], dtype=bool)  # type: ignore[index]
-        except KeyError:
+        except KeyError as exc:
             raise UnknownNameError(
                 f"expected a span name ({', '.join(span_masks) or 'none available'}), got "
                 f"{self.span!r} in position {str(self)!r}"
-            ) from None
+            ) from exc
 
     def select(self, n_tokens: int, span_masks: Mapping[str, np.ndarray]) -> np.ndarray:
         """Token indices of one prompt that this position selects.
@@ -243,6 +255,21 @@ class Position:
 
 def parse_position(spec: str | Position) -> Position:
     """Parse a position spec: ``last``, ``all``, ``before:SPAN`` or ``span:SPAN``.
+
+    Parameters
+    ----------
+    spec : str or Position
+        The spec (surrounding spaces ignored); a :class:`Position` is returned as it is.
+
+    Returns
+    -------
+    Position
+        Which tokens of each prompt the spec selects (see :meth:`Position.token_mask`).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``spec`` is not a string of one of the four forms.
 
     Examples
     --------

@@ -55,12 +55,12 @@ def _check_label(name: Any, value: Any) -> LabelValue:
     if isinstance(value, int | np.integer):
         try:
             float(value)  # numeric labels become float64 columns
-        except OverflowError:
+        except OverflowError as exc:
             raise FieldError(
                 name,
                 f"expected a number within float64 range, got an integer of "
                 f"{int(value).bit_length()} bits; store it as a string label instead",
-            ) from None
+            ) from exc
         return int(value)
     if isinstance(value, float | np.floating):
         value = float(value)
@@ -144,7 +144,7 @@ class Prompt:
         try:
             text, labels, spans = check_prompt_fields(self.text, self.labels, self.spans)
         except FieldError as exc:
-            raise InvalidArgumentError(f"prompt field {exc.field!r}: {exc.message}") from None
+            raise InvalidArgumentError(f"prompt field {exc.field!r}: {exc.message}") from exc
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "labels", MappingProxyType(labels))
         object.__setattr__(self, "spans", MappingProxyType(spans))

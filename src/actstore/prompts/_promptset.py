@@ -8,15 +8,23 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, overload
 
 import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
+from actstore.prompts._io import (
+    prompt_file_format,
+    read_csv_prompts,
+    read_jsonl_prompts,
+    write_csv,
+    write_jsonl,
+)
 from actstore.prompts._prompt import Prompt
 
-__all__ = ["PromptSet"]
+__all__ = ["PromptSet", "read_prompt_file"]
 
 
 def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
@@ -126,8 +134,22 @@ class PromptSet:
     def label_array(self, name: str) -> np.ndarray:
         """One label column as an array over the ``prompt`` dimension.
 
-        Returns float64 (NaN where a prompt lacks the label) when every present value is a
-        number; otherwise an object array of ``str`` (``""`` where missing; numbers as text).
+        Parameters
+        ----------
+        name : str
+            One of :attr:`label_names`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(prompt,)``: float64 (NaN where a prompt lacks the label) when every present
+            value is a number; otherwise an object array of ``str`` (``""`` where missing;
+            numbers as text).
+
+        Raises
+        ------
+        UnknownNameError
+            If ``name`` is not a label of the set.
         """
         if self.label_kind(name) == "numeric":
             return np.array(
@@ -138,7 +160,23 @@ class PromptSet:
         return out
 
     def span_array(self, name: str) -> np.ndarray:
-        """Span ``name`` as int64 (prompt, 2) character ``[start, end)``; ``-1`` where absent."""
+        """Span ``name`` as character offsets, one row per prompt.
+
+        Parameters
+        ----------
+        name : str
+            One of :attr:`span_names`.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 of shape ``(prompt, 2)``: character ``[start, end)``; ``-1`` where absent.
+
+        Raises
+        ------
+        UnknownNameError
+            If ``name`` is not a span of the set.
+        """
         if name not in self._span_names:
             raise UnknownNameError(
                 f"expected a span name of set {self.name!r} ({', '.join(self._span_names)}), "
@@ -174,30 +212,74 @@ class PromptSet:
 
     # -- files ------------------------------------------------------------------------------
     def to_jsonl(self, path: str | os.PathLike[str]) -> None:
-        """Write one JSON object per prompt: ``text``, labels, ``spans: {name: [start, end]}``."""
-        from actstore.prompts._io import write_jsonl
+        """Write one JSON object per prompt: ``text``, labels, ``spans: {name: [start, end]}``.
 
+        The file is written beside ``path`` and renamed into place (never half written).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A local file path.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``path`` is a URL.
+        StorageError, ReadOnlyError, DiskFullError
+            If the file cannot be written.
+        """
         write_jsonl(self, path)
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write a CSV: ``text``, one column per label, one ``span:NAME`` column (``start:end``)."""
-        from actstore.prompts._io import write_csv
+        """Write a CSV: ``text``, one column per label, one ``span:NAME`` column (``start:end``).
 
+        Missing labels and absent spans are empty cells; the file is written beside ``path`` and
+        renamed into place.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A local file path.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``path`` is a URL.
+        StorageError, ReadOnlyError, DiskFullError
+            If the file cannot be written.
+        """
         write_csv(self, path)
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike[str], name: str | None = None) -> PromptSet:
-        """Read a JSONL prompt file; ``name`` defaults to the file's stem."""
-        from actstore.prompts._io import read_jsonl
+        """Read a JSONL prompt file; ``name`` defaults to the file's stem.
 
-        return read_jsonl(path, name=name)
+        Raises
+        ------
+        PromptFileError
+            If the file is missing, empty or holds an invalid line (named in the message).
+        """
+        return cls._from_file(path, name, "jsonl", read_jsonl_prompts(path))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str], name: str | None = None) -> PromptSet:
-        """Read a CSV prompt file; ``name`` defaults to the file's stem."""
-        from actstore.prompts._io import read_csv
+        """Read a CSV prompt file; ``name`` defaults to the file's stem.
 
-        return read_csv(path, name=name)
+        Raises
+        ------
+        PromptFileError
+            If the file is missing, empty or holds an invalid row (named in the message).
+        """
+        return cls._from_file(path, name, "csv", read_csv_prompts(path))
+
+    @classmethod
+    def _from_file(
+        cls, path: str | os.PathLike[str], name: str | None, fmt: str, prompts: tuple[Prompt, ...]
+    ) -> PromptSet:
+        path = Path(path)
+        return cls(
+            name=name or path.stem, prompts=prompts, source={"file": str(path), "format": fmt}
+        )
 
     @classmethod
     def from_records(
@@ -207,7 +289,28 @@ class PromptSet:
         name: str,
         source: Mapping[str, Any] | None = None,
     ) -> PromptSet:
-        """Build a set from dicts shaped like JSONL lines (``text``, labels, optional ``spans``)."""
+        """Build a set from dicts shaped like JSONL lines (``text``, labels, optional ``spans``).
+
+        Parameters
+        ----------
+        records : sequence of mappings
+            One per prompt: ``text``, optional ``spans: {name: (start, end)}``, every other key a
+            label.
+        name : str
+            The set's name.
+        source : mapping, optional
+            Where the records came from (informational).
+
+        Returns
+        -------
+        PromptSet
+            The prompts, in order.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If a record is not a valid prompt (the message names the field), or there is none.
+        """
         prompts = []
         for rec in records:
             rec = dict(rec)
@@ -219,3 +322,29 @@ class PromptSet:
 
 def _as_str(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
+
+
+def read_prompt_file(path: str | os.PathLike[str], *, name: str | None = None) -> PromptSet:
+    """Read a ``.jsonl`` / ``.ndjson`` or ``.csv`` prompt file, chosen by extension.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The prompt file (see the prompt-file format in the reference).
+    name : str, optional
+        The set's name; defaults to the file's stem.
+
+    Returns
+    -------
+    PromptSet
+        The file's prompts, in file order; ``source`` names the file and its format.
+
+    Raises
+    ------
+    PromptFileError
+        If the extension is neither, the file is missing, empty or not UTF-8, or a line/row is not
+        a valid prompt (the message names the file, the line and the field).
+    """
+    if prompt_file_format(path) == "jsonl":
+        return PromptSet.from_jsonl(path, name=name)
+    return PromptSet.from_csv(path, name=name)

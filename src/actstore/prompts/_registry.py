@@ -13,7 +13,7 @@ import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.prompts._prompt import Prompt
-from actstore.prompts._promptset import PromptSet
+from actstore.prompts._promptset import PromptSet, read_prompt_file
 
 __all__ = [
     "GeneratorInfo",
@@ -50,6 +50,27 @@ def register_generator(
     ``numpy.random.Generator`` seeded by :func:`generate`, and returns ``n`` :class:`Prompt`
     objects. Its keyword-only parameters (with defaults) are its options. Draw every random
     choice from ``rng`` so that the same seed gives the same set on any machine.
+
+    Parameters
+    ----------
+    name : str
+        The generator's name (no ``:`` or ``/``), as given to :func:`generate` and
+        ``actstore prompts``.
+    default_n : int
+        The number of prompts :func:`load_prompts` draws when ``n`` is not given.
+    replace : bool
+        Replace a generator already registered under ``name`` (else that is refused).
+
+    Returns
+    -------
+    Callable
+        The decorator; it registers the function and returns it unchanged.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``name`` is empty or holds ``:`` or ``/``, or (when decorating) another function is
+        registered under ``name`` and ``replace`` is false.
 
     Examples
     --------
@@ -95,14 +116,30 @@ def list_generators() -> list[str]:
 
 
 def generator_info(name: str) -> GeneratorInfo:
-    """The registration record of generator ``name``."""
+    """The registration record of generator ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_generators`.
+
+    Returns
+    -------
+    GeneratorInfo
+        Its function, one-line description, options with their defaults and ``default_n``.
+
+    Raises
+    ------
+    UnknownNameError
+        If no generator is registered under ``name`` (the message lists those that are).
+    """
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except KeyError as exc:
         raise UnknownNameError(
             f"expected a generator name ({', '.join(list_generators())}), got {name!r}; "
             "see `actstore prompts list`"
-        ) from None
+        ) from exc
 
 
 def _check_int(value: Any, what: str, minimum: int) -> int:
@@ -129,6 +166,19 @@ def generate(
         The set's name; defaults to the generator's name.
     **options
         Generator options, e.g. ``cot="worked"`` for ``kinetic_energy``.
+
+    Returns
+    -------
+    PromptSet
+        ``n`` prompts; ``source`` records the generator, ``n``, ``seed`` and every option.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``generator`` is not registered.
+    InvalidArgumentError
+        If ``n`` < 1 or ``seed`` < 0 (or either is not an integer), an option is not one of the
+        generator's, or the generator returns another number of prompts than ``n``.
     """
     info = generator_info(generator)
     n = _check_int(n, "n", 1)
@@ -168,11 +218,36 @@ def load_prompts(
 ) -> PromptSet:
     """A prompt set from a generator name or a ``.jsonl`` / ``.csv`` file.
 
-    For a generator, ``n`` defaults to the generator's ``default_n``. For a file, ``n`` keeps
-    the first ``n`` prompts, and ``seed`` and options do not apply.
-    """
-    from actstore.prompts._io import read_prompt_file
+    Parameters
+    ----------
+    name_or_file : str or os.PathLike
+        A registered generator name, or a path ending in ``.jsonl`` / ``.ndjson`` / ``.csv``
+        (any existing file that is not a generator name is read as one too).
+    n : int, optional
+        For a generator, the number of prompts (default: its ``default_n``). For a file, keep
+        the first ``n`` prompts (default: all).
+    seed : int
+        The generator's seed (see :func:`generate`); unused for a file.
+    set_name : str, optional
+        The set's name; defaults to the generator's name or the file's stem.
+    **options
+        Generator options; none may be given for a file.
 
+    Returns
+    -------
+    PromptSet
+        The generated or read prompts.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``name_or_file`` is neither a generator name nor a prompt file.
+    InvalidArgumentError
+        If options are given for a file, ``n`` exceeds the file's prompts, or :func:`generate`
+        refuses the arguments.
+    PromptFileError
+        If the file cannot be read as prompts (see :func:`read_prompt_file`).
+    """
     text = os.fspath(name_or_file)
     is_file = text.lower().endswith(_FILE_SUFFIXES) or (
         text not in _REGISTRY and Path(text).is_file()

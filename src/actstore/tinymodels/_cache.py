@@ -79,6 +79,12 @@ def get_demo_model(
     -------
     Path
         The checkpoint directory.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``train_kwargs`` names an argument :func:`train_tiny_model` does not take, or
+        training refuses its arguments.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = f"tiny-qwen2-{demo_model_key(**train_kwargs)}"

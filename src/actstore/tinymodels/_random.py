@@ -194,6 +194,13 @@ def build_random_model(
     -------
     Path
         ``out_dir``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``arch`` or ``dtype`` is not one of those listed, a size is not a positive integer,
+        ``d_model`` is not divisible by ``n_heads`` (or ``n_heads`` by ``n_kv_heads``), a rotary
+        head size is odd, or ``d_embed`` is given for another arch than ``opt``.
     """
     import torch
     from transformers import AutoModelForCausalLM

@@ -142,6 +142,12 @@ def build_tokenizer(
     Path
         ``out_dir``.
 
+    Raises
+    ------
+    InvalidArgumentError
+        If ``arch`` is not a known family, ``vocab_size`` leaves no room beyond the byte symbols
+        and special tokens, or ``corpus`` is not an iterable of strings.
+
     Examples
     --------
     >>> path = build_tokenizer("/tmp/tok")  # doctest: +SKIP
