@@ -496,7 +496,7 @@ def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
 
     import numpy as np
 
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions
     from tests._fixtures.store import make_synthetic, write_synthetic
 
     syn = make_synthetic(n_prompts=4, block_size=2)

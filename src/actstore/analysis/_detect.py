@@ -40,7 +40,7 @@ from actstore.analysis._significance import (
 )
 from actstore.analysis._verdict import verdict_rows
 from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
-from actstore.store._schema import derived_name
+from actstore.store import derived_name
 
 __all__ = ["CONTROLS", "DetectionResult", "detect", "token_statistics"]
 

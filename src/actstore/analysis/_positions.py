@@ -1,4 +1,4 @@
-"""Reading materialised positions (``<set>/positions``, see :mod:`actstore.store._positions`).
+"""Reading materialised positions (``<set>/positions``, see :mod:`actstore.store.core._positions`).
 
 :func:`materialised_rows` is the read path's one decision: use the small positions array when the
 cache holds the requested (hook, position) completely, else ``None`` (the caller reads the full
@@ -30,7 +30,7 @@ def materialised_rows(
 
     from actstore.analysis._data import RowSource
     from actstore.prompts import parse_position
-    from actstore.store._positions import stored_positions
+    from actstore.store import stored_positions
 
     if src.cache is None or not len(prompt):
         return None

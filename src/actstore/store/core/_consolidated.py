@@ -38,23 +38,27 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
 
-from actstore.store._metastore import (
+from actstore.errors import ActstoreError
+from actstore.store.core._metastore import (
     _EMPTY,
     CONSOLIDATED,
     DIGESTS,
-    MetadataStore,
     _dumps,
     _node_key,
     _node_path,
     _without_consolidated,
 )
-from actstore.store._safety_limits import MAX_METADATA_BYTES, ScanResult
+from actstore.store.core._writer import open_writer
+from actstore.store.format._partial import remove_partials
+from actstore.store.format._safety import scan_store
+from actstore.store.format._safety_limits import MAX_METADATA_BYTES, ScanResult
+from actstore.store.format._storage import creation_lock
+from actstore.store.format._zarr import sync, unwrap_store
 
 if TYPE_CHECKING:
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = [
     "consolidated_writer",
@@ -69,9 +73,7 @@ __all__ = [
 
 def _scan(store: Any, url: str) -> ScanResult | None:
     """The per-file scan of every node, or ``None`` when any document is damaged."""
-    from actstore.store._safety import scan_store
-
-    raw = store._store if isinstance(store, MetadataStore) else store
+    raw = unwrap_store(store)
     result = scan_store(raw, url)
     if result.damaged or result.damaged_sets or result.unreadable_groups:
         return None
@@ -112,7 +114,7 @@ def _consolidated_docs(
 
 def _set(store: Any, key: str, raw: bytes) -> None:
     buf = default_buffer_prototype().buffer.from_bytes(raw)
-    target = store._store if isinstance(store, MetadataStore) else store
+    target = unwrap_store(store)
     sync(target.set(key, buf))
 
 
@@ -124,16 +126,12 @@ def invalidate(store: Any, path: str = "", url: str | None = None) -> None:
 
 
 def _lock(url: str | None) -> contextlib.AbstractContextManager[None]:
-    from actstore.store._storage import creation_lock
-
     return creation_lock(url) if url is not None else contextlib.nullcontext()
 
 
 def _remove_doc_partials(url: str, docs: dict[str, dict[str, Any]]) -> None:
     """A write of a group document killed mid-way leaves zarr's ``zarr.json.<uuid>.partial``
     beside it; group documents are written only under the creation lock, so none is live."""
-    from actstore.store._partial import remove_partials
-
     for path in docs:
         if "/" not in path and docs[path].get("node_type") == "group":
             remove_partials(url, path, recursive=False)
@@ -141,7 +139,7 @@ def _remove_doc_partials(url: str, docs: dict[str, dict[str, Any]]) -> None:
 
 def _invalidate(store: Any, path: str = "") -> None:
     parts = [p for p in path.strip("/").split("/") if p]
-    raw_store = store._store if isinstance(store, MetadataStore) else store
+    raw_store = unwrap_store(store)
     proto = default_buffer_prototype()
     for i in range(len(parts) + 1):
         key = _node_key("/".join(parts[:i]))
@@ -193,9 +191,6 @@ def _reconsolidate(store: Any, url: str, attempts: int) -> bool:
 def consolidated_writer(cache: Cache, name: str, spec: Any, metadata: Any) -> Any:
     """:meth:`Cache.prompt_set_writer`: creating a set changes metadata; resuming one does not
     (it consolidates a cache written before consolidated metadata existed)."""
-    from actstore.errors import ActstoreError
-    from actstore.store._writer import open_writer
-
     try:
         ready = name in cache.prompt_sets and bool(cache.set_info(name).get("ready"))
     except ActstoreError:  # damaged: open_writer names it
@@ -240,7 +235,7 @@ def metadata_change(cache: Cache, path: str = "") -> Iterator[None]:
 
 
 def has_consolidated(store: Any) -> bool:
-    raw_store = store._store if isinstance(store, MetadataStore) else store
+    raw_store = unwrap_store(store)
     buf = sync(raw_store.get("zarr.json", prototype=default_buffer_prototype()))
     return buf is not None and CONSOLIDATED.encode() in buf.to_bytes()
 
@@ -251,7 +246,7 @@ def stale_consolidated(store: Any, url: str) -> list[tuple[str, str]]:
     docs = _scan_docs(store, url)
     if docs is None:
         return []  # damaged documents are reported on their own
-    raw_store = store._store if isinstance(store, MetadataStore) else store
+    raw_store = unwrap_store(store)
     want = _consolidated_docs(docs)
     out = []
     proto = default_buffer_prototype()

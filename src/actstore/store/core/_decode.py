@@ -13,14 +13,23 @@ This module is the same decoding for objects opened another way (plain ``xr.open
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from actstore.errors import InvalidArgumentError
-from actstore.store._dtype import BFLOAT16, is_bfloat16
+from actstore.store.format._dtype import BFLOAT16, is_bfloat16
 
-__all__ = ["DECODED_DTYPE", "decode_bfloat16", "decode_variable", "is_bfloat16"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = [
+    "DECODED_DTYPE",
+    "decode_bfloat16",
+    "decode_variable",
+    "is_bfloat16",
+    "strings_as_object",
+]
 
 #: What bfloat16 decodes to: the smallest numpy float that holds every bfloat16 value exactly.
 DECODED_DTYPE = np.dtype(np.float32)
@@ -128,3 +137,14 @@ def decode_bfloat16(obj: T) -> T:
         f"expected an xarray Dataset, DataArray, DataTree or Variable, got "
         f"{type(obj).__name__}; pass what xr.open_zarr or actstore.open returned"
     )
+
+
+def strings_as_object(ds: xr.Dataset) -> xr.Dataset:
+    """numpy StringDType (what zarr returns) -> object arrays of str, which every library reads."""
+    for name, var in list(ds.variables.items()):
+        if var.dtype.kind == "T":
+            if name in ds.indexes:
+                ds = ds.assign_coords({name: (var.dims, var.values.astype(object), var.attrs)})
+            else:
+                ds[name] = var.astype(object)
+    return ds

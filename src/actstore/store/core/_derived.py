@@ -15,14 +15,16 @@ import numpy as np
 import zarr
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
-from actstore.store._arrays import meta_compressors, require_array
-from actstore.store._dtype import is_number_dtype
-from actstore.store._schema import ATTR_KEY, RESERVED_NAMES, _check_name, _jsonable
+from actstore.store.core._arrays import meta_compressors, require_array
+from actstore.store.core._decode import decode_bfloat16 as decode
+from actstore.store.core._decode import strings_as_object
+from actstore.store.format._dtype import is_number_dtype
+from actstore.store.format._schema import ATTR_KEY, RESERVED_NAMES, _check_name, _jsonable
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = ["read_dataset", "write_dataset", "write_derived"]
 
@@ -97,7 +99,7 @@ def _check_derived_name(
     group: zarr.Group, prompt_set: str, name: str, hooks: tuple[str, ...]
 ) -> None:
     """Refuse a derived name that would replace (or pass for) stored data."""
-    from actstore.store._schema import RESERVED_PREFIXES
+    from actstore.store.format._schema import RESERVED_PREFIXES
 
     what = None
     if name in hooks:
@@ -168,10 +170,10 @@ def read_dataset(cache: Cache, group_path: str, *, decode_bfloat16: bool = True)
     cache.check_group_readable(path)  # damaged metadata found at open is named, not tripped over
     try:
         zarr.open_group(store=cache.store, path=path, mode="r")
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError) as exc:
         raise UnknownNameError(
             f"expected an existing group of {cache.url!r}, got {group_path!r}"
-        ) from None
+        ) from exc
     ds = xr.open_zarr(
         cache.store,
         group=path,
@@ -180,8 +182,5 @@ def read_dataset(cache: Cache, group_path: str, *, decode_bfloat16: bool = True)
         zarr_format=3,
         use_zarr_fill_value_as_mask=False,
     )
-    from actstore.store._decode import decode_bfloat16 as decode
-    from actstore.store._open import _strings_as_object
-
-    ds = _strings_as_object(ds.load())
+    ds = strings_as_object(ds.load())
     return decode(ds) if decode_bfloat16 else ds

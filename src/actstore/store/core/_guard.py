@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
-from zarr.core.sync import sync
 
 from actstore.errors import CorruptCacheError
-from actstore.store._schema import DONE_ARRAY
-from actstore.store._storage import is_local, is_zip
+from actstore.store.format._schema import DONE_ARRAY
+from actstore.store.format._storage import is_local, is_zip
+from actstore.store.format._zarr import sync
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = [
     "GuardedArray",
@@ -111,7 +111,7 @@ class GuardedArray:
             raise CorruptCacheError(
                 f"expected intact data in array {self.path!r} of {self.url!r}, got "
                 f"{type(exc).__name__}: {exc} reading chunk(s) {keys}; " + _FIX.format(url=self.url)
-            ) from None
+            ) from exc
         return np.asarray(values).astype(self.dtype, copy=False)
 
 
@@ -129,7 +129,7 @@ def guard_prompt_set(
     import dask.array as da
     from dask.base import tokenize
 
-    from actstore.store._markers import missing_from_listing
+    from actstore.store.format._markers import missing_from_listing
 
     lost = [h for h in hooks if h not in ds.variables]
     if lost:  # xarray skips an array whose zarr.json does not parse: never a silent gap
@@ -166,7 +166,7 @@ def guard_prompt_set(
 
 def open_failure(cache: Cache, name: str, exc: Exception) -> CorruptCacheError:
     """The error for a prompt set that xarray could not open: name damaged metadata if any."""
-    from actstore.store._walk import iter_arrays_safely
+    from actstore.store.format._walk import iter_arrays_safely
 
     damaged = [
         f"{path}/zarr.json ({type(err).__name__}: {err})"

@@ -1,34 +1,36 @@
 """Reading a cache's metadata on the consolidated path: the store zarr and xarray read through,
 and the checks that consolidated metadata gets before it is used (see
-:mod:`actstore.store._consolidated` for the whole design)."""
+:mod:`actstore.store.core._consolidated` for the whole design)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
 from zarr.storage import WrapperStore
 
 from actstore.errors import UnsafeCacheError
-from actstore.store._safety_limits import (
+from actstore.store.format._safety_limits import (
     MAX_GROUP_DEPTH,
+    MAX_JSON_DEPTH,
     MAX_METADATA_BYTES,
     MAX_NODES,
     ScanResult,
     _Damaged,
+    _depth_ok,
     _unsafe,
     check_key,
 )
+from actstore.store.format._scanner import _Scanner, _zarr_parses
+from actstore.store.format._schema import ATTR_KEY
+from actstore.store.format._zarr import sync
 
-if TYPE_CHECKING:
-    from actstore.store._cache import Cache
-
-__all__ = ["MetadataStore", "listed", "nodes_match", "read_consolidated", "spec_indexes"]
+__all__ = ["MetadataStore", "nodes_match", "read_consolidated", "spec_indexes"]
 
 CONSOLIDATED = "consolidated_metadata"
 #: Key, inside the root's consolidated block, of each node document's (size, md5) as stored
@@ -187,8 +189,6 @@ def read_consolidated(store: Any, url: str) -> tuple[ScanResult, dict[str, bytes
 
     Raises :class:`UnsafeCacheError` for any document the per-file scan would refuse.
     """
-    from actstore.store._safety import _Scanner, _zarr_parses
-
     scanner = _Scanner(store, url)
     try:
         root = sync(_read_raw_root(scanner))
@@ -262,8 +262,6 @@ def read_consolidated(store: Any, url: str) -> tuple[ScanResult, dict[str, bytes
 async def _read_raw_root(scanner: Any) -> dict[str, Any] | None:
     """The root document, bounded and parsed as the scan reads it, with its consolidated field
     (``check_doc`` has not removed it yet: ``_read_json`` is bypassed on purpose)."""
-    from actstore.store._safety import MAX_JSON_DEPTH, _depth_ok
-
     proto = default_buffer_prototype()
     store, url = scanner.store, scanner.url
     try:
@@ -299,8 +297,6 @@ async def _read_raw_root(scanner: Any) -> dict[str, Any] | None:
 
 def _spans_consistent(docs: dict[str, dict[str, Any]]) -> bool:
     """A prompt set's recorded span names must be as many as its ``span`` array holds."""
-    from actstore.store._schema import ATTR_KEY
-
     for path, doc in docs.items():
         info = doc.get("attributes", {}).get(ATTR_KEY)
         if not (path and "/" not in path and isinstance(info, dict) and "spans" in info):
@@ -333,30 +329,6 @@ def nodes_match(
         if want is None or want[0] != size or (md5 is not None and md5 != want[1]):
             return False
     return True
-
-
-# -- writing ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def listed(cache: Cache, group: str | None) -> Iterator[Cache]:
-    """Within ``actstore.open``: list the part of the cache being opened once (markers and shard
-    checks answer from that list), and fall back to the per-file scan when the nodes listed
-    are not exactly the consolidated ones (written since, or by another tool)."""
-    store = cache.store
-    if not (isinstance(store, MetadataStore) and store.pins is not None):
-        yield cache
-        return
-    top = (group or "").strip("/").split("/")[0]
-    prefix = f"{top}/" if top else ""
-    with store.listing(prefix) as listed:
-        fresh = listed is not None and nodes_match(store, listed, cache.scan.digests, prefix)
-        if fresh and (not top or _node_key(top) in store.pins):
-            yield cache
-            return
-    from actstore.store._cache import open_cache
-
-    yield open_cache(cache.url, mode="r", storage_options=cache.storage_options)
 
 
 def spec_indexes(info: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,8 +1,8 @@
-"""Open a cache lazily as xarray objects: :func:`open` (``actstore.open``)."""
+"""A cache's groups as lazy xarray objects: the engine of :func:`actstore.open`,
+:meth:`Cache.dataset` and :meth:`Cache.tree`."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -16,88 +16,41 @@ from actstore.errors import (
     InvalidArgumentError,
     UnknownNameError,
 )
-from actstore.store._decode import DECODED_DTYPE, decode_variable, is_bfloat16
-from actstore.store._decode import decode_bfloat16 as _decode_all
-from actstore.store._guard import guard_prompt_set, refuse_set_in_creation
-from actstore.store._safety import damaged_error_message
-from actstore.store._schema import ATTR_KEY, DONE_ARRAY, DTYPES
+from actstore.store.core._decode import (
+    DECODED_DTYPE,
+    decode_variable,
+    is_bfloat16,
+    strings_as_object,
+)
+from actstore.store.core._decode import decode_bfloat16 as _decode_all
+from actstore.store.core._guard import guard_prompt_set
+from actstore.store.core._metastore import spec_indexes
+from actstore.store.core._writer import numpy_dtype
+from actstore.store.format._safety import damaged_error_message
+from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, DTYPES
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
-__all__ = ["open", "open_prompt_set", "open_tree"]
-
-
-def open(
-    url: str | os.PathLike[str],
-    group: str | None = None,
-    *,
-    storage_options: dict[str, Any] | None = None,
-    dtype: str | None = None,
-    decode_bfloat16: bool = True,
-) -> xr.DataTree | xr.Dataset:
-    """Open a cache read-only as a lazy, dask-backed :class:`xarray.DataTree` (or one Dataset).
-
-    Parameters
-    ----------
-    url
-        Cache path, ``.zip`` file or fsspec URL (``s3://bucket/cache.zarr``, ``memory://...``).
-    group
-        A prompt set (``"physics"``) or another group path (``"probes/value"``): returns that
-        group as an :class:`xarray.Dataset` with dims ``(prompt, layer, token, d_model)``.
-    storage_options
-        Passed to fsspec (credentials, endpoint) for URLs.
-    dtype
-        Cast activations (the hook variables) lazily to this dtype (``"float16"``, ``"float32"``,
-        ``"float64"`` or ``"bfloat16"``); default: as stored, after bfloat16 decoding.
-    decode_bfloat16
-        Decode bfloat16 variables (activations, derived variables) to float32 lazily on read, so
-        every xarray and numpy operation works on them (exact: every bfloat16 value is a float32
-        value); ``encoding["dtype"]`` keeps the stored dtype, ``ml_dtypes.bfloat16``. ``False``
-        returns them as stored, ``ml_dtypes.bfloat16``, bit-exact (xarray reductions refuse that
-        dtype). Float16 and float32 variables are never changed.
-
-    Returns
-    -------
-    xarray.DataTree or xarray.Dataset
-        The tree (``group=None``) or one group; activations ``(prompt, layer, token, d_model)``.
-
-    Raises
-    ------
-    InvalidArgumentError
-        *dtype* is not one of the names above, or *decode_bfloat16* is not a bool.
-    StoreNotFoundError, NotACacheError, CorruptCacheError, UnknownNameError
-        No cache, not a cache, damaged metadata, or an unknown *group*.
-
-    A prompt set with missing blocks opens with an :class:`IncompleteCacheWarning` that lists them
-    (their prompts read as zeros).
-    """
-    from actstore.store._cache import open_cache
-    from actstore.store._metastore import listed
-
-    _check_decode(decode_bfloat16)
-    _check_dtype(dtype)
-    cache = open_cache(url, mode="r", storage_options=storage_options, consolidated=True)
-    with listed(cache, group) as cache:
-        if group is None:
-            return open_tree(cache, dtype=dtype, decode_bfloat16=decode_bfloat16)
-        group = group.strip("/")
-        if group in cache.prompt_sets:
-            return open_prompt_set(cache, group, dtype=dtype, decode_bfloat16=decode_bfloat16)
-        refuse_set_in_creation(cache, group)
-        return open_group_dataset(cache, group, decode_bfloat16=decode_bfloat16)
+__all__ = [
+    "check_decode",
+    "check_dtype",
+    "open_group_dataset",
+    "open_prompt_set",
+    "open_tree",
+]
 
 
-def _check_dtype(dtype: str | None) -> None:
+def check_dtype(dtype: str | None) -> None:
     if dtype is not None and dtype not in (*DTYPES, "float64"):
         raise InvalidArgumentError(
             f"expected dtype None or one of {(*DTYPES, 'float64')}, got {dtype!r}"
         )
 
 
-def _check_decode(decode_bfloat16: object) -> None:
+def check_decode(decode_bfloat16: object) -> None:
     if not isinstance(decode_bfloat16, bool):
         raise InvalidArgumentError(
             f"expected decode_bfloat16 True or False, got {decode_bfloat16!r}; pass a bool"
@@ -113,8 +66,8 @@ def open_prompt_set(
     happen inside the guarded read, on exactly the part of a chunk a task reads.
     """
 
-    _check_dtype(dtype)
-    _check_decode(decode_bfloat16)
+    check_dtype(dtype)
+    check_decode(decode_bfloat16)
     cache.check_readable(name)
     info = cache.set_info(name)
     if not info.get("ready"):
@@ -141,11 +94,9 @@ def open_prompt_set(
     if decode_bfloat16:
         dtypes = {str(k): DECODED_DTYPE for k, v in ds.data_vars.items() if is_bfloat16(v.dtype)}
     if dtype is not None:
-        from actstore.store._writer import numpy_dtype
-
         dtypes.update({hook: numpy_dtype(dtype) for hook in hooks})
     ds = guard_prompt_set(cache, name, ds, hooks, dtypes)
-    ds = _strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
+    ds = strings_as_object(ds.drop_vars([DONE_ARRAY], errors="ignore"))
     if decode_bfloat16:  # bfloat16 coordinates, if any (the guard reads data variables)
         coords = {
             k: decode_variable(v.variable) for k, v in ds.coords.items() if is_bfloat16(v.dtype)
@@ -167,15 +118,13 @@ def open_group_dataset(cache: Cache, path: str, *, decode_bfloat16: bool = True)
             f"expected a prompt set ({cache.prompt_sets}) or group of {cache.url!r}, got "
             f"{path!r}; list them with `actstore info`"
         )
-    ds = _strings_as_object(_open_zarr(cache, path, {}))
+    ds = strings_as_object(_open_zarr(cache, path, {}))
     return _decode_all(ds) if decode_bfloat16 else ds
 
 
 def _indexes(cache: Cache, info: dict[str, Any]) -> dict[str, Any] | None:
     """Index coordinates from the spec when the metadata came consolidated (one request for
-    the whole open, see :mod:`actstore.store._consolidated`); otherwise read as stored."""
-    from actstore.store._metastore import spec_indexes
-
+    the whole open, see :mod:`actstore.store.core._consolidated`); otherwise read as stored."""
     return spec_indexes(info) if cache.scan.consolidated else None
 
 
@@ -207,18 +156,7 @@ def _open_zarr(
         # (zstd RuntimeError, ValueError, ...); the scan already refused unsafe codecs and sizes
         raise CorruptCacheError(
             damaged_error_message(cache.url, f"{path}/", f"{type(exc).__name__}: {exc}")
-        ) from None
-
-
-def _strings_as_object(ds: xr.Dataset) -> xr.Dataset:
-    """numpy StringDType (what zarr returns) -> object arrays of str, which every library reads."""
-    for name, var in list(ds.variables.items()):
-        if var.dtype.kind == "T":
-            if name in ds.indexes:
-                ds = ds.assign_coords({name: (var.dims, var.values.astype(object), var.attrs)})
-            else:
-                ds[name] = var.astype(object)
-    return ds
+        ) from exc
 
 
 def open_tree(

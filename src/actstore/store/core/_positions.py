@@ -38,13 +38,13 @@ from actstore.errors import (
     SampleLossWarning,
     UnknownNameError,
 )
-from actstore.store._arrays import activation_compressors, meta_compressors, require_array
-from actstore.store._consolidated import metadata_change
-from actstore.store._layout import TARGET_CHUNK_BYTES
-from actstore.store._schema import ATTR_KEY
+from actstore.store.core._arrays import activation_compressors, meta_compressors, require_array
+from actstore.store.core._consolidated import metadata_change
+from actstore.store.format._layout import TARGET_CHUNK_BYTES
+from actstore.store.format._schema import ATTR_KEY
 
 if TYPE_CHECKING:
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = [
     "POSITIONS_GROUP",
@@ -231,7 +231,7 @@ def materialize_positions(
 @contextlib.contextmanager
 def _set_lock(cache: Cache, prompt_set: str) -> Iterator[None]:
     """An exclusive ``flock`` on the prompt set's directory of a local cache; else nothing."""
-    from actstore.store._storage import directory_lock, is_local, is_zip
+    from actstore.store.format._storage import directory_lock, is_local, is_zip
 
     path = Path(cache.url) / prompt_set
     if not (is_local(cache.url) and not is_zip(cache.url) and path.is_dir()):
@@ -331,7 +331,7 @@ def drop_positions(cache: Cache, prompt_set: str) -> list[str]:
     For ``actstore repair``: once a block is unrecorded (to be rewritten) or a positions chunk is
     damaged, the group may no longer match the activations; materialise it again afterwards.
     """
-    from zarr.core.sync import sync
+    from actstore.store.format._zarr import sync
 
     prefix = f"{prompt_set}/{POSITIONS_GROUP}"
     if not sync(cache.store.exists(f"{prefix}/zarr.json")):

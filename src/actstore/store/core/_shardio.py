@@ -260,8 +260,13 @@ def _zstd(level: int) -> Any:
 def shard_plan(array: Any) -> ShardPlan | None:
     """The fast-write plan of zarr *array*, or None when its codecs are not the plain ones this
     module encodes (zarr then writes the array itself)."""
-    from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
-    from zarr.codecs.sharding import ShardingCodecIndexLocation
+    from zarr.codecs import (
+        BytesCodec,
+        Crc32cCodec,
+        ShardingCodec,
+        ShardingCodecIndexLocation,
+        ZstdCodec,
+    )
 
     meta = array.metadata
     if getattr(meta, "zarr_format", None) != 3 or len(meta.codecs) != 1:

@@ -30,7 +30,7 @@ from actstore.errors import (
 )
 
 if TYPE_CHECKING:
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "TokenPlan", "select_tokens"]
 
@@ -297,9 +297,9 @@ class TokenPlan:
         """
         import asyncio
 
-        from zarr.core.sync import sync
+        from actstore.store.format._zarr import async_array, sync
 
-        aarr = self.array._async_array
+        aarr = async_array(self.array)
         sels = [
             (slice(a, b), int(lp), slice(0, tmax), slice(None))
             for a, b in runs

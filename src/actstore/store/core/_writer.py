@@ -18,13 +18,14 @@ from actstore.errors import (
     ReadOnlyError,
     UnknownNameError,
 )
-from actstore.store._arrays import open_or_create_group, require_array
-from actstore.store._codecs import codec_compressors, parse_codec
-from actstore.store._dtype import BFLOAT16
-from actstore.store._enospc import disk_full_as_error, is_disk_full
-from actstore.store._layout import Layout, choose_layout
-from actstore.store._partial import clear_block, remove_block_partials, remove_partials
-from actstore.store._schema import (
+from actstore.store.core._arrays import open_or_create_group, require_array
+from actstore.store.core._shardio import ShardPlan, shard_plan
+from actstore.store.format._codecs import codec_compressors, parse_codec
+from actstore.store.format._dtype import BFLOAT16
+from actstore.store.format._enospc import disk_full_as_error, is_disk_full
+from actstore.store.format._layout import Layout, choose_layout
+from actstore.store.format._partial import clear_block, remove_block_partials, remove_partials
+from actstore.store.format._schema import (
     ACT_DIMS,
     ATTR_KEY,
     DONE_ARRAY,
@@ -36,11 +37,11 @@ from actstore.store._schema import (
     spec_from_json,
     spec_to_json,
 )
-from actstore.store._shardio import ShardPlan, shard_plan
-from actstore.store._storage import creation_lock
+from actstore.store.format._storage import creation_lock
+from actstore.store.format._zarr import unwrap_store
 
 if TYPE_CHECKING:
-    from actstore.store._cache import Cache
+    from actstore.store.core._cache import Cache
 
 __all__ = ["PromptSetWriter", "numpy_dtype", "open_writer"]
 
@@ -181,12 +182,10 @@ class PromptSetWriter:
 
     def _plan(self, hook: str) -> ShardPlan | None:
         if hook not in self._plans:
-            from zarr.storage import LocalStore, WrapperStore
+            from zarr.storage import LocalStore
 
-            store = self.cache.store
-            while isinstance(store, WrapperStore):  # actstore's metadata layer
-                store = store._store
-            self._local = isinstance(store, LocalStore)
+            # the raw store under actstore's metadata layer
+            self._local = isinstance(unwrap_store(self.cache.store), LocalStore)
             self._plans[hook] = shard_plan(self._arrays[hook])
         return self._plans[hook]
 
@@ -199,8 +198,9 @@ class PromptSetWriter:
     ) -> None:
         """Encode every hook's shard on the encode pool first (so a refusing ``prepare`` leaves
         nothing written), then store each with one ``set``."""
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
+        from zarr.buffer import default_buffer_prototype
+
+        from actstore.store.format._zarr import sync
 
         coords = (b, 0, 0, 0)
         encoded = {}
@@ -220,7 +220,7 @@ class PromptSetWriter:
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
-        from actstore.store._markers import missing_from_listing
+        from actstore.store.format._markers import missing_from_listing
 
         return missing_from_listing(self.cache.store, self.name, self.n_blocks)
 

@@ -13,16 +13,17 @@ from typing import Any, ClassVar, Literal, Self, TypeGuard
 
 import ml_dtypes
 import numpy as np
-from zarr.core.dtype import data_type_registry
-from zarr.core.dtype.common import DataTypeValidationError, HasEndianness, HasItemSize
-from zarr.core.dtype.npy.common import (
+from zarr.dtype import DataTypeValidationError, ZDType, data_type_registry
+
+from actstore.store.format._zarr import (
+    HasEndianness,
+    HasItemSize,
     check_json_float_v2,
     check_json_float_v3,
     float_from_json_v2,
     float_from_json_v3,
     float_to_json_v3,
 )
-from zarr.core.dtype.wrapper import ZDType
 
 __all__ = ["BFLOAT16", "BFloat16", "is_bfloat16", "is_number_dtype", "register_bfloat16"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zarr.core.sync import sync
-
-from actstore.store._schema import DONE_ARRAY
+from actstore.store.format._schema import DONE_ARRAY
+from actstore.store.format._zarr import sync
 
 __all__ = ["missing_from_listing"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from actstore.store._storage import is_local, is_zip
+from actstore.store.format._storage import is_local, is_zip
 
 __all__ = [
     "PARTIAL_SUFFIX",
@@ -58,7 +58,7 @@ def remove_partials(url: str, prefix: str = "", *, recursive: bool = True) -> in
 
 def remove_block_partials(url: str, prompt_set: str, arrays: Iterable[str], block: int) -> int:
     """Delete leftovers of block *block*'s shards (of *arrays*) and of its completion marker."""
-    from actstore.store._schema import DONE_ARRAY
+    from actstore.store.format._schema import DONE_ARRAY
 
     root = _root(url)
     if root is None:
@@ -75,7 +75,7 @@ def remove_block_partials(url: str, prompt_set: str, arrays: Iterable[str], bloc
 
 def clear_block(store: Any, prompt_set: str, arrays: Iterable[str], block: int) -> None:
     """Delete whatever shard objects of an unrecorded block exist (leftovers of a killed write)."""
-    from zarr.core.sync import sync
+    from actstore.store.format._zarr import sync
 
     async def run() -> None:
         for name in arrays:

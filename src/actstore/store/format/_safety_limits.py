@@ -1,4 +1,5 @@
-"""The limits and small checks behind :mod:`actstore.store._safety`: what a cache may contain.
+"""The limits and small checks behind :mod:`actstore.store.format._safety`: what a cache may
+contain.
 
 Allow-lists of codecs and data types, size bounds checked before anything is allocated, and the
 check that a key is a plain relative path. Kept apart from the scanner so each reads on its own.
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from actstore._validate import is_int as _is_int
 from actstore.errors import UnsafeCacheError
 
 __all__ = [
@@ -156,10 +158,6 @@ def _depth_ok(doc: Any) -> bool:
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
     return True
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _int_list(value: Any, what: str, *, minimum: int) -> list[int]:

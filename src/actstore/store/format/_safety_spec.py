@@ -1,5 +1,5 @@
 """The prompt-set part of the metadata scan: a stored spec must parse, be bounded and match the
-shapes of the arrays beside it (see :mod:`actstore.store._safety`)."""
+shapes of the arrays beside it (see :mod:`actstore.store.format._safety`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
+from actstore._validate import is_int as _is_int
 from actstore.errors import ActstoreError, UnsafeCacheError
-from actstore.store._schema import ACT_DIMS, ATTR_KEY, DONE_ARRAY, PromptSetSpec, spec_from_json
+from actstore.store.format._safety_limits import MAX_INDEX_LENGTH, MAX_STORED_OBJECTS, _Damaged
+from actstore.store.format._schema import (
+    ACT_DIMS,
+    ATTR_KEY,
+    DONE_ARRAY,
+    PromptSetSpec,
+    spec_from_json,
+)
 
 __all__ = ["check_prompt_set"]
 
@@ -18,15 +26,9 @@ MAX_D_MODEL = 2**24
 MAX_HOOKS = 256
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_prompt_set(name: str, attrs: Mapping[str, Any], children: Mapping[str, Any]) -> None:
     """Raise ``_Damaged`` (spec unreadable or contradicting the arrays) or
     :class:`UnsafeCacheError` (sizes over the bounds); a group without a spec is not checked."""
-    from actstore.store._safety import MAX_INDEX_LENGTH, MAX_STORED_OBJECTS, _Damaged
-
     info = attrs.get(ATTR_KEY)
     if not isinstance(info, Mapping) or "spec" not in info:
         return
@@ -70,9 +72,9 @@ def check_prompt_set(name: str, attrs: Mapping[str, Any], children: Mapping[str,
     try:
         spec = spec_from_json(raw)
     except ActstoreError as exc:
-        raise _Damaged(f"an invalid spec ({exc})") from None
+        raise _Damaged(f"an invalid spec ({exc})") from exc
     except (TypeError, ValueError, KeyError) as exc:
-        raise _Damaged(f"an invalid spec ({type(exc).__name__}: {exc})") from None
+        raise _Damaged(f"an invalid spec ({type(exc).__name__}: {exc})") from exc
     layout = info.get("layout")
     keys = ("block_size", "chunk_prompts", "n_blocks", "read_prompts")
     if not isinstance(layout, Mapping) or not all(

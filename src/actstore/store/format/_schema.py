@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
-from actstore.store._dtype import is_number_dtype
+from actstore.store.format._dtype import is_number_dtype
 
 __all__ = [
     "ACT_DIMS",
@@ -125,7 +125,7 @@ def _jsonable(value: Any, what: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(
             f"expected JSON-serialisable {what}, got {exc}; pass plain str/int/float/list/dict"
-        ) from None
+        ) from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -180,7 +180,7 @@ class PromptSetSpec:
 
     def __post_init__(self) -> None:
         if self.codec is not None:
-            from actstore.store._codecs import parse_codec
+            from actstore.store.format._codecs import parse_codec
 
             object.__setattr__(self, "codec", parse_codec(self.codec))
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
@@ -245,7 +245,7 @@ def compare_specs(prompt_set: str, stored: PromptSetSpec, given: PromptSetSpec) 
     if given.block_size is not None:
         pairs.append(("block_size", stored.block_size, given.block_size))
     if given.codec is not None:  # caches from before --codec were written with the default
-        from actstore.store._codecs import DEFAULT_CODEC
+        from actstore.store.format._codecs import DEFAULT_CODEC
 
         pairs.append(("codec", stored.codec or DEFAULT_CODEC, given.codec))
     for key in sorted(set(stored.fingerprint) | set(given.fingerprint)):

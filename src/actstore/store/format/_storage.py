@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from zarr.abc.store import Store
-from zarr.storage import FsspecStore, LocalStore, ZipStore
+from zarr.storage import FsspecStore, LocalStore
 
 from actstore.errors import InvalidArgumentError, NotACacheError, ReadOnlyError
+from actstore.store.format._zarr import OpenedZipStore
 
 __all__ = [
     "creation_lock",
@@ -77,7 +77,7 @@ def make_store(
                 "read-only: write to a directory and `actstore copy` it to a .zip"
             )
         store = ZipCacheStore(*location, storage_options=storage_options)
-        store._sync_open()  # opens the zip file now (FileNotFoundError here, not on first read)
+        store.open_now()  # opens the zip file now (FileNotFoundError here, not on first read)
         return store
     if is_local(url):
         if storage_options:
@@ -131,7 +131,7 @@ def directory_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)
 
 
-class ZipCacheStore(ZipStore):
+class ZipCacheStore(OpenedZipStore):
     """A read-only zip cache: a local zip file or any fsspec URL of one.
 
     The cache may sit at the zip's root or in one folder of it (``zip -r c.zip c.zarr`` puts every
@@ -154,10 +154,7 @@ class ZipCacheStore(ZipStore):
                 f"{storage_options!r}"
             )
 
-    def _sync_open(self) -> None:
-        if self._is_open:
-            raise ValueError("store is already open")
-        self._lock = threading.RLock()
+    def open_zipfile(self) -> zipfile.ZipFile:
         if is_local(self.zip_url):
             source: Any = self.zip_url
         else:
@@ -179,17 +176,17 @@ class ZipCacheStore(ZipStore):
                 info.filename = info.filename[len(folder) + 1 :]
         zf.filelist = infos
         zf.NameToInfo = {i.filename: i for i in infos}
-        self._zf = zf
-        self._is_open = True
+        return zf
 
     async def getsize(self, key: str) -> int:
         """From the zip's directory: no read, so a damaged entry is found by the read that
         checks it (zipfile's CRC), where ``verify`` names it, not here."""
-        with self._lock:
-            try:
-                return int(self._zf.getinfo(key).file_size)
-            except KeyError:
-                raise FileNotFoundError(key) from None
+        try:
+            return self.entry_size(key)
+        except KeyError:
+            # zarr's store protocol: a missing key is FileNotFoundError; the KeyError of the
+            # zip directory lookup says nothing more, so it is not chained
+            raise FileNotFoundError(key) from None
 
     def __str__(self) -> str:
         return f"zip://{self.folder}::{self.zip_url}" if self.folder else f"zip::{self.zip_url}"

@@ -26,7 +26,7 @@ def iter_arrays_safely(
 ) -> Iterator[tuple[str, zarr.Array | Exception]]:
     """Like :func:`iter_arrays` from the store listing, node by node: a node whose ``zarr.json``
     does not parse is yielded as ``(path, exception)`` instead of stopping the walk."""
-    from zarr.core.sync import sync
+    from actstore.store.format._zarr import sync
 
     async def children() -> list[str]:
         return sorted([name async for name in store.list_dir(prefix)])

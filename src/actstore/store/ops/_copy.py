@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
 
 from actstore._locations import location_errors
 from actstore._progress import Progress
@@ -23,21 +22,23 @@ from actstore.errors import (
     UnknownNameError,
     UnsafeCacheError,
 )
-from actstore.store._cache import Cache, create_cache, open_cache
-from actstore.store._consolidated import deferred
-from actstore.store._positions import copy_positions
-from actstore.store._safety import check_key
-from actstore.store._schema import (
+from actstore.store.core._cache import Cache
+from actstore.store.core._consolidated import deferred
+from actstore.store.core._entry import create_cache, open_cache
+from actstore.store.core._positions import copy_positions
+from actstore.store.format._safety import check_key
+from actstore.store.format._schema import (
     ATTR_KEY,
     DONE_ARRAY,
     METADATA_VARS,
     PromptSetMetadata,
     PromptSetSpec,
 )
-from actstore.store._storage import is_local, is_zip, make_store, normalize_url
-from actstore.store._walk import array_dims
+from actstore.store.format._storage import is_local, is_zip, make_store, normalize_url
+from actstore.store.format._walk import array_dims
+from actstore.store.format._zarr import sync
 
-__all__ = ["CopyReport", "copy_cache", "parse_prompts"]
+__all__ = ["CopyReport", "copy_cache"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,22 +48,6 @@ class CopyReport:
     src: str
     dst: str
     prompt_sets: dict[str, tuple[int, tuple[int, ...], int]]
-
-
-def parse_prompts(text: str) -> list[int] | slice:
-    """``"0:100"`` -> slice, ``"3,5,9"`` -> list of prompt indices."""
-    text = text.strip()
-    try:
-        if ":" in text:
-            parts = [int(p) if p else None for p in text.split(":")]
-            if len(parts) > 3:
-                raise ValueError
-            return slice(*parts)
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise InvalidArgumentError(
-            f"expected prompts as START:STOP[:STEP] or a comma list like 0,5,9, got {text!r}"
-        ) from None
 
 
 def _select_prompts(n: int, prompts: Sequence[int] | slice | None) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
-from actstore.store._tokens import TokenPlan, select_tokens
+from actstore.store.core._tokens import TokenPlan, select_tokens
 
 __all__ = ["FORMATS", "ExportReport", "Progress", "export_cache", "hook_column"]
 
@@ -150,7 +150,7 @@ def export_cache(
         An unknown prompt set, hook or layer.
     """
     from actstore._locations import require_local
-    from actstore.store._cache import open_cache
+    from actstore.store.core._entry import open_cache
 
     if format not in FORMATS:
         raise InvalidArgumentError(f"expected --format one of {FORMATS}, got {format!r}")

@@ -7,12 +7,13 @@ import os
 from typing import Any
 
 import numpy as np
-from zarr.core.sync import sync
 
 from actstore._locations import located
-from actstore.store._cache import Cache, open_cache
-from actstore.store._schema import ATTR_KEY, DONE_ARRAY, METADATA_VARS, human_bytes
-from actstore.store._walk import array_dims
+from actstore.store.core._cache import Cache
+from actstore.store.core._entry import open_cache
+from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, METADATA_VARS, human_bytes
+from actstore.store.format._walk import array_dims
+from actstore.store.format._zarr import sync
 
 __all__ = ["cache_info", "format_info"]
 
@@ -26,7 +27,7 @@ def _size(cache: Cache, prefix: str) -> int:
 
 def _positions(cache: Cache, name: str) -> list[str]:
     """The materialised positions of prompt set *name* (docs/read-path.md), if complete."""
-    from actstore.store._positions import stored_positions
+    from actstore.store.core._positions import stored_positions
 
     stored = stored_positions(cache, name) if cache.set_info(name).get("ready") else None
     return [] if stored is None else stored["positions"]

@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
 
 from actstore._locations import located
 from actstore.errors import CorruptCacheError
-from actstore.store._cache import Cache, open_cache
-from actstore.store._consolidated import has_consolidated, invalidate
-from actstore.store._layout import Layout
-from actstore.store._positions import drop_positions, positions_prompt_set
-from actstore.store._schema import DONE_ARRAY
-from actstore.store._verify import Problem, verify_cache
+from actstore.store.core._cache import Cache
+from actstore.store.core._consolidated import has_consolidated, invalidate
+from actstore.store.core._entry import open_cache
+from actstore.store.core._positions import drop_positions, positions_prompt_set
+from actstore.store.format._layout import Layout
+from actstore.store.format._schema import DONE_ARRAY
+from actstore.store.format._zarr import sync
+from actstore.store.ops._verify import Problem, verify_cache
 
 __all__ = ["RepairReport", "repair_cache"]
 
@@ -83,8 +84,8 @@ def _classify(problem: Problem, hooks: dict[str, tuple[str, ...]]) -> tuple[str,
 
 def _metadata_bytes(cache: Cache, name: str, array: str) -> bytes:
     """The ``zarr.json`` that creating *array* of prompt set *name* writes, built in memory."""
-    from actstore.store._arrays import require_array
-    from actstore.store._writer import bookkeeping_array_args
+    from actstore.store.core._arrays import require_array
+    from actstore.store.core._writer import bookkeeping_array_args
 
     info = cache.set_info(name)
     spec, layout = cache.spec(name), Layout(**info["layout"])
@@ -138,7 +139,7 @@ def repair_cache(
         raise CorruptCacheError(
             f"expected readable prompt-set metadata in {cache.url!r}, got {type(exc).__name__}: "
             f"{exc}; this damage cannot be repaired in place: extract into a new cache"
-        ) from None
+        ) from exc
     # metadata first: a damaged array zarr.json hides the state of its shards from verify
     checked = verify_cache(url, storage_options=storage_options, progress_label="repair: check")
     for problem in checked.problems:

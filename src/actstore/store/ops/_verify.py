@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from zarr.core.sync import sync
 
 from actstore._locations import located
 from actstore._progress import Progress
-from actstore.store._cache import open_cache
-from actstore.store._guard import min_shard_bytes
-from actstore.store._markers import missing_from_listing
-from actstore.store._schema import DONE_ARRAY
-from actstore.store._walk import chunk_grid, iter_arrays_safely
+from actstore.store.core._entry import open_cache
+from actstore.store.core._guard import min_shard_bytes
+from actstore.store.format._markers import missing_from_listing
+from actstore.store.format._schema import DONE_ARRAY
+from actstore.store.format._walk import chunk_grid, iter_arrays_safely
+from actstore.store.format._zarr import sync
 
 __all__ = ["Problem", "VerifyReport", "format_report", "verify_cache"]
 
@@ -129,7 +129,7 @@ def verify_cache(
                     Problem(kind="corrupt", key=full_key, detail=f"{type(exc).__name__}: {exc}")
                 )
     bar.close()
-    from actstore.store._consolidated import stale_consolidated
+    from actstore.store.core._consolidated import stale_consolidated
 
     for key, detail in stale_consolidated(cache.store, cache.url):
         report.problems.append(Problem(kind="consolidated", key=key, detail=detail))
