@@ -307,10 +307,27 @@ def _write_group(
 
 
 def stored_positions(cache: Cache, prompt_set: str) -> dict[str, Any] | None:
-    """The complete positions group's record (``positions``, ``hooks``), or ``None``.
+    """The record of *prompt_set*'s materialised positions (see :func:`materialize_positions`).
 
-    ``None`` when the prompt set has no positions group or its writing never finished (a killed
-    run): readers then use the full activations.
+    Parameters
+    ----------
+    cache
+        An open cache.
+    prompt_set
+        A prompt set of *cache*.
+
+    Returns
+    -------
+    dict or None
+        ``positions`` (the position names, in stored order), ``hooks`` (the hooks stored) and
+        ``group`` (the ``positions`` zarr group, arrays ``(prompt, layer, position, d_model)``);
+        ``None`` when the prompt set has no positions group or its writing never finished (a
+        killed run): readers then use the full activations.
+
+    Raises
+    ------
+    UnknownNameError
+        *prompt_set* is not a prompt set of *cache*.
     """
     group = cache.group(prompt_set)
     try:

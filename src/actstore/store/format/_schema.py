@@ -105,7 +105,19 @@ def reserved_label_problem(name: str) -> str | None:
 
 
 def derived_name(probe: str) -> str:
-    """The variable detection writes for the probe named *probe*: ``pred_<probe>``."""
+    """The derived variable that detection writes for the probe named *probe*.
+
+    Parameters
+    ----------
+    probe
+        The probe's name.
+
+    Returns
+    -------
+    str
+        ``pred_<probe>``, with each run of characters outside ``A-Za-z0-9_.-`` replaced by ``_``
+        and leading ``.``/``_`` removed (e.g. ``"my probe"`` -> ``"pred_my_probe"``).
+    """
     import re
 
     return "pred_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", probe).lstrip("._")

@@ -102,7 +102,18 @@ def cache_info(
 
 
 def format_info(info: dict[str, Any]) -> str:
-    """Human-readable text of :func:`cache_info`."""
+    """Human-readable text of :func:`cache_info` (what ``actstore info`` prints).
+
+    Parameters
+    ----------
+    info
+        The dict :func:`cache_info` returned.
+
+    Returns
+    -------
+    str
+        One line for the cache, then one block per prompt set.
+    """
     lines = [
         f"cache {info['url']}  (schema {info['schema_version']}, created {info.get('created')}, "
         f"{human_bytes(info['bytes_on_disk'])} on disk, "

@@ -188,6 +188,19 @@ def repair_cache(
 
 
 def format_repair(report: RepairReport) -> str:
+    """Text of a :func:`repair_cache` report (what ``actstore repair`` prints).
+
+    Parameters
+    ----------
+    report
+        The report :func:`repair_cache` returned.
+
+    Returns
+    -------
+    str
+        One line per rewritten document, unrecorded block and unrepairable problem
+        (``would ...`` for a dry run), then a summary line.
+    """
     verb = "would " if report.dry_run else ""
     lines = [f"{verb}rewrite metadata {key} from the stored spec" for key in report.rewritten]
     lines += [

@@ -144,6 +144,20 @@ def _n_objects(arr: Any) -> int:
 
 
 def format_report(report: VerifyReport, *, as_json: bool = False) -> str:
+    """Text of a :func:`verify_cache` report (what ``actstore verify`` prints).
+
+    Parameters
+    ----------
+    report
+        The report :func:`verify_cache` returned.
+    as_json
+        Return the report as indented JSON instead of one line per problem and a summary.
+
+    Returns
+    -------
+    str
+        One line per problem (``kind: key (detail)``), then a summary line; or the JSON.
+    """
     if as_json:
         return json.dumps(report.to_json(), indent=2)
     lines = [f"{p.kind}: {p.key} ({p.detail})" for p in report.problems]
