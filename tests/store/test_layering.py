@@ -33,9 +33,9 @@ def _imports(path: Path, *, type_only: bool) -> list[tuple[str, list[str]]]:
     tree = ast.parse(path.read_text())
     out = []
     for node in tree.body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            if not type_only:
-                continue
+        type_block = isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        if type_block and not type_only:
+            continue
         for sub in ast.walk(node):
             if isinstance(sub, ast.ImportFrom) and sub.module and not sub.level:
                 out.append((sub.module, [a.name for a in sub.names]))
