@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 from collections.abc import Iterator
 
+from actstore._locations import is_disk_full
 from actstore.errors import ActstoreError, DiskFullError
 
 __all__ = ["disk_full_as_error", "is_disk_full"]
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True when *exc* (or an exception it was raised from) is ENOSPC or EDQUOT."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @contextlib.contextmanager
