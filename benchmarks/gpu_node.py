@@ -43,7 +43,7 @@ def writer_rates(d_model: int, n_shards: int, repeat: int) -> dict[str, float]:
 
     from write_path import actstore_write, bare_encode, make_data
 
-    from actstore.store._shardio import set_write_threads, write_threads
+    from actstore.store.core import set_write_threads, write_threads
 
     data = make_data(n_shards, 64, 7, 32, d_model)
     bare = bare_encode(data)

@@ -133,7 +133,7 @@ def saelens_read(
     python = saelens_python()
     if python is None:
         return None
-    from actstore.store._export import export_cache
+    from actstore.store import export_cache
 
     out = tmp / "hf"
     t0 = time.perf_counter()

@@ -185,8 +185,7 @@ def machine() -> str:
 
 
 def measure_d(args: argparse.Namespace, work: Path, d: int, alphas: list[float]) -> dict:
-    from actstore.store import open_cache
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions, open_cache
 
     url = work / f"bench_{d}.zarr"
     shutil.rmtree(url, ignore_errors=True)

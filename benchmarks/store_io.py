@@ -70,7 +70,7 @@ def write_zarr(path: Path, acts: np.ndarray, compressors: tuple | None = None) -
     )
     cache = create_cache(path)
     if compressors is not None:
-        import actstore.store._writer as w
+        import actstore.store.core._writer as w
 
         orig = w.codec_compressors
         w.codec_compressors = lambda codec: compressors

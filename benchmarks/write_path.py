@@ -151,7 +151,7 @@ def actstore_write(
     data: np.ndarray, block: int, threads: int, codec: str, inflight: int = 1
 ) -> Callable:
     from actstore.store import PromptSetMetadata, PromptSetSpec, create_cache
-    from actstore.store._shardio import set_write_threads
+    from actstore.store.core import set_write_threads
 
     p, n_layers, t, d = data.shape
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(where, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        from actstore.store._shardio import set_write_threads
+        from actstore.store.core import set_write_threads
 
         set_write_threads(None)
     ref = data.nbytes / statistics.median(times[rows[0][0]]) / 1e6

@@ -11,8 +11,7 @@ from __future__ import annotations
 from actstore._progress import show_progress
 from actstore._version import __version__
 from actstore.errors import ActstoreError
-from actstore.store import decode_bfloat16, open
-from actstore.store._dtype import register_bfloat16
+from actstore.store import decode_bfloat16, open, register_bfloat16
 
 register_bfloat16()
 

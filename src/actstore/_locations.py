@@ -29,6 +29,7 @@ from actstore.errors import (
 
 __all__ = [
     "check_output_dir",
+    "is_disk_full",
     "is_location_failure",
     "located",
     "location_error",
@@ -37,6 +38,17 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when *exc* (or an exception it was raised from) is ENOSPC or EDQUOT (a quota)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
 
 #: modules whose exceptions are storage-side failures (network, object store, credentials)
 _STORAGE_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs", "fsspec")
@@ -130,7 +142,7 @@ def _remote_reason(exc: BaseException) -> tuple[str, str]:
 def location_error(exc: BaseException, url: str, action: str) -> ActstoreError:
     """The project error for *exc*, raised while *action* (e.g. ``"write"``) at *url*."""
     local = "://" not in url and "::" not in url
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    if is_disk_full(exc):
         return DiskFullError(
             f"expected free space to {action} {url!r}, got no space left on the device; free "
             "space or pick another location, then re-run to resume"

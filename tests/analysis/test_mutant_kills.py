@@ -271,8 +271,7 @@ def test_a_hook_left_out_of_the_positions_reads_the_full_array(tmp_path) -> None
     from actstore.analysis._data import open_source, select_positions
     from actstore.analysis._positions import row_source
     from actstore.errors import SampleLossWarning
-    from actstore.store import open_cache
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions, open_cache
     from tests._fixtures.store import make_synthetic, write_synthetic
 
     syn = make_synthetic(

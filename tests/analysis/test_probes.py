@@ -127,7 +127,7 @@ def test_incomplete_prompt_set_is_refused(tmp_path) -> None:
     ds = planted_set(n_prompts=40, kind="train", seed=5, d_model=8)
     cache = write_set(tmp_path / "c.zarr", "arithmetic", ds, block_size=10)
     # Simulate a killed extraction: forget one block's completion record.
-    from actstore.store._schema import DONE_ARRAY
+    from actstore.store.format._schema import DONE_ARRAY
 
     cache.group("arithmetic")[DONE_ARRAY][2] = 0
     with pytest.raises(IncompleteCacheError, match="resume the extraction"):

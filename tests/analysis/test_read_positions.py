@@ -23,8 +23,7 @@ from actstore.errors import (
     SampleLossWarning,
     UnknownNameError,
 )
-from actstore.store import open_cache, verify_cache
-from actstore.store._positions import materialize_positions, stored_positions
+from actstore.store import materialize_positions, open_cache, stored_positions, verify_cache
 from tests._fixtures.store import make_synthetic, write_synthetic
 
 

@@ -17,8 +17,7 @@ import pytest
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.extractors import extract
-from actstore.store import open_cache
-from actstore.store._positions import stored_positions
+from actstore.store import open_cache, stored_positions
 from tests.extractors._helpers import mixed_prompt_set
 from tests.extractors.test_resume import KW, _cli, _env
 

@@ -33,20 +33,20 @@ DATA = "src/actstore/analysis/_data.py"
 DETECT = "src/actstore/analysis/_detect.py"
 DETECT_WRITE = "src/actstore/analysis/_detect_write.py"
 A_POSITIONS = "src/actstore/analysis/_positions.py"
-S_POSITIONS = "src/actstore/store/_positions.py"
+S_POSITIONS = "src/actstore/store/core/_positions.py"
 DETECT_CONFIG = "src/actstore/experiment/_detect_config.py"
 DETECT_STAGE = "src/actstore/experiment/_detect_stage.py"
 GENFLOW = "src/actstore/extractors/_genflow.py"
 PERSIST = "src/actstore/analysis/_persist.py"
-WRITER = "src/actstore/store/_writer.py"
-MARKERS = "src/actstore/store/_markers.py"
-COPY = "src/actstore/store/_copy.py"
-OPEN = "src/actstore/store/_open.py"
-VERIFY = "src/actstore/store/_verify.py"
-DERIVED = "src/actstore/store/_derived.py"
-LAYOUT = "src/actstore/store/_layout.py"
-CACHE = "src/actstore/store/_cache.py"
-PARTIAL = "src/actstore/store/_partial.py"
+WRITER = "src/actstore/store/core/_writer.py"
+MARKERS = "src/actstore/store/format/_markers.py"
+COPY = "src/actstore/store/ops/_copy.py"
+OPEN = "src/actstore/store/core/_open.py"
+VERIFY = "src/actstore/store/ops/_verify.py"
+DERIVED = "src/actstore/store/core/_derived.py"
+LAYOUT = "src/actstore/store/format/_layout.py"
+ENTRY = "src/actstore/store/core/_entry.py"
+PARTIAL = "src/actstore/store/format/_partial.py"
 HF = "src/actstore/extractors/_hf.py"
 LAYERS = "src/actstore/extractors/_layers.py"
 BATCHING = "src/actstore/extractors/_batching.py"
@@ -792,7 +792,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "cache-readonly-create",
-        CACHE,
+        ENTRY,
         "    except PermissionError as exc:\n        raise ReadOnlyError(",
         "    except FileNotFoundError as exc:\n        raise ReadOnlyError(",
         S_CACHE,

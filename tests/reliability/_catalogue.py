@@ -497,7 +497,7 @@ def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
 
     import numpy as np
 
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions
     from tests._fixtures.store import make_synthetic, write_synthetic
 
     syn = make_synthetic(n_prompts=4, block_size=2)
@@ -509,6 +509,15 @@ def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
         work / "positions_nowhere.zarr", dataclasses.replace(syn, metadata=meta)
     )
     return materialize_positions(cache, "arith", "before:answer")
+
+
+def _open_store(**kw: Any) -> Callable[[Path], Any]:  # storesplit (issue 15)
+    def call(work: Path) -> Any:
+        from actstore.store import open_store
+
+        return open_store(work / "cache.zarr", **kw)
+
+    return call
 
 
 ROWS: tuple[Row, ...] = (
@@ -1986,6 +1995,15 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'probes[0].position': expected a span of prompt set 'arith' (x, y, "
         "answer), got 'result'; name one of those or use position 'last'",
+    ),
+    # -- storesplit (issue 15): the public checked open, actstore.store.open_store -------------
+    Row(
+        id="open-store-mode",
+        where="api",
+        input="`actstore.store.open_store('cache.zarr', mode='w')`",
+        call=_open_store(mode="w"),
+        error="InvalidArgumentError",
+        message="expected mode 'r' or 'r+', got 'w'",
     ),
 )
 

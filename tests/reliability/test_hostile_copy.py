@@ -16,7 +16,7 @@ import pytest
 
 from actstore.errors import UnsafeCacheError
 from actstore.store import copy_cache, open_cache
-from actstore.store._safety import check_key
+from actstore.store.format._safety import check_key
 
 
 def _files_under(root: Path) -> set[str]:

@@ -23,7 +23,7 @@ import pytest
 import actstore
 from actstore.errors import ActstoreError, CorruptCacheError, UnsafeCacheError
 from actstore.store import cache_info, copy_cache, open_cache, verify_cache
-from actstore.store._safety import (
+from actstore.store.format._safety import (
     ALLOWED_CODECS,
     MAX_METADATA_BYTES,
     check_key,

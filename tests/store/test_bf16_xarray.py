@@ -445,7 +445,7 @@ def test_analysis_gives_the_same_numbers_on_raw_and_decoded(tmp_path) -> None:
 
 
 def test_info_says_how_bfloat16_opens(source, tmp_path) -> None:
-    from actstore.store._info import format_info
+    from actstore.store import format_info
 
     path, *_ = source
     text = format_info(actstore.store.cache_info(path))

@@ -21,7 +21,7 @@ import actstore
 from actstore import show_progress
 from actstore.errors import CorruptCacheError, IncompleteCacheWarning, UnsafeCacheError
 from actstore.store import copy_cache, open_cache, repair_cache, verify_cache
-from actstore.store._open import open_tree
+from actstore.store.core._open import open_tree
 from tests._fixtures.store import make_synthetic, write_synthetic
 from tests.reliability._hostile import OpenFile
 
@@ -156,7 +156,7 @@ _KILLED = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    import actstore.store._consolidated as consolidated
+    import actstore.store.core._consolidated as consolidated
     from actstore.store import open_cache
     url, options = sys.argv[1], eval(sys.argv[2])
     cache = open_cache(url, mode="r+", storage_options=options)

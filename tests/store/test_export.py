@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
-from actstore.store._export import export_cache
+from actstore.store import export_cache
 from tests._fixtures.store import make_synthetic, write_synthetic
 
 HERE = Path(__file__).parent
@@ -106,7 +106,7 @@ def test_hf_datasets_reads_back_equal(two_sets, tmp_path) -> None:
 def test_hf_datasets_many_shards(tmp_path, monkeypatch) -> None:
     """Steps smaller than the data: rows span step boundaries and several arrow files."""
     datasets = pytest.importorskip("datasets")
-    import actstore.store._export as ex
+    import actstore.store.ops._export as ex
 
     syn = make_synthetic(n_prompts=30, block_size=2, seed=4)
     write_synthetic(tmp_path / "c.zarr", syn)

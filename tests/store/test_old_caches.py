@@ -17,8 +17,7 @@ import pytest
 
 import actstore
 from actstore import analysis
-from actstore.store import open_cache, verify_cache
-from actstore.store._positions import materialize_positions
+from actstore.store import materialize_positions, open_cache, verify_cache
 from tests._fixtures.store import make_synthetic
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -121,7 +121,7 @@ def test_subset_copy_of_incomplete_cache_records_only_copied_prompts(
     size makes the copy several shards, some complete and some not.
     """
     if copy_block is not None:  # 672 bytes per prompt: 3 layers x 7 tokens x 16 x bfloat16
-        monkeypatch.setattr("actstore.store._layout.TARGET_SHARD_BYTES", 672 * copy_block)
+        monkeypatch.setattr("actstore.store.format._layout.TARGET_SHARD_BYTES", 672 * copy_block)
     syn = make_synthetic(seed=7)  # 23 prompts, blocks of 5: block 4 holds prompts 20-22
     src = tmp_path / "s.zarr"
     write_synthetic(src, syn, blocks=[0, 1, 3])  # prompts 10-14 and 20-22 never written

@@ -17,8 +17,8 @@ import zarr
 import actstore  # noqa: F401  (registers bfloat16)
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
 from actstore.store import PromptSetSpec, open_cache
-from actstore.store._codecs import parse_codec
-from actstore.store._shardio import set_write_threads, shard_plan
+from actstore.store.core._shardio import set_write_threads, shard_plan
+from actstore.store.format._codecs import parse_codec
 from tests._fixtures.store import make_synthetic, write_synthetic
 
 
@@ -173,7 +173,7 @@ def test_bad_codec_names_are_refused(bad) -> None:
 def test_bad_write_threads_variable_is_refused_not_ignored(monkeypatch, tmp_path, value) -> None:
     """breaker11: a bad ``ACTSTORE_WRITE_THREADS`` was silently replaced by the core count."""
     from actstore.extractors import extract
-    from actstore.store._shardio import write_threads
+    from actstore.store.core._shardio import write_threads
 
     monkeypatch.setenv("ACTSTORE_WRITE_THREADS", value)
     with pytest.raises(InvalidArgumentError, match="expected ACTSTORE_WRITE_THREADS"):

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
-from actstore.store._dtype import is_number_dtype
+from actstore.store.format import is_number_dtype
 
 __all__ = [
     "SetSource",

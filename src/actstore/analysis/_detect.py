@@ -43,7 +43,7 @@ from actstore.analysis._significance import (
     train_source,
 )
 from actstore.errors import InvalidArgumentError, ReadOnlyError, UnknownNameError
-from actstore.store._schema import derived_name
+from actstore.store import derived_name
 
 __all__ = ["detect"]
 

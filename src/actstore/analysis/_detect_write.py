@@ -54,7 +54,7 @@ def _where(cache: Any) -> str:
 
 
 def _local_group(src: SetSource) -> str | None:
-    from actstore.store._storage import is_local, zip_location
+    from actstore.store.format import is_local, zip_location
 
     url = src.url
     if url is None or not is_local(url) or zip_location(url) is not None:
@@ -64,7 +64,8 @@ def _local_group(src: SetSource) -> str | None:
 
 def _check_names(src: SetSource, name: str, probe_name: str, control: bool) -> None:
     """Refuse a derived name before any work (the same checks as the write itself)."""
-    from actstore.store._derived import _check_derived_name, _check_name
+    from actstore.store.core import check_derived_name as _check_derived_name
+    from actstore.store.format import check_name as _check_name
 
     if src.cache is None:  # an in-memory Dataset: the write itself says it cannot be stored
         return

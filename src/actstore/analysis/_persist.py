@@ -198,13 +198,9 @@ def _read_npz(path: Path, meta: dict[str, Any]) -> xr.Dataset:
 def _open_standalone_zarr(path: str) -> xr.Dataset:
     """A standalone probe ``.zarr``, under the same metadata checks as a cache (no v2, no
     codec outside the allow-list, bounded sizes) before xarray reads it."""
-    from actstore.store._safety import damaged_error_message, scan_store
-    from actstore.store._storage import make_store
+    from actstore.store import open_store
 
-    store = make_store(path, read_only=True)
-    scan = scan_store(store, path)
-    for key, problem in sorted(scan.damaged.items()):
-        raise CorruptCacheError(damaged_error_message(path, key, problem))
+    store = open_store(path)
     try:
         return xr.open_zarr(store, consolidated=False, zarr_format=3).load()
     except (ActstoreError, MemoryError):

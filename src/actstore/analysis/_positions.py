@@ -1,7 +1,7 @@
 """Where the rows of one (hook, position) come from: the full activations or ``<set>/positions``.
 
 :func:`row_source` picks between the full ``(prompt, layer, token, d_model)`` array and the
-materialised positions (see :mod:`actstore.store._positions`). :func:`materialised_rows` is the
+materialised positions (see :mod:`actstore.store.core._positions`). :func:`materialised_rows` is the
 read path's one decision: use the small positions array when the
 cache holds the requested (hook, position) completely, else ``None`` (the caller reads the full
 activations). Both give the same bytes for every selected sample.
@@ -56,7 +56,7 @@ def materialised_rows(
     import dask.array as da
 
     from actstore.prompts import parse_position
-    from actstore.store._positions import stored_positions
+    from actstore.store import stored_positions
 
     if src.cache is None or not len(prompt):
         return None

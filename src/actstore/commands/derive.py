@@ -16,8 +16,7 @@ _EPILOG = """examples:
 def _run(args: argparse.Namespace) -> int:
     from actstore.commands.store import _storage_options
     from actstore.errors import InvalidArgumentError
-    from actstore.store import open_cache
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions, open_cache
 
     cache = open_cache(
         args.cache, mode="r+", storage_options=_storage_options(args.storage_options)

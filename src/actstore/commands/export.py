@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from actstore.store._export import export_cache
+    from actstore.store import export_cache
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -49,7 +49,7 @@ def _reextract(args: argparse.Namespace, cache_url: str, set_name: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from actstore.store._repair import format_repair, repair_cache
+    from actstore.store import format_repair, repair_cache
 
     if args.from_extraction and (not args.model or not args.prompts):
         raise InvalidArgumentError(

@@ -27,6 +27,22 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _parse_prompts(text: str) -> list[int] | slice:
+    """``"0:100"`` -> slice, ``"3,5,9"`` -> list of prompt indices."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = [int(p) if p else None for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            return slice(*parts)
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise InvalidArgumentError(
+            f"expected prompts as START:STOP[:STEP] or a comma list like 0,5,9, got {text!r}"
+        ) from exc
+
+
 def _int_list(text: str, what: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -37,7 +53,7 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from actstore.store._info import cache_info, format_info
+    from actstore.store import cache_info, format_info
 
     info = cache_info(args.cache, storage_options=_storage_options(args.storage_options))
     print(json.dumps(info, indent=2) if args.json else format_info(info))
@@ -45,14 +61,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_copy(args: argparse.Namespace) -> int:
-    from actstore.store._copy import copy_cache, parse_prompts
+    from actstore.store import copy_cache
 
     report = copy_cache(
         args.src,
         args.dst,
         layers=None if args.layers is None else _int_list(args.layers, "--layers"),
         prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
-        prompts=None if args.prompts is None else parse_prompts(args.prompts),
+        prompts=None if args.prompts is None else _parse_prompts(args.prompts),
         storage_options=_storage_options(args.storage_options),
         dst_storage_options=_storage_options(args.dst_storage_options),
     )
@@ -72,7 +88,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 f"expected {name} only with --model, got {name} alone; add --model DIR to "
                 "re-run the model, or drop it"
             )
-    from actstore.store._verify import format_report, verify_cache
+    from actstore.store import format_report, verify_cache
 
     report = verify_cache(args.cache, storage_options=_storage_options(args.storage_options))
     print(format_report(report, as_json=args.json))

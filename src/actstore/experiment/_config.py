@@ -212,7 +212,7 @@ def _check_seed(key: str, value: int) -> None:
 
 
 def _check_positions(positions: Any) -> None:
-    from actstore.store._positions import parse_position_list
+    from actstore.store.core import parse_position_list
 
     try:
         parse_position_list(positions)
@@ -286,7 +286,7 @@ def _validate(cfg: ExperimentConfig) -> None:
         _check_positions(ex.positions)
     if ex.codec is not None:
         from actstore.errors import InvalidArgumentError
-        from actstore.store._codecs import parse_codec
+        from actstore.store.format import parse_codec
 
         try:
             parse_codec(ex.codec)

@@ -26,8 +26,8 @@ from actstore.extractors._positions import (
     with_positions,
 )
 from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
-from actstore.store._codecs import parse_codec
-from actstore.store._shardio import write_threads
+from actstore.store.core import write_threads
+from actstore.store.format import parse_codec
 
 if TYPE_CHECKING:
     from actstore.prompts import PromptSet

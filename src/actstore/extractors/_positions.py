@@ -1,7 +1,7 @@
 """``extract(positions=...)``: materialise positions once the prompt set is complete.
 
 The positions group is derived from the complete activations after the last block is recorded
-(see :mod:`actstore.store._positions` for its exactly-once protocol), so a killed or resumed
+(see :mod:`actstore.store.core._positions` for its exactly-once protocol), so a killed or resumed
 extraction never leaves it out of step with the activations: it exists, complete, only once every
 block is. Positions are checked before the model is loaded (their form, and that each span
 exists in some prompt), so a typo never costs an extraction.
@@ -78,7 +78,7 @@ def check_positions_select(
     import numpy as np
 
     from actstore.prompts import parse_position
-    from actstore.store._positions import refuse_if_empty
+    from actstore.store.core import refuse_if_empty
 
     n = np.asarray(n_tokens, dtype=np.int64)
     for name in positions or ():
@@ -92,7 +92,7 @@ def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, positions: Any = None, **kw: Any) -> Any:
-        from actstore.store._positions import parse_position_list
+        from actstore.store.core import parse_position_list
 
         names = None if positions is None else parse_position_list(positions)
         if names is not None and not kw.get("dry_run"):
@@ -110,8 +110,7 @@ def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _materialise(report: Any, names: list[str], storage_options: Any) -> Any:
-    from actstore.store import open_cache
-    from actstore.store._positions import materialize_positions
+    from actstore.store import materialize_positions, open_cache
 
     cache = open_cache(report.out, mode="r+", storage_options=storage_options)
     done = materialize_positions(cache, report.set_name, names, add=True)

@@ -29,7 +29,7 @@ import torch
 from actstore.errors import ActstoreError, DiskFullError, ExtractionError
 from actstore.extractors._batching import Batch
 from actstore.extractors._torchutil import to_numpy
-from actstore.store._enospc import is_disk_full
+from actstore.store.format import is_disk_full
 
 __all__ = ["BlockSink"]
 

@@ -42,7 +42,7 @@ def _check_label(name: Any, value: Any) -> LabelValue:
             f"expected a label name other than 'text', 'spans' or 'span:*', got {name!r}; "
             "rename the label",
         )
-    from actstore.store._schema import reserved_label_problem
+    from actstore.store.format import reserved_label_problem
 
     problem = reserved_label_problem(name)
     if problem is not None:

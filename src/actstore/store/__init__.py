@@ -1,28 +1,36 @@
 """actstore.store: the Zarr v3 activation cache.
 
 One cache is one Zarr v3 group with one subgroup per prompt set; activations have dims
-``(prompt, layer, token, d_model)``. The schema: docs/reference/store-format.md.
+``(prompt, layer, token, d_model)``. The schema: docs/reference/store-format.md; how this
+package is built (``format`` <- ``core`` <- ``ops``): docs/explanation/store-internals.md.
+
+Writing from another extractor (nnsight, a vLLM hook, ...): :func:`create_cache`, then
+:meth:`Cache.prompt_set_writer` with a :class:`PromptSetSpec` and :class:`PromptSetMetadata`,
+then :meth:`PromptSetWriter.write_block` for each block. Reading: :func:`open` (xarray) or
+:func:`open_cache` (the :class:`Cache` handle).
 """
 
-from actstore.store._cache import Cache, create_cache, open_cache
-from actstore.store._copy import CopyReport, copy_cache
-from actstore.store._decode import decode_bfloat16
-from actstore.store._dtype import BFLOAT16, BFloat16, register_bfloat16
-from actstore.store._export import ExportReport, export_cache
-from actstore.store._info import cache_info
-from actstore.store._layout import Layout, choose_layout
-from actstore.store._open import open
-from actstore.store._positions import materialize_positions
-from actstore.store._repair import RepairReport, repair_cache
-from actstore.store._schema import (
+from actstore.store.core._cache import Cache
+from actstore.store.core._checked import open_store
+from actstore.store.core._decode import decode_bfloat16
+from actstore.store.core._entry import create_cache, open, open_cache
+from actstore.store.core._positions import materialize_positions, stored_positions
+from actstore.store.core._writer import PromptSetWriter, numpy_dtype
+from actstore.store.format._dtype import BFLOAT16, BFloat16, register_bfloat16
+from actstore.store.format._layout import Layout, choose_layout
+from actstore.store.format._schema import (
     ACT_DIMS,
     PROBES_GROUP,
     SCHEMA_VERSION,
     PromptSetMetadata,
     PromptSetSpec,
+    derived_name,
 )
-from actstore.store._verify import Problem, VerifyReport, verify_cache
-from actstore.store._writer import PromptSetWriter, numpy_dtype
+from actstore.store.ops._copy import CopyReport, copy_cache
+from actstore.store.ops._export import ExportReport, export_cache
+from actstore.store.ops._info import cache_info, format_info
+from actstore.store.ops._repair import RepairReport, format_repair, repair_cache
+from actstore.store.ops._verify import Problem, VerifyReport, format_report, verify_cache
 
 __all__ = [
     "ACT_DIMS",
@@ -45,12 +53,18 @@ __all__ = [
     "copy_cache",
     "create_cache",
     "decode_bfloat16",
+    "derived_name",
     "export_cache",
+    "format_info",
+    "format_repair",
+    "format_report",
     "materialize_positions",
     "numpy_dtype",
     "open",
     "open_cache",
+    "open_store",
     "register_bfloat16",
     "repair_cache",
+    "stored_positions",
     "verify_cache",
 ]

@@ -8,11 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from actstore._validate import is_int as _is_int
 from actstore.errors import InvalidArgumentError
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | np.integer)
 
 
 def check_layers(layers: Any, layer: Any) -> list[int] | None:

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from actstore.errors import InvalidArgumentError
-from actstore.store._dtype import BFLOAT16
-from actstore.store._tokens import DEFAULT_BUFFER_BYTES, TokenPlan, select_tokens
+from actstore.store import BFLOAT16
+from actstore.store.core import DEFAULT_BUFFER_BYTES, TokenPlan, select_tokens
 from actstore.torch._args import check_device, check_layers, check_seed
 from actstore.torch._schedule import StreamSchedule, consumed_per_worker
 
@@ -99,7 +99,7 @@ class ActivationLoader(IterableDataset):
         storage_options: dict[str, Any] | None = None,
         progress: bool = False,
     ) -> None:
-        from actstore.store._cache import open_cache
+        from actstore.store import open_cache
 
         super().__init__()
         wanted = check_layers(layers, layer)
@@ -150,7 +150,7 @@ class ActivationLoader(IterableDataset):
         self._batches = 0
 
     def _make_plan(self, cache: Any = None) -> TokenPlan:
-        from actstore.store._cache import open_cache
+        from actstore.store import open_cache
 
         if cache is None:  # a fresh process (DataLoader worker): reopen, sharing no handles
             cache = open_cache(self.url, storage_options=self.storage_options)
@@ -281,7 +281,7 @@ class ActivationLoader(IterableDataset):
     def _bar(self, sched: StreamSchedule, skip: int) -> Any:
         if not self.progress:
             return None
-        from actstore.store._export import Progress
+        from actstore.store.ops import Progress
 
         bar = Progress(sched.n_rows[0], f"epoch {self.epoch}", quiet=False, what="loader")
         bar.update(min(skip * self.batch_size, sched.n_rows[0]))
