@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from actstore._reserved import reserved_label_problem
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["RESERVED_KEYS", "FieldError", "LabelValue", "Prompt", "check_prompt_fields"]
@@ -42,8 +43,6 @@ def _check_label(name: Any, value: Any) -> LabelValue:
             f"expected a label name other than 'text', 'spans' or 'span:*', got {name!r}; "
             "rename the label",
         )
-    from actstore.store.format import reserved_label_problem
-
     problem = reserved_label_problem(name)
     if problem is not None:
         raise FieldError(

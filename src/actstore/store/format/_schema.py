@@ -15,12 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from actstore._reserved import (
+    DONE_ARRAY,
+    RESERVED_NAMES,
+    RESERVED_PREFIXES,
+    reserved_label_problem,
+)
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
 from actstore.store.format._dtype import is_number_dtype
 
 __all__ = [
     "ACT_DIMS",
     "ATTR_KEY",
+    "DONE_ARRAY",
     "DTYPES",
     "METADATA_VARS",
     "PROBES_GROUP",
@@ -64,44 +71,6 @@ ACT_DIMS = ("prompt", "layer", "token", "d_model")
 DTYPES = ("bfloat16", "float16", "float32")
 #: Group name reserved for saved probes (never a prompt set).
 PROBES_GROUP = "probes"
-#: Bookkeeping array: one uint8 per block, chunked one per block, 1 once the block is written.
-DONE_ARRAY = "_blocks_done"
-#: Variable names inside a prompt-set group that labels, hooks and derived variables may not take.
-RESERVED_NAMES = frozenset(
-    {
-        "prompt",
-        "layer",
-        "token",
-        "d_model",
-        "text",
-        "n_tokens",
-        "token_id",
-        "token_str",
-        "span",
-        "span_mask",
-        "source_prompt",
-        "is_generated",
-        "block",
-        DONE_ARRAY,
-    }
-)
-
-
-#: Prefixes of the names actstore writes into a prompt set besides :data:`RESERVED_NAMES`: derived
-#: predictions (``pred_<probe>``) and activation hooks (``resid_post``, TransformerLens ``attn_z``,
-#: ``mlp_post``, ``ln1_normalized``, ...). A label may not start with one of them.
-RESERVED_PREFIXES = ("pred_", "resid_", "attn_", "mlp_", "ln1_", "ln2_", "ln_final", "hook_")
-
-
-def reserved_label_problem(name: str) -> str | None:
-    """Why *name* cannot be a label (a name the store writes itself), or ``None`` when it can."""
-    if name in RESERVED_NAMES:
-        return f"the reserved name {name!r} (the store's own {name!r} variable)"
-    for prefix in RESERVED_PREFIXES:
-        if name.startswith(prefix):
-            what = "derived predictions" if prefix == "pred_" else "activations"
-            return f"{name!r}, which starts with {prefix!r} (reserved for {what})"
-    return None
 
 
 def derived_name(probe: str) -> str:
