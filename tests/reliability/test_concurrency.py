@@ -38,7 +38,11 @@ def _read_completed(out, reference: np.ndarray) -> tuple[int, int]:
     if len(missing) and not caught:
         # blocks finished between the open and this listing are fine; a warning is expected
         # whenever open itself saw missing blocks, which it did if any is missing now
-        pytest.fail(f"open gave no incomplete warning while blocks {missing} were missing")
+        info = open_cache(out).set_info(SET)  # what a failure needs to be told apart
+        pytest.fail(
+            f"open gave no incomplete warning while blocks {missing} were missing "
+            f"(set ready now: {info.get('ready')})"
+        )
     recorded = [b for b in range(N_BLOCKS) if b not in missing]
     for b in recorded:
         got = ds["resid_post"].isel(prompt=slice(b * BLOCK, (b + 1) * BLOCK)).values

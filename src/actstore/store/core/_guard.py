@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from actstore.errors import CorruptCacheError
-from actstore.store.format._schema import DONE_ARRAY
+from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY
 from actstore.store.format._storage import is_local, is_zip
 from actstore.store.format._zarr import sync
 
@@ -36,6 +36,7 @@ __all__ = [
     "GuardedArray",
     "damaged_shards",
     "guard_prompt_set",
+    "in_creation",
     "min_shard_bytes",
     "open_failure",
     "refuse_set_in_creation",
@@ -180,9 +181,24 @@ def open_failure(cache: Cache, name: str, exc: Exception) -> CorruptCacheError:
     )
 
 
+def in_creation(group: zarr.Group) -> bool:
+    """True when top-level *group* is a prompt set some extraction is creating right now (or was
+    killed creating): no attributes and no members yet, or attributes that name a prompt set.
+
+    The caller asks only about groups that were not among the prompt sets it listed: a set whose
+    attributes appeared after that listing was not covered by the open-time metadata scan, so it
+    is never read (as a prompt set or as a plain group) in this open.
+    """
+    attrs = dict(group.attrs)
+    if not attrs:
+        return not any(True for _ in group.members())
+    info = attrs.get(ATTR_KEY)
+    return isinstance(info, Mapping) and "spec" in info
+
+
 def refuse_set_in_creation(cache: Cache, path: str) -> None:
-    """A top-level group with neither attributes nor arrays is a prompt set whose creation has
-    only just begun (or was killed there): refuse it instead of returning an empty Dataset."""
+    """Refuse top-level group *path* when :func:`in_creation` says a prompt set is being created
+    there, instead of returning an empty or partial Dataset without a word."""
     from actstore.errors import IncompleteCacheError
 
     if "/" in path:
@@ -191,8 +207,8 @@ def refuse_set_in_creation(cache: Cache, path: str) -> None:
         group = zarr.open_group(store=cache.store, path=path, mode="r")
     except Exception:  # absent: open_group_dataset names what exists
         return
-    if not dict(group.attrs) and not any(True for _ in group.members()):
+    if in_creation(group):
         raise IncompleteCacheError(
-            f"expected prompt set {path!r} of {cache.url!r} to be created, got an empty group "
-            "(an extraction is creating it, or was killed doing so); wait, or re-run it"
+            f"expected prompt set {path!r} of {cache.url!r} to be created, got one an extraction "
+            "is creating (or was killed creating); wait and open it again, or re-run the extraction"
         )

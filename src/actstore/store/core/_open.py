@@ -23,11 +23,11 @@ from actstore.store.core._decode import (
     strings_as_object,
 )
 from actstore.store.core._decode import decode_bfloat16 as _decode_all
-from actstore.store.core._guard import guard_prompt_set
+from actstore.store.core._guard import guard_prompt_set, in_creation
 from actstore.store.core._metastore import spec_indexes
 from actstore.store.core._writer import numpy_dtype
 from actstore.store.format._safety import damaged_error_message
-from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, DTYPES
+from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, DTYPES, PROBES_GROUP
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -171,8 +171,8 @@ def open_tree(
         if not cache.set_info(name).get("ready"):
             warnings.warn(
                 IncompleteCacheWarning(
-                    f"prompt set {name!r} of {cache.url!r} was interrupted during creation and "
-                    "is left out; re-run the extraction to finish it"
+                    f"prompt set {name!r} of {cache.url!r} is being created (or its creation "
+                    "was interrupted) and is left out; wait, or re-run the extraction to finish it"
                 ),
                 stacklevel=3,
             )
@@ -182,6 +182,15 @@ def open_tree(
         )
     for path, group in cache.root.groups():
         if path in sets:
+            continue
+        if path != PROBES_GROUP and in_creation(group):  # created since the listing above
+            warnings.warn(
+                IncompleteCacheWarning(
+                    f"prompt set {path!r} of {cache.url!r} is being created and is left out; "
+                    "wait and open the cache again"
+                ),
+                stacklevel=3,
+            )
             continue
         cache.check_group_readable(path)
         for sub in _groups_with_arrays(group, path):
