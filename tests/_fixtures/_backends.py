@@ -60,6 +60,12 @@ class Backend:
         fs, root = self._fs(url)
         return {f[len(root) + 1 :]: fs.cat_file(f) for f in fs.find(root)}
 
+    def put(self, url: str, key: str, data: bytes) -> None:
+        """Store *data* as object *key* (what a write killed half-way may leave)."""
+        fs, root = self._fs(url)
+        fs.makedirs(f"{root}/{key}".rsplit("/", 1)[0], exist_ok=True)  # (local directories)
+        fs.pipe_file(f"{root}/{key}", data)
+
     def damage(self, url: str, key: str) -> None:
         """Flip one byte in the middle of the stored object *key* (its size is unchanged)."""
         fs, root = self._fs(url)

@@ -27,6 +27,7 @@ import actstore
 from actstore.errors import (
     CorruptCacheError,
     FingerprintMismatchError,
+    IncompleteCacheWarning,
     ReadOnlyError,
     StoreNotFoundError,
 )
@@ -152,6 +153,8 @@ class CacheContract:
         opts = backend.storage_options
         url = backend.build(syn, blocks=[0, 2])  # a run stopped after blocks 0 and 2
         assert open_cache(url, storage_options=opts).missing_blocks("arith") == [1]
+        # ... while writing block 1: a torn shard of one hook is there, its block unrecorded
+        backend.put(url, "arith/attn_out/c/1/0/0/0", b"torn shard: not zarr data")
         # a resuming extractor passes its spec and metadata again: they match, nothing is redone
         writer = open_cache(url, mode="r+", storage_options=opts).prompt_set_writer(
             "arith", syn.spec, syn.metadata
@@ -197,6 +200,18 @@ class CacheContract:
             np.testing.assert_array_equal(_bits(ds[hook].values), _bits(syn.activations[hook]))
 
     # ---- read path ---------------------------------------------------------------------------
+
+    def test_open_incomplete(self, backend: Backend, syn: Synthetic) -> None:
+        opts = backend.storage_options
+        url = backend.build(syn, blocks=[0, 2])
+        with pytest.warns(IncompleteCacheWarning, match=r"1 of 3 blocks missing \(1;"):
+            ds = actstore.open(url, group="arith", storage_options=opts, decode_bfloat16=False)
+        for hook in HOOKS:  # block 1 (prompts 2, 3) reads as zeros, as the warning says
+            want = syn.activations[hook].copy()
+            want[2:4] = 0
+            np.testing.assert_array_equal(_bits(ds[hook].values), _bits(want))
+        assert open_cache(url, storage_options=opts).missing_blocks("arith") == [1]
+        assert verify_cache(url, storage_options=opts).ok  # unwritten blocks are not damage
 
     def test_open(self, backend: Backend, syn: Synthetic, complete: str) -> None:
         opts, url = backend.storage_options, complete
