@@ -154,7 +154,7 @@ class ZipBackend(Backend):
     @staticmethod
     def _prefix(names: list[str]) -> str:
         """``""`` for a zip whose root is the cache, else its one top-level folder + ``/``."""
-        if "zarr.json" in names:
+        if "zarr.json" in names or any("/" not in n for n in names):
             return ""
         tops = {n.split("/", 1)[0] for n in names}
         assert len(tops) == 1, tops  # a test helper's own precondition, not validation

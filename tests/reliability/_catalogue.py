@@ -366,6 +366,18 @@ _S3_DEAD = (
 )
 
 
+def _create_over_other_objects(work: Path) -> Any:  # contract (issue 15 part D)
+    import fsspec
+
+    from actstore.store import create_cache
+
+    fsspec.filesystem("memory").pipe_file("/catalogue-notes/c.zarr/notes.txt", b"mine")
+    try:
+        return create_cache("memory://catalogue-notes/c.zarr")
+    finally:
+        fsspec.filesystem("memory").rm("/catalogue-notes", recursive=True)
+
+
 def _loader_resume(work: Path) -> Any:
     from actstore.torch import ActivationLoader
 
@@ -1985,6 +1997,17 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'probes[0].position': expected a span of prompt set 'arith' (x, y, "
         "answer), got 'result'; name one of those or use position 'last'",
+    ),
+    # -- contract (issue 15 part D): what a directory refuses, every storage location refuses --
+    Row(
+        id="create-over-other-objects",
+        where="api",
+        input="`create_cache('memory://catalogue-notes/c.zarr')` (the location holds `notes.txt`)",
+        call=_create_over_other_objects,
+        error="NotACacheError",
+        message="expected an empty or new location for a new cache, got "
+        "'memory://catalogue-notes/c.zarr' with other objects in it (e.g. 'notes.txt'); pick a "
+        "new URL",
     ),
 )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from actstore.errors import (
     CorruptCacheError,
     FingerprintMismatchError,
     IncompleteCacheWarning,
+    NotACacheError,
     ReadOnlyError,
     StoreNotFoundError,
 )
@@ -126,6 +128,15 @@ class CacheContract:
         assert backend.raw(url) == before
         reopened = open_cache(url, storage_options=opts)
         assert reopened.mode == "r" and reopened.prompt_sets == []
+
+    def test_create_refuses_other_files(self, backend: Backend) -> None:
+        url, opts = backend.new_url("notes"), backend.storage_options
+        backend.put(url, "notes.txt", b"not a cache")
+        with pytest.raises(NotACacheError, match=r"no zarr\.json"):
+            open_cache(url, storage_options=opts)
+        with pytest.raises(NotACacheError, match=r"for a new cache, got .* with other"):
+            create_cache(url, storage_options=opts)  # a cache is never mixed with them
+        assert backend.raw(url) == {"notes.txt": b"not a cache"}
 
     def test_write_blocks(self, backend: Backend, syn: Synthetic) -> None:
         url, opts = backend.new_url("w"), backend.storage_options
@@ -326,6 +337,16 @@ class TestZip(CacheContract):
         with pytest.raises(ReadOnlyError, match=READ_ONLY):
             create_cache(new)
         assert not os.path.exists(new)
+
+    def test_create_refuses_other_files(self, backend: Backend) -> None:
+        url = backend.new_url("notes")
+        with zipfile.ZipFile(url, "w") as zf:
+            zf.writestr("notes.txt", "not a cache")
+        with pytest.raises(NotACacheError, match=r"no zarr\.json"):
+            open_cache(url)
+        with pytest.raises(ReadOnlyError, match=READ_ONLY):
+            create_cache(url)
+        assert backend.raw(url) == {"notes.txt": b"not a cache"}
 
     def test_write_blocks(self, backend: Backend, syn: Synthetic) -> None:
         url = backend.build(make_synthetic(n_prompts=2, layers=LAYERS, n_tokens=8, d_model=16))
