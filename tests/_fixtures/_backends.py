@@ -151,6 +151,11 @@ class ZipBackend(Backend):
                     zf.write(Path(dirpath) / f, f"{rel}/{f}")
         return url
 
+    def put(self, url: str, key: str, data: bytes) -> None:
+        """Add entry *key* to the zip file *url* (made when missing)."""
+        with zipfile.ZipFile(url, "a") as zf:
+            zf.writestr(key, data)
+
     @staticmethod
     def _prefix(names: list[str]) -> str:
         """``""`` for a zip whose root is the cache, else its one top-level folder + ``/``."""

@@ -378,6 +378,18 @@ def _create_over_other_objects(work: Path) -> Any:  # contract (issue 15 part D)
         fsspec.filesystem("memory").rm("/catalogue-notes", recursive=True)
 
 
+def _copy_over_other_objects(work: Path) -> Any:  # contract (issue 15 part D)
+    import fsspec
+
+    from actstore.store import copy_cache
+
+    fsspec.filesystem("memory").pipe_file("/catalogue-copy/d.zarr/notes.txt", b"mine")
+    try:
+        return copy_cache(work / "cache.zarr", "memory://catalogue-copy/d.zarr")
+    finally:
+        fsspec.filesystem("memory").rm("/catalogue-copy", recursive=True)
+
+
 def _loader_resume(work: Path) -> Any:
     from actstore.torch import ActivationLoader
 
@@ -2008,6 +2020,15 @@ ROWS: tuple[Row, ...] = (
         message="expected an empty or new location for a new cache, got "
         "'memory://catalogue-notes/c.zarr' with other objects in it (e.g. 'notes.txt'); pick a "
         "new URL",
+    ),
+    Row(
+        id="copy-over-other-objects",
+        where="api",
+        input="`copy_cache('cache.zarr', 'memory://catalogue-copy/d.zarr')` (it holds `notes.txt`)",
+        call=_copy_over_other_objects,
+        error="InvalidArgumentError",
+        message="expected a new destination, got objects ('notes.txt') at "
+        "'memory://catalogue-copy/d.zarr'; pick a new URL",
     ),
 )
 

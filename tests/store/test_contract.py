@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from actstore.errors import (
     CorruptCacheError,
     FingerprintMismatchError,
     IncompleteCacheWarning,
+    InvalidArgumentError,
     NotACacheError,
     ReadOnlyError,
     StoreNotFoundError,
@@ -259,6 +259,13 @@ class CacheContract:
         opts, url = backend.storage_options, complete
         full = backend.new_url("copy")  # another location of the same kind (a new .zip for zip)
         copy_cache(url, full, storage_options=opts, dst_storage_options=opts)
+        other = backend.new_url("other")  # a destination that holds something: never mixed
+        backend.put(other, "notes.txt", b"mine")
+        for dst in (full, other):
+            before = backend.raw(dst)
+            with pytest.raises(InvalidArgumentError, match="expected a new"):
+                copy_cache(url, dst, storage_options=opts, dst_storage_options=opts)
+            assert backend.raw(dst) == before
         part = tmp_path / "part.zarr"  # a subset, fetched to a local directory
         copy_cache(url, part, layers=[7], prompts=[4, 0], storage_options=opts)
         a = actstore.open(full, group="arith", storage_options=opts, decode_bfloat16=False).load()
@@ -340,8 +347,7 @@ class TestZip(CacheContract):
 
     def test_create_refuses_other_files(self, backend: Backend) -> None:
         url = backend.new_url("notes")
-        with zipfile.ZipFile(url, "w") as zf:
-            zf.writestr("notes.txt", "not a cache")
+        backend.put(url, "notes.txt", b"not a cache")
         with pytest.raises(NotACacheError, match=r"no zarr\.json"):
             open_cache(url)
         with pytest.raises(ReadOnlyError, match=READ_ONLY):
