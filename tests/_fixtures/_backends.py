@@ -66,6 +66,11 @@ class Backend:
         fs.makedirs(f"{root}/{key}".rsplit("/", 1)[0], exist_ok=True)  # (local directories)
         fs.pipe_file(f"{root}/{key}", data)
 
+    def delete(self, url: str, key: str) -> None:
+        """Remove the stored object *key*."""
+        fs, root = self._fs(url)
+        fs.rm_file(f"{root}/{key}")
+
     def damage(self, url: str, key: str) -> None:
         """Flip one byte in the middle of the stored object *key* (its size is unchanged)."""
         fs, root = self._fs(url)
@@ -171,15 +176,35 @@ class ZipBackend(Backend):
             prefix = self._prefix(files)
             return {n[len(prefix) :]: zf.read(n) for n in files}
 
+    def delete(self, url: str, key: str) -> None:
+        """Rewrite the zip file *url* without entry *key* (zipfile cannot delete in place)."""
+        raw = Path(url).read_bytes()  # entries copied as stored: a damaged one keeps its bytes
+        with zipfile.ZipFile(url) as zf:
+            prefix = self._prefix([i.filename for i in zf.infolist() if not i.is_dir()])
+            entries = [
+                (i, raw[slice(*_data_span(raw, i))])
+                for i in zf.infolist()
+                if i.filename != prefix + key
+            ]
+        with zipfile.ZipFile(url, "w") as zf:
+            for info, data in entries:
+                zf.writestr(info, data)
+
     def damage(self, url: str, key: str) -> None:
         """Flip one byte of the entry's stored data in place (its CRC in the zip stays the old)."""
         with zipfile.ZipFile(url) as zf:
             prefix = self._prefix([i.filename for i in zf.infolist() if not i.is_dir()])
             info = zf.getinfo(prefix + key)
-        assert info.compress_type == zipfile.ZIP_STORED
         data = bytearray(Path(url).read_bytes())
-        # local file header: 30 fixed bytes, then the name and the (local) extra field
-        name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
-        start = info.header_offset + 30 + name_len + extra_len
-        data[start + info.compress_size // 2] ^= 0x01
+        start, stop = _data_span(data, info)
+        data[(start + stop) // 2] ^= 0x01
         Path(url).write_bytes(bytes(data))
+
+
+def _data_span(data: bytes | bytearray, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """``[start, stop)`` of a stored (uncompressed) entry's bytes in the zip file *data*."""
+    assert info.compress_type == zipfile.ZIP_STORED
+    # local file header: 30 fixed bytes, then the name and the (local) extra field
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    return start, start + info.compress_size

@@ -110,6 +110,12 @@ class CacheContract:
         """A complete cache of *syn* on the backend, for the tests that only read it."""
         return backend.build(syn)
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def partial(cls, backend: Backend, syn: Synthetic) -> str:
+        """A cache of *syn* holding blocks 0 and 2 only, for tests that leave it unchanged."""
+        return backend.build(syn, blocks=[0, 2])
+
     # ---- write path ------------------------------------------------------------------------
 
     def test_create(self, backend: Backend) -> None:
@@ -182,9 +188,8 @@ class CacheContract:
         again = open_cache(url, mode="r+", storage_options=opts).prompt_set_writer("arith")
         assert again.is_complete()
 
-    def test_fingerprint_refusal(self, backend: Backend, syn: Synthetic) -> None:
-        opts = backend.storage_options
-        url = backend.build(syn, blocks=[0])
+    def test_fingerprint_refusal(self, backend: Backend, syn: Synthetic, partial: str) -> None:
+        opts, url = backend.storage_options, partial
         before = backend.raw(url)
         cache = open_cache(url, mode="r+", storage_options=opts)
         for field, change in FINGERPRINT_VARIANTS.items():  # one build for all: S3 is slow
@@ -192,9 +197,10 @@ class CacheContract:
             with pytest.raises(FingerprintMismatchError, match=f"{field} differs from the stored"):
                 cache.prompt_set_writer("arith", other, syn.metadata)
             assert backend.raw(url) == before, field  # left as it was
-        # and the run with the right spec still resumes where it stopped
+        # and the run with the right spec still resumes where it stopped (reopening writes nothing)
         writer = cache.prompt_set_writer("arith", syn.spec, syn.metadata)
-        assert writer.missing_blocks() == [1, 2]
+        assert writer.missing_blocks() == [1]
+        assert backend.raw(url) == before
 
     def test_repair(self, backend: Backend, syn: Synthetic) -> None:
         opts = backend.storage_options
@@ -212,9 +218,8 @@ class CacheContract:
 
     # ---- read path ---------------------------------------------------------------------------
 
-    def test_open_incomplete(self, backend: Backend, syn: Synthetic) -> None:
-        opts = backend.storage_options
-        url = backend.build(syn, blocks=[0, 2])
+    def test_open_incomplete(self, backend: Backend, syn: Synthetic, partial: str) -> None:
+        opts, url = backend.storage_options, partial
         with pytest.warns(IncompleteCacheWarning, match=r"1 of 3 blocks missing \(1;"):
             ds = actstore.open(url, group="arith", storage_options=opts, decode_bfloat16=False)
         for hook in HOOKS:  # block 1 (prompts 2, 3) reads as zeros, as the warning says
@@ -291,16 +296,22 @@ class CacheContract:
         assert report.ok, report.problems
         chunks = [k for k in backend.raw(url) if not k.endswith("zarr.json")]
         assert report.n_objects == len(chunks)
-        key = "arith/resid_post/c/1/0/0/0"
-        backend.damage(url, key)
+        damaged, deleted = "arith/resid_post/c/1/0/0/0", "arith/attn_out/c/0/0/0/0"
+        backend.damage(url, damaged)
         report = verify_cache(url, storage_options=opts)
-        assert [(p.kind, p.key) for p in report.problems] == [("corrupt", key)]
+        assert [(p.kind, p.key) for p in report.problems] == [("corrupt", damaged)]
         ds = actstore.open(url, group="arith", storage_options=opts)  # metadata still opens
         with pytest.raises(CorruptCacheError, match="expected intact data"):
             ds["resid_post"].values  # never silently wrong values
         np.testing.assert_array_equal(  # the other hook is untouched
             ds["attn_out"].values, syn.activations["attn_out"].astype(np.float32)
         )
+        backend.delete(url, deleted)  # a shard of a block recorded complete
+        report = verify_cache(url, storage_options=opts)
+        found = sorted((p.kind, p.key) for p in report.problems)
+        assert found == [("corrupt", damaged), ("missing", deleted)]
+        with pytest.raises(CorruptCacheError, match=f"{deleted} \\(block 0: deleted\\)"):
+            actstore.open(url, group="arith", storage_options=opts)  # never its zeros
 
 
 class TestDirectory(CacheContract):
@@ -354,8 +365,8 @@ class TestZip(CacheContract):
             create_cache(url)
         assert backend.raw(url) == {"notes.txt": b"not a cache"}
 
-    def test_write_blocks(self, backend: Backend, syn: Synthetic) -> None:
-        url = backend.build(make_synthetic(n_prompts=2, layers=LAYERS, n_tokens=8, d_model=16))
+    def test_write_blocks(self, backend: Backend, syn: Synthetic, complete: str) -> None:
+        url = complete
         before = backend.raw(url)
         with pytest.raises(ReadOnlyError, match=READ_ONLY):
             create_cache(url)
@@ -365,8 +376,8 @@ class TestZip(CacheContract):
             open_cache(url).prompt_set_writer("other", syn.spec, syn.metadata)
         assert backend.raw(url) == before
 
-    def test_resume(self, backend: Backend, syn: Synthetic) -> None:
-        url = backend.build(syn, blocks=[0, 2])
+    def test_resume(self, backend: Backend, syn: Synthetic, partial: str) -> None:
+        url = partial
         before = backend.raw(url)
         assert open_cache(url).missing_blocks("arith") == [1]  # what is left can be read
         with pytest.raises(ReadOnlyError, match=READ_ONLY):
@@ -375,8 +386,8 @@ class TestZip(CacheContract):
             open_cache(url).prompt_set_writer("arith", syn.spec, syn.metadata)
         assert backend.raw(url) == before
 
-    def test_fingerprint_refusal(self, backend: Backend, syn: Synthetic) -> None:
-        url = backend.build(syn, blocks=[0])
+    def test_fingerprint_refusal(self, backend: Backend, syn: Synthetic, partial: str) -> None:
+        url = partial
         before = backend.raw(url)
         for change in FINGERPRINT_VARIANTS.values():  # refused as a write, before comparing
             other = dataclasses.replace(syn.spec, **change)
