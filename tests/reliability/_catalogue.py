@@ -367,6 +367,30 @@ _S3_DEAD = (
 )
 
 
+def _create_over_other_objects(work: Path) -> Any:  # contract (issue 15 part D)
+    import fsspec
+
+    from actstore.store import create_cache
+
+    fsspec.filesystem("memory").pipe_file("/catalogue-notes/c.zarr/notes.txt", b"mine")
+    try:
+        return create_cache("memory://catalogue-notes/c.zarr")
+    finally:
+        fsspec.filesystem("memory").rm("/catalogue-notes", recursive=True)
+
+
+def _copy_over_other_objects(work: Path) -> Any:  # contract (issue 15 part D)
+    import fsspec
+
+    from actstore.store import copy_cache
+
+    fsspec.filesystem("memory").pipe_file("/catalogue-copy/d.zarr/notes.txt", b"mine")
+    try:
+        return copy_cache(work / "cache.zarr", "memory://catalogue-copy/d.zarr")
+    finally:
+        fsspec.filesystem("memory").rm("/catalogue-copy", recursive=True)
+
+
 def _loader_resume(work: Path) -> Any:
     from actstore.torch import ActivationLoader
 
@@ -2004,6 +2028,26 @@ ROWS: tuple[Row, ...] = (
         call=_open_store(mode="w"),
         error="InvalidArgumentError",
         message="expected mode 'r' or 'r+', got 'w'",
+    ),
+    # -- contract (issue 15 part D): what a directory refuses, every storage location refuses --
+    Row(
+        id="create-over-other-objects",
+        where="api",
+        input="`create_cache('memory://catalogue-notes/c.zarr')` (the location holds `notes.txt`)",
+        call=_create_over_other_objects,
+        error="NotACacheError",
+        message="expected an empty or new location for a new cache, got "
+        "'memory://catalogue-notes/c.zarr' with other objects in it (e.g. 'notes.txt'); pick a "
+        "new URL",
+    ),
+    Row(
+        id="copy-over-other-objects",
+        where="api",
+        input="`copy_cache('cache.zarr', 'memory://catalogue-copy/d.zarr')` (it holds `notes.txt`)",
+        call=_copy_over_other_objects,
+        error="InvalidArgumentError",
+        message="expected a new destination, got objects ('notes.txt') at "
+        "'memory://catalogue-copy/d.zarr'; pick a new URL",
     ),
 )
 

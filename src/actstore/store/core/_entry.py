@@ -93,6 +93,12 @@ def _create_cache(
             if not _is_bare_root(store):
                 return open_cache(url, mode="r+", storage_options=storage_options)
     path = url if is_local(url) else None
+    other = None if path is not None else sync(_other_key(store))
+    if other is not None:  # the rule for directories below, on fsspec URLs (memory://, s3://)
+        raise NotACacheError(
+            f"expected an empty or new location for a new cache, got {url!r} with other objects "
+            f"in it (e.g. {other!r}); pick a new URL"
+        )
     if path is not None and os.path.isfile(path):
         raise NotACacheError(f"expected a directory for a new cache, got the file {url!r}")
     # A zarr.json that appeared since the check above is a concurrent creator's root, not
@@ -226,6 +232,15 @@ def _open_cache(
     return Cache(
         url=url, store=store, root=root, mode=mode, storage_options=storage_options, scan=scan
     )
+
+
+async def _other_key(store: Any) -> str | None:
+    """A key at a location with no root ``zarr.json`` (``None`` when there is none, or when a
+    concurrent creator's root has appeared since: that one is reused)."""
+    async for key in store.list():
+        if key != "zarr.json":
+            return None if await store.exists("zarr.json") else key
+    return None
 
 
 async def _has_any_key(store: Any) -> bool:

@@ -160,9 +160,17 @@ def _check_new_destination(dst: str, storage_options: dict[str, Any] | None) -> 
             )
         return
     store = make_store(dst, read_only=True, storage_options=storage_options)
-    if sync(store.exists("zarr.json")):
+
+    async def first_key() -> str | None:
+        async for key in store.list():
+            return str(key)
+        return None
+
+    first = sync(first_key())  # like a directory: any object there, not only a cache's root
+    if first is not None:
+        what = "an existing cache" if sync(store.exists("zarr.json")) else f"objects ({first!r})"
         raise InvalidArgumentError(
-            f"expected a new destination, got an existing cache at {dst!r}; pick a new URL"
+            f"expected a new destination, got {what} at {dst!r}; pick a new URL"
         )
 
 
