@@ -131,7 +131,7 @@ def load_probes(src: Any, *, name: str | None = None) -> ProbeSet:
         except (ValueError, RecursionError) as exc:
             raise CorruptCacheError(
                 f"expected JSON probe metadata in {meta_path}, got {type(exc).__name__}: {exc}"
-            ) from None
+            ) from exc
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
             raise InvalidArgumentError(f"expected probe metadata format {_FORMAT!r}, got {got!r}")
@@ -180,10 +180,10 @@ def _read_npz(path: Path, meta: dict[str, Any]) -> xr.Dataset:
                 f"expected numeric probe arrays in {path}, got a Python object array, which "
                 "only unpickling (running code) could load; refusing it: save the probes again "
                 "with actstore"
-            ) from None
-        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from None
+            ) from exc
+        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from None
+        raise CorruptCacheError(f"expected a readable .npz at {path}, got {exc}") from exc
     try:
         coords = {k[6:]: (dims[k[6:]], v) for k, v in arrays.items() if k.startswith("coord/")}
         data = {k[4:]: (dims[k[4:]], v) for k, v in arrays.items() if k.startswith("var/")}
@@ -192,7 +192,7 @@ def _read_npz(path: Path, meta: dict[str, Any]) -> xr.Dataset:
         raise CorruptCacheError(
             f"expected probe arrays matching the dims in the metadata beside {path}, got "
             f"{type(exc).__name__}: {exc}; save the probes again"
-        ) from None
+        ) from exc
 
 
 def _open_standalone_zarr(path: str) -> xr.Dataset:
@@ -209,7 +209,7 @@ def _open_standalone_zarr(path: str) -> xr.Dataset:
         raise CorruptCacheError(
             f"expected saved probes at {path}, got unreadable data ({type(exc).__name__}: "
             f"{exc}); save the probes again"
-        ) from None
+        ) from exc
 
 
 def check_compatible(

@@ -21,7 +21,7 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
         raise InvalidArgumentError(
             f"expected --storage-options as a JSON object, got {text!r} ({exc.msg}); e.g. "
             "'{\"anon\": true}'"
-        ) from None
+        ) from exc
     if not isinstance(value, dict):
         raise InvalidArgumentError(f"expected --storage-options as a JSON object, got {text!r}")
     return value
@@ -46,10 +46,10 @@ def _parse_prompts(text: str) -> list[int] | slice:
 def _int_list(text: str, what: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
+    except ValueError as exc:
         raise InvalidArgumentError(
             f"expected {what} as comma-separated integers like 7,15,23, got {text!r}"
-        ) from None
+        ) from exc
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
