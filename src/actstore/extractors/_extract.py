@@ -56,8 +56,8 @@ def extract(config: ExtractConfig | None = None, /, **settings: Any) -> Extracti
         A setting outside its choices (raised when the config is built, before anything loads).
     ModelLoadError, UnknownNameError, ExtractionError, FingerprintMismatchError
         A directory that is no checkpoint, an unknown span, a prompt longer than the context, a
-        cache extracted with other settings (see :func:`plan_extraction`,
-        :func:`resume_extraction`, :func:`run_extraction`).
+        cache extracted with other settings (see the three steps in
+        :mod:`actstore.extractors._steps` and :mod:`actstore.extractors._run_step`).
     StorageError, ReadOnlyError, DiskFullError
         An output location that cannot be written.
 

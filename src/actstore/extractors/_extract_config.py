@@ -242,9 +242,9 @@ class ExtractConfig:
         None,
         Param(
             "--block-size",
-            expected="an integer >= 1",
+            expected=">= 1 (prompts per shard)",
             check=lambda v: v is None or _int_at_least(1)(v),
-            fix="or leave it out for the store's choice",
+            fix="leave it out for the store's choice",
         ),
     )
     codec: str | None = _p(None, Param("--codec", parse=_parse_codec))
@@ -255,9 +255,9 @@ class ExtractConfig:
         None,
         Param(
             "--n",
-            expected="an integer >= 1",
+            expected=">= 1 (prompts)",
             check=lambda v: v is None or _int_at_least(1)(v),
-            fix="or leave it out for the generator's default",
+            fix="leave it out for the generator's default",
             toml=False,
         ),
     )
