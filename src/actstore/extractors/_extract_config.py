@@ -11,6 +11,7 @@ anything is loaded. Light: imports neither torch nor the store.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -341,8 +342,10 @@ class ExtractConfig:
             value = getattr(self, f.name)
             if f.name == "storage_options":
                 continue
-            if f.name == "prompts" and value is not None and not isinstance(value, str):
-                value = getattr(value, "name", str(value))
+            if f.name == "prompts" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            elif f.name == "prompts" and value is not None and not isinstance(value, str):
+                value = getattr(value, "name", str(value))  # a PromptSet: its name
             elif f.name == "generate" and value is not None:
                 value = dataclasses.asdict(value)
             elif isinstance(value, tuple):

@@ -17,9 +17,11 @@ __all__ = ["run_extraction"]
 def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
     """Step 3: generate continuations if asked, load the backend, write this worker's blocks.
 
-    The cache is created only once the model has loaded and its widths match the plan, so a
-    failure to load leaves no empty cache behind. The settings (:meth:`ExtractConfig.to_dict`)
-    are recorded in the new set's provenance as ``extract_config``.
+    The cache is created (or opened, for a new set) only once the model has loaded and its widths
+    match the plan, so a failure to load leaves no empty cache behind; a resumed set is written
+    through the writer :func:`resume_extraction` opened, without a second metadata scan. The
+    settings (:meth:`ExtractConfig.to_dict`) are recorded in a new set's provenance as
+    ``extract_config``.
 
     Parameters
     ----------
@@ -78,10 +80,10 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
         # must fit the embedding: checked before anything is created, so no cache claims a width
         # it does not hold
         _check_measured(backend_obj, p)
-        storage_options = None if cfg.storage_options is None else dict(cfg.storage_options)
-        cache = create_cache(out, storage_options=storage_options)
         widths = dict(backend_obj.widths)
-        if writer is None:
+        if writer is None:  # a resumed set has its writer: the cache is not opened again
+            storage_options = None if cfg.storage_options is None else dict(cfg.storage_options)
+            cache = create_cache(out, storage_options=storage_options)
             provenance = {
                 "model_path": p.model_dir,
                 "config": p.model.raw,
