@@ -240,3 +240,24 @@ def test_both_backends_satisfy_the_backend_protocol(tiny_qwen2_dir):
         finally:
             backend.close()
     assert not isinstance(object(), Backend)
+
+
+def test_one_model_config_for_the_toml_and_the_checkpoint(tiny_qwen2_dir):
+    from actstore.experiment import parse_config
+    from actstore.extractors import ModelConfig, read_model_config
+
+    base = {
+        "name": "s",
+        "prompt_sets": [{"name": "a", "sources": [{"generator": "multiplication"}]}],
+    }
+    cfg = parse_config({**base, "model": {"path": str(tiny_qwen2_dir)}})
+    read = read_model_config(cfg.model.path)
+    assert type(cfg.model) is type(read) is ModelConfig
+    raw = json.loads((tiny_qwen2_dir / "config.json").read_text())
+    assert (read.n_layers, read.d_model) == (raw["num_hidden_layers"], raw["hidden_size"])
+    assert read.path == str(tiny_qwen2_dir) and cfg.model.n_layers is None
+    assert cfg.to_dict()["model"] == {"path": str(tiny_qwen2_dir)}  # hashes as before
+    with pytest.raises(
+        ConfigError, match=r"^unknown config key 'model.n_layers'; expected one of: path$"
+    ):
+        parse_config({**base, "model": {"path": "m", "n_layers": 4}})
