@@ -141,7 +141,13 @@ def resolve_layers(
     spec = parse_layers(layers)
     if isinstance(spec, str):
         return _rule(spec, n_layers)
-    bad = [raw for raw in spec if not -n_layers <= raw < n_layers]
+    out: set[int] = set()
+    bad: list[int] = []
+    for raw in spec:
+        idx = raw + n_layers if raw < 0 else raw
+        if not 0 <= idx < n_layers:
+            bad.append(raw)
+        out.add(idx)
     if bad and other_depths is not None:
         return _rule(parse_layer_rule(other_depths), n_layers)
     if bad:
@@ -149,4 +155,4 @@ def resolve_layers(
             f"expected layers in [-{n_layers}, {n_layers - 1}] (the model has {n_layers} "
             f"decoder layers), got {bad[0]}; pick layers inside the model's depth"
         )
-    return tuple(sorted({raw + n_layers if raw < 0 else raw for raw in spec}))
+    return tuple(sorted(out))
