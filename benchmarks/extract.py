@@ -63,7 +63,7 @@ def run_bare(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from actstore.extractors import plan_batches
+    from actstore.extractors._batching import plan_batches
 
     _sync(device)
     t0 = time.perf_counter()

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from actstore.errors import ConfigError
+from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment import (
-    ExtractConfig,
     config_hash,
     load_config,
     parse_config,
-    resolve_layers,
 )
+from actstore.extractors import resolve_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "experiments").glob("*.toml"))
@@ -53,7 +52,16 @@ def test_reference_study_matches_seed_script() -> None:
     arith = cfg.prompt_set("arithmetic")
     assert sum(s.n for s in arith.sources) == 2000
     assert sum(s.n for s in cfg.prompt_set("physics").sources) == 50
-    assert resolve_layers(cfg.extract, 64) == (7, 15, 23, 31, 47, 55, 63)
+    ex = cfg.extract
+    assert resolve_layers(ex.layers, 64, other_depths=ex.other_depths) == (
+        7,
+        15,
+        23,
+        31,
+        47,
+        55,
+        63,
+    )
     assert cfg.detect is not None and cfg.detect.target == "v_squared"
 
 
@@ -152,15 +160,15 @@ def test_relative_file_sources_resolve_against_config_dir(tmp_path: Path) -> Non
     ],
 )
 def test_resolve_layers(layers, other, depth, expected) -> None:
-    assert resolve_layers(ExtractConfig(layers=layers, other_depths=other), depth) == expected
+    assert resolve_layers(layers, depth, other_depths=other) == expected
 
 
 def test_resolve_layers_falls_back_and_errors() -> None:
-    study = ExtractConfig(layers=(7, 15, 23, 31, 47, 55, 63), other_depths="spaced:7")
-    small = resolve_layers(study, 8)
+    study = (7, 15, 23, 31, 47, 55, 63)
+    small = resolve_layers(study, 8, other_depths="spaced:7")
     assert len(small) == 7 and small[-1] == 7 and list(small) == sorted(small)
-    with pytest.raises(ConfigError, match="out of range for a model with 8 layers"):
-        resolve_layers(ExtractConfig(layers=(7, 15)), 8)
+    with pytest.raises(InvalidArgumentError, match=r"the model has 8 decoder layers\), got 15"):
+        resolve_layers((7, 15), 8)
 
 
 def test_config_hash_is_stable_and_sensitive() -> None:

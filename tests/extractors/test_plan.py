@@ -10,13 +10,13 @@ import pytest
 
 from actstore.extractors import (
     extract,
-    parse_shard,
-    plan_batches,
-    resolve_hooks,
     resolve_layers,
     tokenizer_fingerprint,
     weights_fingerprint,
 )
+from actstore.extractors._batching import plan_batches
+from actstore.extractors._extract_config import parse_shard
+from actstore.extractors._hooks import resolve_hooks
 from tests.extractors._helpers import QWEN25_32B_CONFIG, copy_checkpoint
 
 

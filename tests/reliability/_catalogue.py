@@ -1083,8 +1083,8 @@ ROWS: tuple[Row, ...] = (
         input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
-        message="unknown config key 'extract.layer'; expected one of: backend, codec, device, "
-        "dtype, hooks, layers, max_batch_tokens, other_depths, positions",
+        message="unknown config key 'extract.layer'; expected one of: backend, block_size, bos, "
+        "codec, device, dtype, hooks, layers, max_batch_tokens, other_depths, positions",
     ),
     Row(
         id="config-duplicate-set",
@@ -2048,6 +2048,78 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected a new destination, got objects ('notes.txt') at "
         "'memory://catalogue-copy/d.zarr'; pick a new URL",
+    ),
+    # -- issue 15 part B (extractcfg): one ExtractConfig, one layer grammar -----------------------
+    Row(
+        id="extract-layers-grammar",
+        where="cli",
+        input="`actstore extract ... --layers 1;2`",
+        args=(*_EXTRACT, "new.zarr", "--layers", "1;2"),
+        error="InvalidArgumentError",
+        message="expected layers as 'all', 'spaced:K' or comma-separated integers, got '1;2'; use "
+        "e.g. --layers all, --layers spaced:7 or --layers 7,15,-1",
+    ),
+    Row(
+        id="extract-layer-rule",
+        where="cli",
+        input="`actstore extract ... --layers spaced:0`",
+        args=(*_EXTRACT, "new.zarr", "--layers", "spaced:0"),
+        error="InvalidArgumentError",
+        message="expected a layer rule 'all' or 'spaced:K' (K >= 1), got 'spaced:0'; e.g. spaced:7",
+    ),
+    Row(
+        id="extract-device",
+        where="cli",
+        input="`actstore extract ... --device gpu`",
+        args=(*_EXTRACT, "new.zarr", "--device", "gpu"),
+        error="InvalidArgumentError",
+        message="expected --device auto, cpu, cuda or cuda:N, got 'gpu'; pick one of these",
+    ),
+    Row(
+        id="extract-block-size",
+        where="cli",
+        input="`actstore extract ... --block-size 0`",
+        args=(*_EXTRACT, "new.zarr", "--block-size", "0"),
+        error="InvalidArgumentError",
+        message="expected --block-size >= 1 (prompts per shard), got 0; leave it out for the "
+        "store's choice",
+    ),
+    Row(
+        id="extract-backend-api",
+        where="api",
+        input="`extract(..., backend='jax')`",
+        call=_extract(backend="jax"),
+        error="InvalidArgumentError",
+        message="expected --backend one of hf, tlens, got 'jax'; pick one of these",
+    ),
+    Row(
+        id="extract-unknown-setting-api",
+        where="api",
+        input="`extract(..., layer='0')` (a typo of `layers`)",
+        call=_extract(layer="0"),
+        error="InvalidArgumentError",
+        message="expected extraction settings among backend, block_size, bos, codec, command, "
+        "device, dry_run, dtype, generate, hooks, layers, max_batch_tokens, model, n_prompts, "
+        "other_depths, out, positions, progress, prompts, seed, set_name, shard, "
+        "storage_options, got 'layer'; see ExtractConfig",
+    ),
+    Row(
+        id="config-extract-backend",
+        where="config",
+        input='`[extract] backend = "jax"`',
+        call=_config(extract={"backend": "jax"}),
+        error="ConfigError",
+        message="config key 'extract.backend': expected --backend one of hf, tlens, got 'jax'; "
+        "pick one of these",
+    ),
+    Row(
+        id="config-extract-layer-rule",
+        where="config",
+        input='`[extract] other_depths = "every:3"`',
+        call=_config(extract={"other_depths": "every:3"}),
+        error="ConfigError",
+        message="config key 'extract.other_depths': expected a layer rule 'all' or 'spaced:K' "
+        "(K >= 1), got 'every:3'; e.g. spaced:7",
     ),
 )
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["config_from_args", "register"]
 
 _EPILOG = """examples:
   actstore extract --model /models/Qwen2.5-32B --prompts multiplication --n 2000 \\
@@ -26,8 +26,19 @@ _EPILOG = """examples:
 """
 
 
+def _arg(p: Any, name: str, **kw: Any) -> None:
+    """An option for ExtractConfig field *name*: flag, choices and default read from it."""
+    from actstore.extractors import ExtractConfig
+
+    param = ExtractConfig.param(name)
+    if param.choices is not None and "action" not in kw:
+        kw["choices"] = param.choices
+    p.add_argument(param.flag, dest=name, default=ExtractConfig.default(name), **kw)
+
+
 def register(subparsers: Any) -> None:
-    from actstore.extractors._extract import DEFAULT_MAX_BATCH_TOKENS
+    """Add ``extract`` to the ``actstore`` command line (options from :class:`ExtractConfig`)."""
+    from actstore.extractors import ExtractConfig
 
     p = subparsers.add_parser(
         "extract",
@@ -45,59 +56,58 @@ def register(subparsers: Any) -> None:
         "--prompts", required=True, help="a prompt generator name or a .jsonl / .csv file"
     )
     p.add_argument("--out", required=True, help="cache path or fsspec URL (e.g. cache.zarr)")
-    p.add_argument("--set-name", help="prompt-set group name (default: the prompt set's name)")
-    p.add_argument("--n", type=int, help="number of prompts (generators; files: the first N)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    p.add_argument(
-        "--layers", default="all", help="'all' or comma-separated indices, negatives from the end"
+    _arg(p, "set_name", help="prompt-set group name (default: the prompt set's name)")
+    _arg(p, "n_prompts", type=int, help="number of prompts (generators; files: the first N)")
+    _arg(p, "seed", type=int, help="generator seed (default 0)")
+    _arg(
+        p,
+        "layers",
+        help="'all', 'spaced:K' (K evenly spaced) or comma-separated indices, negatives from the "
+        "end (docs/reference/extract.md)",
     )
-    p.add_argument(
-        "--hook",
-        default="resid_post",
+    _arg(
+        p,
+        "other_depths",
+        help="'all' or 'spaced:K': used when the --layers list does not fit the model's depth",
+    )
+    _arg(
+        p,
+        "hooks",
         help="comma-separated hooks: hf: resid_pre, attn_out, resid_mid, mlp_in, mlp_out, "
         "resid_post (one pass; docs/hooks.md); tlens: any per-block TransformerLens hook "
         "(hook_resid_mid, attn.hook_z, ...). Default resid_post",
     )
-    p.add_argument("--backend", choices=("hf", "tlens"), default="hf")
-    p.add_argument(
-        "--dtype",
-        choices=("auto", "bfloat16", "float16", "float32"),
-        default="auto",
-        help="auto: bfloat16 on GPU, float32 on CPU",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (all GPUs) or cuda:N")
-    p.add_argument(
-        "--max-batch-tokens",
+    _arg(p, "backend")
+    _arg(p, "dtype", help="auto: bfloat16 on GPU, float32 on CPU")
+    _arg(p, "device", help="auto, cpu, cuda (all GPUs) or cuda:N")
+    _arg(
+        p,
+        "max_batch_tokens",
         type=int,
-        default=DEFAULT_MAX_BATCH_TOKENS,
-        help=f"padded tokens per forward pass (default {DEFAULT_MAX_BATCH_TOKENS}); "
-        "lower it on out-of-memory",
+        help=f"padded tokens per forward pass (default {ExtractConfig.default('max_batch_tokens')}"
+        "); lower it on out-of-memory",
     )
-    p.add_argument(
-        "--positions",
+    _arg(
+        p,
+        "positions",
         help="also store the activations at these positions (e.g. last,before:answer) in a "
         "small array that probe fitting reads instead of every token (docs/read-path.md)",
     )
-    p.add_argument("--shard", help="I/N: this worker fills blocks b with b %% N == I")
-    p.add_argument(
-        "--bos",
-        choices=("auto", "prepend", "none"),
-        default="auto",
+    _arg(p, "shard", help="I/N: this worker fills blocks b with b %% N == I")
+    _arg(
+        p,
+        "bos",
         help="auto: the tokenizer's default; prepend: ensure BOS first; none: no special tokens",
     )
-    p.add_argument("--block-size", type=int, help="prompts per store shard (default: ~128 MiB)")
-    p.add_argument(
-        "--codec",
+    _arg(p, "block_size", type=int, help="prompts per store shard (default: ~128 MiB)")
+    _arg(
+        p,
+        "codec",
         help="activation compression: zstd:LEVEL (default zstd:1), e.g. zstd:3, or none; "
         "see docs/write-path.md",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan; load and write nothing")
-    p.add_argument(
-        "--progress",
-        choices=("auto", "bar", "log", "none"),
-        default="auto",
-        help="auto: a bar on a terminal, log lines otherwise",
-    )
+    _arg(p, "dry_run", action="store_true", help="print the plan; load and write nothing")
+    _arg(p, "progress", help="auto: a bar on a terminal, log lines otherwise")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _generation_args(p)
     p.set_defaults(func=_run)
@@ -168,33 +178,29 @@ def _generate_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     }
 
 
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~actstore.extractors.ExtractConfig` that ``actstore extract ARGS`` asks for.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A value outside its choices (the message names the option).
+    """
+    import dataclasses
+
+    from actstore.extractors import ExtractConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractConfig)
+             if hasattr(args, f.name)}  # fmt: skip
+    given["generate"] = _generate_settings(args)
+    given["command"] = "actstore " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return ExtractConfig(**given)
+
+
 def _run(args: argparse.Namespace) -> int:
     from actstore.extractors import extract
 
-    progress = {"auto": None, "bar": "bar", "log": "log", "none": False}[args.progress]
-    report = extract(
-        model=args.model,
-        prompts=args.prompts,
-        out=args.out,
-        set_name=args.set_name,
-        layers=args.layers,
-        hooks=args.hook,
-        backend=args.backend,
-        dtype=args.dtype,
-        device=args.device,
-        max_batch_tokens=args.max_batch_tokens,
-        shard=args.shard,
-        dry_run=args.dry_run,
-        progress=progress,
-        bos=args.bos,
-        block_size=args.block_size,
-        codec=args.codec,
-        n_prompts=args.n,
-        seed=args.seed,
-        generate=_generate_settings(args),
-        positions=args.positions,
-        command="actstore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-    )
+    report = extract(config_from_args(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0

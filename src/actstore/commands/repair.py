@@ -21,31 +21,24 @@ _EPILOG = """examples:
 
 
 def _reextract(args: argparse.Namespace, cache_url: str, set_name: str) -> Any:
-    """Resume the extraction of *set_name* with the stored spec's layers, dtype, hooks, blocks."""
-    from actstore.extractors import extract
+    """Resume the extraction of *set_name* with the settings the cache records (layers, hooks,
+    dtype, backend, bos, block size, batch size): :meth:`ExtractConfig.from_stored`."""
+    from actstore.extractors import ExtractConfig, extract
     from actstore.store import open_cache
 
-    cache = open_cache(cache_url)
-    spec = cache.spec(set_name)
-    fp, prov = dict(spec.fingerprint), dict(spec.provenance)
-    bos = fp.get("bos", {})
-    return extract(
+    config = ExtractConfig.from_stored(
+        open_cache(cache_url).spec(set_name),
         model=args.model,
         prompts=args.prompts,
         out=cache_url,
         set_name=set_name,
-        layers=list(spec.layers),
-        hooks=tuple(spec.hooks),
-        backend=str(fp.get("backend", "hf")),
-        dtype=spec.dtype,
         device=args.device,
-        max_batch_tokens=args.max_batch_tokens or int(prov.get("max_batch_tokens", 8192)),
-        bos=str(bos.get("mode", "auto")) if isinstance(bos, dict) else "auto",
-        block_size=spec.block_size,
+        max_batch_tokens=args.max_batch_tokens,
         n_prompts=args.n,
         seed=args.seed,
-        progress=False,
+        progress="none",
     )
+    return extract(config)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``repair`` to the ``actstore`` command line."""
+    from actstore.extractors import ExtractConfig
+
     p = subparsers.add_parser(
         "repair",
         help="unrecord damaged blocks (and rebuild activation metadata) so resume rewrites them",
@@ -109,6 +104,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--set-name", help="the damaged prompt set to re-extract (default: the one)")
     p.add_argument("--n", type=int, help="number of prompts the generator made (as extracted)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (as extracted, default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device", default=ExtractConfig.default("device"), help="auto, cpu, cuda or cuda:N"
+    )
     p.add_argument("--max-batch-tokens", type=int, help="default: the value the cache records")
     p.set_defaults(func=_run)

@@ -75,8 +75,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from actstore.experiment import load_config
-    from actstore.experiment._run import ExperimentRun
+    from actstore.experiment import ExperimentRun, load_config
 
     cfg = load_config(args.config)
     if args.check:
@@ -98,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from actstore.experiment._demo import run_demo
+    from actstore.experiment import run_demo
 
     run_demo(out=args.out, model_cache=args.model_cache, retrain=args.retrain)
     return 0

@@ -1,4 +1,9 @@
-"""Experiments: a TOML config describes a whole study, run stage by stage."""
+"""Experiments: a TOML config describes a whole study, run stage by stage.
+
+The ``[model]`` and ``[extract]`` tables are :class:`~actstore.extractors.ModelConfig` and
+:class:`~actstore.extractors.ExtractConfig` (re-exported here): one extraction config for the
+command line, the experiment runner and ``repair``.
+"""
 
 from actstore.experiment._config import (
     DetectConfig,
@@ -12,20 +17,23 @@ from actstore.experiment._config import (
     config_hash,
     load_config,
     parse_config,
-    resolve_layers,
 )
+from actstore.experiment._demo import run_demo
+from actstore.experiment._run import ExperimentRun, StageRecord
 
 __all__ = [
     "DetectConfig",
     "ExperimentConfig",
+    "ExperimentRun",
     "ExtractConfig",
     "ModelConfig",
     "ProbeConfig",
     "PromptSetConfig",
     "ReportConfig",
     "SourceConfig",
+    "StageRecord",
     "config_hash",
     "load_config",
     "parse_config",
-    "resolve_layers",
+    "run_demo",
 ]

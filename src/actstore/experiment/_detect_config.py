@@ -10,13 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from actstore.errors import ConfigError
-from actstore.experiment._config import (
-    DetectConfig,
-    ExperimentConfig,
-    _check_name,
-    _check_seed,
-)
 from actstore.experiment._schema import from_mapping
+from actstore.experiment._spec import DetectConfig, ExperimentConfig, check_name, check_seed
 
 __all__ = ["parse_detect", "validate_detect"]
 
@@ -54,7 +49,7 @@ def validate_detect(cfg: ExperimentConfig, sets: list[str], probes: list[str]) -
                 '(it names the block\'s results); add name = "..."'
             )
         if det.name is not None:
-            _check_name(f"{key}.name", det.name)
+            check_name(f"{key}.name", det.name)
             if det.name in names:
                 raise ConfigError(
                     f"config key '{key}.name': expected a name used by one [[detect]] block, got "
@@ -72,7 +67,7 @@ def validate_detect(cfg: ExperimentConfig, sets: list[str], probes: list[str]) -
                     f"config key '{key}.probes': expected names among {', '.join(probes)}, got "
                     f"{name!r}; name a [[probes]] entry"
                 )
-        _check_seed(f"{key}.seed", det.seed)
+        check_seed(f"{key}.seed", det.seed)
         if det.permutations < 0:
             raise ConfigError(
                 f"config key '{key}.permutations': expected an integer >= 0, got "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actstore.experiment._config import ExperimentConfig
+from actstore.experiment._spec import ExperimentConfig
 
 __all__ = ["build_prompt_set", "json_default"]
 

@@ -12,15 +12,14 @@ reads them starts, as before.
 from __future__ import annotations
 
 from actstore.errors import ActstoreError, ConfigError
-from actstore.experiment._config import DetectConfig, ExperimentConfig
+from actstore.experiment._io import build_prompt_set
+from actstore.experiment._spec import DetectConfig, ExperimentConfig
 
 __all__ = ["check_label_names"]
 
 
 def _set_names(cfg: ExperimentConfig, name: str) -> tuple[list[str], list[str], list[str]] | None:
     """``(numeric labels, all labels, spans)`` of prompt set ``name``, or ``None`` if unknown."""
-    from actstore.experiment._io import build_prompt_set
-
     ps_cfg = cfg.prompt_set(name)
     if any(src.file is not None for src in ps_cfg.sources):
         return None

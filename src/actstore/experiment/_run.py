@@ -18,7 +18,6 @@ from typing import Any
 
 from actstore._locations import require_local
 from actstore.errors import ConfigError, InvalidArgumentError
-from actstore.experiment._config import ExperimentConfig, config_hash, resolve_layers
 from actstore.experiment._detect_stage import (
     detect_fp,
     detected_pairs,
@@ -30,6 +29,7 @@ from actstore.experiment._detect_stage import (
 )
 from actstore.experiment._index import write_index
 from actstore.experiment._io import build_prompt_set, json_default
+from actstore.experiment._spec import ExperimentConfig, config_hash
 from actstore.experiment._stored import (
     check_probes,
     check_stored_set,
@@ -299,26 +299,17 @@ class ExperimentRun:
         return self._complete_cache(set_name) is not None
 
     def _run_extract(self, set_name: str) -> str:
-        from actstore.extractors import extract, read_model_config
+        from actstore.extractors import extract
 
-        n_layers = read_model_config(str(self.model)).n_layers
-        layers = resolve_layers(self.config.extract, n_layers)
-        ex = self.config.extract
         report = extract(
+            self.config.extract,  # the [extract] table's ExtractConfig, with this set's inputs
             model=self.model,
             prompts=build_prompt_set(self.config, set_name),
             out=self.cache_url,
             set_name=set_name,
-            layers=list(layers),
-            hooks=ex.hooks,
-            backend=ex.backend,
-            dtype=ex.dtype,
             device=self.device,
-            max_batch_tokens=ex.max_batch_tokens,
-            codec=ex.codec,
-            progress=False,
+            progress="none",
             generate=self.config.prompt_set(set_name).generate,
-            positions=ex.positions,
         )
         return report.message or report.status
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from actstore.errors import FingerprintMismatchError
-from actstore.experiment._config import ExperimentConfig, resolve_layers
 from actstore.experiment._io import build_prompt_set
+from actstore.experiment._spec import ExperimentConfig
+from actstore.extractors._layers import resolve_layers
 
 __all__ = ["check_probes", "check_stored_set", "complete_cache", "model_description"]
 
@@ -65,7 +66,13 @@ def asked_fields(
     if fp.get("prompts") == prompts.content_hash():
         out[-1] = ("prompts", None, None)
     if n_layers is not None:
-        out.append(("layers", list(stored.get("layers", [])), list(resolve_layers(ex, n_layers))))
+        out.append(
+            (
+                "layers",
+                list(stored.get("layers", [])),
+                list(resolve_layers(ex.layers, n_layers, other_depths=ex.other_depths)),
+            )
+        )
     elif not isinstance(ex.layers, str):
         out.append(("layers", list(stored.get("layers", [])), sorted(ex.layers)))
     out.append(("hooks", list(fp.get("hooks", [])), list(resolve_hooks(ex.hooks, ex.backend)[1])))

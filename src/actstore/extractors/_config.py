@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +29,28 @@ def _first(cfg: dict[str, Any], *names: str) -> Any:
     return None
 
 
+def _read(default: Any = None) -> Any:
+    """A field filled by :func:`read_model_config` (never set from a config file)."""
+    return field(default=default, metadata={"omit_default": True, "read": True})
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """What the extractor needs to know about a checkpoint before loading it.
+    """A model: where it is and, once :func:`read_model_config` has read it, its shape.
+
+    An experiment config's ``[model]`` table sets ``path`` only (``--model`` overrides it);
+    :func:`read_model_config` fills the rest from ``PATH/config.json`` without loading weights.
 
     Attributes
     ----------
-    path : Path
+    path : str or None
         The checkpoint directory.
-    raw : dict
+    raw : mapping or None
         ``config.json`` as parsed.
-    model_type : str
-    n_layers : int
+    model_type : str or None
+    n_layers : int or None
         Number of decoder blocks.
-    d_model : int
+    d_model : int or None
         Width of the residual stream.
     max_context : int or None
         Longest sequence the model accepts (``max_position_embeddings`` / ``n_positions``).
@@ -49,13 +58,13 @@ class ModelConfig:
         The dtype the checkpoint declares (``torch_dtype`` / ``dtype``).
     """
 
-    path: Path
-    raw: dict[str, Any]
-    model_type: str
-    n_layers: int
-    d_model: int
-    max_context: int | None
-    config_dtype: str | None
+    path: str | None = None
+    raw: Mapping[str, Any] | None = _read()
+    model_type: str | None = _read()
+    n_layers: int | None = _read()
+    d_model: int | None = _read()
+    max_context: int | None = _read()
+    config_dtype: str | None = _read()
 
 
 def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelConfig:
@@ -83,7 +92,7 @@ def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelCo
         raise ModelLoadError(
             f"expected valid JSON in {cfg_path}, got an unreadable file ({exc}); "
             "restore config.json from the checkpoint"
-        ) from None
+        ) from exc
     if not isinstance(raw, dict):
         raise ModelLoadError(f"expected a JSON object in {cfg_path}; restore config.json")
     text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
@@ -103,7 +112,7 @@ def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelCo
         )
     dtype = _first(raw, "torch_dtype", "dtype") or _first(text, "torch_dtype", "dtype")
     return ModelConfig(
-        path=root,
+        path=str(root),
         raw=raw,
         model_type=str(raw.get("model_type", "")),
         n_layers=n_layers,

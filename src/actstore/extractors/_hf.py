@@ -109,17 +109,17 @@ def _load_model(path: str, torch_dtype: torch.dtype, device: torch.device) -> An
             if "Unrecognized configuration class" not in str(exc):
                 raise
             model = AutoModel.from_pretrained(path, **kwargs)
-    except (torch.OutOfMemoryError, MemoryError):
+    except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ExtractionError(
             f"expected the model to fit in memory, got out of memory loading {path!r}; use a "
             "GPU with more memory, several GPUs (--device cuda), or --dtype bfloat16"
-        ) from None
+        ) from exc
     except Exception as exc:  # safetensors, json, torch: any failure means an unusable checkpoint
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(
             f"expected a loadable transformers checkpoint in {path!r}, got {first}; "
             "check the directory holds a complete save_pretrained checkpoint"
-        ) from None
+        ) from exc
     if device.type != "cuda":
         model.to(device)
     model.eval()

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import ExtractionError
+from actstore.extractors._backend import Backend
 
 __all__ = ["load_backend", "run_batches"]
 
@@ -21,7 +22,8 @@ def load_backend(
     n_layers: int,
     tokenizer: Any,
     model: Any = None,
-) -> Any:
+) -> Backend:
+    """The :class:`Backend` named *backend* (``"hf"`` or ``"tlens"``), its model loaded."""
     if backend == "hf":
         from actstore.extractors._hf import HFBackend
 
@@ -114,7 +116,7 @@ def run_batches(
                         f"{batch.padded_tokens} padded tokens (--max-batch-tokens "
                         f"{max_batch_tokens}); re-run with a smaller --max-batch-tokens, e.g. "
                         f"{max(1, max_batch_tokens // 2)}: finished blocks are kept"
-                    ) from None
+                    ) from exc
                 raise
             sink.submit(batch, captured)
             n = int(np.sum(tok.n_tokens[list(batch.indices)]))

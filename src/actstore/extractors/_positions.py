@@ -1,46 +1,44 @@
-"""``extract(positions=...)``: materialise positions once the prompt set is complete.
+"""``ExtractConfig.positions``: checked before the model loads, stored once the set is complete.
 
 The positions group is derived from the complete activations after the last block is recorded
 (see :mod:`actstore.store.core._positions` for its exactly-once protocol), so a killed or resumed
 extraction never leaves it out of step with the activations: it exists, complete, only once every
-block is. Positions are checked before the model is loaded (their form, and that each span
-exists in some prompt), so a typo never costs an extraction.
+block is. Positions are checked before the model is loaded (their form when the config is built,
+then that each span exists in some prompt), so a typo never costs an extraction.
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from actstore.errors import UnknownNameError
+from actstore.extractors._inputs import load_prompt_set
 
-__all__ = ["check_positions_select", "pending_positions", "with_positions"]
-
-#: the positions of the :func:`extract` call running in this context (None: none asked)
-_NAMES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "actstore_extract_positions", default=None
-)
+__all__ = ["check_positions_select", "check_spans", "materialise_positions"]
 
 
-def pending_positions() -> list[str] | None:
-    """The positions the running :func:`extract` will materialise (None when none)."""
-    return _NAMES.get()
+def check_spans(config: Any) -> None:
+    """Refuse a ``before:SPAN`` whose span no prompt has (generated spans are found later).
 
+    Parameters
+    ----------
+    config
+        The :class:`~actstore.extractors.ExtractConfig` (its ``positions``, ``prompts``,
+        ``generate``).
 
-def _check_spans(names: list[str], kw: dict[str, Any]) -> None:
-    """Refuse a ``before:SPAN`` whose span no prompt has (generated spans are found later)."""
-    from actstore.extractors._extract import _load_prompt_set
+    Raises
+    ------
+    UnknownNameError
+        Naming the prompts' spans and the position.
+    """
     from actstore.prompts import parse_position
 
+    names = list(config.positions or ())
     spans = [parse_position(n).span for n in names]
-    if kw.get("generate") is not None or all(s is None for s in spans) or "prompts" not in kw:
+    if config.generate is not None or all(s is None for s in spans) or config.prompts is None:
         return
-    prompt_set = _load_prompt_set(
-        kw["prompts"], kw.get("set_name"), kw.get("n_prompts"), kw.get("seed", 0)
-    )
+    prompt_set = load_prompt_set(config.prompts, config.set_name, config.n_prompts, config.seed)
     have = {name for p in prompt_set for name in p.spans}
     for name, span in zip(names, spans):
         if span is not None and span not in have:
@@ -87,32 +85,18 @@ def check_positions_select(
             refuse_if_empty(name, pos.token_mask(n, span_masks).any(axis=1), prompt_set)
 
 
-def with_positions(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap :func:`extract`: take ``positions=``, materialise them once the set is complete."""
+def materialise_positions(report: Any, names: list[str], storage_options: Any) -> Any:
+    """Store *names* of the complete set of *report* (once; a re-run finds them there).
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, positions: Any = None, **kw: Any) -> Any:
-        from actstore.store.core import parse_position_list
-
-        names = None if positions is None else parse_position_list(positions)
-        if names is not None and not kw.get("dry_run"):
-            _check_spans(names, kw)
-        token = _NAMES.set(names)
-        try:
-            report = fn(*args, **kw)
-        finally:
-            _NAMES.reset(token)
-        if names is None or not report.complete or report.status == "dry-run":
-            return report
-        return _materialise(report, names, kw.get("storage_options"))
-
-    return wrapper
-
-
-def _materialise(report: Any, names: list[str], storage_options: Any) -> Any:
+    Returns
+    -------
+    ExtractionReport
+        *report*, its message extended when positions were written now.
+    """
     from actstore.store import materialize_positions, open_cache
 
-    cache = open_cache(report.out, mode="r+", storage_options=storage_options)
+    options = None if storage_options is None else dict(storage_options)
+    cache = open_cache(report.out, mode="r+", storage_options=options)
     done = materialize_positions(cache, report.set_name, names, add=True)
     if not done["written"]:
         return report  # already there (a re-run, or another --shard worker wrote them)

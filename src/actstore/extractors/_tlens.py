@@ -58,7 +58,7 @@ class TLensBackend:
             raise ModelLoadError(
                 f"expected a checkpoint TransformerBridge can boot in {path!r}, got {first}; "
                 "use --backend hf or check the directory"
-            ) from None
+            ) from exc
         self.bridge.eval()
         self.input_device = device
         # hooks TransformerLens computes only when asked (it refuses them otherwise)

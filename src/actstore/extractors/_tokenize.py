@@ -63,7 +63,7 @@ def load_tokenizer(path: str) -> Any:
             f"expected a loadable tokenizer in {path!r}, got {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}; copy the checkpoint's tokenizer "
             "files into the model directory"
-        ) from None
+        ) from exc
     if not getattr(tok, "is_fast", False):
         raise ModelLoadError(
             f"expected a fast tokenizer (tokenizer.json) in {path!r}, got {type(tok).__name__}; "

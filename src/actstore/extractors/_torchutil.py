@@ -20,10 +20,10 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError:
+    except RuntimeError as exc:
         raise InvalidArgumentError(
             f"expected device auto, cpu, cuda or cuda:N, got {device!r}; pick one of these"
-        ) from None
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError(
             "expected a visible CUDA device for --device cuda, got none; use --device cpu or auto"

@@ -32,10 +32,10 @@ def parse_sample(sample: str | int | None) -> int | None:
         return None
     try:
         n = int(sample)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(
             f"expected --sample as a positive integer or 'all', got {sample!r}; e.g. --sample 16"
-        ) from None
+        ) from exc
     if n < 1:
         raise InvalidArgumentError(
             f"expected --sample as a positive integer or 'all', got {n}; e.g. --sample 16"

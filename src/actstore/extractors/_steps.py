@@ -1,0 +1,342 @@
+"""The first two steps of :func:`~actstore.extractors.extract`: plan, then resume.
+
+:func:`plan_extraction` checks everything that needs no weights (model directory, hooks, layers,
+prompts, tokenization, positions) and returns a :class:`Planned`; :func:`resume_extraction`
+compares it with what the cache already holds and either finishes (nothing left to do for this
+worker) or hands :func:`~actstore.extractors._run_step.run_extraction` the writer to fill.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actstore.errors import CorruptCacheError, InvalidArgumentError
+from actstore.extractors._batching import plan_batches
+from actstore.extractors._config import ModelConfig, check_tokenizer_dir, read_model_config
+from actstore.extractors._extract_config import ExtractConfig
+from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
+from actstore.extractors._hooks import resolve_hooks
+from actstore.extractors._inputs import load_prompt_set
+from actstore.extractors._layers import resolve_layers
+from actstore.extractors._outdir import check_writable as _check_writable
+from actstore.extractors._plan import ExtractionPlan, summarize_plan
+from actstore.extractors._positions import check_positions_select
+from actstore.extractors._report import ExtractionReport, complete_report, shard_done_report
+
+__all__ = ["Planned", "Resumed", "plan_extraction", "resume_extraction"]
+
+
+@dataclass(kw_only=True)
+class Planned:
+    """What :func:`plan_extraction` established: inputs checked, prompts tokenized.
+
+    ``tok``, ``n_tokens`` change once a generated continuation is known; the rest stays.
+    """
+
+    config: ExtractConfig
+    t0: float
+    model_dir: str
+    model: ModelConfig
+    backend_hooks: tuple[str, ...]
+    hook_vars: tuple[str, ...]
+    layers: tuple[int, ...]
+    prompt_set: Any
+    set_name: str
+    generate: Any
+    dev: Any
+    dtype_name: str
+    torch_dtype: Any
+    tokenizer: Any
+    tok: Any
+    n_tokens: Any
+    t_max: int
+    #: hook -> width known before loading (resid hooks; every hf hook); others are measured
+    widths: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def needs_probe(self) -> bool:
+        """Whether some hook's width is known only once the model is loaded (tlens)."""
+        return len(self.widths) < len(self.hook_vars)
+
+    def mine(self, n_blocks: int) -> list[int]:
+        """The blocks this worker (``config.shard``) writes."""
+        shard = self.config.shard
+        return [b for b in range(n_blocks) if shard is None or b % shard[1] == shard[0]]
+
+    def make_plan(
+        self, block_size: int, n_blocks: int, blocks: list[tuple[int, int, int]], w: dict[str, int]
+    ) -> tuple[ExtractionPlan, list[Any]]:
+        """The batches of *blocks* (``(block, start, stop)``) and the plan describing them."""
+        cfg, d_model = self.config, self.model.d_model
+        batches = plan_batches(self.n_tokens, blocks, cfg.max_batch_tokens)
+        plan = summarize_plan(
+            n_tokens=self.n_tokens,
+            batches=batches,
+            layers=self.layers,
+            hooks=self.hook_vars,
+            widths={h: w.get(h, d_model) for h in self.hook_vars},
+            dtype=self.dtype_name,
+            model=self.model_dir,
+            set_name=self.set_name,
+            backend=cfg.backend,
+            device=str(self.dev),
+            n_layers_total=self.model.n_layers,
+            d_model=max(w.values()) if w else d_model,
+            block_size=block_size,
+            n_blocks=n_blocks,
+            shard=cfg.shard,
+            blocks_this_shard=len(blocks),
+            max_batch_tokens=cfg.max_batch_tokens,
+        )
+        return plan, batches
+
+
+def _require_inputs(cfg: ExtractConfig) -> None:
+    missing = [name for name in ("model", "prompts", "out") if getattr(cfg, name) is None]
+    if missing:
+        raise InvalidArgumentError(
+            f"expected model=, prompts= and out= for an extraction, got no {missing[0]}=; "
+            "pass e.g. extract(model='/models/M', prompts='multiplication', out='cache.zarr')"
+        )
+
+
+def plan_extraction(cfg: ExtractConfig) -> Planned:
+    """Step 1: check the inputs and tokenize, loading no weights.
+
+    Parameters
+    ----------
+    cfg
+        The extraction's settings (``model``, ``prompts`` and ``out`` set).
+
+    Returns
+    -------
+    Planned
+
+    Raises
+    ------
+    InvalidArgumentError, ModelLoadError, UnknownNameError, ExtractionError
+        Bad settings for this model (layers, hooks), a directory that is no checkpoint, a prompt
+        longer than the context, a position that selects no token.
+    """
+    t0 = time.perf_counter()
+    _require_inputs(cfg)
+    model_dir = str(Path(str(cfg.model)).expanduser().absolute())
+    from actstore.store.core import write_threads
+
+    write_threads()  # a bad ACTSTORE_WRITE_THREADS is refused before loading anything
+    backend_hooks, hook_vars = resolve_hooks(cfg.hooks, cfg.backend)
+    mcfg = read_model_config(model_dir, need_weights=not cfg.dry_run)
+    check_tokenizer_dir(model_dir)
+    if cfg.backend == "hf":
+        from actstore.extractors._hookpoints import check_model_dir
+
+        check_model_dir(model_dir, backend_hooks)
+    n_layers: int = mcfg.n_layers  # type: ignore[assignment]  # read_model_config sets it
+    layers = resolve_layers(cfg.layers, n_layers, other_depths=cfg.other_depths)
+    prompt_set = load_prompt_set(cfg.prompts, cfg.set_name, cfg.n_prompts, cfg.seed)
+    set_name = cfg.set_name or prompt_set.name
+
+    from actstore.extractors._generate import apply_chat_template
+    from actstore.extractors._genflow import check_finders, plan_lengths
+    from actstore.extractors._tokenize import load_tokenizer, tokenize_prompts
+    from actstore.extractors._torchutil import TORCH_DTYPES, resolve_device, resolve_dtype
+
+    dev = resolve_device(cfg.device)
+    dtype_name = resolve_dtype(cfg.dtype, dev)
+    tokenizer = load_tokenizer(model_dir)
+    gen_cfg, bos = cfg.generate, cfg.bos
+    if gen_cfg is not None and gen_cfg.chat_template:
+        prompt_set = apply_chat_template(tokenizer, prompt_set)
+        bos = "none" if bos == "auto" else bos  # the template writes its own special tokens
+    tok = tokenize_prompts(tokenizer, prompt_set, bos=bos, max_context=mcfg.max_context)
+    n_tokens, t_max = tok.n_tokens, tok.n_tokens_max
+    if gen_cfg is not None:  # planned with the longest continuation; stored lengths come later
+        n_tokens, t_max = plan_lengths(tok, gen_cfg, mcfg.max_context)
+        check_finders(tok, prompt_set, gen_cfg)  # before the dry run's plan and any generation
+    else:  # a position selecting no token anywhere is refused now, not after the extraction
+        positions = None if cfg.positions is None else list(cfg.positions)
+        check_positions_select(positions, n_tokens, tok.span_masks, set_name)
+    # widths: resid hooks are d_model wide; other tlens hooks are measured after loading
+    widths = {
+        var: mcfg.d_model
+        for rel, var in zip(backend_hooks, hook_vars)
+        if "resid" in rel or cfg.backend == "hf"
+    }
+    return Planned(
+        config=cfg,
+        t0=t0,
+        model_dir=model_dir,
+        model=mcfg,
+        backend_hooks=backend_hooks,
+        hook_vars=hook_vars,
+        layers=layers,
+        prompt_set=prompt_set,
+        set_name=set_name,
+        generate=gen_cfg,
+        dev=dev,
+        dtype_name=dtype_name,
+        torch_dtype=TORCH_DTYPES[dtype_name],
+        tokenizer=tokenizer,
+        tok=tok,
+        n_tokens=n_tokens,
+        t_max=t_max,
+        widths=widths,
+    )
+
+
+def dry_run_report(p: Planned) -> ExtractionReport:
+    """The plan of a ``dry_run``: the store's layout for these prompts, nothing written."""
+    from actstore.store import choose_layout
+
+    layout = choose_layout(
+        n_prompts=len(p.n_tokens),
+        n_layers=len(p.layers),
+        n_tokens=p.t_max,
+        d_model=p.model.d_model,
+        itemsize=4 if p.dtype_name == "float32" else 2,
+        block_size=p.config.block_size,
+    )
+    bs, n = layout.block_size, len(p.n_tokens)
+    blocks = [(b, b * bs, min((b + 1) * bs, n)) for b in p.mine(layout.n_blocks)]
+    plan, _ = p.make_plan(bs, layout.n_blocks, blocks, p.widths)
+    return ExtractionReport(
+        status="dry-run",
+        plan=plan,
+        out=str(p.config.out),
+        set_name=p.set_name,
+        blocks_total=layout.n_blocks,
+        seconds=time.perf_counter() - p.t0,
+        message="dry run: nothing loaded or written",
+    )
+
+
+@dataclass(kw_only=True)
+class Resumed:
+    """What :func:`resume_extraction` found: the writer to fill (None: create the set), or the
+    finished ``report`` when this worker has nothing left to do."""
+
+    fingerprint: dict[str, Any]
+    metadata: Any
+    eos: Any
+    writer: Any = None
+    stored_ids: bool = False
+    report: ExtractionReport | None = None
+
+
+def spec_for(p: Planned, fingerprint: dict[str, Any], w: dict[str, int], prov: dict[str, Any]):
+    """The :class:`~actstore.store.PromptSetSpec` of this extraction with hook widths *w*."""
+    from actstore.store import PromptSetSpec
+
+    ws = set(w.values())
+    if len(ws) != 1:
+        raise InvalidArgumentError(
+            f"expected hooks of one width per run, got widths {w}; extract hooks of "
+            "different widths in separate runs with different --set-name"
+        )
+    return PromptSetSpec(
+        n_prompts=len(p.n_tokens),
+        n_tokens_max=p.t_max,
+        layers=p.layers,
+        d_model=ws.pop(),
+        dtype=p.dtype_name,
+        hooks=p.hook_vars,
+        block_size=p.config.block_size,
+        fingerprint=fingerprint,
+        provenance=prov,
+        codec=p.config.codec,
+    )
+
+
+def resume_extraction(p: Planned) -> Resumed:
+    """Step 2: compare the plan with the cache at ``out`` before paying for the weights.
+
+    A stored set is checked against the fingerprint (model, tokenizer, prompts, dtype, layers,
+    hooks, bos, backend) and opened for writing; a complete one, or one where this worker's
+    blocks are all written, ends the extraction here (``Resumed.report``).
+
+    Raises
+    ------
+    FingerprintMismatchError
+        The stored set was extracted with other settings or inputs (the message names the field).
+    CorruptCacheError, ReadOnlyError, StorageError
+        A damaged cache, an output that cannot be written.
+    """
+    from actstore.extractors._generate import eos_token_ids
+    from actstore.extractors._genflow import (
+        check_generate_fields,
+        generate_fingerprint,
+        stored_tokens,
+    )
+    from actstore.store import PromptSetMetadata
+
+    cfg, out = p.config, str(p.config.out)
+    _check_writable(out)
+    fingerprint = {
+        "model": weights_fingerprint(p.model_dir),
+        "tokenizer": tokenizer_fingerprint(p.model_dir),
+        "prompts": p.prompt_set.content_hash(),
+        "dtype": p.dtype_name,
+        "layers": list(p.layers),
+        "hooks": list(p.hook_vars),
+        "bos": p.tok.bos,
+        "backend": cfg.backend,
+    }
+    eos = eos_token_ids(p.model_dir, p.tokenizer)
+    if p.generate is not None:
+        fingerprint.update(generate_fingerprint(p.generate, p.tokenizer, eos))
+        metadata: Any = None  # known after generating
+    else:
+        metadata = PromptSetMetadata(
+            text=[q.text for q in p.prompt_set.prompts],
+            n_tokens=p.n_tokens,
+            token_id=p.tok.token_id,
+            token_str=p.tok.token_str,
+            labels={name: p.prompt_set.label_array(name) for name in p.prompt_set.label_names},
+            span_masks=p.tok.span_masks,
+        )
+    state = Resumed(fingerprint=fingerprint, metadata=metadata, eos=eos)
+    existing = _open_existing(out, cfg.storage_options)
+    stored = existing is not None and p.set_name in existing.prompt_sets
+    if stored:
+        try:
+            check_generate_fields(existing, p.set_name, fingerprint)
+        except CorruptCacheError:
+            if p.generate is not None:
+                raise  # a plain run reports the damage where it always did, opening the writer
+        if p.generate is not None and existing.set_info(p.set_name).get("ready"):
+            p.tok, state.stored_ids = stored_tokens(existing, p.set_name, p.tok.pad_id), True
+            p.n_tokens = p.tok.n_tokens
+    if stored and not p.needs_probe and (p.generate is None or state.stored_ids):
+        # Resuming: check the fingerprint and completion before paying for loading weights.
+        spec = spec_for(p, fingerprint, p.widths, {})
+        state.writer = existing.prompt_set_writer(p.set_name, spec, metadata)
+        state.report = finished_report(p, state.writer, p.widths)
+    return state
+
+
+def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> ExtractionReport | None:
+    """The report when *writer*'s set is complete or this worker's blocks are written, else None."""
+    out = str(p.config.out)
+    if writer.is_complete():
+        plan, _ = p.make_plan(writer.block_size, writer.n_blocks, [], widths)
+        return complete_report(plan, writer, out, p.set_name, p.t0)
+    if not set(p.mine(writer.n_blocks)) & set(writer.missing_blocks()):
+        return shard_done_report(writer, p.make_plan, widths, out, p.set_name, p.config.shard, p.t0)
+    return None
+
+
+def _open_existing(out: str, storage_options: Any) -> Any:
+    from actstore.errors import StoreNotFoundError
+    from actstore.store import open_cache
+
+    try:
+        return open_cache(
+            out,
+            mode="r+",
+            storage_options=None if storage_options is None else dict(storage_options),
+        )
+    except StoreNotFoundError:
+        return None
