@@ -34,19 +34,6 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: Cycles that other branches of issue 15 remove (store/ split into subpackages, one extraction
-#: config): a cycle lying wholly inside these modules is expected until those branches land. The
-#: strict xfail below fails (XPASS) as soon as none is left: then delete this tuple and that test.
-_FIXED_ELSEWHERE = (
-    "actstore.store.",
-    "actstore.extractors._extract",
-    "actstore.extractors._positions",
-    "actstore.experiment._config",
-    "actstore.experiment._detect_config",
-    "actstore.experiment._io",
-    "actstore.experiment._label_check",
-)
-
 
 def _modules(src: Path, package: str) -> dict[str, Path]:
     mods = {}
@@ -144,28 +131,13 @@ def describe(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
     return f"cycle {' <-> '.join(cycle)} ({'; '.join(edges)})"
 
 
-def _elsewhere(cycle: list[str]) -> bool:
-    return all(m.startswith(_FIXED_ELSEWHERE) for m in cycle)
-
-
 def test_no_import_cycle_in_actstore() -> None:
     graph = import_graph(SRC, "actstore")
     assert len(graph) > 100  # the walk found the package, not an empty folder
-    cycles = [c for c in find_cycles(graph) if not _elsewhere(c)]
+    cycles = find_cycles(graph)
     assert not cycles, "import cycles in src/actstore:\n" + "\n".join(
         describe(c, graph) for c in cycles
     )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/, extractors and experiment config cycles are removed on other issue-15 "
-    "branches; when this passes, delete _FIXED_ELSEWHERE and this test",
-)
-def test_no_import_cycle_left_to_other_branches() -> None:
-    graph = import_graph(SRC, "actstore")
-    cycles = [c for c in find_cycles(graph) if _elsewhere(c)]
-    assert not cycles, "\n".join(describe(c, graph) for c in cycles)
 
 
 #: The layers of ``docs/explanation/architecture.md``: a module may import modules of its own

@@ -58,7 +58,7 @@ from actstore.store.format._storage import creation_lock
 from actstore.store.format._zarr import sync, unwrap_store
 
 if TYPE_CHECKING:
-    from actstore.store.core._cache import Cache
+    from actstore.store.core._handle import CacheHandle
 
 __all__ = [
     "consolidated_writer",
@@ -188,7 +188,7 @@ def _reconsolidate(store: Any, url: str, attempts: int) -> bool:
     return False
 
 
-def consolidated_writer(cache: Cache, name: str, spec: Any, metadata: Any) -> Any:
+def consolidated_writer(cache: CacheHandle, name: str, spec: Any, metadata: Any) -> Any:
     """:meth:`Cache.prompt_set_writer`: creating a set changes metadata; resuming one does not
     (it consolidates a cache written before consolidated metadata existed)."""
     try:
@@ -205,7 +205,7 @@ def consolidated_writer(cache: Cache, name: str, spec: Any, metadata: Any) -> An
 
 
 @contextlib.contextmanager
-def deferred(cache: Cache) -> Iterator[None]:
+def deferred(cache: CacheHandle) -> Iterator[None]:
     """Many metadata changes (a copy): invalidate once, consolidate once at the end."""
     if getattr(cache, "_deferred", False):
         yield
@@ -219,7 +219,7 @@ def deferred(cache: Cache) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def metadata_change(cache: Cache, path: str = "") -> Iterator[None]:
+def metadata_change(cache: CacheHandle, path: str = "") -> Iterator[None]:
     """Around a metadata write below group *path*: invalidate first, reconsolidate after."""
     if getattr(cache, "_deferred", False):  # the whole tree is invalidated already
         yield

@@ -24,13 +24,13 @@ from actstore.store.format._schema import ATTR_KEY, RESERVED_NAMES, _check_name,
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store.core._cache import Cache
+    from actstore.store.core._handle import CacheHandle
 
 __all__ = ["read_dataset", "write_dataset", "write_derived"]
 
 
 def write_derived(
-    cache: Cache,
+    cache: CacheHandle,
     prompt_set: str,
     name: str,
     data: Any,
@@ -121,7 +121,7 @@ def _check_derived_name(
         )
 
 
-def _check_group_path(cache: Cache, group_path: str) -> str:
+def _check_group_path(cache: CacheHandle, group_path: str) -> str:
     path = group_path.strip("/")
     parts = path.split("/")
     if not path or any(not p or p.startswith((".", "_")) for p in parts):
@@ -134,7 +134,7 @@ def _check_group_path(cache: Cache, group_path: str) -> str:
     return path
 
 
-def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
+def write_dataset(cache: CacheHandle, group_path: str, ds: xr.Dataset) -> None:
     """Implementation of :meth:`Cache.write_dataset` (replaces the group if it exists)."""
     path = _check_group_path(cache, group_path)
     _jsonable(dict(ds.attrs), "dataset attrs")
@@ -162,7 +162,9 @@ def write_dataset(cache: Cache, group_path: str, ds: xr.Dataset) -> None:
     )
 
 
-def read_dataset(cache: Cache, group_path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
+def read_dataset(
+    cache: CacheHandle, group_path: str, *, decode_bfloat16: bool = True
+) -> xr.Dataset:
     """Implementation of :meth:`Cache.read_dataset` (loaded into memory)."""
     import xarray as xr
 

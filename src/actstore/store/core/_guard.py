@@ -30,7 +30,7 @@ from actstore.store.format._zarr import sync
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store.core._cache import Cache
+    from actstore.store.core._handle import CacheHandle
 
 __all__ = [
     "GuardedArray",
@@ -53,7 +53,7 @@ def min_shard_bytes(arr: zarr.Array) -> int:
     return 16 * per_shard + 4
 
 
-def damaged_shards(cache: Cache, name: str, hooks: list[str], done: set[int]) -> list[str]:
+def damaged_shards(cache: CacheHandle, name: str, hooks: list[str], done: set[int]) -> list[str]:
     """Keys of shard objects of recorded blocks that are absent or shorter than their index."""
     bad = []
     root = Path(cache.url) if is_local(cache.url) and not is_zip(cache.url) else None
@@ -117,7 +117,7 @@ class GuardedArray:
 
 
 def guard_prompt_set(
-    cache: Cache,
+    cache: CacheHandle,
     name: str,
     ds: xr.Dataset,
     hooks: list[str],
@@ -165,7 +165,7 @@ def guard_prompt_set(
     return ds
 
 
-def open_failure(cache: Cache, name: str, exc: Exception) -> CorruptCacheError:
+def open_failure(cache: CacheHandle, name: str, exc: Exception) -> CorruptCacheError:
     """The error for a prompt set that xarray could not open: name damaged metadata if any."""
     from actstore.store.format._walk import iter_arrays_safely
 
@@ -196,7 +196,7 @@ def in_creation(group: zarr.Group) -> bool:
     return isinstance(info, Mapping) and "spec" in info
 
 
-def refuse_set_in_creation(cache: Cache, path: str) -> None:
+def refuse_set_in_creation(cache: CacheHandle, path: str) -> None:
     """Refuse top-level group *path* when :func:`in_creation` says a prompt set is being created
     there, instead of returning an empty or partial Dataset without a word."""
     from actstore.errors import IncompleteCacheError

@@ -32,7 +32,7 @@ from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, DTYPES, PROBES_G
 if TYPE_CHECKING:
     import xarray as xr
 
-    from actstore.store.core._cache import Cache
+    from actstore.store.core._handle import CacheHandle
 
 __all__ = [
     "check_decode",
@@ -58,7 +58,7 @@ def check_decode(decode_bfloat16: object) -> None:
 
 
 def open_prompt_set(
-    cache: Cache, name: str, *, dtype: str | None = None, decode_bfloat16: bool = True
+    cache: CacheHandle, name: str, *, dtype: str | None = None, decode_bfloat16: bool = True
 ) -> xr.Dataset:
     """One prompt set as a lazy Dataset; dask chunks = ``read_prompts`` x one layer.
 
@@ -106,7 +106,9 @@ def open_prompt_set(
     return ds
 
 
-def open_group_dataset(cache: Cache, path: str, *, decode_bfloat16: bool = True) -> xr.Dataset:
+def open_group_dataset(
+    cache: CacheHandle, path: str, *, decode_bfloat16: bool = True
+) -> xr.Dataset:
     """Any other group (e.g. ``probes/<name>``) as a lazy Dataset (bfloat16 decoded lazily)."""
 
     try:
@@ -122,14 +124,14 @@ def open_group_dataset(cache: Cache, path: str, *, decode_bfloat16: bool = True)
     return _decode_all(ds) if decode_bfloat16 else ds
 
 
-def _indexes(cache: Cache, info: dict[str, Any]) -> dict[str, Any] | None:
+def _indexes(cache: CacheHandle, info: dict[str, Any]) -> dict[str, Any] | None:
     """Index coordinates from the spec when the metadata came consolidated (one request for
     the whole open, see :mod:`actstore.store.core._consolidated`); otherwise read as stored."""
     return spec_indexes(info) if cache.scan.consolidated else None
 
 
 def _open_zarr(
-    cache: Cache, path: str, chunks: dict[str, int], indexes: dict[str, Any] | None = None
+    cache: CacheHandle, path: str, chunks: dict[str, int], indexes: dict[str, Any] | None = None
 ) -> xr.Dataset:
     """``xr.open_zarr`` of one group, after the scan; metadata zarr or xarray still cannot read
     (an inconsistency the scan does not model) is reported as damage, never as a raw exception.
@@ -160,7 +162,7 @@ def _open_zarr(
 
 
 def open_tree(
-    cache: Cache, *, dtype: str | None = None, decode_bfloat16: bool = True
+    cache: CacheHandle, *, dtype: str | None = None, decode_bfloat16: bool = True
 ) -> xr.DataTree:
     """The whole cache as a DataTree: ``/<prompt set>`` nodes and ``/probes/<name>`` nodes."""
     import xarray as xr

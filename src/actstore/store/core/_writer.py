@@ -41,7 +41,7 @@ from actstore.store.format._storage import creation_lock
 from actstore.store.format._zarr import unwrap_store
 
 if TYPE_CHECKING:
-    from actstore.store.core._cache import Cache
+    from actstore.store.core._handle import CacheHandle
 
 __all__ = ["PromptSetWriter", "numpy_dtype", "open_writer"]
 
@@ -71,7 +71,7 @@ class PromptSetWriter:
     n_blocks : int
     """
 
-    def __init__(self, cache: Cache, name: str, spec: PromptSetSpec, layout: Layout) -> None:
+    def __init__(self, cache: CacheHandle, name: str, spec: PromptSetSpec, layout: Layout) -> None:
         self.cache = cache
         self.name = name
         self.spec = spec
@@ -230,7 +230,7 @@ class PromptSetWriter:
 
 
 def open_writer(
-    cache: Cache,
+    cache: CacheHandle,
     name: str,
     spec: PromptSetSpec | None,
     metadata: PromptSetMetadata | None,
@@ -246,7 +246,7 @@ def open_writer(
 
 
 def _open_writer_locked(
-    cache: Cache,
+    cache: CacheHandle,
     name: str,
     spec: PromptSetSpec | None,
     metadata: PromptSetMetadata | None,
@@ -311,7 +311,7 @@ def _open_writer_locked(
     return PromptSetWriter(cache, name, spec, layout)
 
 
-def _stored_info(cache: Cache, name: str) -> dict[str, Any] | None:
+def _stored_info(cache: CacheHandle, name: str) -> dict[str, Any] | None:
     try:
         group = zarr.open_group(store=cache.store, path=name, mode="r")
     except (FileNotFoundError, ValueError):
