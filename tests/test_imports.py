@@ -70,10 +70,10 @@ def _private_imports(path: Path) -> list[str]:
     return sorted(out)
 
 
-@pytest.mark.parametrize("command", ["analysis.py", "prompts.py"])
+@pytest.mark.parametrize("command", sorted(p.name for p in COMMANDS.glob("*.py")))
 def test_commands_use_only_public_names(command: str) -> None:
-    """The analysis and prompts commands use the API a user has (``actstore.analysis``,
-    ``actstore.prompts``, ``actstore.locations``, ...), not private modules."""
+    """Every command uses the API a user has (``actstore.analysis``, ``actstore.store``,
+    ``actstore.extractors``, ``actstore.locations``, ...), not private modules."""
     assert _private_imports(COMMANDS / command) == []
 
 

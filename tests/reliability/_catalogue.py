@@ -2049,6 +2049,36 @@ ROWS: tuple[Row, ...] = (
         message="expected a new destination, got objects ('notes.txt') at "
         "'memory://catalogue-copy/d.zarr'; pick a new URL",
     ),
+    # -- issue 15 (lead): stored-layer lists read by the one layer grammar -------------------------
+    Row(
+        id="copy-layers-spaced",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --layers spaced:2`",
+        args=("copy", "cache.zarr", "out.zarr", "--layers", "spaced:2"),
+        error="InvalidArgumentError",
+        message="expected --layers as stored layer numbers like 7,15,23 (or all), got 'spaced:2'; "
+        "spaced:K and negative indices need the model's depth and apply to extract only (list the "
+        "stored layers with `actstore info`)",
+    ),
+    Row(
+        id="fit-layers-negative",
+        where="cli",
+        input="`actstore probe fit ... --layers -1`",
+        args=(*_FIT, "--layers=-1"),
+        error="InvalidArgumentError",
+        message="expected --layers as stored layer numbers like 7,15,23 (or all), got '-1'; "
+        "spaced:K and negative indices need the model's depth and apply to extract only (list the "
+        "stored layers with `actstore info`)",
+    ),
+    Row(
+        id="export-layers-grammar",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out o --layers 1;2`",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "o", "--layers", "1;2"),
+        error="InvalidArgumentError",
+        message="expected layers as 'all', 'spaced:K' or comma-separated integers, got '1;2'; use "
+        "e.g. --layers all, --layers spaced:7 or --layers 7,15,-1",
+    ),
     # -- issue 15 part B (extractcfg): one ExtractConfig, one layer grammar -----------------------
     Row(
         id="extract-layers-grammar",

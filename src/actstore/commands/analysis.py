@@ -13,6 +13,7 @@ from typing import Any
 
 from actstore.commands import allow_negative_index_values
 from actstore.commands._analysis_print import print_detection, print_metrics, warn_edges
+from actstore.commands._lists import int_list, stored_layers
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -62,15 +63,6 @@ def _floats(text: str) -> list[float]:
         ) from exc
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InvalidArgumentError(
-            f"expected comma-separated integers (e.g. 7,15,23), got {text!r}"
-        ) from exc
-
-
 def _default_name(target: str, position: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{target}_{position}")
 
@@ -117,7 +109,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         args.cache,
         prompt_set=args.prompt_set,
         target=args.target,
-        layers=_ints(args.layers) if args.layers else None,
+        layers=stored_layers(args.layers) if args.layers else None,
         position=args.position,
         alphas=_alpha_grid(args.alphas),
         cv=args.cv,
@@ -206,7 +198,7 @@ def _run_detect(args: argparse.Namespace, probes: Any, write: bool):  # -> Detec
         write=write,
         name=getattr(args, "name", None),
         allow_model_mismatch=args.allow_model_mismatch,
-        layers=_ints(args.layers) if args.layers else None,
+        layers=stored_layers(args.layers) if args.layers else None,
         permutations=args.permutations,
         train=args.train_cache,
     )
@@ -239,7 +231,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     _prepare_out(args.out)  # a bad --out fails before any work (and before its warnings)
     probes, result = _detect(args, write=False)
     paths = write_figures(
-        probes, result, args.out, prompts=_ints(args.prompts) if args.prompts else None
+        probes,
+        result,
+        args.out,
+        prompts=int_list(args.prompts, "--prompts") if args.prompts else None,
     )
     for path in paths.values():
         print(path)
@@ -256,7 +251,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         result,
         args.out,
         title=args.title,
-        prompts=_ints(args.prompts) if args.prompts else None,
+        prompts=int_list(args.prompts, "--prompts") if args.prompts else None,
     )
     print(paths["markdown"])
     print(paths["html"])

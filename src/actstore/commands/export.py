@@ -8,7 +8,8 @@ import sys
 import warnings
 from typing import Any
 
-from actstore.commands.store import _int_list, _storage_options
+from actstore.commands._lists import stored_layers
+from actstore.commands.store import _storage_options
 
 __all__ = ["register"]
 
@@ -35,7 +36,7 @@ def _run(args: argparse.Namespace, export_cache: Any) -> Any:
         args.cache,
         args.out,
         format=args.format,
-        layers=None if args.layers is None else _int_list(args.layers, "--layers"),
+        layers=None if args.layers is None else stored_layers(args.layers),
         hooks=None if args.hooks is None else [h for h in args.hooks.split(",") if h],
         prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
         dtype=args.dtype,

@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"config {args.config}: ok ({cfg.name})")
         return 0
-    from actstore._locations import require_local
+    from actstore.locations import require_local
 
     out = Path(require_local(args.out, "--out")) if args.out else Path("runs") / cfg.name
     run = ExperimentRun(cfg, out=out, model=args.model, device=args.device)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from actstore.commands import allow_negative_index_values
+from actstore.commands._lists import stored_layers
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -43,15 +44,6 @@ def _parse_prompts(text: str) -> list[int] | slice:
         ) from exc
 
 
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise InvalidArgumentError(
-            f"expected {what} as comma-separated integers like 7,15,23, got {text!r}"
-        ) from exc
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     from actstore.store import cache_info, format_info
 
@@ -66,7 +58,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     report = copy_cache(
         args.src,
         args.dst,
-        layers=None if args.layers is None else _int_list(args.layers, "--layers"),
+        layers=None if args.layers is None else stored_layers(args.layers),
         prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
         prompts=None if args.prompts is None else _parse_prompts(args.prompts),
         storage_options=_storage_options(args.storage_options),
@@ -97,7 +89,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_verify_model(args: argparse.Namespace) -> int:
     # torch and transformers load only here: `actstore verify` alone needs neither
-    from actstore.extractors._verify_model import (
+    from actstore.extractors import (
         format_model_report,
         parse_sample,
         verify_against_model,

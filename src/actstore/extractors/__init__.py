@@ -15,6 +15,12 @@ from actstore.extractors._hooks import HF_HOOKS
 from actstore.extractors._layers import parse_layers, resolve_layers
 from actstore.extractors._plan import ExtractionPlan
 from actstore.extractors._report import ExtractionReport
+from actstore.extractors._verify_model import (
+    ModelVerifyReport,
+    format_model_report,
+    parse_sample,
+    verify_against_model,
+)
 
 __all__ = [
     "HF_HOOKS",
@@ -24,10 +30,14 @@ __all__ = [
     "ExtractionReport",
     "GenerateConfig",
     "ModelConfig",
+    "ModelVerifyReport",
     "extract",
+    "format_model_report",
     "parse_layers",
+    "parse_sample",
     "read_model_config",
     "resolve_layers",
     "tokenizer_fingerprint",
+    "verify_against_model",
     "weights_fingerprint",
 ]
