@@ -10,6 +10,7 @@ whatever the size of the cache.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+
+from actstore.analysis._scheduler import read_scheduler
 
 __all__ = ["Moments", "chunk_prompts", "iter_rows"]
 
@@ -31,6 +34,8 @@ def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarra
 
 
 def _parallelism() -> int:
+    if "distributed" not in sys.modules:  # no client can be active: importing it costs ~0.2 s
+        return max(2, os.cpu_count() or 2)
     try:
         from distributed import default_client
 
@@ -88,7 +93,8 @@ def iter_rows(
     group = max(1, 2 * _parallelism() // n_l)
     for i in range(0, len(chunk_tasks), group):
         batch = chunk_tasks[i : i + group]
-        rows = dask.compute(*[t for _, tasks in batch for t in tasks], scheduler=scheduler)
+        todo = [t for _, tasks in batch for t in tasks]
+        rows = dask.compute(*todo, scheduler=read_scheduler(scheduler))
         for b, (sl, _) in enumerate(batch):
             yield sl, np.concatenate(rows[b * n_l : (b + 1) * n_l], axis=1)
 
