@@ -90,3 +90,70 @@ def test_private_imports_are_found(tmp_path: Path) -> None:
         "actstore._locations.require_local:4",
         "actstore.store._cache:5",
     ]
+
+
+#: Imported only by the functions that need them (issue 11: a probe fit in a fresh process).
+LAZY = ("scipy.stats", "sklearn", "scipy.optimize", "threadpoolctl", "distributed")
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The modules of :data:`LAZY` that a fresh interpreter holds after running ``code``."""
+    script = code + f"\nimport sys\nprint(','.join(m for m in {LAZY!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return [m for m in out.splitlines()[-1].split(",") if m] if out else []
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import actstore.analysis", "from actstore.analysis import fit_probes"],
+)
+def test_analysis_import_leaves_heavy_modules_for_later(code: str) -> None:
+    """scipy.stats (~0.5 s), scikit-learn and distributed are not loaded by the import."""
+    assert _loaded_after(code) == []
+
+
+def test_every_public_analysis_name_imports_by_name() -> None:
+    """``from actstore.analysis import X`` gives the defining module's object, for every X in
+    ``__all__``; ``dir()`` lists them; an unknown name is an AttributeError."""
+    code = (
+        "import importlib, actstore.analysis as a\n"
+        "bad = [n for n in a.__all__ if getattr(importlib.import_module("
+        "'actstore.analysis.' + a._WHERE[n]), n) is not getattr(a, n)]\n"
+        "exec('from actstore.analysis import ' + ', '.join(a.__all__))\n"
+        "missing = sorted(set(a.__all__) - set(dir(a)))\n"
+        "try:\n    a.no_such_name\nexcept AttributeError:\n    unknown = 'ok'\n"
+        "print(bad, missing, unknown, sorted(a.__all__) == sorted(a._WHERE))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "[] [] ok True"
+
+
+def test_probe_fit_from_a_cache_does_not_import_distributed_or_sklearn(tmp_path: Path) -> None:
+    """A ridge fit from a cache needs neither scikit-learn, scipy.stats nor ``distributed``
+    (dask's default threaded scheduler, as before, while no client can be active)."""
+    pytest.importorskip("distributed")  # what it guards against: dask importing it anyway
+    from actstore.analysis import fit_probes
+    from tests._fixtures.analysis import planted_set, write_set
+
+    ds = planted_set(n_prompts=40, kind="train", d_model=8, n_tokens_max=10)
+    write_set(tmp_path / "c.zarr", "s", ds)
+    code = (
+        "import sys\nfrom actstore.analysis import fit_probes\n"
+        "p = fit_probes(sys.argv[1], prompt_set='s', target='value', cv=3, alphas=[1.0])\n"
+        "print(p.metrics()[0]['cv_r2'])"
+    )
+    script = code + f"\nprint(','.join(m for m in {LAZY!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "c.zarr")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out[-1] == ""
+    # the same numbers as the same fit in this process
+    here = fit_probes(str(tmp_path / "c.zarr"), prompt_set="s", target="value", cv=3, alphas=[1])
+    assert float(out[0]) == here.metrics()[0]["cv_r2"]

@@ -28,6 +28,7 @@ FIT = "src/actstore/analysis/_fit.py"
 STATS = "src/actstore/analysis/_stats.py"
 PROBES = "src/actstore/analysis/_probes.py"
 RIDGEPROBE = "src/actstore/analysis/_ridgeprobe.py"
+ALPHASEARCH = "src/actstore/analysis/_alphasearch.py"
 SIGNIF = "src/actstore/analysis/_significance.py"
 DATA = "src/actstore/analysis/_data.py"
 DETECT = "src/actstore/analysis/_detect.py"
@@ -400,7 +401,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "probes-alpha-zero",
-        RIDGEPROBE,
+        ALPHASEARCH,
         "np.any(arr <= 0)",
         "np.any(arr < 0)",
         A_FIT,

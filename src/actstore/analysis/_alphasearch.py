@@ -29,15 +29,18 @@ rows (two for the primal solver: moments, then held-out residuals), and one eige
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from actstore.errors import InvalidArgumentError
 
 __all__ = [
     "BOUND",
     "DEFAULT_FACTORS",
     "EDGES",
     "SPECTRUM_REACH",
+    "check_alphas",
     "edge_flags",
     "primal_spectrum",
     "search_alphas",
@@ -58,6 +61,26 @@ _STEPS = 10.0 ** np.arange(1, 4)
 EDGES = ("", "low", "high")
 
 _ALPHA_AXIS = ("cv_r2_fold", "cv_mae_fold", "train_r2", "train_mae", "alpha_values")
+
+
+def check_alphas(alphas: Sequence[float] | float | None) -> np.ndarray:
+    """The grid ``(alpha,)`` as float64 (``None``: the default relative factors).
+
+    Raises
+    ------
+    InvalidArgumentError
+        An alpha that is not finite and > 0, or no alpha.
+    """
+    if alphas is None:
+        return DEFAULT_FACTORS.copy()
+    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise InvalidArgumentError(
+            f"expected one or more finite alphas > 0, got {alphas!r}; pass e.g. alphas=[0.1, 1, 10]"
+        )
+    return arr
+
+
 _TOL = 1e-9
 
 

@@ -9,7 +9,6 @@ at float64 eps). A metric that is undefined on a fold (e.g. ROC AUC with one cla
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 __all__ = ["METRICS", "fold_metrics"]
 
@@ -17,6 +16,8 @@ METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss")
 
 
 def _binary_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    from scipy.stats import rankdata  # ~0.5 s to import: only where an AUC is computed
+
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.special import expit
 
 from actstore.analysis._class_metrics import METRICS
 from actstore.errors import InvalidArgumentError
@@ -128,6 +127,8 @@ def detection_weights(ds: xr.Dataset, kind: str, control: bool) -> tuple[np.ndar
 def detection_link(kind: str, values: np.ndarray) -> np.ndarray:
     """Token values from linear scores: the sigmoid for ``logistic``, unchanged otherwise."""
     if kind == "logistic":
+        from scipy.special import expit
+
         return expit(values).astype(values.dtype)
     return values
 

@@ -39,8 +39,6 @@ from actstore.analysis._class_metrics import METRICS, fold_metrics
 from actstore.analysis._data import SetSource, select_positions
 from actstore.analysis._degenerate import _examples
 from actstore.analysis._folds import class_labels, prompt_folds
-from actstore.analysis._logistic import logistic_fit, logistic_proba
-from actstore.analysis._mean_diff import mean_diff_fit
 from actstore.analysis._positions import row_source
 from actstore.analysis._ridge import std_scale
 from actstore.analysis._stats import iter_rows
@@ -73,6 +71,11 @@ def _layer_groups(n_layers: int, n: int, d: int, max_memory: int) -> list[np.nda
 
 
 def _fit_one(kind: str, x: np.ndarray, yi: np.ndarray, k: int, alpha: float, init: Any) -> Any:
+    # The solvers import scikit-learn and scipy.optimize: only a classification fit pays for them
+    # (``fit_probes`` imports this module for ridge fits too).
+    from actstore.analysis._logistic import logistic_fit
+    from actstore.analysis._mean_diff import mean_diff_fit
+
     if kind == "mean_diff":
         direction, intercept = mean_diff_fit(x, yi)
         return direction[None, :], np.array([intercept])
@@ -85,6 +88,8 @@ def _scores(kind: str, x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -
     if kind == "mean_diff":
         score = x @ coef[0] + intercept[0]
         return (score > 0).astype(np.int64), score, None
+    from actstore.analysis._logistic import logistic_proba
+
     proba = logistic_proba(x, coef, intercept)
     return np.argmax(proba, axis=1), (proba[:, 1] if proba.shape[1] == 2 else proba), proba
 

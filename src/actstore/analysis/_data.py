@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from actstore.analysis._scheduler import values as _values
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
 from actstore.store.format import is_number_dtype
 
@@ -132,7 +133,7 @@ def label_vector(ds: xr.Dataset, target: str) -> np.ndarray:
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}), got "
             f"{target!r}; pass --target with one of those"
         )
-    values = np.asarray(ds[target].values)
+    values = _values(ds[target])
     if not is_number_dtype(values.dtype):
         raise InvalidArgumentError(
             f"expected a numeric target column, got {target!r} of dtype {values.dtype}; "
@@ -145,8 +146,8 @@ def span_masks(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Span name -> bool mask ``(prompt, token)``, read into memory (small)."""
     if "span_mask" not in ds.variables:
         return {}
-    masks = np.asarray(ds["span_mask"].values, dtype=bool)
-    names = [str(s) for s in ds["span"].values]
+    masks = np.asarray(_values(ds["span_mask"]), dtype=bool)
+    names = [str(s) for s in _values(ds["span"])]
     return {name: masks[:, i, :] for i, name in enumerate(names)}
 
 
@@ -161,7 +162,7 @@ def select_positions(
     from actstore.prompts import parse_position
 
     pos = parse_position(position)
-    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)
+    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)
     masks = span_masks(ds)
     if pos.span is not None and pos.span not in masks:
         raise UnknownNameError(
@@ -195,7 +196,7 @@ def position_losses(
     if not lost.size or pos.span is None:
         return None
     mask = span_masks(ds)[pos.span][lost]
-    n_tokens = np.asarray(ds["n_tokens"].values, dtype=np.int64)[lost]
+    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)[lost]
     inside = mask & (np.arange(mask.shape[1])[None, :] < n_tokens[:, None])
     absent = ~mask.any(axis=1)
     padding = ~absent & ~inside.any(axis=1)

@@ -6,6 +6,10 @@ mixin (``RegressorMixin`` / ``ClassifierMixin``), so ``clone``, ``get_params``/`
 ``score``, ``Pipeline``, ``cross_val_score`` and ``GridSearchCV`` work on them. Input checks go
 through ``sklearn.utils.validation.validate_data`` (``n_features_in_``, the messages scikit-learn
 users know), and ``predict`` before ``fit`` raises ``sklearn.exceptions.NotFittedError``.
+
+scikit-learn is imported inside the functions that call it: the plain argument checks
+(:func:`check_bool`, :func:`check_cv`, ...) are also used by :func:`fit_probes`, whose fresh
+process should not pay for importing scikit-learn.
 """
 
 from __future__ import annotations
@@ -15,9 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from actstore.errors import InvalidArgumentError
 
@@ -70,6 +71,8 @@ def regression_input(
         (a ``ValueError``) with scikit-learn's message inside: NaN/inf, wrong dimensions, ``y``
         None, inconsistent lengths; fewer samples than folds (naming ``n_samples``).
     """
+    from sklearn.utils.validation import validate_data
+
     with _one_line("x (sample, d_model) and y (sample,) of finite numbers", _FIX):
         x, y = validate_data(est, x, y, dtype=_FLOATS, y_numeric=True)
     _enough(x.shape[0], cv)
@@ -88,6 +91,9 @@ def classification_input(
         (a ``ValueError``) scikit-learn's messages for bad ``x``/``y``, a continuous ``y``
         ("Unknown label type"); one class only, or (``binary``) more than two classes.
     """
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import validate_data
+
     with _one_line("x (sample, d_model) of finite numbers and class labels y (sample,)", _FIX):
         x, y = validate_data(est, x, y, dtype=_FLOATS)
         check_classification_targets(y)
@@ -173,6 +179,8 @@ def check_positive(name: str, value: Any) -> float:
 
 def check_x(est: Any, x: Any) -> np.ndarray:
     """``x`` validated against the fitted estimator (``NotFittedError`` before ``fit``)."""
+    from sklearn.utils.validation import check_is_fitted, validate_data
+
     check_is_fitted(est)
     with _one_line(f"x (sample, {est.n_features_in_}) of finite numbers", _FIX):
         return validate_data(est, x, dtype=_FLOATS, reset=False)
@@ -183,6 +191,8 @@ def kfold_ids(n: int, k: int, random_state: Any) -> np.ndarray:
 
     ``random_state`` is scikit-learn's: an int, ``None`` or a ``numpy.random.RandomState``.
     """
+    from sklearn.utils import check_random_state
+
     k = check_cv(k)
     order = np.arange(n)
     check_random_state(random_state).shuffle(order)

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from actstore.analysis._ridge import kfold_assign
+from actstore.analysis._scheduler import values as _values
 from actstore.errors import InvalidArgumentError, UnknownNameError
 
 
@@ -30,7 +31,7 @@ def _prompt_column(ds: xr.Dataset, name: str, what: str) -> np.ndarray:
             f"expected a label column of the prompt set ({', '.join(labels) or 'none'}) "
             f"{what}, got {name!r}; pass one of those"
         )
-    return np.asarray(ds[name].values)
+    return _values(ds[name])
 
 
 def _missing(values: np.ndarray) -> np.ndarray:

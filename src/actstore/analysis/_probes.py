@@ -17,7 +17,7 @@ import xarray as xr
 from actstore._locations import located
 from actstore._progress import Progress
 from actstore._version import __version__
-from actstore.analysis._alphasearch import search_alphas
+from actstore.analysis._alphasearch import check_alphas, search_alphas
 from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, KINDS, fit_class_probes
 from actstore.analysis._data import (
     label_vector,
@@ -37,7 +37,6 @@ from actstore.analysis._folds import prompt_folds
 from actstore.analysis._positions import row_source
 from actstore.analysis._probeset import _ATTR, _EDGE_CODE, ProbeSet
 from actstore.analysis._ridge import fold_mean
-from actstore.analysis._ridgeprobe import check_alphas
 from actstore.analysis._stats import iter_rows
 from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 

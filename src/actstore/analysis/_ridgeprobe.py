@@ -1,5 +1,6 @@
 """The in-memory ridge estimator :class:`RidgeProbe` (the engine of :func:`fit_probes` on rows
-already in memory) and the alpha-grid check shared with :func:`fit_probes`."""
+already in memory); the alpha-grid check it shares with :func:`fit_probes` is
+:func:`._alphasearch.check_alphas` (no scikit-learn import on the fit path)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from actstore.analysis._alphasearch import DEFAULT_FACTORS, search_alphas
+from actstore.analysis._alphasearch import check_alphas, search_alphas
 from actstore.analysis._degenerate import check_varies, warn_undefined_folds
 from actstore.analysis._estimator import (
     check_bool,
@@ -20,27 +21,8 @@ from actstore.analysis._estimator import (
 )
 from actstore.analysis._fit import choose_solver, fit_engine
 from actstore.analysis._ridge import fold_mean
-from actstore.errors import InvalidArgumentError
 
-__all__ = ["RidgeProbe", "check_alphas"]
-
-
-def check_alphas(alphas: Sequence[float] | float | None) -> np.ndarray:
-    """The grid ``(alpha,)`` as float64 (``None``: the default relative factors).
-
-    Raises
-    ------
-    InvalidArgumentError
-        An alpha that is not finite and > 0, or no alpha.
-    """
-    if alphas is None:
-        return DEFAULT_FACTORS.copy()
-    arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if arr.ndim != 1 or len(arr) == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise InvalidArgumentError(
-            f"expected one or more finite alphas > 0, got {alphas!r}; pass e.g. alphas=[0.1, 1, 10]"
-        )
-    return arr
+__all__ = ["RidgeProbe"]
 
 
 class RidgeProbe(RegressorMixin, BaseEstimator):

@@ -10,13 +10,20 @@ whatever the size of the cache.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+
+from actstore.analysis._scheduler import read_scheduler
+
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
 
 __all__ = ["Moments", "chunk_prompts", "iter_rows"]
 
@@ -31,12 +38,26 @@ def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarra
 
 
 def _parallelism() -> int:
+    if "distributed" not in sys.modules:  # no client can be active: importing it costs ~0.2 s
+        return max(2, os.cpu_count() or 2)
     try:
         from distributed import default_client
 
         return max(2, len(default_client().scheduler_info()["workers"]) * 2)
     except (ImportError, ValueError):
         return max(2, os.cpu_count() or 2)
+
+
+def _one_task(part: da.Array) -> Delayed:
+    """``part`` as one delayed value (its chunks joined), as ``dask.delayed`` would take it.
+
+    Passing the array itself to ``dask.delayed`` wraps it in dask's key-reuse guard, whose graph
+    imports ``distributed`` (~0.2 s in a fresh process, for nothing when no client is active);
+    ``to_delayed`` builds the same optimised read (the slice fused into the zarr read) without it.
+    """
+    if part.npartitions > 1:
+        part = part.rechunk(part.shape)
+    return part.to_delayed().item()
 
 
 def iter_rows(
@@ -79,7 +100,9 @@ def iter_rows(
         local_p, local_t = prompt[s0:s1] - p0, tok - t0
         layer_tasks = [
             dask.delayed(_take)(
-                data[p0 : int(bounds[c + 1]), int(j) : int(j) + 1, t0:t1], local_p, local_t
+                _one_task(data[p0 : int(bounds[c + 1]), int(j) : int(j) + 1, t0:t1]),
+                local_p,
+                local_t,
             )
             for j in layer_pos
         ]
@@ -88,7 +111,8 @@ def iter_rows(
     group = max(1, 2 * _parallelism() // n_l)
     for i in range(0, len(chunk_tasks), group):
         batch = chunk_tasks[i : i + group]
-        rows = dask.compute(*[t for _, tasks in batch for t in tasks], scheduler=scheduler)
+        todo = [t for _, tasks in batch for t in tasks]
+        rows = dask.compute(*todo, scheduler=read_scheduler(scheduler))
         for b, (sl, _) in enumerate(batch):
             yield sl, np.concatenate(rows[b * n_l : (b + 1) * n_l], axis=1)
 
