@@ -211,6 +211,8 @@ def test_python_cli_and_stored_settings_agree(tiny_qwen2_dir, tmp_path):
     stored = dict(spec.provenance)["extract_config"]
     assert stored["layers"] == "spaced:2" and stored["max_batch_tokens"] == 64
     assert "storage_options" not in stored
+    # one run's own settings would differ between --shard workers writing the same set
+    assert not {"out", "shard", "dry_run", "progress", "command"} & set(stored)
     again = ExtractConfig.from_stored(spec)
     assert (again.layers, again.bos, again.block_size, again.dtype) == ((2, 3), "none", 4,
                                                                         "float32")  # fmt: skip

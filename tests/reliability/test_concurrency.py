@@ -41,7 +41,8 @@ def _read_completed(out, reference: np.ndarray) -> tuple[int, int]:
         info = open_cache(out).set_info(SET)  # what a failure needs to be told apart
         pytest.fail(
             f"open gave no incomplete warning while blocks {missing} were missing "
-            f"(set ready now: {info.get('ready')})"
+            f"(set ready now: {info.get('ready')}; the open returned {type(ds).__name__} with "
+            f"variables {sorted(ds.variables)[:8]}, sizes {dict(ds.sizes)}, attrs {sorted(ds.attrs)})"
         )
     recorded = [b for b in range(N_BLOCKS) if b not in missing]
     for b in recorded:

@@ -334,13 +334,15 @@ class ExtractConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as stored in a cache's provenance (``extract_config``): JSON values only.
 
-        ``prompts`` is kept when it is a name or path (a PromptSet is recorded by its name), and
-        ``storage_options`` (credentials) is never stored.
+        ``prompts`` is kept when it is a name or path (a PromptSet is recorded by its name). What
+        only concerns one run is left out, so every ``--shard`` worker, a resumed run and a copied
+        cache record the same settings: ``out``, ``shard``, ``dry_run``, ``progress``,
+        ``command`` (recorded whole beside it) and ``storage_options`` (credentials).
         """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "storage_options":
+            if f.name in _RUN_ONLY:
                 continue
             if f.name == "prompts" and isinstance(value, os.PathLike):
                 value = os.fspath(value)
@@ -378,6 +380,9 @@ class ExtractConfig:
         }
         return cls.build(**{**stored, **{k: v for k, v in changes.items() if v is not None}})
 
+
+#: settings of one run, not of the stored content (left out of :meth:`ExtractConfig.to_dict`)
+_RUN_ONLY = frozenset({"out", "shard", "dry_run", "progress", "command", "storage_options"})
 
 #: the keys an experiment config's ``[extract]`` table may set
 TOML_KEYS = tuple(f.name for f in dataclasses.fields(ExtractConfig) if f.metadata["param"].toml)
