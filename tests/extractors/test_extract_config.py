@@ -261,3 +261,20 @@ def test_one_model_config_for_the_toml_and_the_checkpoint(tiny_qwen2_dir):
         ConfigError, match=r"^unknown config key 'model.n_layers'; expected one of: path$"
     ):
         parse_config({**base, "model": {"path": "m", "n_layers": 4}})
+
+
+@pytest.mark.parametrize("hooks", ["resid_post,resid_post", ["resid_post", " resid_post"]])
+def test_a_hook_named_twice_is_captured_once(hooks, tiny_qwen2_dir, tmp_path):
+    """As a repeated layer is: the config, the TOML table and the dry-run plan count it once (the
+    plan counted its bytes twice while the run stored it once)."""
+    assert ExtractConfig(hooks=hooks).hooks == ("resid_post",)
+    if isinstance(hooks, list):
+        assert extract_config_from_table({"hooks": hooks}).hooks == ("resid_post",)
+    ps = mixed_prompt_set(n=4)
+    plan = extract(model=tiny_qwen2_dir, prompts=ps, out=tmp_path / "a.zarr", layers="all",
+                   hooks=hooks, dtype="float32", device="cpu", dry_run=True).plan  # fmt: skip
+    assert plan.hooks == ("resid_post",)
+    # independent reference: float32 values of every padded token, every layer, d_model wide
+    config = json.loads((Path(tiny_qwen2_dir) / "config.json").read_text())
+    want = len(ps) * plan.n_tokens_max * config["num_hidden_layers"] * config["hidden_size"] * 4
+    assert plan.bytes_uncompressed == want
