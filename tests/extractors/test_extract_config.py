@@ -88,6 +88,11 @@ def test_toml_table_builds_the_same_config_as_the_cli():
     want = {k: v for k, v in _settings(cli).items() if k in TOML_KEYS}
     assert {k: v for k, v in _settings(toml).items() if k in TOML_KEYS} == want
     assert toml.codec == "zstd:3" and toml.layers == (7, 15, -1)
+    # the comma-separated strings of the command line are one grammar with the TOML lists
+    strings = {"hooks": "resid_post,resid_pre", "positions": "last,before:answer"}
+    assert extract_config_from_table(strings) == ExtractConfig.build(
+        hooks=("resid_post", "resid_pre"), positions=("last", "before:answer")
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,8 @@ def test_toml_table_builds_the_same_config_as_the_cli():
     [
         ("7,15,-1", [7, 15, -1], [7, 15, -1], 16),
         (" 3 , -1 ", [3, -1], 3, 4),  # 3 and -1 name the same block of a 4-layer model
+        ("2", 2, [2], 4),  # an int in the TOML table too (as the grammar's table says)
+        ("7,15,-1", "7,15,-1", (7, 15, -1), 16),  # a string list in the TOML table
         ("all", "all", "ALL", 5),
         ("spaced:3", "spaced:3", "spaced:3", 10),
         ("spaced:9", "spaced:9", "spaced:9", 4),
@@ -155,6 +162,10 @@ def test_other_depths_rule_replaces_a_list_that_does_not_fit():
         ({"layers": "spaced:0"}, "expected a layer rule 'all' or 'spaced:K' (K >= 1)"),
         ({"layers": [1.5]}, "expected layers as 'all', 'spaced:K', comma-separated integers or"),
         ({"hooks": ""}, "expected at least one hook, got none"),
+        ({"positions": 7}, "expected positions as 'last,before:answer' or a list of names, got 7"),
+        ({"positions": True}, "expected positions as 'last,before:answer' or a list of names"),
+        ({"layers": True}, "expected layers as 'all', 'spaced:K', comma-separated integers or"),
+        ({"max_batch_tokens": "8"}, "expected --max-batch-tokens >= 1, got '8'; e.g. 8192"),
         ({"layer": "0"}, "expected extraction settings among "),
     ],
 )
@@ -170,8 +181,8 @@ def test_bad_values_are_refused_when_the_config_is_built(settings, message):
             extract_config_from_table(settings)
         prefix = f"config key 'extract.{key}': "
         assert str(toml_info.value).startswith(prefix)
-        if not isinstance(settings[key], bool | list) and settings[key] != "":  # TOML-typed
-            assert str(toml_info.value) == prefix + str(info.value)
+        # the table is read by ExtractConfig itself: the same message for every TOML value
+        assert str(toml_info.value) == prefix + str(info.value)
 
 
 def test_the_config_is_frozen_and_keyword_only():
