@@ -2151,6 +2151,72 @@ ROWS: tuple[Row, ...] = (
         message="config key 'extract.other_depths': expected a layer rule 'all' or 'spaced:K' "
         "(K >= 1), got 'every:3'; e.g. spaced:7",
     ),
+    # -- newcomer (issue 15): the writer API's spec and the TOML [extract] table -----------------
+    Row(
+        id="spec-layers-string",
+        where="api",
+        input="`PromptSetSpec(..., layers='0,1')` (the grammar of `--layers`, unresolved)",
+        call=_spec(layers="0,1"),
+        error="InvalidArgumentError",
+        message="expected layers as a sequence of integer layer indices, got '0,1'; pass e.g. "
+        "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
+        "actstore.extractors.resolve_layers)",
+    ),
+    Row(
+        id="spec-layers-float",
+        where="api",
+        input="`PromptSetSpec(..., layers=(1.5,))`",
+        call=_spec(layers=(1.5,)),
+        error="InvalidArgumentError",
+        message="expected layers as a sequence of integer layer indices, got (1.5,); pass e.g. "
+        "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
+        "actstore.extractors.resolve_layers)",
+    ),
+    Row(
+        id="spec-layers-negative",
+        where="api",
+        input="`PromptSetSpec(..., layers=(0, -1))`",
+        call=_spec(layers=(0, -1)),
+        error="InvalidArgumentError",
+        message="expected layer indices >= 0 (the layer coordinate is the real block index), got "
+        "(0, -1); resolve negative indices against the model's depth",
+    ),
+    Row(
+        id="spec-block-size-float",
+        where="api",
+        input="`PromptSetSpec(..., block_size=2.5)`",
+        call=_spec(block_size=2.5),
+        error="InvalidArgumentError",
+        message="expected block_size an integer >= 1 or None, got 2.5; use None to choose",
+    ),
+    Row(
+        id="spec-duplicate-hooks",
+        where="api",
+        input="`PromptSetSpec(..., hooks=('resid_post', 'resid_post'))`",
+        call=_spec(hooks=("resid_post", "resid_post")),
+        error="InvalidArgumentError",
+        message="expected distinct hook names, got ('resid_post', 'resid_post'); list each hook "
+        "once",
+    ),
+    Row(
+        id="config-extract-positions-int",
+        where="config",
+        input="`[extract] positions = 7`",
+        call=_config(extract={"positions": 7}),
+        error="ConfigError",
+        message="config key 'extract.positions': expected positions as 'last,before:answer' or a "
+        "list of names, got 7; e.g. --positions last",
+    ),
+    Row(
+        id="config-extract-layers-float",
+        where="config",
+        input="`[extract] layers = [1.5]`",
+        call=_config(extract={"layers": [1.5]}),
+        error="ConfigError",
+        message="config key 'extract.layers': expected layers as 'all', 'spaced:K', "
+        "comma-separated integers or a list of integers, got [1.5]; use e.g. --layers all, "
+        "--layers spaced:7 or --layers 7,15,-1",
+    ),
 )
 
 

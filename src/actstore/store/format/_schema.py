@@ -164,7 +164,7 @@ class PromptSetSpec:
             from actstore.store.format._codecs import parse_codec
 
             object.__setattr__(self, "codec", parse_codec(self.codec))
-        object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        object.__setattr__(self, "layers", _layer_indices(self.layers))
         object.__setattr__(self, "hooks", tuple(self.hooks))
         for name in ("n_prompts", "n_tokens_max", "d_model"):
             value = getattr(self, name)
@@ -181,17 +181,22 @@ class PromptSetSpec:
                 "activations or pick one of these"
             )
         if not self.hooks or len(set(self.hooks)) != len(self.hooks):
-            raise InvalidArgumentError(f"expected distinct hook names, got {self.hooks!r}")
+            raise InvalidArgumentError(
+                f"expected distinct hook names, got {self.hooks!r}; list each hook once"
+            )
         for hook in self.hooks:
             _check_name("hook", hook)
             if hook in RESERVED_NAMES:
                 raise InvalidArgumentError(f"expected a hook name, got the reserved name {hook!r}")
         if self.block_size is not None and (
-            isinstance(self.block_size, bool) or int(self.block_size) < 1
+            not _is_index(self.block_size) or int(self.block_size) < 1
         ):
             raise InvalidArgumentError(
-                f"expected block_size >= 1 or None, got {self.block_size!r}; use None to choose"
+                f"expected block_size an integer >= 1 or None, got {self.block_size!r}; use None "
+                "to choose"
             )
+        if self.block_size is not None:
+            object.__setattr__(self, "block_size", int(self.block_size))
         object.__setattr__(self, "fingerprint", _jsonable(dict(self.fingerprint), "fingerprint"))
         object.__setattr__(self, "provenance", _jsonable(dict(self.provenance), "provenance"))
 
@@ -204,6 +209,28 @@ class PromptSetSpec:
     def prompt_nbytes(self) -> int:
         """Bytes of one prompt's activations for one hook (all layers and tokens)."""
         return len(self.layers) * self.n_tokens_max * self.d_model * self.itemsize
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _layer_indices(layers: Any) -> tuple[int, ...]:
+    """``layers`` as a tuple of real (resolved, non-negative) layer indices, or a one-line error:
+    ``int()`` would read ``"01"`` as two layers and ``1.5`` as layer 1."""
+    items = list(layers) if isinstance(layers, Sequence | np.ndarray) else None
+    if isinstance(layers, str) or items is None or not all(_is_index(x) for x in items):
+        raise InvalidArgumentError(
+            f"expected layers as a sequence of integer layer indices, got {layers!r}; pass e.g. "
+            "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
+            "actstore.extractors.resolve_layers)"
+        )
+    if any(x < 0 for x in items):
+        raise InvalidArgumentError(
+            f"expected layer indices >= 0 (the layer coordinate is the real block index), got "
+            f"{tuple(int(x) for x in items)!r}; resolve negative indices against the model's depth"
+        )
+    return tuple(int(x) for x in items)
 
 
 def spec_to_json(spec: PromptSetSpec) -> dict[str, Any]:
