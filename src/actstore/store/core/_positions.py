@@ -65,8 +65,9 @@ def parse_position_list(spec: str | Sequence[str]) -> list[str]:
     Raises
     ------
     InvalidArgumentError
-        Neither a string nor a list, a malformed spec, an empty list, or a position that selects several tokens per prompt
-        (``all``, ``span:SPAN``): only ``last`` and ``before:SPAN`` are materialised.
+        Neither a string nor a list, a malformed spec, an empty list, or a position that
+        selects several tokens per prompt (``all``, ``span:SPAN``): only ``last`` and
+        ``before:SPAN`` are materialised.
     """
     from actstore.prompts import parse_position
 
