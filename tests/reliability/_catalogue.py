@@ -157,6 +157,15 @@ def _spec(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
+def _create_cache(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.store import create_cache
+
+        return create_cache(work / "new_created.zarr", **kw)
+
+    return call
+
+
 def _position(spec: str) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         import numpy as np
@@ -2197,6 +2206,24 @@ ROWS: tuple[Row, ...] = (
         error="InvalidArgumentError",
         message="expected distinct hook names, got ('resid_post', 'resid_post'); list each hook "
         "once",
+    ),
+    Row(
+        id="spec-fingerprint-not-mapping",
+        where="api",
+        input="`PromptSetSpec(..., fingerprint={...})` (a set, as a cheat sheet writes `{...}`)",
+        call=_spec(fingerprint={...}),
+        error="InvalidArgumentError",
+        message="expected fingerprint as a mapping of JSON values, got set {Ellipsis}; pass a dict "
+        "such as {'model': 'sha256:...'}",
+    ),
+    Row(
+        id="create-cache-provenance-not-mapping",
+        where="api",
+        input="`create_cache('new.zarr', provenance=['me'])`",
+        call=_create_cache(provenance=["me"]),
+        error="InvalidArgumentError",
+        message="expected provenance as a mapping of JSON values, got list ['me']; pass a dict "
+        "such as {'model': 'sha256:...'}",
     ),
     Row(
         id="config-extract-positions-int",

@@ -109,6 +109,16 @@ def _jsonable(value: Any, what: str) -> Any:
         ) from exc
 
 
+def _jsonable_mapping(value: Any, what: str) -> dict[str, Any]:
+    """*value* (a mapping of JSON values, e.g. a fingerprint or provenance) as a plain dict."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"expected {what} as a mapping of JSON values, got {type(value).__name__} {value!r}; "
+            "pass a dict such as {'model': 'sha256:...'}"
+        )
+    return _jsonable(dict(value), what)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
@@ -197,8 +207,8 @@ class PromptSetSpec:
             )
         if self.block_size is not None:
             object.__setattr__(self, "block_size", int(self.block_size))
-        object.__setattr__(self, "fingerprint", _jsonable(dict(self.fingerprint), "fingerprint"))
-        object.__setattr__(self, "provenance", _jsonable(dict(self.provenance), "provenance"))
+        for name in ("fingerprint", "provenance"):
+            object.__setattr__(self, name, _jsonable_mapping(getattr(self, name), name))
 
     @property
     def itemsize(self) -> int:
