@@ -2235,6 +2235,24 @@ ROWS: tuple[Row, ...] = (
         "list of names, got 7; e.g. --positions last",
     ),
     Row(
+        id="config-list-item-quoted-number",
+        where="config",
+        input='`[[probes]] alphas = [1.0, "10"]`',
+        call=_config(probes=[{**_PROBE, "alphas": [1.0, "10"]}]),
+        error="ConfigError",
+        message="config key 'probes[0].alphas[1]': expected a number, got '10' (str); write the "
+        "number without quotes",
+    ),
+    Row(
+        id="config-scalar-for-list",
+        where="config",
+        input='`[report] plots = "heatmap"`',
+        call=_config(report={"plots": "heatmap"}),
+        error="ConfigError",
+        message="config key 'report.plots': expected a list of strings, got 'heatmap' (str); "
+        'write a list, e.g. ["heatmap"]',
+    ),
+    Row(
         id="config-extract-layers-float",
         where="config",
         input="`[extract] layers = [1.5]`",
