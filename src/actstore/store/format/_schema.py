@@ -61,16 +61,18 @@ METADATA_VARS = frozenset(
     }
 )
 
-#: Version of the on-disk layout; bumped when a reader of the old layout would misread the new one.
 SCHEMA_VERSION = 1
+"""Version of the on-disk layout; bumped when a reader of the old layout would misread the new."""
+
 #: Key of actstore's own entry in Zarr group attributes.
 ATTR_KEY = "actstore"
-#: Dimension names of every activation array.
 ACT_DIMS = ("prompt", "layer", "token", "d_model")
+"""Dimension names of every activation array, in order."""
+
 #: Activation dtypes the store accepts.
 DTYPES = ("bfloat16", "float16", "float32")
-#: Group name reserved for saved probes (never a prompt set).
 PROBES_GROUP = "probes"
+"""Group name reserved for saved probes (never a prompt set)."""
 
 
 def derived_name(probe: str) -> str:
