@@ -101,6 +101,7 @@ def test_toml_table_builds_the_same_config_as_the_cli():
         ("7,15,-1", [7, 15, -1], [7, 15, -1], 16),
         (" 3 , -1 ", [3, -1], 3, 4),  # 3 and -1 name the same block of a 4-layer model
         ("2", 2, [2], 4),  # an int in the TOML table too (as the grammar's table says)
+        ("0,2", [0, 2], np.arange(0, 4, 2), 4),  # numpy integers from Python
         ("7,15,-1", "7,15,-1", (7, 15, -1), 16),  # a string list in the TOML table
         ("all", "all", "ALL", 5),
         ("spaced:3", "spaced:3", "spaced:3", 10),

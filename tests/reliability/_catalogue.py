@@ -2226,6 +2226,15 @@ ROWS: tuple[Row, ...] = (
         "such as {'model': 'sha256:...'}",
     ),
     Row(
+        id="activations-layers-string",
+        where="api",
+        input="`open_cache('cache.zarr').activations('arith', layers='1,4')`",
+        call=_activations(layers="1,4"),
+        error="InvalidArgumentError",
+        message="expected layers as a list of stored layer indices, got '1,4'; pass e.g. [7, 15] "
+        "(the layer coordinate's values)",
+    ),
+    Row(
         id="config-extract-positions-int",
         where="config",
         input="`[extract] positions = 7`",

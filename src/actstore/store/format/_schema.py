@@ -23,6 +23,7 @@ from actstore._reserved import (
 )
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
 from actstore.store.format._dtype import is_number_dtype
+from actstore.store.format._layers import is_index, layer_indices
 
 __all__ = [
     "ACT_DIMS",
@@ -176,7 +177,7 @@ class PromptSetSpec:
             from actstore.store.format._codecs import parse_codec
 
             object.__setattr__(self, "codec", parse_codec(self.codec))
-        object.__setattr__(self, "layers", _layer_indices(self.layers))
+        object.__setattr__(self, "layers", layer_indices(self.layers))
         object.__setattr__(self, "hooks", tuple(self.hooks))
         for name in ("n_prompts", "n_tokens_max", "d_model"):
             value = getattr(self, name)
@@ -201,7 +202,7 @@ class PromptSetSpec:
             if hook in RESERVED_NAMES:
                 raise InvalidArgumentError(f"expected a hook name, got the reserved name {hook!r}")
         if self.block_size is not None and (
-            not _is_index(self.block_size) or int(self.block_size) < 1
+            not is_index(self.block_size) or int(self.block_size) < 1
         ):
             raise InvalidArgumentError(
                 f"expected block_size an integer >= 1 or None, got {self.block_size!r}; use None "
@@ -221,28 +222,6 @@ class PromptSetSpec:
     def prompt_nbytes(self) -> int:
         """Bytes of one prompt's activations for one hook (all layers and tokens)."""
         return len(self.layers) * self.n_tokens_max * self.d_model * self.itemsize
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _layer_indices(layers: Any) -> tuple[int, ...]:
-    """``layers`` as a tuple of real (resolved, non-negative) layer indices, or a one-line error:
-    ``int()`` would read ``"01"`` as two layers and ``1.5`` as layer 1."""
-    items = list(layers) if isinstance(layers, Sequence | np.ndarray) else None
-    if isinstance(layers, str) or items is None or not all(_is_index(x) for x in items):
-        raise InvalidArgumentError(
-            f"expected layers as a sequence of integer layer indices, got {layers!r}; pass e.g. "
-            "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
-            "actstore.extractors.resolve_layers)"
-        )
-    if any(x < 0 for x in items):
-        raise InvalidArgumentError(
-            f"expected layer indices >= 0 (the layer coordinate is the real block index), got "
-            f"{tuple(int(x) for x in items)!r}; resolve negative indices against the model's depth"
-        )
-    return tuple(int(x) for x in items)
 
 
 def spec_to_json(spec: PromptSetSpec) -> dict[str, Any]:
