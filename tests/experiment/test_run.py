@@ -260,3 +260,17 @@ def test_demo_report_puts_models_side_by_side(finished_run, tmp_path: Path) -> N
     assert headline_section(results) in tutorial.read_text()
     # The shipped demo config parses and probes the interaction term beside the value.
     assert {p.target for p in demo_config().probes} == {"value", "interaction"}
+
+
+def test_cli_json_prints_the_records_alone(finished_run, tmp_path: Path) -> None:
+    """``actstore run ... --json | jq`` works: the stage log goes to stderr, stdout is JSON."""
+    run, _, _ = finished_run
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    argv = [sys.executable, "-m", "actstore", "run", str(cfg), "--out", str(run.out),
+            "--stage", "report", "--force", "--json"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [(r["stage"], r["status"]) for r in records] == [("report", "ran")]
+    assert "report: running" in done.stderr

@@ -88,6 +88,11 @@ def test_toml_table_builds_the_same_config_as_the_cli():
     want = {k: v for k, v in _settings(cli).items() if k in TOML_KEYS}
     assert {k: v for k, v in _settings(toml).items() if k in TOML_KEYS} == want
     assert toml.codec == "zstd:3" and toml.layers == (7, 15, -1)
+    # the comma-separated strings of the command line are one grammar with the TOML lists
+    strings = {"hooks": "resid_post,resid_pre", "positions": "last,before:answer"}
+    assert extract_config_from_table(strings) == ExtractConfig.build(
+        hooks=("resid_post", "resid_pre"), positions=("last", "before:answer")
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,9 @@ def test_toml_table_builds_the_same_config_as_the_cli():
     [
         ("7,15,-1", [7, 15, -1], [7, 15, -1], 16),
         (" 3 , -1 ", [3, -1], 3, 4),  # 3 and -1 name the same block of a 4-layer model
+        ("2", 2, [2], 4),  # an int in the TOML table too (as the grammar's table says)
+        ("0,2", [0, 2], np.arange(0, 4, 2), 4),  # numpy integers from Python
+        ("7,15,-1", "7,15,-1", (7, 15, -1), 16),  # a string list in the TOML table
         ("all", "all", "ALL", 5),
         ("spaced:3", "spaced:3", "spaced:3", 10),
         ("spaced:9", "spaced:9", "spaced:9", 4),
@@ -155,6 +163,10 @@ def test_other_depths_rule_replaces_a_list_that_does_not_fit():
         ({"layers": "spaced:0"}, "expected a layer rule 'all' or 'spaced:K' (K >= 1)"),
         ({"layers": [1.5]}, "expected layers as 'all', 'spaced:K', comma-separated integers or"),
         ({"hooks": ""}, "expected at least one hook, got none"),
+        ({"positions": 7}, "expected positions as 'last,before:answer' or a list of names, got 7"),
+        ({"positions": True}, "expected positions as 'last,before:answer' or a list of names"),
+        ({"layers": True}, "expected layers as 'all', 'spaced:K', comma-separated integers or"),
+        ({"max_batch_tokens": "8"}, "expected --max-batch-tokens >= 1, got '8'; e.g. 8192"),
         ({"layer": "0"}, "expected extraction settings among "),
     ],
 )
@@ -170,8 +182,8 @@ def test_bad_values_are_refused_when_the_config_is_built(settings, message):
             extract_config_from_table(settings)
         prefix = f"config key 'extract.{key}': "
         assert str(toml_info.value).startswith(prefix)
-        if not isinstance(settings[key], bool | list) and settings[key] != "":  # TOML-typed
-            assert str(toml_info.value) == prefix + str(info.value)
+        # the table is read by ExtractConfig itself: the same message for every TOML value
+        assert str(toml_info.value) == prefix + str(info.value)
 
 
 def test_the_config_is_frozen_and_keyword_only():
@@ -263,3 +275,20 @@ def test_one_model_config_for_the_toml_and_the_checkpoint(tiny_qwen2_dir):
         ConfigError, match=r"^unknown config key 'model.n_layers'; expected one of: path$"
     ):
         parse_config({**base, "model": {"path": "m", "n_layers": 4}})
+
+
+@pytest.mark.parametrize("hooks", ["resid_post,resid_post", ["resid_post", " resid_post"]])
+def test_a_hook_named_twice_is_captured_once(hooks, tiny_qwen2_dir, tmp_path):
+    """As a repeated layer is: the config, the TOML table and the dry-run plan count it once (the
+    plan counted its bytes twice while the run stored it once)."""
+    assert ExtractConfig(hooks=hooks).hooks == ("resid_post",)
+    if isinstance(hooks, list):
+        assert extract_config_from_table({"hooks": hooks}).hooks == ("resid_post",)
+    ps = mixed_prompt_set(n=4)
+    plan = extract(model=tiny_qwen2_dir, prompts=ps, out=tmp_path / "a.zarr", layers="all",
+                   hooks=hooks, dtype="float32", device="cpu", dry_run=True).plan  # fmt: skip
+    assert plan.hooks == ("resid_post",)
+    # independent reference: float32 values of every padded token, every layer, d_model wide
+    config = json.loads((Path(tiny_qwen2_dir) / "config.json").read_text())
+    want = len(ps) * plan.n_tokens_max * config["num_hidden_layers"] * config["hidden_size"] * 4
+    assert plan.bytes_uncompressed == want

@@ -157,6 +157,15 @@ def _spec(**kw: Any) -> Callable[[Path], Any]:
     return call
 
 
+def _create_cache(**kw: Any) -> Callable[[Path], Any]:
+    def call(work: Path) -> Any:
+        from actstore.store import create_cache
+
+        return create_cache(work / "new_created.zarr", **kw)
+
+    return call
+
+
 def _position(spec: str) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         import numpy as np
@@ -2150,6 +2159,117 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'extract.other_depths': expected a layer rule 'all' or 'spaced:K' "
         "(K >= 1), got 'every:3'; e.g. spaced:7",
+    ),
+    # -- newcomer (issue 15): the writer API's spec and the TOML [extract] table -----------------
+    Row(
+        id="spec-layers-string",
+        where="api",
+        input="`PromptSetSpec(..., layers='0,1')` (the grammar of `--layers`, unresolved)",
+        call=_spec(layers="0,1"),
+        error="InvalidArgumentError",
+        message="expected layers as a sequence of integer layer indices, got '0,1'; pass e.g. "
+        "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
+        "actstore.extractors.resolve_layers)",
+    ),
+    Row(
+        id="spec-layers-float",
+        where="api",
+        input="`PromptSetSpec(..., layers=(1.5,))`",
+        call=_spec(layers=(1.5,)),
+        error="InvalidArgumentError",
+        message="expected layers as a sequence of integer layer indices, got (1.5,); pass e.g. "
+        "(7, 15, 23) (resolve 'all', 'spaced:K' or negative indices first: "
+        "actstore.extractors.resolve_layers)",
+    ),
+    Row(
+        id="spec-layers-negative",
+        where="api",
+        input="`PromptSetSpec(..., layers=(0, -1))`",
+        call=_spec(layers=(0, -1)),
+        error="InvalidArgumentError",
+        message="expected layer indices >= 0 (the layer coordinate is the real block index), got "
+        "(0, -1); resolve negative indices against the model's depth",
+    ),
+    Row(
+        id="spec-block-size-float",
+        where="api",
+        input="`PromptSetSpec(..., block_size=2.5)`",
+        call=_spec(block_size=2.5),
+        error="InvalidArgumentError",
+        message="expected block_size an integer >= 1 or None, got 2.5; use None to choose",
+    ),
+    Row(
+        id="spec-duplicate-hooks",
+        where="api",
+        input="`PromptSetSpec(..., hooks=('resid_post', 'resid_post'))`",
+        call=_spec(hooks=("resid_post", "resid_post")),
+        error="InvalidArgumentError",
+        message="expected distinct hook names, got ('resid_post', 'resid_post'); list each hook "
+        "once",
+    ),
+    Row(
+        id="spec-fingerprint-not-mapping",
+        where="api",
+        input="`PromptSetSpec(..., fingerprint={...})` (a set, as a cheat sheet writes `{...}`)",
+        call=_spec(fingerprint={...}),
+        error="InvalidArgumentError",
+        message="expected fingerprint as a mapping of JSON values, got set {Ellipsis}; pass a dict "
+        "such as {'model': 'sha256:...'}",
+    ),
+    Row(
+        id="create-cache-provenance-not-mapping",
+        where="api",
+        input="`create_cache('new.zarr', provenance=['me'])`",
+        call=_create_cache(provenance=["me"]),
+        error="InvalidArgumentError",
+        message="expected provenance as a mapping of JSON values, got list ['me']; pass a dict "
+        "such as {'model': 'sha256:...'}",
+    ),
+    Row(
+        id="activations-layers-string",
+        where="api",
+        input="`open_cache('cache.zarr').activations('arith', layers='1,4')`",
+        call=_activations(layers="1,4"),
+        error="InvalidArgumentError",
+        message="expected layers as a list of stored layer indices, got '1,4'; pass e.g. [7, 15] "
+        "(the layer coordinate's values)",
+    ),
+    Row(
+        id="config-extract-positions-int",
+        where="config",
+        input="`[extract] positions = 7`",
+        call=_config(extract={"positions": 7}),
+        error="ConfigError",
+        message="config key 'extract.positions': expected positions as 'last,before:answer' or a "
+        "list of names, got 7; e.g. --positions last",
+    ),
+    Row(
+        id="config-list-item-quoted-number",
+        where="config",
+        input='`[[probes]] alphas = [1.0, "10"]`',
+        call=_config(probes=[{**_PROBE, "alphas": [1.0, "10"]}]),
+        error="ConfigError",
+        message="config key 'probes[0].alphas[1]': expected a number, got '10' (str); write the "
+        "number without quotes",
+    ),
+    Row(
+        id="config-scalar-for-list",
+        where="config",
+        input='`[report] plots = "heatmap"`',
+        call=_config(report={"plots": "heatmap"}),
+        error="ConfigError",
+        message="config key 'report.plots': expected a list of strings, got 'heatmap' (str); "
+        'write a list, e.g. ["heatmap"]',
+    ),
+    Row(
+        id="config-extract-layers-float",
+        where="config",
+        input="`[extract] layers = [1.5]`",
+        call=_config(extract={"layers": [1.5]}),
+        error="ConfigError",
+        message="config key 'extract.layers': expected layers as 'all', 'spaced:K', "
+        "comma-separated integers or a list of integers, got [1.5]; use e.g. --layers all, "
+        "--layers spaced:7 or --layers 7,15,-1",
     ),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 __all__ = ["register"]
@@ -84,7 +85,9 @@ def _run(args: argparse.Namespace) -> int:
     from actstore.locations import require_local
 
     out = Path(require_local(args.out, "--out")) if args.out else Path("runs") / cfg.name
-    run = ExperimentRun(cfg, out=out, model=args.model, device=args.device)
+    # with --json, stdout is the JSON document alone: the stage log goes to stderr
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else None
+    run = ExperimentRun(cfg, out=out, model=args.model, device=args.device, log=log)
     records = run.run(args.stage, force=args.force)
     if args.json:
         print(json.dumps([r.__dict__ for r in records], indent=1))

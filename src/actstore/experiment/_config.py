@@ -72,6 +72,10 @@ def _table(data: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[
 def extract_config_from_table(table: Mapping[str, Any]) -> ExtractConfig:
     """The :class:`~actstore.extractors.ExtractConfig` an ``[extract]`` table describes.
 
+    Each value is read by :class:`ExtractConfig` itself, so the table takes exactly what
+    ``extract()`` and the command line take (one layer grammar: ``layers = 7``, ``"7,15,-1"`` or
+    ``[7, 15, -1]``; ``hooks = "a,b"`` or ``["a", "b"]``), with the same messages.
+
     Raises
     ------
     ConfigError
@@ -83,12 +87,10 @@ def extract_config_from_table(table: Mapping[str, Any]) -> ExtractConfig:
         raise ConfigError("config key 'extract.layers' is empty; give layers, 'all' or 'spaced:K'")
     for key, value in table.items():  # one key at a time, so the message names it
         try:
-            from_mapping(ExtractConfig, {key: value}, prefix="extract")
-        except ConfigError:
-            raise
+            ExtractConfig.build(**{key: value})
         except ActstoreError as exc:
             raise ConfigError(f"config key 'extract.{key}': {exc}") from exc
-    return from_mapping(ExtractConfig, table, prefix="extract")
+    return ExtractConfig.build(**table)
 
 
 def _validate(cfg: ExperimentConfig) -> None:

@@ -27,6 +27,14 @@ _SCALARS: dict[type, str] = {
 }
 
 
+_PLURALS: dict[type, str] = {
+    int: "integers",
+    float: "numbers",
+    str: "strings",
+    bool: "true/false values",
+}
+
+
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
     if tp in _SCALARS:
@@ -34,7 +42,8 @@ def _describe(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
     if origin is tuple:
-        return f"a list of {_describe(get_args(tp)[0])}"
+        item = get_args(tp)[0]
+        return f"a list of {_PLURALS.get(item) or _describe(item)}"
     if origin in (Mapping, dict) or tp is Any:
         return "a table"
     if dataclasses.is_dataclass(tp):
@@ -48,8 +57,40 @@ def _got(value: Any) -> str:
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
-        return "a list"
+        text = repr(value)
+        return f"{text if len(text) <= 60 else text[:57] + '...'} (a list)"
     return f"{value!r} ({type(value).__name__})"
+
+
+def _fix(value: Any, tp: Any) -> str:
+    """The "do Z" of a type error: the likeliest edit, else where the key's type is listed."""
+    union = get_origin(tp) in (Union, types.UnionType)
+    wanted = [a for a in get_args(tp) if a is not type(None)] if union else [tp]
+    if isinstance(value, str) and any(a in (int, float) for a in wanted):
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:
+            return "write the number without quotes"
+    lists = [a for a in wanted if get_origin(a) is tuple]
+    if lists and not isinstance(value, list | tuple | dict):
+        return f"write a list, e.g. [{_toml(value)}]"
+    return "see docs/reference/config.md for the key's type"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _type_error(key: str, value: Any, tp: Any) -> ConfigError:
+    return ConfigError(
+        f"config key '{key}': expected {_describe(tp)}, got {_got(value)}; {_fix(value, tp)}"
+    )
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -60,19 +101,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None and len(args) < len(get_args(tp)):
             return None
+        item_error = None
         for arg in args:
             try:
                 return _convert(value, arg, key)
-            except ConfigError:
+            except ConfigError as exc:
+                if isinstance(value, list) and get_origin(arg) is tuple:
+                    item_error = exc  # a list with a bad item: name the item
                 continue
-        raise ConfigError(f"config key '{key}': expected {_describe(tp)}, got {_got(value)}")
+        if item_error is not None:
+            raise item_error
+        raise _type_error(key, value, tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}': expected a table, got {_got(value)}")
         return from_mapping(tp, value, prefix=key)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"config key '{key}': expected {_describe(tp)}, got {_got(value)}")
+            raise _type_error(key, value, tp)
         item = get_args(tp)[0]
         return tuple(_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (Mapping, dict):
@@ -90,7 +136,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
     else:  # pragma: no cover - a field type this converter does not know is a programming error
         raise TypeError(f"unsupported config field type {tp!r} for '{key}'")
-    raise ConfigError(f"config key '{key}': expected {_describe(tp)}, got {_got(value)}")
+    raise _type_error(key, value, tp)
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> T:
@@ -123,7 +169,9 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> 
         if name in data:
             kwargs[name] = _convert(data[name], hints[name], key)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"config key '{key}' is missing; expected {_describe(hints[name])}")
+            raise ConfigError(
+                f"config key '{key}' is missing; expected {_describe(hints[name])}; add it"
+            )
     return cls(**kwargs)
 
 

@@ -104,7 +104,8 @@ def _parse_hooks(hooks: Any) -> tuple[str, ...]:
             f"expected hooks as 'resid_post,resid_pre' or a list of names, got {hooks!r}; "
             "e.g. --hook resid_post"
         )
-    out = tuple(h.strip() for h in names if h.strip())
+    # a hook named twice is captured once (as a repeated layer is): the plan counts it once
+    out = tuple(dict.fromkeys(h.strip() for h in names if h.strip()))
     if not out:
         raise InvalidArgumentError("expected at least one hook, got none; e.g. --hook resid_post")
     return out
@@ -171,7 +172,8 @@ class ExtractConfig:
         ``"all"`` or ``"spaced:K"``, used when an explicit ``layers`` list does not fit the depth.
     hooks : tuple of str
         ``hf``: ``resid_pre``, ``attn_out``, ``resid_mid``, ``mlp_in``, ``mlp_out``,
-        ``resid_post``; ``tlens``: any per-block TransformerLens hook. ``"a,b"`` is split.
+        ``resid_post``; ``tlens``: any per-block TransformerLens hook. ``"a,b"`` is split; a
+        name given twice is captured once.
     backend : {"hf", "tlens"}
     dtype : {"auto", "bfloat16", "float16", "float32"}
         ``auto``: bfloat16 on GPU, float32 on CPU.

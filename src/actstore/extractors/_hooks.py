@@ -21,6 +21,7 @@ HF_HOOKS = {
     "mlp_out": "MLP sublayer output of block l as added to the residual stream (MoE: the sparse "
     "block's output)",
 }
+"""Hook points of the ``hf`` backend: name -> what is captured at decoder block ``l``."""
 
 _SHORT = {
     "resid_post": "hook_resid_post",

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["LayerSpec", "parse_layer_rule", "parse_layers", "resolve_layers"]
@@ -47,6 +49,10 @@ def parse_layer_rule(rule: str) -> str:
     return f"spaced:{int(m.group(1))}"
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
 def parse_layers(layers: str | int | Sequence[int]) -> LayerSpec:
     """Parse a layer request without knowing the model's depth.
 
@@ -54,7 +60,7 @@ def parse_layers(layers: str | int | Sequence[int]) -> LayerSpec:
     ----------
     layers
         ``"all"``, ``"spaced:K"``, a comma-separated string such as ``"7,15,-1"``, an int or a
-        sequence of ints (negative indices count from the end).
+        sequence (or 1-D array) of ints, numpy's included (negative indices count from the end).
 
     Returns
     -------
@@ -82,12 +88,10 @@ def parse_layers(layers: str | int | Sequence[int]) -> LayerSpec:
                     "expected layers as 'all', 'spaced:K' or comma-separated integers, got "
                     f"{layers!r}; {_FIX}"
                 ) from exc
-    elif isinstance(layers, int) and not isinstance(layers, bool):
-        items = [layers]
-    elif isinstance(layers, Sequence) and all(
-        isinstance(x, int) and not isinstance(x, bool) for x in layers
-    ):
-        items = [int(x) for x in layers]
+    elif _is_int(layers):
+        items = [int(layers)]
+    elif isinstance(layers, Sequence | np.ndarray) and all(_is_int(x) for x in layers):
+        items = [int(x) for x in layers]  # numpy integers too (np.arange(0, 32, 8))
     else:
         raise InvalidArgumentError(
             "expected layers as 'all', 'spaced:K', comma-separated integers or a list of "

@@ -13,8 +13,8 @@ from actstore.tinymodels._tokenizer import BOS_TOKEN, EOS_TOKEN, build_tokenizer
 
 __all__ = ["ARCHS", "MARKER", "build_random_model", "init_weights", "make_config", "save_model"]
 
-#: Supported architectures (``model_type`` names).
 ARCHS = ("qwen2", "gpt2", "llama", *FAMILIES)
+"""Supported architectures (``model_type`` names)."""
 #: Build record written into every checkpoint directory (JSON, no code).
 MARKER = "tinymodel.json"
 _DTYPES = ("float32", "bfloat16", "float16")

@@ -14,6 +14,7 @@ from actstore.store.core._derived import read_dataset as _read_dataset
 from actstore.store.core._derived import write_dataset as _write_dataset
 from actstore.store.core._derived import write_derived as _write_derived
 from actstore.store.core._open import open_prompt_set, open_tree
+from actstore.store.format._layers import layer_list
 from actstore.store.format._markers import missing_from_listing
 from actstore.store.format._safety import damaged_error_message
 from actstore.store.format._safety_limits import ScanResult
@@ -216,9 +217,11 @@ class Cache:
     ) -> xr.DataArray:
         """Lazy activations ``(prompt, layer, token, d_model)`` of *hook*, optionally some layers.
 
-        *layers* are real layer indices; an unknown hook or layer raises
-        :class:`UnknownNameError` naming what exists.
+        *layers* are real layer indices (an int, a sequence or a 1-D integer array); an unknown
+        hook or layer raises :class:`UnknownNameError` naming what exists, anything else
+        :class:`InvalidArgumentError`.
         """
+        layers = layer_list(layers)
         spec = self.spec(prompt_set)
         if hook not in spec.hooks:
             raise UnknownNameError(

@@ -38,7 +38,12 @@ from actstore.store.core._open import (
 from actstore.store.format._dtype import register_bfloat16
 from actstore.store.format._enospc import disk_full_as_error
 from actstore.store.format._partial import is_partial
-from actstore.store.format._schema import ATTR_KEY, SCHEMA_VERSION, _jsonable
+from actstore.store.format._schema import (
+    ATTR_KEY,
+    SCHEMA_VERSION,
+    _jsonable,
+    _jsonable_mapping,
+)
 from actstore.store.format._storage import directory_lock, is_local, make_store, normalize_url
 from actstore.store.format._zarr import sync
 
@@ -71,9 +76,42 @@ def create_cache(
     """Create an empty cache at *url*, or open the existing one for writing (idempotent).
 
     Safe when several processes call it at once for the same URL: they all end with one cache.
-    Returns the :class:`Cache` opened in mode ``"r+"``.
+
+    Parameters
+    ----------
+    url
+        A directory path or an fsspec URL (``memory://...``, ``s3://bucket/key``).
+    provenance
+        JSON values recorded in the root's attributes (who made the cache); never compared.
+        Ignored when the cache exists.
+    storage_options
+        fsspec options for a URL (credentials, endpoint).
+
+    Returns
+    -------
+    Cache
+        The cache opened in mode ``"r+"``; write with :meth:`Cache.prompt_set_writer`.
+
+    Raises
+    ------
+    NotACacheError
+        *url* holds other files or objects, or is a file.
+    InvalidArgumentError
+        *provenance* is not a mapping of JSON values.
+    ReadOnlyError
+        *url* is a ``.zip`` (zip caches are read-only: write a directory, then copy it).
+    ActstoreError
+        A location that cannot be written (permissions, a missing bucket), one line naming it.
+
+    Examples
+    --------
+    >>> cache = create_cache("memory://doc/cache.zarr", provenance={"extractor": "mine"})
+    >>> cache.is_complete()
+    True
     """
     register_bfloat16()
+    if provenance is not None:  # refused before anything is written
+        provenance = _jsonable_mapping(provenance, "provenance")
     url = normalize_url(url)
     with location_errors(url, "write"):
         return _create_cache(url, provenance, storage_options)
@@ -171,8 +209,36 @@ def open_cache(
 ) -> Cache:
     """Open an existing cache: ``mode="r"`` (default, read-only) or ``"r+"`` (read-write).
 
-    ``consolidated=True``: read a remote cache's metadata from its consolidated metadata, in one
-    read (see :mod:`actstore.store.core._consolidated`), instead of file by file.
+    Every ``zarr.json`` is checked before zarr parses it (docs/explanation/safety.md).
+
+    Parameters
+    ----------
+    url
+        A directory, a ``.zip`` file (read-only) or an fsspec URL.
+    mode
+        ``"r"`` (read-only) or ``"r+"`` (also write derived data and resume prompt sets).
+    storage_options
+        fsspec options for a URL (credentials, endpoint).
+    consolidated
+        Read a remote cache's metadata from its consolidated copy, in one read, instead of file
+        by file.
+
+    Returns
+    -------
+    Cache
+
+    Raises
+    ------
+    InvalidArgumentError
+        *mode* is neither ``"r"`` nor ``"r+"``.
+    StoreNotFoundError
+        Nothing at *url*.
+    NotACacheError
+        *url* holds something that is not an actstore cache.
+    UnsafeCacheError
+        Metadata the safety scan refuses (a pickle codec, oversized documents, links, ...).
+    ActstoreError
+        Any other refusal (a newer schema version, damage), one line naming it.
     """
     register_bfloat16()
     if mode not in ("r", "r+"):

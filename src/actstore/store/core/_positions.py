@@ -65,11 +65,17 @@ def parse_position_list(spec: str | Sequence[str]) -> list[str]:
     Raises
     ------
     InvalidArgumentError
-        A malformed spec, an empty list, or a position that selects several tokens per prompt
-        (``all``, ``span:SPAN``): only ``last`` and ``before:SPAN`` are materialised.
+        Neither a string nor a list, a malformed spec, an empty list, or a position that
+        selects several tokens per prompt (``all``, ``span:SPAN``): only ``last`` and
+        ``before:SPAN`` are materialised.
     """
     from actstore.prompts import parse_position
 
+    if not isinstance(spec, str | Sequence):  # an int or a bool from TOML or a keyword
+        raise InvalidArgumentError(
+            f"expected positions as 'last,before:answer' or a list of names, got {spec!r}; "
+            "e.g. --positions last"
+        )
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for item in items:

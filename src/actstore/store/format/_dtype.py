@@ -27,8 +27,8 @@ from actstore.store.format._zarr import (
 
 __all__ = ["BFLOAT16", "BFloat16", "is_bfloat16", "is_number_dtype", "register_bfloat16"]
 
-#: The numpy dtype of bfloat16 values in memory.
 BFLOAT16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+"""The numpy dtype of bfloat16 values in memory (``ml_dtypes.bfloat16``)."""
 
 
 def is_bfloat16(dtype: Any) -> bool:

@@ -23,6 +23,7 @@ from actstore._reserved import (
 )
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
 from actstore.store.format._dtype import is_number_dtype
+from actstore.store.format._layers import is_index, layer_indices
 
 __all__ = [
     "ACT_DIMS",
@@ -61,16 +62,18 @@ METADATA_VARS = frozenset(
     }
 )
 
-#: Version of the on-disk layout; bumped when a reader of the old layout would misread the new one.
 SCHEMA_VERSION = 1
+"""Version of the on-disk layout; bumped when a reader of the old layout would misread the new."""
+
 #: Key of actstore's own entry in Zarr group attributes.
 ATTR_KEY = "actstore"
-#: Dimension names of every activation array.
 ACT_DIMS = ("prompt", "layer", "token", "d_model")
+"""Dimension names of every activation array, in order."""
+
 #: Activation dtypes the store accepts.
 DTYPES = ("bfloat16", "float16", "float32")
-#: Group name reserved for saved probes (never a prompt set).
 PROBES_GROUP = "probes"
+"""Group name reserved for saved probes (never a prompt set)."""
 
 
 def derived_name(probe: str) -> str:
@@ -107,6 +110,16 @@ def _jsonable(value: Any, what: str) -> Any:
         raise InvalidArgumentError(
             f"expected JSON-serialisable {what}, got {exc}; pass plain str/int/float/list/dict"
         ) from exc
+
+
+def _jsonable_mapping(value: Any, what: str) -> dict[str, Any]:
+    """*value* (a mapping of JSON values, e.g. a fingerprint or provenance) as a plain dict."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"expected {what} as a mapping of JSON values, got {type(value).__name__} {value!r}; "
+            "pass a dict such as {'model': 'sha256:...'}"
+        )
+    return _jsonable(dict(value), what)
 
 
 def _json_default(value: Any) -> Any:
@@ -164,7 +177,7 @@ class PromptSetSpec:
             from actstore.store.format._codecs import parse_codec
 
             object.__setattr__(self, "codec", parse_codec(self.codec))
-        object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        object.__setattr__(self, "layers", layer_indices(self.layers))
         object.__setattr__(self, "hooks", tuple(self.hooks))
         for name in ("n_prompts", "n_tokens_max", "d_model"):
             value = getattr(self, name)
@@ -181,19 +194,24 @@ class PromptSetSpec:
                 "activations or pick one of these"
             )
         if not self.hooks or len(set(self.hooks)) != len(self.hooks):
-            raise InvalidArgumentError(f"expected distinct hook names, got {self.hooks!r}")
+            raise InvalidArgumentError(
+                f"expected distinct hook names, got {self.hooks!r}; list each hook once"
+            )
         for hook in self.hooks:
             _check_name("hook", hook)
             if hook in RESERVED_NAMES:
                 raise InvalidArgumentError(f"expected a hook name, got the reserved name {hook!r}")
         if self.block_size is not None and (
-            isinstance(self.block_size, bool) or int(self.block_size) < 1
+            not is_index(self.block_size) or int(self.block_size) < 1
         ):
             raise InvalidArgumentError(
-                f"expected block_size >= 1 or None, got {self.block_size!r}; use None to choose"
+                f"expected block_size an integer >= 1 or None, got {self.block_size!r}; use None "
+                "to choose"
             )
-        object.__setattr__(self, "fingerprint", _jsonable(dict(self.fingerprint), "fingerprint"))
-        object.__setattr__(self, "provenance", _jsonable(dict(self.provenance), "provenance"))
+        if self.block_size is not None:
+            object.__setattr__(self, "block_size", int(self.block_size))
+        for name in ("fingerprint", "provenance"):
+            object.__setattr__(self, name, _jsonable_mapping(getattr(self, name), name))
 
     @property
     def itemsize(self) -> int:

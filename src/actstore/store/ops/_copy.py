@@ -26,6 +26,7 @@ from actstore.store.core._cache import Cache
 from actstore.store.core._consolidated import deferred
 from actstore.store.core._entry import create_cache, open_cache
 from actstore.store.core._positions import copy_positions
+from actstore.store.format._layers import layer_list
 from actstore.store.format._safety import check_key
 from actstore.store.format._schema import (
     ATTR_KEY,
@@ -104,6 +105,7 @@ def copy_cache(
     ``source_prompt`` coordinate (composed through subsets of subsets); its provenance
     ``subset_of`` names the source, the copied prompts and layers and the source's layers.
     """
+    layers = layer_list(layers)  # numpy arrays too; a string is refused, not read per character
     source = open_cache(src, mode="r", storage_options=storage_options)
     _refuse_links(source.url)
     dst = normalize_url(dst)

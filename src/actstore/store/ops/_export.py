@@ -32,6 +32,7 @@ import numpy as np
 
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.store.core._tokens import TokenPlan, select_tokens
+from actstore.store.format._layers import layer_list
 
 __all__ = ["FORMATS", "ExportReport", "Progress", "export_cache", "hook_column"]
 
@@ -152,6 +153,7 @@ def export_cache(
     from actstore._locations import require_local
     from actstore.store.core._entry import open_cache
 
+    layers = layer_list(layers)  # numpy arrays too; a string is refused, not read per character
     if format not in FORMATS:
         raise InvalidArgumentError(f"expected --format one of {FORMATS}, got {format!r}")
     if context_size is not None and (isinstance(context_size, bool) or int(context_size) < 1):
