@@ -42,7 +42,8 @@ def _read_completed(out, reference: np.ndarray) -> tuple[int, int]:
         pytest.fail(
             f"open gave no incomplete warning while blocks {missing} were missing "
             f"(set ready now: {info.get('ready')}; the open returned {type(ds).__name__} with "
-            f"variables {sorted(ds.variables)[:8]}, sizes {dict(ds.sizes)}, attrs {sorted(ds.attrs)})"
+            f"variables {sorted(ds.variables)[:8]}, sizes {dict(ds.sizes)}, "
+            f"attrs {sorted(ds.attrs)})"
         )
     recorded = [b for b in range(N_BLOCKS) if b not in missing]
     for b in recorded:
