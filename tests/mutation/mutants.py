@@ -33,6 +33,8 @@ SIGNIF = "src/actstore/analysis/_significance.py"
 DATA = "src/actstore/analysis/_data.py"
 DETECT = "src/actstore/analysis/_detect.py"
 DETECT_WRITE = "src/actstore/analysis/_detect_write.py"
+DETECT_RESULT = "src/actstore/analysis/_detect_result.py"
+PROBESET = "src/actstore/analysis/_probeset.py"
 A_POSITIONS = "src/actstore/analysis/_positions.py"
 S_POSITIONS = "src/actstore/store/core/_positions.py"
 DETECT_CONFIG = "src/actstore/experiment/_detect_config.py"
@@ -385,7 +387,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "probes-metrics-train-r2-index",
-        PROBES,
+        PROBESET,
         '"train_r2": float(ds["train_r2"].values[i, a]),',
         '"train_r2": float(ds["train_r2"].values[i, 0]),',
         A_FIT,
@@ -442,7 +444,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "detect-z-sign",
-        DETECT,
+        DETECT_RESULT,
         "z = np.where(varies, (mean - best_err) /",
         "z = np.where(varies, (best_err - mean) /",
         A_DET,
@@ -450,7 +452,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "detect-span-rank-offset",
-        DETECT,
+        DETECT_RESULT,
         "rank = 1 + (outside & (filled < span_err[..., None])).sum(axis=-1)",
         "rank = (outside & (filled < span_err[..., None])).sum(axis=-1)",
         A_DET,
@@ -482,7 +484,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "detect-best-layer-max",
-        DETECT,
+        DETECT_RESULT,
         'return min(rows, key=lambda r: np.nan_to_num(r["probe_mean_min_error"], nan=np.inf))[',
         'return max(rows, key=lambda r: np.nan_to_num(r["probe_mean_min_error"], nan=-np.inf))[',
         A_DET,
@@ -490,16 +492,16 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "detect-summary-median",
-        DETECT,
-        'row[f"{control}_mean_min_error"] = _mean(best)',
-        'row[f"{control}_mean_min_error"] = _median(best)',
+        DETECT_RESULT,
+        'row[f"{control}_mean_min_error"] = finite_mean(best)',
+        'row[f"{control}_mean_min_error"] = finite_median(best)',
         A_DET,
         "the reference's mean minimum error reported as a median",
     ),
     Mutant(
         "detect-hit-rate-ignores-nan",
-        DETECT,
-        'row[f"{control}_hit_rate"] = _mean(st["hit"].values[c, :, i])',
+        DETECT_RESULT,
+        'row[f"{control}_hit_rate"] = finite_mean(st["hit"].values[c, :, i])',
         'row[f"{control}_hit_rate"] = float(np.nansum(st["hit"].values[c, :, i]) / st.sizes["prompt"])',
         A_DET,
         "hit rate counts prompts without a span as misses",
@@ -532,14 +534,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "writer-marker-before-shard",
         WRITER,
-        """            for hook, arr in arrays.items():
-                # a shard-aligned slice: zarr encodes and stores the whole shard in one put
-                self._arrays[hook][start:stop] = arr
-            self._done[b] = 1""",
-        """            self._done[b] = 1
-            for hook, arr in arrays.items():
-                # a shard-aligned slice: zarr encodes and stores the whole shard in one put
-                self._arrays[hook][start:stop] = arr""",
+        "            plans = {h: self._plan(h) for h in arrays}\n",
+        "            plans = {h: self._plan(h) for h in arrays}\n            self._done[b] = 1\n",
         S_CACHE,
         "issue 10: completion recorded before the shard is written",
     ),
@@ -857,8 +853,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sink-padding-not-zeroed",
         SINK,
-        "buf[r, :, int(n[r]) :] = 0",
-        "buf[r, :, int(n[r]) + 1 :] = 0",
+        "region[r, :, int(n[r]) :] = 0",
+        "region[r, :, int(n[r]) + 1 :] = 0",
         E_ACT,
         "the first padding position keeps the padded batch's values",
     ),
