@@ -33,9 +33,10 @@ def test_open_refuses_a_prompt_set_group_that_is_being_created(tmp_path):
     assert "w" in actstore.open(out, group="probes").variables
 
 
-def _attrs_written_after_the_listing(monkeypatch, tmp_path):
-    """A cache with one finished set; a second set's creation writes its first attributes (spec,
-    ``ready: false``, no arrays yet) right after the reader lists the prompt sets."""
+def _attrs_written_after_the_listing(monkeypatch, tmp_path, *, attrs: bool = True):
+    """A cache with one finished set; a second set's creation writes its group and (*attrs*) its
+    first attributes (spec, ``ready: false``, no arrays yet) right after the reader lists the
+    prompt sets."""
     out = tmp_path / "c.zarr"
     syn = make_synthetic(seed=1)
     write_synthetic(out, syn)
@@ -46,15 +47,17 @@ def _attrs_written_after_the_listing(monkeypatch, tmp_path):
         names = listing(cache)
         if not (out / "physics").exists():
             group = zarr.open_group(str(out), mode="r+").require_group("physics")
-            group.attrs["actstore"] = {**done, "ready": False}
+            if attrs:
+                group.attrs["actstore"] = {**done, "ready": False}
         return names
 
     monkeypatch.setattr(Cache, "prompt_sets", property(list_then_creation_step))
     return out
 
 
-def test_open_refuses_a_set_whose_attributes_appear_after_the_listing(monkeypatch, tmp_path):
-    out = _attrs_written_after_the_listing(monkeypatch, tmp_path)
+@pytest.mark.parametrize("attrs", [True, False], ids=["attributes", "bare-group"])
+def test_open_refuses_a_set_whose_creation_starts_after_the_listing(monkeypatch, tmp_path, attrs):
+    out = _attrs_written_after_the_listing(monkeypatch, tmp_path, attrs=attrs)
     with pytest.raises(IncompleteCacheError, match=r"'physics'.*is creating"):
         actstore.open(out, group="physics")
 
