@@ -81,3 +81,18 @@ def test_open_tree_leaves_out_an_empty_set_group_with_a_warning(tmp_path):
     with pytest.warns(IncompleteCacheWarning, match=r"'physics' .* is being created"):
         tree = actstore.open(out)
     assert set(tree.children) == {"arith"}
+
+
+def test_another_writers_temporary_files_do_not_make_a_reader_warn(tmp_path):
+    """zarr writes a document as ``<key>.<uuid>.partial`` and renames it: a reader listing the
+    folder meanwhile must not see that file as a node (zarr would warn in every reader)."""
+    out = tmp_path / "c.zarr"
+    write_synthetic(out, make_synthetic(seed=1))
+    in_flight = "zarr.b925ad44fc084e3a8753daf2706e7b22.partial"
+    (out / in_flight).write_bytes(b'{"zarr_format": 3, "node_')  # a document half written
+    (out / "arith" / in_flight).write_bytes(b"{")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        actstore.open(out)
+        actstore.open(out, group="arith")
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
