@@ -34,7 +34,9 @@ def _read_completed(out, reference: np.ndarray) -> tuple[int, int]:
         except ActstoreError:
             return 0, N_BLOCKS  # not created yet, or mid-creation: a clear error, no data
     missing = open_cache(out).missing_blocks(SET)  # listed after open: a superset of its view
-    assert all(issubclass(w.category, IncompleteCacheWarning) for w in caught), caught
+    assert all(issubclass(w.category, IncompleteCacheWarning) for w in caught), [
+        f"{w.category.__name__}: {w.message}" for w in caught
+    ]
     if len(missing) and not caught:
         # blocks finished between the open and this listing are fine; a warning is expected
         # whenever open itself saw missing blocks, which it did if any is missing now

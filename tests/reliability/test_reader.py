@@ -33,9 +33,10 @@ def test_open_refuses_a_prompt_set_group_that_is_being_created(tmp_path):
     assert "w" in actstore.open(out, group="probes").variables
 
 
-def _attrs_written_after_the_listing(monkeypatch, tmp_path):
-    """A cache with one finished set; a second set's creation writes its first attributes (spec,
-    ``ready: false``, no arrays yet) right after the reader lists the prompt sets."""
+def _attrs_written_after_the_listing(monkeypatch, tmp_path, *, attrs: bool = True):
+    """A cache with one finished set; a second set's creation writes its group and (*attrs*) its
+    first attributes (spec, ``ready: false``, no arrays yet) right after the reader lists the
+    prompt sets."""
     out = tmp_path / "c.zarr"
     syn = make_synthetic(seed=1)
     write_synthetic(out, syn)
@@ -46,15 +47,17 @@ def _attrs_written_after_the_listing(monkeypatch, tmp_path):
         names = listing(cache)
         if not (out / "physics").exists():
             group = zarr.open_group(str(out), mode="r+").require_group("physics")
-            group.attrs["actstore"] = {**done, "ready": False}
+            if attrs:
+                group.attrs["actstore"] = {**done, "ready": False}
         return names
 
     monkeypatch.setattr(Cache, "prompt_sets", property(list_then_creation_step))
     return out
 
 
-def test_open_refuses_a_set_whose_attributes_appear_after_the_listing(monkeypatch, tmp_path):
-    out = _attrs_written_after_the_listing(monkeypatch, tmp_path)
+@pytest.mark.parametrize("attrs", [True, False], ids=["attributes", "bare-group"])
+def test_open_refuses_a_set_whose_creation_starts_after_the_listing(monkeypatch, tmp_path, attrs):
+    out = _attrs_written_after_the_listing(monkeypatch, tmp_path, attrs=attrs)
     with pytest.raises(IncompleteCacheError, match=r"'physics'.*is creating"):
         actstore.open(out, group="physics")
 
@@ -78,3 +81,18 @@ def test_open_tree_leaves_out_an_empty_set_group_with_a_warning(tmp_path):
     with pytest.warns(IncompleteCacheWarning, match=r"'physics' .* is being created"):
         tree = actstore.open(out)
     assert set(tree.children) == {"arith"}
+
+
+def test_another_writers_temporary_files_do_not_make_a_reader_warn(tmp_path):
+    """zarr writes a document as ``<key>.<uuid>.partial`` and renames it: a reader listing the
+    folder meanwhile must not see that file as a node (zarr would warn in every reader)."""
+    out = tmp_path / "c.zarr"
+    write_synthetic(out, make_synthetic(seed=1))
+    in_flight = "zarr.b925ad44fc084e3a8753daf2706e7b22.partial"
+    (out / in_flight).write_bytes(b'{"zarr_format": 3, "node_')  # a document half written
+    (out / "arith" / in_flight).write_bytes(b"{")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        actstore.open(out)
+        actstore.open(out, group="arith")
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []

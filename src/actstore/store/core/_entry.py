@@ -26,7 +26,6 @@ from actstore.errors import (
 from actstore.store.core._arrays import open_or_create_group
 from actstore.store.core._cache import Cache
 from actstore.store.core._checked import checked_store, open_checked_group
-from actstore.store.core._guard import refuse_set_in_creation
 from actstore.store.core._metastore import MetadataStore, _node_key, nodes_match
 from actstore.store.core._open import (
     check_decode,
@@ -368,7 +367,6 @@ def open(
         group = group.strip("/")
         if group in cache.prompt_sets:
             return open_prompt_set(cache, group, dtype=dtype, decode_bfloat16=decode_bfloat16)
-        refuse_set_in_creation(cache, group)
         return open_group_dataset(cache, group, decode_bfloat16=decode_bfloat16)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from actstore.errors import CorruptCacheError
-from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY
+from actstore.store.format._schema import ATTR_KEY, DONE_ARRAY, PROBES_GROUP
 from actstore.store.format._storage import is_local, is_zip
 from actstore.store.format._zarr import sync
 
@@ -196,18 +196,16 @@ def in_creation(group: zarr.Group) -> bool:
     return isinstance(info, Mapping) and "spec" in info
 
 
-def refuse_set_in_creation(cache: CacheHandle, path: str) -> None:
-    """Refuse top-level group *path* when :func:`in_creation` says a prompt set is being created
-    there, instead of returning an empty or partial Dataset without a word."""
+def refuse_set_in_creation(cache: CacheHandle, path: str, group: zarr.Group) -> None:
+    """Refuse top-level *group* (as just read, at *path*) when :func:`in_creation` says a prompt
+    set is being created there, instead of returning an empty or partial Dataset without a word.
+
+    The caller passes the node it will read from, so the decision and the read see one state: a
+    group absent at one read and created before the next is never read as a plain group.
+    """
     from actstore.errors import IncompleteCacheError
 
-    if "/" in path:
-        return
-    try:
-        group = zarr.open_group(store=cache.store, path=path, mode="r")
-    except Exception:  # absent: open_group_dataset names what exists
-        return
-    if in_creation(group):
+    if "/" not in path and path != PROBES_GROUP and in_creation(group):
         raise IncompleteCacheError(
             f"expected prompt set {path!r} of {cache.url!r} to be created, got one an extraction "
             "is creating (or was killed creating); wait and open it again, or re-run the extraction"

@@ -15,6 +15,7 @@ from zarr.buffer import default_buffer_prototype
 from zarr.storage import WrapperStore
 
 from actstore.errors import UnsafeCacheError
+from actstore.store.format._partial import is_partial
 from actstore.store.format._safety_limits import (
     MAX_GROUP_DEPTH,
     MAX_JSON_DEPTH,
@@ -115,7 +116,10 @@ class MetadataStore(WrapperStore[Any]):
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         if self.pins is None:
             async for name in self._store.list_dir(prefix):
-                yield name
+                # another writer's in-flight ``<key>.<uuid>.partial`` (zarr's atomic write) is not
+                # a node: listing it would make zarr warn about it in every concurrent reader
+                if not is_partial(name):
+                    yield name
             return
         base = prefix.rstrip("/")
         names = set()

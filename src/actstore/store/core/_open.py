@@ -23,7 +23,7 @@ from actstore.store.core._decode import (
     strings_as_object,
 )
 from actstore.store.core._decode import decode_bfloat16 as _decode_all
-from actstore.store.core._guard import guard_prompt_set, in_creation
+from actstore.store.core._guard import guard_prompt_set, in_creation, refuse_set_in_creation
 from actstore.store.core._metastore import spec_indexes
 from actstore.store.core._writer import numpy_dtype
 from actstore.store.format._safety import damaged_error_message
@@ -120,6 +120,7 @@ def open_group_dataset(
             f"expected a prompt set ({cache.prompt_sets}) or group of {cache.url!r}, got "
             f"{path!r}; list them with `actstore info`"
         )
+    refuse_set_in_creation(cache, path, node)
     ds = strings_as_object(_open_zarr(cache, path, {}))
     return _decode_all(ds) if decode_bfloat16 else ds
 
