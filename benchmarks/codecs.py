@@ -57,24 +57,9 @@ def real_activations(work: Path, n_prompts: int) -> tuple[np.ndarray, np.ndarray
 
 
 def write_with(path: Path, acts: np.ndarray, codec: str) -> tuple[float, int]:
-    from actstore.store import PromptSetMetadata, PromptSetSpec, create_cache
+    from write_path import bf16_writer
 
-    p, n_layers, t, d = acts.shape
-    spec = PromptSetSpec(
-        n_prompts=p,
-        n_tokens_max=t,
-        layers=tuple(range(n_layers)),
-        d_model=d,
-        dtype="bfloat16",
-        codec=codec,
-    )
-    meta = PromptSetMetadata(
-        text=["x"] * p,
-        n_tokens=np.full(p, t),
-        token_id=np.zeros((p, t), dtype=np.int64),
-        token_str=np.full((p, t), "a", dtype=object),
-    )
-    writer = create_cache(str(path)).prompt_set_writer("s", spec, meta)
+    writer = bf16_writer(path, acts.shape, codec)
     t0 = time.perf_counter()
     for b in range(writer.n_blocks):
         s, e = writer.block_range(b)

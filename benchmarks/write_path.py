@@ -147,31 +147,39 @@ def tensorstore_write(data: np.ndarray, block: int, limit: int, level: int | Non
     return run
 
 
+def bf16_writer(
+    where: Path, shape: tuple[int, ...], codec: str, block: int | None = None
+) -> object:
+    """A writer of prompt set ``s`` for bfloat16 activations of *shape* (prompt, layer, token,
+    d_model) in a new cache at *where*, with placeholder per-prompt metadata."""
+    from actstore.store import PromptSetMetadata, PromptSetSpec, create_cache
+
+    p, n_layers, t, d = shape
+    spec = PromptSetSpec(
+        n_prompts=p,
+        n_tokens_max=t,
+        layers=tuple(range(n_layers)),
+        d_model=d,
+        dtype="bfloat16",
+        block_size=block,
+        codec=codec,
+    )
+    meta = PromptSetMetadata(
+        text=["x"] * p,
+        n_tokens=np.full(p, t),
+        token_id=np.zeros((p, t), dtype=np.int64),
+        token_str=np.full((p, t), "a", dtype=object),
+    )
+    return create_cache(str(where)).prompt_set_writer("s", spec, meta)
+
+
 def actstore_write(
     data: np.ndarray, block: int, threads: int, codec: str, inflight: int = 1
 ) -> Callable:
-    from actstore.store import PromptSetMetadata, PromptSetSpec, create_cache
     from actstore.store.core import set_write_threads
 
-    p, n_layers, t, d = data.shape
-
     def setup(where: Path) -> object:
-        spec = PromptSetSpec(
-            n_prompts=p,
-            n_tokens_max=t,
-            layers=tuple(range(n_layers)),
-            d_model=d,
-            dtype="bfloat16",
-            block_size=block,
-            codec=codec,
-        )
-        meta = PromptSetMetadata(
-            text=["x"] * p,
-            n_tokens=np.full(p, t),
-            token_id=np.zeros((p, t), dtype=np.int64),
-            token_str=np.full((p, t), "a", dtype=object),
-        )
-        return create_cache(str(where)).prompt_set_writer("s", spec, meta)
+        return bf16_writer(where, data.shape, codec, block)
 
     def run(writer: object) -> None:
         from concurrent.futures import ThreadPoolExecutor
