@@ -2058,6 +2058,128 @@ ROWS: tuple[Row, ...] = (
         message="expected a new destination, got objects ('notes.txt') at "
         "'memory://catalogue-copy/d.zarr'; pick a new URL",
     ),
+    # -- lead, session 19: an empty item in a comma-separated option is refused, not skipped ------
+    Row(
+        id="list-empty-extract-layers",
+        where="cli",
+        input="`actstore extract ... --layers 1,,2`",
+        args=(
+            "extract",
+            "--model",
+            "model",
+            "--prompts",
+            "good.jsonl",
+            "--out",
+            "n.zarr",
+            "--layers",
+            "1,,2",
+        ),
+        error="InvalidArgumentError",
+        message="expected layers as comma-separated items with none empty, got '1,,2'; "
+        "remove the extra comma (e.g. 7,15,23)",
+    ),
+    Row(
+        id="list-empty-extract-hooks",
+        where="cli",
+        input="`actstore extract ... --hook resid_post,`",
+        args=(
+            "extract",
+            "--model",
+            "model",
+            "--prompts",
+            "good.jsonl",
+            "--out",
+            "n.zarr",
+            "--hook",
+            "resid_post,",
+        ),
+        error="InvalidArgumentError",
+        message="expected hooks as comma-separated items with none empty, got 'resid_post,'; "
+        "remove the extra comma (e.g. resid_post,resid_pre)",
+    ),
+    Row(
+        id="list-empty-extract-positions",
+        where="cli",
+        input="`actstore extract ... --positions last,,before:answer`",
+        args=(
+            "extract",
+            "--model",
+            "model",
+            "--prompts",
+            "good.jsonl",
+            "--out",
+            "n.zarr",
+            "--positions",
+            "last,,before:answer",
+        ),
+        error="InvalidArgumentError",
+        message="expected positions as comma-separated items with none empty, got "
+        "'last,,before:answer'; remove the extra comma (e.g. last,before:answer)",
+    ),
+    Row(
+        id="list-empty-copy-layers",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --layers 1,,4`",
+        args=("copy", "cache.zarr", "out.zarr", "--layers", "1,,4"),
+        error="InvalidArgumentError",
+        message="expected layers as comma-separated items with none empty, got '1,,4'; "
+        "remove the extra comma (e.g. 7,15,23)",
+    ),
+    Row(
+        id="list-empty-copy-prompts",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompts 0,,2`",
+        args=("copy", "cache.zarr", "out.zarr", "--prompts", "0,,2"),
+        error="InvalidArgumentError",
+        message="expected --prompts as comma-separated items with none empty, got '0,,2'; "
+        "remove the extra comma (e.g. 0,5,9)",
+    ),
+    Row(
+        id="list-empty-copy-prompt-sets",
+        where="cli",
+        input="`actstore copy cache.zarr out.zarr --prompt-sets arith,`",
+        args=("copy", "cache.zarr", "out.zarr", "--prompt-sets", "arith,"),
+        error="InvalidArgumentError",
+        message="expected --prompt-sets as comma-separated items with none empty, got 'arith,'; "
+        "remove the extra comma (e.g. arith,physics)",
+    ),
+    Row(
+        id="list-empty-fit-alphas",
+        where="cli",
+        input="`actstore probe fit ... --alphas 1,,10`",
+        args=(
+            "probe",
+            "fit",
+            "cache.zarr",
+            "--prompt-set",
+            "arith",
+            "--target",
+            "value",
+            "--alphas",
+            "1,,10",
+        ),
+        error="InvalidArgumentError",
+        message="expected --alphas as comma-separated items with none empty, got '1,,10'; "
+        "remove the extra comma (e.g. 0.1,1,10)",
+    ),
+    Row(
+        id="list-empty-export-hooks",
+        where="cli",
+        input="`actstore export cache.zarr --format npy --out o --hooks ,resid_post`",
+        args=("export", "cache.zarr", "--format", "npy", "--out", "o", "--hooks", ",resid_post"),
+        error="InvalidArgumentError",
+        message="expected --hooks as comma-separated items with none empty, got ',resid_post'; "
+        "remove the extra comma (e.g. resid_post)",
+    ),
+    Row(
+        id="list-empty-derive-hook",
+        where="cli",
+        input="`actstore derive positions cache.zarr --positions last --hook resid_post,,`",
+        args=("derive", "positions", "cache.zarr", "--positions", "last", "--hook", "resid_post,,"),
+        error="InvalidArgumentError",
+        message="expected --hook as comma-separated items with none empty, got 'resid_post,,'; "
+        "remove the extra comma (e.g. resid_post)",
+    ),
     # -- issue 15 (lead): stored-layer lists read by the one layer grammar -------------------------
     Row(
         id="copy-layers-spaced",

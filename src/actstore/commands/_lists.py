@@ -8,6 +8,7 @@ need the model's depth (``spaced:K``, negative indices) apply only when extracti
 
 from __future__ import annotations
 
+from actstore._validate import split_items
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["int_list", "stored_layers"]
@@ -15,8 +16,9 @@ __all__ = ["int_list", "stored_layers"]
 
 def int_list(text: str, what: str) -> list[int]:
     """``"3,5,8"`` -> ``[3, 5, 8]``; *what* names the option in the error."""
+    items = split_items(text, what, "3,5,8")  # its own message, not the one below
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [int(x) for x in items]
     except ValueError as exc:
         raise InvalidArgumentError(
             f"expected {what} as comma-separated integers like 3,5,8, got {text!r}"

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from actstore._validate import split_items
 from actstore.commands import allow_negative_index_values
 from actstore.commands._analysis_print import print_detection, print_metrics, warn_edges
 from actstore.commands._lists import int_list, stored_layers
@@ -55,8 +56,9 @@ _REPORT_EPILOG = """examples:
 
 
 def _floats(text: str) -> list[float]:
+    items = split_items(text, "--alphas", "0.1,1,10")  # its own message, not the one below
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        return [float(v) for v in items]
     except ValueError as exc:
         raise InvalidArgumentError(
             f"expected comma-separated numbers (e.g. 0.1,1,10), got {text!r}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from actstore._validate import split_items
+
 __all__ = ["register"]
 
 _EPILOG = """examples:
@@ -30,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
                 "got none; pass --set-name NAME"
             )
         name = sets[0]
-    hooks = None if args.hook is None else [h.strip() for h in args.hook.split(",")]
+    hooks = None if args.hook is None else split_items(args.hook, "--hook", "resid_post")
     done = materialize_positions(cache, name, args.positions, hooks=hooks)
     print(
         f"materialised positions {', '.join(done['positions'])} of {', '.join(done['hooks'])} "

@@ -8,6 +8,7 @@ import sys
 import warnings
 from typing import Any
 
+from actstore._validate import split_items
 from actstore.commands._lists import stored_layers
 from actstore.commands.store import _storage_options
 
@@ -37,8 +38,10 @@ def _run(args: argparse.Namespace, export_cache: Any) -> Any:
         args.out,
         format=args.format,
         layers=None if args.layers is None else stored_layers(args.layers),
-        hooks=None if args.hooks is None else [h for h in args.hooks.split(",") if h],
-        prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
+        hooks=None if args.hooks is None else split_items(args.hooks, "--hooks", "resid_post"),
+        prompt_sets=None
+        if args.prompt_sets is None
+        else split_items(args.prompt_sets, "--prompt-sets", "arith,physics"),
         dtype=args.dtype,
         context_size=args.context_size,
         storage_options=_storage_options(args.storage_options),

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from actstore._validate import split_items
 from actstore.commands import allow_negative_index_values
 from actstore.commands._lists import stored_layers
 from actstore.errors import InvalidArgumentError
@@ -31,13 +32,14 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
 def _parse_prompts(text: str) -> list[int] | slice:
     """``"0:100"`` -> slice, ``"3,5,9"`` -> list of prompt indices."""
     text = text.strip()
+    items = None if ":" in text else split_items(text, "--prompts", "0,5,9")
     try:
         if ":" in text:
             parts = [int(p) if p else None for p in text.split(":")]
             if len(parts) > 3:
                 raise ValueError
             return slice(*parts)
-        return [int(p) for p in text.split(",") if p.strip()]
+        return [int(p) for p in items or ()]
     except ValueError as exc:
         raise InvalidArgumentError(
             f"expected prompts as START:STOP[:STEP] or a comma list like 0,5,9, got {text!r}"
@@ -59,7 +61,9 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         args.src,
         args.dst,
         layers=None if args.layers is None else stored_layers(args.layers),
-        prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
+        prompt_sets=None
+        if args.prompt_sets is None
+        else split_items(args.prompt_sets, "--prompt-sets", "arith,physics"),
         prompts=None if args.prompts is None else _parse_prompts(args.prompts),
         storage_options=_storage_options(args.storage_options),
         dst_storage_options=_storage_options(args.dst_storage_options),
@@ -101,7 +105,9 @@ def _cmd_verify_model(args: argparse.Namespace) -> int:
         sample=parse_sample(args.sample),
         seed=0 if args.seed is None else args.seed,
         device=args.device or "auto",
-        prompt_sets=None if args.prompt_sets is None else args.prompt_sets.split(","),
+        prompt_sets=None
+        if args.prompt_sets is None
+        else split_items(args.prompt_sets, "--prompt-sets", "arith,physics"),
         storage_options=_storage_options(args.storage_options),
     )
     print(format_model_report(report, as_json=args.json))

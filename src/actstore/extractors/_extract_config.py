@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actstore._validate import split_items
 from actstore.errors import InvalidArgumentError
 from actstore.extractors._hooks import BACKENDS
 from actstore.extractors._layers import parse_layer_rule, parse_layers
@@ -98,14 +99,19 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
 
 
 def _parse_hooks(hooks: Any) -> tuple[str, ...]:
-    names = hooks.split(",") if isinstance(hooks, str) else hooks
+    names = split_items(hooks, "hooks", "resid_post,resid_pre") if isinstance(hooks, str) else hooks
     if not isinstance(names, Sequence) or not all(isinstance(h, str) for h in names):
         raise InvalidArgumentError(
             f"expected hooks as 'resid_post,resid_pre' or a list of names, got {hooks!r}; "
             "e.g. --hook resid_post"
         )
+    if any(not h.strip() for h in names):
+        raise InvalidArgumentError(
+            f"expected hook names, got an empty one in {hooks!r}; remove it (e.g. "
+            "['resid_post', 'resid_pre'])"
+        )
     # a hook named twice is captured once (as a repeated layer is): the plan counts it once
-    out = tuple(dict.fromkeys(h.strip() for h in names if h.strip()))
+    out = tuple(dict.fromkeys(h.strip() for h in names))
     if not out:
         raise InvalidArgumentError("expected at least one hook, got none; e.g. --hook resid_post")
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actstore._validate import split_items
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["BACKENDS", "HF_HOOKS", "resolve_hooks", "tlens_hook"]
@@ -61,8 +62,15 @@ def resolve_hooks(
     """``(backend hook names, store variable names)`` for a hook request."""
     if backend not in BACKENDS:
         raise InvalidArgumentError(f"expected backend one of {BACKENDS}, got {backend!r}")
-    names = [h.strip() for h in hooks.split(",")] if isinstance(hooks, str) else list(hooks)
-    names = [h for h in names if h]
+    if isinstance(hooks, str):
+        names = split_items(hooks, "hooks", "resid_post,resid_pre")
+    else:
+        names = list(hooks)
+        if any(not isinstance(h, str) or not h.strip() for h in names):
+            raise InvalidArgumentError(
+                f"expected hook names, got an empty or non-text one in {hooks!r}; pass e.g. "
+                "['resid_post', 'resid_pre']"
+            )
     if not names:
         raise InvalidArgumentError("expected at least one hook, got none; e.g. --hook resid_post")
     if backend == "hf":

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from actstore._validate import split_items
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["LayerSpec", "parse_layer_rule", "parse_layers", "resolve_layers"]
@@ -77,10 +78,7 @@ def parse_layers(layers: str | int | Sequence[int]) -> LayerSpec:
         if text == "all" or text.startswith("spaced"):
             return parse_layer_rule(text)
         items: list[int] = []
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
+        for part in split_items(text, "layers", "7,15,23"):
             try:
                 items.append(int(part))
             except ValueError as exc:

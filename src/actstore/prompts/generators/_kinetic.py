@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from actstore._validate import split_items
 from actstore.errors import InvalidArgumentError
 from actstore.prompts._prompt import Prompt
 from actstore.prompts._registry import register_generator
@@ -144,7 +145,7 @@ def _check_formats(formats: Sequence[str] | str | None) -> tuple[str, ...]:
     if formats is None:
         return KE_FORMATS
     if isinstance(formats, str):
-        formats = [f.strip() for f in formats.split(",") if f.strip()]
+        formats = split_items(formats, "formats", "distance_time,momentum")
     formats = tuple(formats)
     bad = [f for f in formats if f not in KE_FORMATS]
     if bad or not formats:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
+from actstore._validate import split_items
 from actstore.errors import (
     IncompleteCacheError,
     InvalidArgumentError,
@@ -76,7 +77,11 @@ def parse_position_list(spec: str | Sequence[str]) -> list[str]:
             f"expected positions as 'last,before:answer' or a list of names, got {spec!r}; "
             "e.g. --positions last"
         )
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = (
+        split_items(spec, "positions", "last,before:answer")
+        if isinstance(spec, str)
+        else list(spec)
+    )
     out: list[str] = []
     for item in items:
         pos = parse_position(item.strip() if isinstance(item, str) else item)
