@@ -274,3 +274,16 @@ def test_cli_json_prints_the_records_alone(finished_run, tmp_path: Path) -> None
     records = json.loads(done.stdout)
     assert [(r["stage"], r["status"]) for r in records] == [("report", "ran")]
     assert "report: running" in done.stderr
+
+
+def _strict(name: str) -> None:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def test_results_files_are_standard_json(finished_run) -> None:
+    """jq and JavaScript refuse NaN/Infinity literals: an undefined number is written as null."""
+    run = finished_run[0]
+    files = sorted(run.results_dir.glob("*.json"))
+    assert files
+    for path in files:
+        json.loads(path.read_text(), parse_constant=_strict)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore._validate import split_items
 from actstore.commands import allow_negative_index_values
 from actstore.commands._analysis_print import print_detection, print_metrics, warn_edges
@@ -138,22 +137,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finite_or_null(obj: Any) -> Any:
-    """``obj`` with every NaN/inf float (also numpy scalars) replaced by ``None``, recursively."""
-    if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite_or_null(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
-        obj = obj.item()  # numpy scalar
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _json_text(obj: Any) -> str:
     """Standard JSON (RFC 8259 has no NaN/Infinity literals): undefined numbers are ``null``."""
-    return json.dumps(_finite_or_null(obj), indent=2, default=str, allow_nan=False)
+    return dumps(obj, indent=2)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -162,7 +148,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.name is None and not _is_file(args.source):
         names = list_probes(args.source)
         if args.json:
-            print(json.dumps({"probes": names}))
+            print(dumps({"probes": names}))
         else:
             print("\n".join(names) if names else "no probes saved in this cache")
         return 0

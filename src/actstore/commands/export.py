@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore._validate import split_items
 from actstore.commands._lists import stored_layers
 from actstore.commands.store import _storage_options
@@ -24,7 +24,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"actstore: warning: {w.message}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"out": report.out, "format": report.format, **report.prompt_sets}))
+        print(dumps({"out": report.out, "format": report.format, **report.prompt_sets}))
         return 0
     for name, info in report.prompt_sets.items():
         extra = f", {info['rows']} rows of {info['context_size']}" if "rows" in info else ""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from typing import Any
+
+from actstore._jsonout import dumps
 
 __all__ = ["config_from_args", "register"]
 
@@ -202,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
 
     report = extract(config_from_args(args))
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        print(dumps(report.to_dict(), indent=2))
         return 0
     if report.status == "dry-run":
         print(report.plan.describe())

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -70,7 +71,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             }
             for i in infos
         ]
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows, indent=2))
         return 0
     width = max(len(i.name) for i in infos)
     for i in infos:
@@ -92,7 +93,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         out = _summary(ps)
         out["prompts"] = [p.to_record() for p in ps]
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(dumps(out, indent=2, ensure_ascii=False))
         return 0
     print(
         f"{ps.name}: {len(ps)} prompt{'' if len(ps) == 1 else 's'}, "
@@ -131,7 +132,7 @@ def _cmd_write(args: argparse.Namespace) -> int:
     else:
         ps.to_csv(out)
     if args.json:
-        print(json.dumps({**_summary(ps), "path": str(out)}, indent=2))
+        print(dumps({**_summary(ps), "path": str(out)}, indent=2))
     else:
         print(f"wrote {len(ps)} prompts of {ps.name!r} to {out} (sha256 {ps.content_hash()})")
     return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         rep = _reextract(args, report.url, sets[0])
         out["extraction"] = {"blocks_written": rep.blocks_written, "complete": rep.complete}
         lines.append(f"re-extracted: {rep.message}")
-    print(json.dumps(out, indent=2) if args.json else "\n".join(lines))
+    print(dumps(out, indent=2) if args.json else "\n".join(lines))
     return 0 if report.ok else 1
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from actstore._jsonout import dumps
 
 __all__ = ["register"]
 
@@ -90,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     run = ExperimentRun(cfg, out=out, model=args.model, device=args.device, log=log)
     records = run.run(args.stage, force=args.force)
     if args.json:
-        print(json.dumps([r.__dict__ for r in records], indent=1))
+        print(dumps([r.__dict__ for r in records], indent=1))
     else:
         total = sum(r.seconds for r in records)
         print(f"done in {total:.1f} s; outputs in {out}")

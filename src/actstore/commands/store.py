@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore._validate import split_items
 from actstore.commands import allow_negative_index_values
 from actstore.commands._lists import stored_layers
@@ -50,7 +51,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from actstore.store import cache_info, format_info
 
     info = cache_info(args.cache, storage_options=_storage_options(args.storage_options))
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    print(dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
 

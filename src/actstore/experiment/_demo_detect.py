@@ -16,6 +16,8 @@ __all__ = ["coverage_lines", "detection_tables", "headline_detection"]
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:  # an undefined number (null in the results files)
+        return "n/a"
     if isinstance(v, float):
         return "n/a" if math.isnan(v) else f"{v:.{digits}g}"
     return str(v)

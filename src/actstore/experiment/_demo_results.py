@@ -55,6 +55,11 @@ DOC_FIGURES = (
 )
 
 
+def _num(v: Any) -> float:
+    """A number read from a results file (``null`` there is an undefined value: NaN)."""
+    return float(v) if isinstance(v, int | float) else math.nan
+
+
 def _r2(v: Any) -> str:
     return "n/a" if v is None or math.isnan(float(v)) else f"{float(v):.2f}"
 
@@ -81,7 +86,7 @@ def _headline(runs: Mapping[str, Any]) -> list[str]:
         for model, table in by_model.items():
             layers = sorted(table)
             row[f"{model} model"] = " / ".join(_r2(table[k].get("cv_r2")) for k in layers)
-            controls += [float(table[k].get("control_cv_r2", math.nan)) for k in layers]
+            controls += [_num(table[k].get("control_cv_r2")) for k in layers]
         rows.append(row)
     finite = [c for c in controls if not math.isnan(c)]
     span = (

@@ -15,6 +15,8 @@ __all__ = ["coverage_sentence", "md_table", "md_to_html", "write_index"]
 
 
 def _fmt(v: Any) -> str:
+    if v is None:  # an undefined number (null in the results files)
+        return "n/a"
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)

@@ -6,7 +6,7 @@ from typing import Any
 
 from actstore.experiment._spec import ExperimentConfig
 
-__all__ = ["build_prompt_set", "json_default"]
+__all__ = ["build_prompt_set"]
 
 
 def build_prompt_set(cfg: ExperimentConfig, name: str) -> Any:
@@ -24,14 +24,3 @@ def build_prompt_set(cfg: ExperimentConfig, name: str) -> Any:
         )
         prompts.extend(part.prompts)
     return PromptSet(name=name, prompts=tuple(prompts))
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps`` fallback: numpy scalars and arrays as Python values, anything else as str."""
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actstore._jsonout import dumps
 from actstore._locations import require_local
 from actstore.errors import ConfigError, InvalidArgumentError
 from actstore.experiment._detect_stage import (
@@ -28,7 +29,7 @@ from actstore.experiment._detect_stage import (
     stage_key,
 )
 from actstore.experiment._index import write_index
-from actstore.experiment._io import build_prompt_set, json_default
+from actstore.experiment._io import build_prompt_set
 from actstore.experiment._spec import ExperimentConfig, config_hash
 from actstore.experiment._stored import (
     check_probes,
@@ -115,7 +116,7 @@ class ExperimentRun:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / name
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=json_default))
+        tmp.write_text(dumps(payload, indent=1))  # standard JSON: an undefined number is null
         os.replace(tmp, path)
         return path
 

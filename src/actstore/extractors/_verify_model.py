@@ -8,7 +8,6 @@ stored ``(hook, layer)`` is compared with what the model gives now (docs/verify.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from actstore._jsonout import dumps
 from actstore.errors import FingerprintMismatchError, IncompleteCacheError, InvalidArgumentError
 from actstore.extractors._verify_stats import TOLERANCES, LayerResult
 
@@ -227,7 +227,7 @@ def verify_against_model(
 def format_model_report(report: ModelVerifyReport, *, as_json: bool = False) -> str:
     """One line per (prompt set, hook, layer) and a summary line, or JSON."""
     if as_json:
-        return json.dumps(report.to_json(), indent=2)
+        return dumps(report.to_json(), indent=2)
     lines = [r.line() for r in report.results]
     n_prompts = sum(len(v) for v in report.prompts.values())
     bad = [r for r in report.results if not r.ok]

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from actstore._jsonout import dumps
 from actstore.errors import InvalidArgumentError, UnknownNameError
 from actstore.store.core._tokens import TokenPlan, select_tokens
 from actstore.store.format._layers import layer_list
@@ -254,7 +255,7 @@ def _write_npy(
         "files": files,
         "index": {"prompt": "prompt.npy", "token": "token.npy", "token_id": "token_id.npy"},
     }
-    (dest / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (dest / "meta.json").write_text(dumps(meta, indent=2) + "\n")
     return {"tokens": n, "files": sorted(files.values())}
 
 

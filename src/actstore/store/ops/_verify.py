@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from actstore._jsonout import dumps
 from actstore._locations import located
 from actstore._progress import Progress
 from actstore.store.core._entry import open_cache
@@ -159,7 +159,7 @@ def format_report(report: VerifyReport, *, as_json: bool = False) -> str:
         One line per problem (``kind: key (detail)``), then a summary line; or the JSON.
     """
     if as_json:
-        return json.dumps(report.to_json(), indent=2)
+        return dumps(report.to_json(), indent=2)
     lines = [f"{p.kind}: {p.key} ({p.detail})" for p in report.problems]
     status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
     lines.append(
