@@ -90,9 +90,10 @@ def install() -> None:
 
     real_write_file = _chunkcodec.write_file
 
-    def write_file(path: Path, pieces: Any) -> int:
+    def write_file(store_root: Path, key: str, pieces: Any) -> int:
         data = b"".join(memoryview(p).cast("B") for p in pieces)
-        return faulty(path, data, False, lambda: real_write_file(path, pieces))
+        write = lambda: real_write_file(store_root, key, pieces)  # noqa: E731
+        return faulty(Path(store_root) / key, data, False, write)
 
     _chunkcodec.write_file = write_file  # type: ignore[assignment]
     put._fault_hook = True  # type: ignore[attr-defined]

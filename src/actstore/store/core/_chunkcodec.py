@@ -153,11 +153,13 @@ def _iov_max() -> int:
         return 16
 
 
-def write_file(path: Path, pieces: Sequence[Any]) -> int:
-    """Write *pieces* (buffers, in order) as the file *path*, the way zarr's ``LocalStore`` puts an
-    object: into ``<path>.<uuid hex>.partial`` (readers and the cleanup skip/remove those),
-    renamed over *path* only once it is whole, the temporary file removed on any error. Like
-    zarr, no fsync. Returns the bytes written."""
+def write_file(root: Path, key: str, pieces: Sequence[Any]) -> int:
+    """Write *pieces* (buffers, in order) as the object *key* of the local store at *root*, the
+    way zarr's ``LocalStore`` puts one: into ``<key>.<uuid hex>.partial`` (readers skip those, the
+    next write of the block removes leftovers), renamed over ``root / key`` only once it is
+    whole, the temporary file removed on any error. Like zarr, no fsync. Returns the bytes
+    written. (The one place a local shard file is written: fault-injection tests hook it.)"""
+    path = root / key
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")  # zarr's own temp-name pattern
     total = 0

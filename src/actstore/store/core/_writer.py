@@ -222,7 +222,7 @@ class PromptSetWriter:
             for hook, shard in encoded.items():
                 key = plans[hook].shard_key(coords)
                 if self._root is not None:
-                    _chunkcodec.write_file(self._root / key, shard.pieces)
+                    _chunkcodec.write_file(self._root, key, shard.pieces)
                 else:
                     blob = default_buffer_prototype().buffer.from_array_like(shard.joined())
                     sync(self.cache.store.set(key, blob))
