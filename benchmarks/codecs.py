@@ -57,13 +57,13 @@ def real_activations(work: Path, n_prompts: int) -> tuple[np.ndarray, np.ndarray
 
 
 def write_with(path: Path, acts: np.ndarray, codec: str) -> tuple[float, int]:
-    from write_path import bf16_writer
+    from write_path import bf16_writer, layer_major_blocks
 
     writer = bf16_writer(path, acts.shape, codec)
+    blocks = layer_major_blocks(acts, writer.block_size)  # as extract's writer hands them over
     t0 = time.perf_counter()
     for b in range(writer.n_blocks):
-        s, e = writer.block_range(b)
-        writer.write_block(b, {"resid_post": acts[s:e]})
+        writer.write_block(b, {"resid_post": blocks[b]})
     dt = time.perf_counter() - t0
     stored = sum(f.stat().st_size for f in (path / "s" / "resid_post" / "c").rglob("*"))
     return dt, stored

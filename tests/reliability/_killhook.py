@@ -2,7 +2,9 @@
 
 Run as ``python -m tests.reliability._killhook <actstore CLI args>`` (from the repository root).
 It patches zarr's ``LocalStore`` write function (``zarr.storage._local._put``, which writes a
-``.partial`` file and renames it) and the HF backend's forward pass, then runs ``actstore``:
+``.partial`` file and renames it), actstore's own shard-file write of the same kind
+(``actstore.store.core._chunkcodec.write_file``) and the HF backend's forward pass, then runs
+``actstore``:
 
 * ``ACTSTORE_FAULT_ROOT``: the cache directory (keys are logged relative to it).
 * ``ACTSTORE_FAULT_LOG``: append one line per event: ``put <key> <occurrence> <nbytes> <flag>``
@@ -60,9 +62,8 @@ def install() -> None:
     root = Path(os.environ["ACTSTORE_FAULT_ROOT"]).absolute()
     real_put = local._put
 
-    def put(path: Path, value: Any, exclusive: bool = False) -> int:
+    def faulty(path: Path, data: bytes, exclusive: bool, write: Any) -> int:
         key = Path(path).absolute().relative_to(root).as_posix()
-        data = bytes(value.as_buffer_like())
         _, phase = _event("put", key, len(data), "exclusive" if exclusive else "-")
         if phase == "before":
             _die()
@@ -75,11 +76,26 @@ def install() -> None:
                 os.fsync(fh.fileno())
             _die()
         try:
-            return real_put(path, value, exclusive)
+            return write()
         finally:
             if phase == "after":  # also when an exclusive put found the key taken
                 _die()
 
+    def put(path: Path, value: Any, exclusive: bool = False) -> int:
+        data = bytes(value.as_buffer_like())
+        return faulty(path, data, exclusive, lambda: real_put(path, value, exclusive))
+
+    # actstore writes shard files itself on a local directory (the same .partial + rename)
+    from actstore.store.core import _chunkcodec
+
+    real_write_file = _chunkcodec.write_file
+
+    def write_file(store_root: Path, key: str, pieces: Any) -> int:
+        data = b"".join(memoryview(p).cast("B") for p in pieces)
+        write = lambda: real_write_file(store_root, key, pieces)  # noqa: E731
+        return faulty(Path(store_root) / key, data, False, write)
+
+    _chunkcodec.write_file = write_file  # type: ignore[assignment]
     put._fault_hook = True  # type: ignore[attr-defined]
     local._put = put
 

@@ -92,9 +92,11 @@ def test_cli_disk_full_message_and_same_command_resumes(job_and_reference):
 
 @pytest.mark.parametrize("budget", [pytest.param(6_000, marks=pytest.mark.slow), 250_000])
 def test_enospc_after_n_bytes_without_root(budget, job_and_store_only, monkeypatch):
-    """The same promise where no tmpfs can be mounted: zarr's local write function raises
-    ENOSPC once *budget* bytes are written (6 kB: during creation; 250 kB: after some blocks)."""
+    """The same promise where no tmpfs can be mounted: zarr's local write function (and the
+    ``writev`` of actstore's shard files) raise ENOSPC once *budget* bytes are written (6 kB:
+    during creation; 250 kB: after some blocks)."""
     import errno
+    import os
 
     import zarr.storage._local as local
 
@@ -108,9 +110,20 @@ def test_enospc_after_n_bytes_without_root(budget, job_and_store_only, monkeypat
         state["left"] -= n
         return real_put(path, value, exclusive)
 
+    real_writev = os.writev
+
+    def writev(fd, buffers):  # actstore's own shard-file write (.partial + rename)
+        n = sum(len(memoryview(b).cast("B")) for b in buffers)
+        if n > state["left"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        state["left"] -= n
+        return real_writev(fd, buffers)
+
     monkeypatch.setattr(local, "_put", put)
+    monkeypatch.setattr(os, "writev", writev)
     with pytest.raises(DiskFullError, match="free space and re-run"):
         job.extract(out)
+    assert not list(out.rglob("*.partial"))  # a failed write removes its temporary file
     state["left"] = 10**12  # space freed
     assert job.extract(out).complete
     assert diff(cache_files(reference), cache_files(out)) == []

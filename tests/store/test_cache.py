@@ -360,7 +360,13 @@ def test_write_failures_leave_block_unrecorded(tmp_path, monkeypatch, exc, err) 
     async def failing_set(self, key, value, *args, **kwargs):
         raise exc
 
+    def failing_file(root, key, pieces):  # the shard files actstore writes itself
+        raise exc
+
+    from actstore.store.core import _chunkcodec
+
     monkeypatch.setattr(LocalStore, "set", failing_set)
+    monkeypatch.setattr(_chunkcodec, "write_file", failing_file)
     with pytest.raises(err, match="expected"):
         writer.write_block(1, {"resid_post": syn.activations["resid_post"][5:10]})
     monkeypatch.undo()

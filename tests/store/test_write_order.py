@@ -1,9 +1,10 @@
 """Completion is recorded after the data: the order of store writes, and a subset copy of an
 incomplete cache.
 
-The store writes every object through ``zarr.storage.LocalStore.set``; a wrapper records the keys
-in the order they are stored (and can fail one), so the tests see the order itself, not only the
-end state.
+The store writes every object through ``zarr.storage.LocalStore.set``, except the shard files,
+which actstore writes itself (``actstore.store.core._chunkcodec.write_file``); wrappers of both
+record the keys in the order they are stored (and can fail one), so the tests see the order
+itself, not only the end state.
 """
 
 from __future__ import annotations
@@ -43,7 +44,19 @@ def recorded(monkeypatch):
         log.append(key)
         return out
 
+    from actstore.store.core import _chunkcodec
+
+    original_file = _chunkcodec.write_file
+
+    def recording_file(root, key, pieces):  # a local shard file (not through LocalStore.set)
+        if any(f(key) for f in fail):
+            raise _Crash(key)
+        out = original_file(root, key, pieces)
+        log.append(key)
+        return out
+
     monkeypatch.setattr(LocalStore, "set", recording_set)
+    monkeypatch.setattr(_chunkcodec, "write_file", recording_file)
     return log, fail
 
 

@@ -233,9 +233,12 @@ class BlockSink:
         start, stop = self._ranges[b]
         bufs = self._bufs.get(b)
         if bufs is None:
-            shape = (stop - start, len(self._layers), self._t_max)
+            # stored layer-major, handed on as the (prompt, layer, token, d) view: every inner
+            # chunk (prompts x 1 layer) is then one contiguous range, compressed where it lies
+            shape = (len(self._layers), stop - start, self._t_max)
             bufs = self._bufs[b] = {
-                h: np.zeros((*shape, self._widths[h]), dtype=self._np_dtype) for h in self._hooks
+                h: np.zeros((*shape, self._widths[h]), self._np_dtype).transpose(1, 0, 2, 3)
+                for h in self._hooks
             }
         # numpy copies, single-threaded: torch ops here would share torch's intra-op thread
         # pool with the forward pass running meanwhile on the main thread

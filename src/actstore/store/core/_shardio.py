@@ -2,13 +2,16 @@
 
 zarr-python 3.1 encodes a shard's inner chunks one after another on its event loop (about 0.4x
 one core's zstd speed, docs/write-path.md). Here every inner chunk is an independent task
-(gather the chunk, compress it, append its crc32c) on a pool of :func:`write_threads` threads;
-numcodecs' zstd and numpy's copies release the GIL, so the encode scales with cores. The pieces
-make one object in the ``sharding_indexed`` format: the encoded chunks, layer-major (so one
-layer of a shard is one contiguous byte range), then the index (``(chunks..., 2)`` little-endian
-uint64 offset/length pairs, ``2**64 - 1`` for a chunk outside the array) with its crc32c. The
-writer stores it with one ``store.set`` of the zarr store (so a local directory gets zarr's
-``.partial``-then-rename, an fsspec URL one put).
+(compress the chunk, append its crc32c) on a pool of :func:`write_threads` threads; zstd (through
+:mod:`actstore.store.core._chunkcodec`) releases the GIL, so the encode scales with cores. A
+chunk whose bytes are one contiguous range of the block (a layer-major block buffer, as
+``extract`` fills) is compressed where it lies; any other is gathered first. Each chunk is
+compressed into its own slot of one shard buffer the writer reuses, so no chunk allocates. The
+pieces make one object in the ``sharding_indexed`` format: the encoded chunks, layer-major (so
+one layer of a shard is one contiguous byte range), then the index (``(chunks..., 2)``
+little-endian uint64 offset/length pairs, ``2**64 - 1`` for a chunk outside the array) with its
+crc32c. The writer writes the pieces straight to the shard file on a local directory (zarr's
+``.partial``-then-rename) and stores them joined with one ``store.set`` anywhere else.
 
 Used only where it applies: an array whose codecs are exactly ``sharding_indexed(bytes[little],
 [zstd], crc32c; index bytes[little], crc32c at the end)``; zarr writes anything else itself.
@@ -25,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from actstore.store.core._chunkcodec import compress_into, crc32c_of, zstd_bound
+
 __all__ = [
+    "EncodedShard",
     "Prepare",
+    "ShardBuffers",
     "ShardPlan",
     "encode_pool",
     "set_write_threads",
@@ -101,12 +108,6 @@ def set_write_threads(n: int | None) -> None:
         old.shutdown(wait=True)
 
 
-def _crc32c(data: Any) -> bytes:
-    import google_crc32c
-
-    return int(google_crc32c.value(data)).to_bytes(4, "little")
-
-
 @dataclass(frozen=True)
 class ShardPlan:
     """How one activation array's shards are encoded (read from its zarr metadata)."""
@@ -123,6 +124,17 @@ class ShardPlan:
         sep = self.chunk_key_sep
         return self.key_prefix + "c" + sep + sep.join(map(str, shard_coords))
 
+    def chunk_slot(self, itemsize: int) -> int:
+        """Bytes reserved per inner chunk in a shard buffer: the compressed chunk can never be
+        longer (zstd's bound) and its crc32c follows it in the same slot."""
+        raw = int(np.prod(self.chunk_shape)) * itemsize
+        return (raw if self.zstd_level is None else zstd_bound(raw)) + 4
+
+    def buffer_size(self, itemsize: int) -> int:
+        """Bytes of the uint8 buffer :meth:`encode_shard` builds a whole shard in."""
+        n_chunks = int(np.prod([s // c for s, c in zip(self.shard_shape, self.chunk_shape)]))
+        return n_chunks * self.chunk_slot(itemsize)
+
     def encode_shard(
         self,
         shard_coords: tuple[int, ...],
@@ -130,7 +142,7 @@ class ShardPlan:
         pool: ThreadPoolExecutor | None = None,
         prepare: Prepare | None = None,
         scratch: np.ndarray | None = None,
-    ) -> np.ndarray:
+    ) -> EncodedShard:
         """Encode *data*, the part of shard *shard_coords* inside the array, on the pool.
 
         Parameters
@@ -139,7 +151,9 @@ class ShardPlan:
             The shard's grid coordinates.
         data
             The shard's region clipped to the array's extent (e.g. ``(prompt, layer, token,
-            d_model)`` of one block).
+            d_model)`` of one block). Any strides: an inner chunk whose region is one
+            C-contiguous range (e.g. a layer-major buffer's transposed view) is compressed in
+            place, any other is gathered first.
         pool
             Encode threads (default :func:`encode_pool`).
         prepare
@@ -147,20 +161,28 @@ class ShardPlan:
             region of *data* (a view; ``index`` its slices into *data*) before compressing it;
             it may modify the region in place, or raise to abandon the shard.
         scratch
-            A uint8 buffer to build the shard in when it is large enough (reusing one spares
-            the page faults of a fresh allocation; only for stores that copy what they are given).
+            A uint8 buffer of at least :meth:`buffer_size` bytes to build the shard in (reusing
+            one from block to block spares the page faults of a fresh allocation); a new one
+            when None or too small.
 
         Returns
         -------
-        numpy.ndarray
-            ``(nbytes,)`` uint8: the shard object, ready to store.
+        EncodedShard
+            The shard object's pieces in file order, each valid until the buffer is reused
+            (and, for ``codec none``, until *data* changes).
         """
         pool = pool or encode_pool()
         grid = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape))
         origin = tuple(i * s for i, s in zip(shard_coords, self.shard_shape))
+        slot = self.chunk_slot(data.dtype.itemsize)
+        size = self.buffer_size(data.dtype.itemsize)
+        if scratch is not None and scratch.dtype == np.uint8 and scratch.size >= size:
+            buf = scratch
+        else:
+            buf = np.empty(size, np.uint8)
         # chunk order in the file: axis 1 (layer) outermost, then the others in C order
         coords_list = sorted(np.ndindex(*grid), key=lambda c: (c[1:2], c))
-        futures: list[tuple[tuple[int, ...], Future[tuple[bytes, bytes]]]] = []
+        futures: list[tuple[tuple[int, ...], Future[list[np.ndarray]]]] = []
         for cc in coords_list:
             lo = [o + c * s for o, c, s in zip(origin, cc, self.chunk_shape)]
             if any(x >= n for x, n in zip(lo, self.array_shape)):
@@ -169,52 +191,47 @@ class ShardPlan:
                 slice(c * s, min((c + 1) * s, d))
                 for c, s, d in zip(cc, self.chunk_shape, data.shape)
             )
-            futures.append((cc, pool.submit(self._encode_chunk, data, sl, prepare)))
+            dst = buf[len(futures) * slot : (len(futures) + 1) * slot]
+            futures.append((cc, pool.submit(self._encode_chunk, data, sl, prepare, dst)))
         index = np.full((*grid, 2), _EMPTY, dtype="<u8")
-        # compressed chunks are copied into one buffer as they complete (overlapping the
-        # encoding of the next ones); zstd never outputs more than n + n/256 + 64 bytes
-        raw = int(np.prod(self.chunk_shape)) * data.dtype.itemsize
-        bound = len(futures) * (raw + raw // 128 + 1024) + index.nbytes + 4
-        if scratch is not None and scratch.dtype == np.uint8 and scratch.size >= bound:
-            out = scratch
-        else:
-            out = np.empty(bound, np.uint8)
+        pieces: list[np.ndarray] = []
         offset = 0
         try:
             for cc, fut in futures:
-                body, crc = fut.result()
-                n = len(body)
-                out[offset : offset + n] = np.frombuffer(body, np.uint8)
-                out[offset + n : offset + n + 4] = np.frombuffer(crc, np.uint8)
-                del body
-                index[cc] = (offset, n + 4)
-                offset += n + 4
+                parts = fut.result()
+                n = sum(p.nbytes for p in parts)
+                pieces += parts
+                index[cc] = (offset, n)
+                offset += n
         except BaseException:
             for _, fut in futures:
                 fut.cancel()
-            for _, fut in futures:  # none may touch *data* after we return
+            for _, fut in futures:  # none may touch *data* or *buf* after we return
                 if not fut.cancelled():
                     fut.exception()
             raise
         index_bytes = index.tobytes()
-        end = offset + len(index_bytes)
-        out[offset:end] = np.frombuffer(index_bytes, np.uint8)
-        out[end : end + 4] = np.frombuffer(_crc32c(index_bytes), np.uint8)
-        return out[: end + 4]
+        tail = np.empty(len(index_bytes) + 4, np.uint8)
+        tail[:-4] = np.frombuffer(index_bytes, np.uint8)
+        tail[-4:] = np.frombuffer(_crc_bytes(index_bytes), np.uint8)
+        pieces.append(tail)
+        return EncodedShard(pieces, offset + tail.nbytes, buf)
 
     def _encode_chunk(
         self,
         data: np.ndarray,
         sl: tuple[slice, ...],
         prepare: Prepare | None,
-    ) -> tuple[bytes, bytes]:
-        """One inner chunk: prepared, padded to the chunk shape, compressed; and its crc32c."""
+        dst: np.ndarray,
+    ) -> list[np.ndarray]:
+        """One inner chunk: prepared, padded to the chunk shape, compressed into *dst* (its
+        slot) followed by its crc32c; returns the chunk's bytes in the file as pieces."""
         region = data[sl]
         if prepare is not None:
             prepare(region, sl)
         plain = _plain_view(region)
         if region.shape == self.chunk_shape and plain.flags.c_contiguous:
-            raw = plain  # already one contiguous block (one prompt per chunk)
+            raw = plain  # one contiguous range already (e.g. a layer-major block)
         else:
             # gather into this thread's reusable buffer: a fresh 1 MiB allocation per chunk
             # costs page faults comparable to the copy itself
@@ -225,10 +242,60 @@ class ShardPlan:
             else:
                 np.copyto(raw, plain)
         if self.zstd_level is None:
-            body: Any = raw.tobytes()  # google_crc32c takes bytes only
+            body = raw.reshape(-1).view(np.uint8)
+            if raw is plain:  # stored as it is: no copy, only the checksum in the slot
+                dst[:4] = np.frombuffer(_crc_bytes(body), np.uint8)
+                return [body, dst[:4]]
+            n = body.nbytes
+            dst[:n] = body
         else:
-            body = _zstd(self.zstd_level).encode(raw)
-        return body, _crc32c(body)
+            n = compress_into(dst, raw, self.zstd_level)
+        dst[n : n + 4] = np.frombuffer(_crc_bytes(dst[:n]), np.uint8)
+        return [dst[: n + 4]]
+
+
+@dataclass(frozen=True)
+class EncodedShard:
+    """One encoded shard object: *pieces* (uint8 arrays) concatenated in order, *nbytes* long,
+    built in *buffer* (which the writer may reuse once the pieces are stored)."""
+
+    pieces: list[np.ndarray]
+    nbytes: int
+    buffer: np.ndarray
+
+    def joined(self) -> np.ndarray:
+        """``(nbytes,)`` uint8: the object as one new contiguous buffer (for a store's ``set``)."""
+        out = np.empty(self.nbytes, np.uint8)
+        offset = 0
+        for p in self.pieces:
+            out[offset : offset + p.nbytes] = p
+            offset += p.nbytes
+        return out
+
+
+class ShardBuffers:
+    """Shard buffers reused from block to block, per array name: taken by one block write and
+    given back after its file is written, so concurrent block writes never share one (list
+    ``pop``/``append`` are atomic). Keeps at most *keep* per name (one per block in flight)."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._free: dict[str, list[np.ndarray]] = {}
+        self._keep = keep
+
+    def take(self, name: str) -> np.ndarray | None:
+        try:
+            return self._free.setdefault(name, []).pop()
+        except IndexError:
+            return None
+
+    def give(self, name: str, buf: np.ndarray) -> None:
+        free = self._free.setdefault(name, [])
+        if len(free) < self._keep:
+            free.append(buf)
+
+
+def _crc_bytes(data: Any) -> bytes:
+    return crc32c_of(data).to_bytes(4, "little")
 
 
 def _plain_view(a: np.ndarray) -> np.ndarray:
@@ -236,7 +303,6 @@ def _plain_view(a: np.ndarray) -> np.ndarray:
     return a.view(np.dtype(f"<u{a.dtype.itemsize}")) if a.dtype.kind not in "iub" else a
 
 
-_ZSTD: dict[int, Any] = {}
 _LOCAL = threading.local()
 
 
@@ -246,15 +312,6 @@ def _gather_buffer(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = _LOCAL.gather = np.empty(shape, dtype=dtype)
     return buf
-
-
-def _zstd(level: int) -> Any:
-    codec = _ZSTD.get(level)
-    if codec is None:
-        from numcodecs import Zstd
-
-        codec = _ZSTD[level] = Zstd(level=level)
-    return codec
 
 
 def shard_plan(array: Any) -> ShardPlan | None:

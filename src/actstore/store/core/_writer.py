@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,8 +19,9 @@ from actstore.errors import (
     ReadOnlyError,
     UnknownNameError,
 )
+from actstore.store.core import _chunkcodec
 from actstore.store.core._arrays import open_or_create_group, require_array
-from actstore.store.core._shardio import ShardPlan, shard_plan
+from actstore.store.core._shardio import ShardBuffers, ShardPlan, shard_plan
 from actstore.store.format._codecs import codec_compressors, parse_codec
 from actstore.store.format._dtype import BFLOAT16
 from actstore.store.format._enospc import disk_full_as_error, is_disk_full
@@ -82,8 +84,8 @@ class PromptSetWriter:
         self._arrays: dict[str, zarr.Array] = {h: group[h] for h in spec.hooks}  # type: ignore[misc]
         self._done: zarr.Array = group[DONE_ARRAY]  # type: ignore[assignment]
         self._plans: dict[str, ShardPlan | None] = {}
-        self._scratch: dict[str, np.ndarray] = {}  # per hook, reused on local stores
-        self._local = False
+        self._scratch = ShardBuffers()  # per hook, reused from block to block (local only)
+        self._root: Path | None = None  # the directory of a writable local store
 
     def __repr__(self) -> str:
         return (
@@ -114,7 +116,9 @@ class PromptSetWriter:
             Block index, ``0 <= b < n_blocks``.
         activations
             ``hook -> array (stop - start, layer, token, d_model)`` in the spec dtype
-            (``ml_dtypes.bfloat16`` for bfloat16), one entry per hook of the spec.
+            (``ml_dtypes.bfloat16`` for bfloat16), one entry per hook of the spec. Any strides;
+            stored layer-major (the transposed view of a ``(layer, prompt, token, d_model)``
+            buffer, as ``extract`` fills) each inner chunk is compressed where it lies.
         prepare
             Optional ``prepare(hook, region, index)``, called on every part of the block before
             it is encoded: ``region = activations[hook][index]`` (a view it may modify in place,
@@ -185,7 +189,9 @@ class PromptSetWriter:
             from zarr.storage import LocalStore
 
             # the raw store under actstore's metadata layer
-            self._local = isinstance(unwrap_store(self.cache.store), LocalStore)
+            raw = unwrap_store(self.cache.store)
+            if isinstance(raw, LocalStore) and not raw.read_only:
+                self._root = Path(raw.root)
             self._plans[hook] = shard_plan(self._arrays[hook])
         return self._plans[hook]
 
@@ -197,26 +203,33 @@ class PromptSetWriter:
         prepare: Callable[[str, np.ndarray, tuple[slice, ...]], None] | None,
     ) -> None:
         """Encode every hook's shard on the encode pool first (so a refusing ``prepare`` leaves
-        nothing written), then store each with one ``set``."""
+        nothing written), then store each: on a local directory its pieces straight into the
+        shard file (``.partial`` then rename, as zarr's LocalStore), elsewhere one ``set``."""
         from zarr.buffer import default_buffer_prototype
 
         from actstore.store.format._zarr import sync
 
         coords = (b, 0, 0, 0)
         encoded = {}
-        for hook, arr in arrays.items():
-            arr = np.ascontiguousarray(arr)
-            hook_prepare = None if prepare is None else functools.partial(prepare, hook)
-            # popped, so concurrent write_block calls never share one (dict ops are atomic)
-            scratch = self._scratch.pop(hook, None)
-            encoded[hook] = plans[hook].encode_shard(
-                coords, arr, prepare=hook_prepare, scratch=scratch
-            )
-        buffer = default_buffer_prototype().buffer
-        for hook, blob in encoded.items():
-            sync(self.cache.store.set(plans[hook].shard_key(coords), buffer.from_array_like(blob)))
-            if self._local:  # LocalStore copied the bytes into a file: reuse the buffer
-                self._scratch[hook] = blob.base if blob.base is not None else blob
+        try:
+            for hook, arr in arrays.items():
+                hook_prepare = None if prepare is None else functools.partial(prepare, hook)
+                scratch = self._scratch.take(hook) if self._root is not None else None
+                # any strides: contiguous chunks (layer-major blocks) are compressed in place
+                encoded[hook] = plans[hook].encode_shard(
+                    coords, arr, prepare=hook_prepare, scratch=scratch
+                )
+            for hook, shard in encoded.items():
+                key = plans[hook].shard_key(coords)
+                if self._root is not None:
+                    _chunkcodec.write_file(self._root, key, shard.pieces)
+                else:
+                    blob = default_buffer_prototype().buffer.from_array_like(shard.joined())
+                    sync(self.cache.store.set(key, blob))
+        finally:
+            if self._root is not None:  # the pieces are in the file (or abandoned): reuse
+                for hook, shard in encoded.items():
+                    self._scratch.give(hook, shard.buffer)
 
     def missing_blocks(self) -> list[int]:
         """Blocks whose completion is not recorded (what a resuming job still has to write)."""
