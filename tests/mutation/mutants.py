@@ -844,8 +844,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "batching-crosses-blocks",
         BATCHING,
-        "        if current:\n            out.append(Batch(block=b, indices=tuple(current), seq_len=seq))\n    return out",
-        "    if current:\n        out.append(Batch(block=b, indices=tuple(current), seq_len=seq))\n    return out",
+        "        if current:\n            out.append(batch(b, current, seq))\n    return out",
+        "    if current:\n        out.append(batch(b, current, seq))\n    return out",
         E_PLAN,
         "the last batch of each block but the last is lost",
         k="plan_batches or batch",
