@@ -114,7 +114,7 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
             if writer.is_complete():  # a tlens re-run (widths needed the model first)
                 return finished_report(p, writer, widths)  # type: ignore[return-value]
         # the stored window (1 for a set from before windows), whoever created the set
-        window = writer_window(writer)
+        window = writer_window(writer, cfg.batch_window)
         missing = set(writer.missing_blocks())
         todo = [b for b in p.mine(writer.n_blocks, window) if b in missing]
         if not todo:

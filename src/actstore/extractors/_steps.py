@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actstore.errors import CorruptCacheError, InvalidArgumentError
+from actstore.errors import CorruptCacheError, FingerprintMismatchError, InvalidArgumentError
 from actstore.extractors._batching import choose_window, plan_windows, stored_window
 from actstore.extractors._config import ModelConfig, check_tokenizer_dir, read_model_config
 from actstore.extractors._extract_config import ExtractConfig
@@ -68,8 +68,12 @@ class Planned:
         return [b for b in range(n_blocks) if shard is None or (b // window) % shard[1] == shard[0]]
 
     def auto_window(self, block_size: int, widths: dict[str, int]) -> int:
-        """The ``batch_window`` a new set of this plan gets (:func:`choose_window`)."""
+        """The ``batch_window`` a new set of this plan gets: ``config.batch_window``, else
+        :func:`choose_window`."""
         from actstore.extractors._plan import _ITEMSIZE
+
+        if self.config.batch_window is not None:
+            return self.config.batch_window
 
         d = sum(widths.get(h, self.model.d_model) for h in self.hook_vars)
         nbytes = block_size * len(self.layers) * self.t_max * d * _ITEMSIZE[self.dtype_name]
@@ -348,11 +352,12 @@ def resume_extraction(p: Planned) -> Resumed:
 def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> ExtractionReport | None:
     """The report when *writer*'s set is complete or this worker's blocks are written, else None."""
     out = str(p.config.out)
-    window = writer_window(writer)
+    window = writer_window(writer, p.config.batch_window)
     if writer.is_complete():
         plan, _ = p.make_plan(writer.block_size, writer.n_blocks, [], widths, window)
         return complete_report(plan, writer, out, p.set_name, p.t0)
     if not set(p.mine(writer.n_blocks, window)) & set(writer.missing_blocks()):
+
         def make_plan(*args: Any) -> tuple[ExtractionPlan, list[Any]]:
             return p.make_plan(*args, window)
 
@@ -360,9 +365,24 @@ def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> Extracti
     return None
 
 
-def writer_window(writer: Any) -> int:
-    """The ``batch_window`` *writer*'s prompt set was created with (1 when it records none)."""
-    return stored_window(writer.spec.provenance, writer.name)
+def writer_window(writer: Any, asked: int | None = None) -> int:
+    """The ``batch_window`` *writer*'s prompt set was created with (1 when it records none).
+
+    Raises
+    ------
+    FingerprintMismatchError
+        *asked* (``--batch-window``) is set and differs from the stored window.
+    CorruptCacheError
+        A stored value that is not an integer >= 1.
+    """
+    window = stored_window(writer.spec.provenance, writer.name)
+    if asked is not None and asked != window:
+        raise FingerprintMismatchError(
+            f"prompt set {writer.name!r}: batch_window differs from the stored one: expected "
+            f"{window} (stored), got {asked}; drop --batch-window to resume with the stored one, "
+            "or write to a new cache or a new prompt-set name"
+        )
+    return window
 
 
 def _open_existing(out: str, storage_options: Any) -> Any:
