@@ -61,9 +61,7 @@ def test_window_plan_equals_brute_force_reference(n, block_size, window, budget)
     rng = np.random.default_rng(n + window)
     n_tokens = rng.integers(1, 40, size=n)
     n_blocks = -(-n // block_size)
-    batches = plan_windows(
-        n_tokens, range(n_blocks), budget, block_size=block_size, window=window
-    )
+    batches = plan_windows(n_tokens, range(n_blocks), budget, block_size=block_size, window=window)
     assert [b.indices for b in batches] == _reference_plan(n_tokens, block_size, window, budget)
     seen = sorted(i for b in batches for i in b.indices)
     assert seen == list(range(n))  # every prompt in exactly one batch
@@ -223,7 +221,7 @@ def test_explicit_window_is_recorded_and_a_different_one_refused_on_resume(
     out = tmp_path / "c.zarr"
     rep = extract(model=tiny_qwen2_dir, prompts=prompts, out=out, batch_window=3, **KW)
     assert rep.plan.batch_window == _window(out) == 3
-    with pytest.raises(FingerprintMismatchError, match=r"batch_window differs.*3 \(stored\), got 2"):
+    with pytest.raises(FingerprintMismatchError, match=r"window differs.*3 \(stored\), got 2"):
         extract(model=tiny_qwen2_dir, prompts=prompts, out=out, batch_window=2, **KW)
     again = extract(model=tiny_qwen2_dir, prompts=prompts, out=out, **KW)  # the stored one
     assert again.status == "already-complete"
