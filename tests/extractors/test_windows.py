@@ -132,6 +132,9 @@ def test_choose_window_is_the_smallest_with_enough_tokens_within_the_budget(seed
 def test_stored_window_of_an_old_set_is_one_and_garbage_is_refused():
     assert stored_window({}, "s") == 1
     assert stored_window({"batch_window": 3}, "s") == 3
+    assert stored_window({"batch_window": 3}, "s", asked=3) == 3
+    with pytest.raises(FingerprintMismatchError, match=r"expected 1 \(stored\), got 2; drop"):
+        stored_window({}, "s", asked=2)
     for bad in (0, -1, 2.0, "2", True, None):
         with pytest.raises(CorruptCacheError, match="batch_window as an integer >= 1"):
             stored_window({"batch_window": bad}, "s")

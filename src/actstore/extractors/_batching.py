@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from actstore.errors import CorruptCacheError
+from actstore.errors import CorruptCacheError, FingerprintMismatchError
 
 __all__ = [
     "WINDOW_BATCHES",
@@ -197,18 +197,35 @@ def choose_window(
     return int(max(1, min(want, cap, n_blocks)))
 
 
-def stored_window(provenance: Mapping[str, Any], name: str) -> int:
-    """The ``batch_window`` a prompt set records; 1 for a set written before windows existed.
+def stored_window(provenance: Mapping[str, Any], name: str, asked: int | None = None) -> int:
+    """The ``batch_window`` prompt set *name* records; 1 for a set written before windows existed.
+
+    Parameters
+    ----------
+    provenance
+        The set's provenance (``spec.provenance``).
+    name
+        The prompt set, for messages.
+    asked
+        ``--batch-window`` of this run, or None: it must equal the stored window.
 
     Raises
     ------
     CorruptCacheError
         A stored value that is not an integer >= 1.
+    FingerprintMismatchError
+        *asked* differs from the stored window.
     """
     value = provenance.get("batch_window", 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CorruptCacheError(
             f"expected prompt set {name!r} to record batch_window as an integer >= 1, got "
             f"{value!r}; the cache's metadata was changed by hand: extract into a new cache"
+        )
+    if asked is not None and asked != value:
+        raise FingerprintMismatchError(
+            f"prompt set {name!r}: batch_window differs from the stored one: expected {value} "
+            f"(stored), got {asked}; drop --batch-window to resume with the stored one, or write "
+            "to a new cache or a new prompt-set name"
         )
     return value

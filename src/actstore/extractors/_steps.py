@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actstore.errors import CorruptCacheError, FingerprintMismatchError, InvalidArgumentError
+from actstore.errors import CorruptCacheError, InvalidArgumentError
 from actstore.extractors._batching import choose_window, plan_windows, stored_window
 from actstore.extractors._config import ModelConfig, check_tokenizer_dir, read_model_config
 from actstore.extractors._extract_config import ExtractConfig
@@ -366,23 +366,8 @@ def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> Extracti
 
 
 def writer_window(writer: Any, asked: int | None = None) -> int:
-    """The ``batch_window`` *writer*'s prompt set was created with (1 when it records none).
-
-    Raises
-    ------
-    FingerprintMismatchError
-        *asked* (``--batch-window``) is set and differs from the stored window.
-    CorruptCacheError
-        A stored value that is not an integer >= 1.
-    """
-    window = stored_window(writer.spec.provenance, writer.name)
-    if asked is not None and asked != window:
-        raise FingerprintMismatchError(
-            f"prompt set {writer.name!r}: batch_window differs from the stored one: expected "
-            f"{window} (stored), got {asked}; drop --batch-window to resume with the stored one, "
-            "or write to a new cache or a new prompt-set name"
-        )
-    return window
+    """The ``batch_window`` *writer*'s prompt set records (:func:`stored_window`)."""
+    return stored_window(writer.spec.provenance, writer.name, asked)
 
 
 def _open_existing(out: str, storage_options: Any) -> Any:
