@@ -851,6 +851,22 @@ MUTANTS: list[Mutant] = [
         k="plan_batches or batch",
     ),
     Mutant(
+        "batching-window-of-missing-blocks-only",
+        BATCHING,
+        "    ranges = window_ranges(wanted, block_size=block_size, n_prompts=len(n_tokens), window=window)",
+        "    ranges = [(b, b * block_size, min((b + 1) * block_size, len(n_tokens))) for b in sorted(wanted)]",
+        ("tests/extractors/test_windows.py",),
+        "a resume plans only its missing blocks, not their whole windows (other batches)",
+    ),
+    Mutant(
+        "sink-rows-of-written-blocks-kept",
+        SINK,
+        "            if b in self._ranges:  # else written by an earlier run: its rows are dropped",
+        "            if b in self._ranges or True:",
+        ("tests/extractors/test_windows.py",),
+        "a resumed window's rows of blocks already written are not dropped",
+    ),
+    Mutant(
         "sink-padding-not-zeroed",
         SINK,
         "region[r, :, int(n[r]) :] = 0",
