@@ -11,7 +11,8 @@ captured) it measures, side by side in one run:
       batches of 16 zero-padded prompts, every activation kept in memory as float32.
 
 and prints (b)/(a) (target <= 1.10) and (c)/(b) (target >= 6), then the peak RSS of (b) run in a
-subprocess for 500 and 2,000 prompts (host memory is bounded by a block, not the prompt count).
+subprocess for 500 and 2,000 prompts (host memory is bounded by two batching windows of blocks,
+not the prompt count: docs/write-path.md).
 
     python benchmarks/extract.py                      # the configuration (CPU)
     python benchmarks/extract.py --n-prompts 40 --d-model 64 --layers-total 4 --capture 3 --quick

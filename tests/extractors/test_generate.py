@@ -207,14 +207,15 @@ def test_sharded_worker_captures_the_stored_continuation(tiny_qwen2_dir, tmp_pat
     """Worker 1 finds the set worker 0 created and captures what is stored, never its own."""
     ps = mixed_prompt_set(8)
     out = tmp_path / "c.zarr"
-    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="0/2")
+    # windows of one block: worker 0 writes block 0, worker 1 block 1
+    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="0/2", batch_window=1)
     # alter the stored continuation of prompt 5 (block 1, not captured yet): worker 1 must use it
     g = zarr.open_group(str(out), mode="r+")["mixed"]
     row = g["token_id"][5]
     n = int(g["n_tokens"][5])
     row[n - 2 : n] = [11, 12]
     g["token_id"][5] = row
-    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="1/2")
+    _extract(tiny_qwen2_dir, ps, out, generate=5, block_size=4, shard="1/2", batch_window=1)
     model, _ = _ref(tiny_qwen2_dir)
     ids = torch.tensor([row[:n].tolist()])
     with torch.no_grad():

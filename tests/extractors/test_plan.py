@@ -97,7 +97,8 @@ def test_plan_batches_bounds_padding_and_partitions_blocks():
     seen = sorted(i for b in batches for i in b.indices)
     assert seen == list(range(103))  # every prompt exactly once
     for b in batches:
-        start, stop = blocks[b.block][1:]
+        (g,) = b.blocks
+        start, stop = blocks[g][1:]
         assert all(start <= i < stop for i in b.indices)  # never crosses a block
         assert b.seq_len == max(n_tokens[list(b.indices)])
         assert b.padded_tokens <= 64 or len(b.indices) == 1

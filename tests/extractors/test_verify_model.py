@@ -30,7 +30,7 @@ def caches(tiny_qwen2_dir, tmp_path_factory):
         out[dtype] = root / f"{dtype}.zarr"
         rep = extract(model=tiny_qwen2_dir, prompts=mixed_prompt_set(20), out=out[dtype],
                       layers="0,2,3", hooks=HOOKS, dtype=dtype, device="cpu", progress=False,
-                      max_batch_tokens=128, block_size=8)  # fmt: skip
+                      max_batch_tokens=128, block_size=8, batch_window=1)  # fmt: skip
         assert rep.plan.padding_fraction_batches > 0.1  # really batched with padding
     return out
 

@@ -32,7 +32,6 @@ def _run_sink(tmp_path, syn, poison=None):
     sink = BlockSink(
         write_block=writer.write_block,
         block_ranges={b: (s, e) for b, s, e in blocks},
-        batches_per_block={b: 2 for b, _, _ in blocks},
         n_tokens=np.asarray(syn.metadata.n_tokens),
         hooks=("resid_post",),
         layers=syn.spec.layers,
@@ -46,11 +45,10 @@ def _run_sink(tmp_path, syn, poison=None):
             half = s + (e - s + 1) // 2
             for lo, hi in ((s, half), (half, e)):
                 if lo == hi:
-                    sink._left[b] -= 1
                     continue
                 idx = tuple(range(lo, hi))
                 t = syn.spec.n_tokens_max
-                batch = Batch(block=b, indices=idx, seq_len=t)
+                batch = Batch(blocks=(b,), indices=idx, seq_len=t)
                 rows = torch.from_numpy(garbage[lo:hi]).to(torch.bfloat16)
                 sink.submit(batch, {"resid_post": [rows[:, li] for li in range(rows.shape[1])]})
         ok = True

@@ -491,6 +491,7 @@ def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[
 
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
+_TINY_GOOD = ("--layers", "0,1")  # how tiny.zarr's set "good" was extracted
 
 
 def _write_threads_zero(work: Path) -> Any:  # breaker11
@@ -1092,8 +1093,9 @@ ROWS: tuple[Row, ...] = (
         input="`actstore run typo.toml --check` (`[extract] layer = ...`)",
         args=("run", "typo.toml", "--check"),
         error="ConfigError",
-        message="unknown config key 'extract.layer'; expected one of: backend, block_size, bos, "
-        "codec, device, dtype, hooks, layers, max_batch_tokens, other_depths, positions",
+        message="unknown config key 'extract.layer'; expected one of: backend, batch_window, "
+        "block_size, bos, codec, device, dtype, hooks, layers, max_batch_tokens, other_depths, "
+        "positions",
     ),
     Row(
         id="config-duplicate-set",
@@ -2259,10 +2261,10 @@ ROWS: tuple[Row, ...] = (
         input="`extract(..., layer='0')` (a typo of `layers`)",
         call=_extract(layer="0"),
         error="InvalidArgumentError",
-        message="expected extraction settings among backend, block_size, bos, codec, command, "
-        "device, dry_run, dtype, generate, hooks, layers, max_batch_tokens, model, n_prompts, "
-        "other_depths, out, positions, progress, prompts, seed, set_name, shard, "
-        "storage_options, got 'layer'; see ExtractConfig",
+        message="expected extraction settings among backend, batch_window, block_size, bos, "
+        "codec, command, device, dry_run, dtype, generate, hooks, layers, max_batch_tokens, "
+        "model, n_prompts, other_depths, out, positions, progress, prompts, seed, set_name, "
+        "shard, storage_options, got 'layer'; see ExtractConfig",
     ),
     Row(
         id="config-extract-backend",
@@ -2392,6 +2394,36 @@ ROWS: tuple[Row, ...] = (
         message="config key 'extract.layers': expected layers as 'all', 'spaced:K', "
         "comma-separated integers or a list of integers, got [1.5]; use e.g. --layers all, "
         "--layers spaced:7 or --layers 7,15,-1",
+    ),
+    # -- issue 11 (s19 win): batching windows, --batch-window -----------------------------------
+    Row(
+        id="batch-window-zero",
+        where="cli",
+        input="`actstore extract ... --batch-window 0`",
+        args=(*_EXTRACT, "new.zarr", "--batch-window", "0"),
+        error="InvalidArgumentError",
+        message="expected --batch-window >= 1 (blocks per batching window), got 0; leave it out "
+        "for the automatic choice",
+    ),
+    Row(
+        id="batch-window-changed",
+        where="cli",
+        input="`actstore extract ... --out tiny.zarr --set-name good --layers 0,1 "
+        "--batch-window 2` (the set was written with windows of 1 block)",
+        args=(*_EXTRACT, "tiny.zarr", "--set-name", "good", *_TINY_GOOD, "--batch-window", "2"),
+        error="FingerprintMismatchError",
+        message="prompt set 'good': batch_window differs from the stored one: expected 1 "
+        "(stored), got 2; drop --batch-window to resume with the stored one, or write to a new "
+        "cache or a new prompt-set name",
+    ),
+    Row(
+        id="config-bad-batch-window",
+        where="config",
+        input="`[extract] batch_window = 0`",
+        call=_config(extract={"batch_window": 0}),
+        error="ConfigError",
+        message="config key 'extract.batch_window': expected --batch-window >= 1 (blocks per "
+        "batching window), got 0; leave it out for the automatic choice",
     ),
 )
 

@@ -90,11 +90,18 @@ def register(subparsers: Any) -> None:
     )
     _arg(
         p,
+        "batch_window",
+        type=int,
+        help="blocks whose prompts are batched together (default: automatic, recorded in the "
+        "cache; a resume uses the recorded one; docs/write-path.md)",
+    )
+    _arg(
+        p,
         "positions",
         help="also store the activations at these positions (e.g. last,before:answer) in a "
         "small array that probe fitting reads instead of every token (docs/read-path.md)",
     )
-    _arg(p, "shard", help="I/N: this worker fills blocks b with b %% N == I")
+    _arg(p, "shard", help="I/N: this worker fills the blocks of batching windows w %% N == I")
     _arg(
         p,
         "bos",

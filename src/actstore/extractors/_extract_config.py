@@ -187,6 +187,10 @@ class ExtractConfig:
         ``auto``, ``cpu``, ``cuda`` (all GPUs) or ``cuda:N``.
     max_batch_tokens : int
         Bound on padded tokens (batch size x longest prompt) per forward pass, >= 1.
+    batch_window : int or None
+        Blocks per batching window: the prompts of a window's blocks are length-sorted and
+        batched together (None: chosen from the lengths, the batch budget and a 1 GiB host
+        memory budget). Recorded when the set is created; a resume uses the recorded one.
     bos : {"auto", "prepend", "none"}
     block_size : int or None
         Prompts per store shard (None: the store's choice, ~128 MiB shards).
@@ -197,7 +201,8 @@ class ExtractConfig:
     generate : GenerateConfig or None
         The model continues each prompt first (an int N or a mapping is converted).
     shard : (int, int) or None
-        ``(I, N)`` (``"I/N"`` is converted): this worker writes blocks ``b % N == I``.
+        ``(I, N)`` (``"I/N"`` is converted): this worker writes the blocks of the batching
+        windows ``w % N == I`` (window ``w``: blocks ``[w * W, (w + 1) * W)``).
     n_prompts, seed : int or None, int
         Passed to the prompt generator when ``prompts`` is a generator name.
     dry_run : bool
@@ -245,6 +250,15 @@ class ExtractConfig:
         DEFAULT_MAX_BATCH_TOKENS,
         Param("--max-batch-tokens", expected=">= 1", check=_int_at_least(1), fix="e.g. 8192"),
         omit=False,
+    )
+    batch_window: int | None = _p(
+        None,
+        Param(
+            "--batch-window",
+            expected=">= 1 (blocks per batching window)",
+            check=lambda v: v is None or _int_at_least(1)(v),
+            fix="leave it out for the automatic choice",
+        ),
     )
     bos: str = _p("auto", Param("--bos", BOS_MODES, fix="pick one of these"))
     block_size: int | None = _p(

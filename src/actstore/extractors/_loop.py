@@ -62,15 +62,19 @@ def run_batches(
     torch_dtype: Any,
     progress: Any,
     max_batch_tokens: int,
+    window: int = 1,
 ) -> dict[str, int]:
+    """Run *batches* (planned in windows of *window* blocks) and write *blocks* through *writer*.
+
+    Returns ``{"tokens": real tokens run through the model, "bytes": uncompressed bytes
+    written}``; the tokens include rows of already written blocks that a resumed window computes
+    again (and drops).
+    """
     import torch
 
     from actstore.extractors._progress import Progress
     from actstore.extractors._sink import BlockSink
 
-    per_block: dict[int, int] = {}
-    for b in batches:
-        per_block[b.block] = per_block.get(b.block, 0) + 1
     total_tokens = sum(int(tok.n_tokens[list(b.indices)].sum()) for b in batches)
     prog = Progress(total_tokens, len(blocks), mode=progress) if progress is not False else None
     written = {"bytes": 0}
@@ -83,7 +87,7 @@ def run_batches(
     sink = BlockSink(
         write_block=writer.write_block,
         block_ranges={b: (s, e) for b, s, e in blocks},
-        batches_per_block=per_block,
+        window=window,
         n_tokens=tok.n_tokens,
         hooks=hook_vars,
         layers=layer_idx,

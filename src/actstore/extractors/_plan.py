@@ -51,6 +51,8 @@ class ExtractionPlan:
     bytes_real_tokens : int
         The part of it that holds real tokens.
     max_batch_tokens : int
+    batch_window : int
+        Blocks per window: prompts of a window's blocks are length-sorted and batched together.
     """
 
     model: str
@@ -75,6 +77,7 @@ class ExtractionPlan:
     bytes_uncompressed: int
     bytes_real_tokens: int
     max_batch_tokens: int
+    batch_window: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,7 +99,8 @@ class ExtractionPlan:
                 f"tokens, longest {self.n_tokens_max}",
                 f"blocks       {self.n_blocks} of {self.block_size} prompts; {shard}"
                 f"{self.blocks_this_shard} blocks in {self.batches_this_shard} batches "
-                f"(max {self.max_batch_tokens} tokens each)",
+                f"(max {self.max_batch_tokens} tokens each, windows of {self.batch_window} "
+                f"block{'s' if self.batch_window != 1 else ''})",
                 f"padding      {self.padding_fraction_batches:.1%} of computed positions, "
                 f"{self.padding_fraction_storage:.1%} of stored positions",
                 f"size         {human_bytes(self.bytes_uncompressed)} before compression "

@@ -9,7 +9,13 @@ from typing import Any
 
 from actstore.extractors._loop import load_backend, run_batches
 from actstore.extractors._report import ExtractionReport
-from actstore.extractors._steps import Planned, Resumed, finished_report, spec_for
+from actstore.extractors._steps import (
+    Planned,
+    Resumed,
+    finished_report,
+    spec_for,
+    writer_window,
+)
 
 __all__ = ["run_extraction"]
 
@@ -99,6 +105,7 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
                 "extract_config": cfg.to_dict(),
                 **backend_obj.provenance,
             }
+            provenance["batch_window"] = _new_window(p, spec_for(p, r.fingerprint, widths, {}))
             spec = spec_for(p, r.fingerprint, widths, provenance)
             writer = cache.prompt_set_writer(p.set_name, spec, r.metadata)
             if p.generate is not None:  # another worker may have stored its continuation first
@@ -106,12 +113,14 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
                 p.n_tokens = p.tok.n_tokens
             if writer.is_complete():  # a tlens re-run (widths needed the model first)
                 return finished_report(p, writer, widths)  # type: ignore[return-value]
+        # the stored window (1 for a set from before windows), whoever created the set
+        window = writer_window(writer, cfg.batch_window)
         missing = set(writer.missing_blocks())
-        todo = [b for b in p.mine(writer.n_blocks) if b in missing]
+        todo = [b for b in p.mine(writer.n_blocks, window) if b in missing]
         if not todo:
             return finished_report(p, writer, widths)  # type: ignore[return-value]
         blocks = [(b, *writer.block_range(b)) for b in todo]
-        plan, batches = p.make_plan(writer.block_size, writer.n_blocks, blocks, widths)
+        plan, batches = p.make_plan(writer.block_size, writer.n_blocks, blocks, widths, window)
         stats = run_batches(
             backend_obj=backend_obj,
             writer=writer,
@@ -124,6 +133,7 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
             torch_dtype=p.torch_dtype,
             progress={"auto": None, "none": False}.get(cfg.progress, cfg.progress),
             max_batch_tokens=cfg.max_batch_tokens,
+            window=window,
         )
     finally:
         backend_obj.close()
@@ -170,6 +180,21 @@ def _check_measured(backend_obj: Any, p: Planned) -> None:
             f"the tokenizer in {p.model_dir!r}; nothing was written: use the tokenizer that "
             "belongs to these weights"
         )
+
+
+def _new_window(p: Planned, spec: Any) -> int:
+    """The ``batch_window`` recorded for a new set: from the block size the store will choose."""
+    from actstore.store import choose_layout
+
+    layout = choose_layout(
+        n_prompts=spec.n_prompts,
+        n_layers=len(spec.layers),
+        n_tokens=spec.n_tokens_max,
+        d_model=spec.d_model,
+        itemsize=spec.itemsize,
+        block_size=spec.block_size,
+    )
+    return p.auto_window(layout.block_size, {h: spec.d_model for h in spec.hooks})
 
 
 def _default_command() -> str:

@@ -8,9 +8,11 @@ next block's batches. A block-write thread calls ``write_block`` (which records 
 after the write returns) with a ``prepare`` step that zeroes the padding and checks finiteness of
 each inner chunk on the store's encode pool, right before that chunk is compressed: the scatter,
 the checks and the encoding all run off the main thread, the encoding on every core. Two blocks
-are written at once (one's store write overlaps the next one's encoding) while a third is
-assembled; the queue is bounded, so host memory is three block buffers plus a few batches,
-whatever the number of prompts.
+are written at once (one's store write overlaps the next one's encoding). A batch may hold rows of
+several blocks of one batching window (:mod:`~actstore.extractors._batching`): rows are counted
+per block, and the blocks of a window, which complete together, wait for their writes while the
+next window is assembled. The queue is bounded, so host memory is at most two windows of block
+buffers (three blocks for a window of one) plus a few batches, whatever the number of prompts.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class BlockSink:
         ``write_block(b, {hook: array (prompt, layer, token, d_model)}, prepare)``, as
         :meth:`actstore.store.PromptSetWriter.write_block`.
     block_ranges
-        ``b -> (start, stop)`` prompt indices of each block this process writes.
-    batches_per_block
-        How many batches make each block.
+        ``b -> (start, stop)`` prompt indices of each block this process writes. A block is
+        written once all its ``stop - start`` rows have arrived; rows of other blocks in a batch
+        (a window's blocks written by an earlier run) are dropped.
     n_tokens
         ``(prompt,)`` real lengths (padding positions are stored as zeros).
     hooks, layers, n_tokens_max, widths, torch_dtype
@@ -70,7 +72,12 @@ class BlockSink:
         Batches waiting for the writer before the main thread blocks (back-pressure).
     max_writes
         Blocks written at once (each records its own completion): one block's store write
-        overlaps the next one's encoding. Host memory holds up to ``max_writes + 1`` blocks.
+        overlaps the next one's encoding.
+    window
+        Blocks per batching window. The blocks of a window complete together, so up to
+        ``max(max_writes, window)`` finished blocks wait for their write while the next window
+        is assembled: host memory holds at most ``window + max(max_writes, window)`` block
+        buffers plus ``max_queue`` batches, whatever the number of prompts.
     """
 
     def __init__(
@@ -78,7 +85,6 @@ class BlockSink:
         *,
         write_block: Callable[..., None],
         block_ranges: Mapping[int, tuple[int, int]],
-        batches_per_block: Mapping[int, int],
         n_tokens: np.ndarray,
         hooks: Sequence[str],
         layers: Sequence[int],
@@ -88,10 +94,12 @@ class BlockSink:
         on_block: Callable[[int, int], None] | None = None,
         max_queue: int = 2,
         max_writes: int = 2,
+        window: int = 1,
     ) -> None:
         self._write_block = write_block
         self._ranges = dict(block_ranges)
-        self._left = dict(batches_per_block)
+        #: rows of each block still to arrive
+        self._left = {b: stop - start for b, (start, stop) in self._ranges.items()}
         self._n_tokens = n_tokens
         self._hooks = tuple(hooks)
         self._layers = tuple(layers)
@@ -107,6 +115,8 @@ class BlockSink:
         self.error: BaseException | None = None
         self.blocks_written: list[int] = []
         self._max_writes = max(1, int(max_writes))
+        #: finished blocks that may wait for their write (a whole window completes at once)
+        self._max_pending = max(self._max_writes, int(window))
         self._finisher = ThreadPoolExecutor(
             self._max_writes, thread_name_prefix="actstore-block-write"
         )
@@ -122,7 +132,7 @@ class BlockSink:
 
         At the bound the writer is the bottleneck (disk or encoding); near zero, the model is.
         """
-        return self._queue.qsize() + len(self._pending), self._max_queue + self._max_writes
+        return self._queue.qsize() + len(self._pending), self._max_queue + self._max_pending
 
     # -- main thread ---------------------------------------------------------------------------
     def submit(self, batch: Batch, captured: Mapping[str, Sequence[torch.Tensor]]) -> None:
@@ -229,7 +239,14 @@ class BlockSink:
     ) -> None:
         if event is not None:
             event.synchronize()
-        b = batch.block
+        for b in batch.blocks:  # a window's batch feeds several blocks
+            if b in self._ranges:  # else written by an earlier run: its rows are dropped
+                self._consume_block(b, batch, host)
+
+    def _consume_block(
+        self, b: int, batch: Batch, host: Mapping[str, Sequence[torch.Tensor]]
+    ) -> None:
+        """Scatter *batch*'s rows of block *b* into its buffer; hand the block on once whole."""
         start, stop = self._ranges[b]
         bufs = self._bufs.get(b)
         if bufs is None:
@@ -242,18 +259,27 @@ class BlockSink:
             }
         # numpy copies, single-threaded: torch ops here would share torch's intra-op thread
         # pool with the forward pass running meanwhile on the main thread
-        rows = np.array([i - start for i in batch.indices], dtype=np.intp)
+        index = np.asarray(batch.indices, dtype=np.intp)
+        src = np.flatnonzero((index >= start) & (index < stop))  # the batch rows of block b
+        rows = index[src] - start
+        whole = len(src) == len(index)  # a batch of one block: no gather
         seq = batch.seq_len
         for h in self._hooks:
             buf = bufs[h]
             for li, t in enumerate(host[h]):
                 if t.dtype != self._dtype:
                     t = t.to(self._dtype)
-                buf[rows, li, :seq] = to_numpy(t.detach())[:, :seq]
-        self._left[b] -= 1
+                a = to_numpy(t.detach())
+                buf[rows, li, :seq] = a[:, :seq] if whole else a[src, :seq]
+        self._left[b] -= len(src)
+        if self._left[b] < 0:
+            raise ExtractionError(
+                f"expected each row of block {b} once, got {-self._left[b]} more; the batch "
+                "plan is inconsistent: report this as a bug"
+            )
         if self._left[b] == 0:
             bufs = self._bufs.pop(b)
-            self._wait_pending(self._max_writes - 1)  # blocks written while the next assembles
+            self._wait_pending(self._max_pending - 1)  # written while the next window assembles
             if self.error is not None:
                 raise self.error
             self._pending.append(self._finisher.submit(self._finish_block, b, start, stop, bufs))

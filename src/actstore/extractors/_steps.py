@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from actstore.errors import CorruptCacheError, InvalidArgumentError
-from actstore.extractors._batching import plan_batches
+from actstore.extractors._batching import choose_window, plan_windows, stored_window
 from actstore.extractors._config import ModelConfig, check_tokenizer_dir, read_model_config
 from actstore.extractors._extract_config import ExtractConfig
 from actstore.extractors._fingerprint import tokenizer_fingerprint, weights_fingerprint
@@ -61,17 +61,47 @@ class Planned:
         """Whether some hook's width is known only once the model is loaded (tlens)."""
         return len(self.widths) < len(self.hook_vars)
 
-    def mine(self, n_blocks: int) -> list[int]:
-        """The blocks this worker (``config.shard``) writes."""
+    def mine(self, n_blocks: int, window: int = 1) -> list[int]:
+        """The blocks this worker (``config.shard``) writes: whole windows of *window* blocks,
+        window ``w`` to worker ``w % N``."""
         shard = self.config.shard
-        return [b for b in range(n_blocks) if shard is None or b % shard[1] == shard[0]]
+        return [b for b in range(n_blocks) if shard is None or (b // window) % shard[1] == shard[0]]
+
+    def auto_window(self, block_size: int, widths: dict[str, int]) -> int:
+        """The ``batch_window`` a new set of this plan gets: ``config.batch_window``, else
+        :func:`choose_window`."""
+        from actstore.extractors._plan import _ITEMSIZE
+
+        if self.config.batch_window is not None:
+            return self.config.batch_window
+
+        d = sum(widths.get(h, self.model.d_model) for h in self.hook_vars)
+        nbytes = block_size * len(self.layers) * self.t_max * d * _ITEMSIZE[self.dtype_name]
+        return choose_window(
+            self.n_tokens,
+            block_size=block_size,
+            max_batch_tokens=self.config.max_batch_tokens,
+            block_nbytes=nbytes,
+        )
 
     def make_plan(
-        self, block_size: int, n_blocks: int, blocks: list[tuple[int, int, int]], w: dict[str, int]
+        self,
+        block_size: int,
+        n_blocks: int,
+        blocks: list[tuple[int, int, int]],
+        w: dict[str, int],
+        window: int = 1,
     ) -> tuple[ExtractionPlan, list[Any]]:
-        """The batches of *blocks* (``(block, start, stop)``) and the plan describing them."""
+        """The batches of *blocks* (``(block, start, stop)``) planned in windows of *window*
+        blocks, and the plan describing them."""
         cfg, d_model = self.config, self.model.d_model
-        batches = plan_batches(self.n_tokens, blocks, cfg.max_batch_tokens)
+        batches = plan_windows(
+            self.n_tokens,
+            [b for b, _, _ in blocks],
+            cfg.max_batch_tokens,
+            block_size=block_size,
+            window=window,
+        )
         plan = summarize_plan(
             n_tokens=self.n_tokens,
             batches=batches,
@@ -90,6 +120,7 @@ class Planned:
             shard=cfg.shard,
             blocks_this_shard=len(blocks),
             max_batch_tokens=cfg.max_batch_tokens,
+            batch_window=window,
         )
         return plan, batches
 
@@ -200,8 +231,9 @@ def dry_run_report(p: Planned) -> ExtractionReport:
         block_size=p.config.block_size,
     )
     bs, n = layout.block_size, len(p.n_tokens)
-    blocks = [(b, b * bs, min((b + 1) * bs, n)) for b in p.mine(layout.n_blocks)]
-    plan, _ = p.make_plan(bs, layout.n_blocks, blocks, p.widths)
+    window = p.auto_window(bs, p.widths)
+    blocks = [(b, b * bs, min((b + 1) * bs, n)) for b in p.mine(layout.n_blocks, window)]
+    plan, _ = p.make_plan(bs, layout.n_blocks, blocks, p.widths, window)
     return ExtractionReport(
         status="dry-run",
         plan=plan,
@@ -320,12 +352,22 @@ def resume_extraction(p: Planned) -> Resumed:
 def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> ExtractionReport | None:
     """The report when *writer*'s set is complete or this worker's blocks are written, else None."""
     out = str(p.config.out)
+    window = writer_window(writer, p.config.batch_window)
     if writer.is_complete():
-        plan, _ = p.make_plan(writer.block_size, writer.n_blocks, [], widths)
+        plan, _ = p.make_plan(writer.block_size, writer.n_blocks, [], widths, window)
         return complete_report(plan, writer, out, p.set_name, p.t0)
-    if not set(p.mine(writer.n_blocks)) & set(writer.missing_blocks()):
-        return shard_done_report(writer, p.make_plan, widths, out, p.set_name, p.config.shard, p.t0)
+    if not set(p.mine(writer.n_blocks, window)) & set(writer.missing_blocks()):
+
+        def make_plan(*args: Any) -> tuple[ExtractionPlan, list[Any]]:
+            return p.make_plan(*args, window)
+
+        return shard_done_report(writer, make_plan, widths, out, p.set_name, p.config.shard, p.t0)
     return None
+
+
+def writer_window(writer: Any, asked: int | None = None) -> int:
+    """The ``batch_window`` *writer*'s prompt set records (:func:`stored_window`)."""
+    return stored_window(writer.spec.provenance, writer.name, asked)
 
 
 def _open_existing(out: str, storage_options: Any) -> Any:
