@@ -170,6 +170,22 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Ex
     """Build and validate an :class:`ExperimentConfig` from a parsed TOML mapping.
 
     Relative ``file`` sources are resolved against ``base_dir`` (the config file's folder).
+
+    Parameters
+    ----------
+    data
+        The parsed TOML (``tomllib.loads``).
+    base_dir
+        Folder that relative paths are read from (default: the working directory).
+
+    Returns
+    -------
+    ExperimentConfig
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, ill-typed values and broken cross-references; the message names the key.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(
@@ -201,6 +217,15 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Ex
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment config from a TOML file.
+
+    Parameters
+    ----------
+    path
+        The ``.toml`` file; relative sources in it are read from its folder.
+
+    Returns
+    -------
+    ExperimentConfig
 
     Raises
     ------

@@ -131,7 +131,30 @@ def run_demo(
 
     ``reanalyse`` re-runs every stage after extraction even when its config is unchanged (stages
     are fingerprinted by config, not by code: after a change to the analysis code, this is what
-    makes the result tables come from the code as it is). Returns the path of ``report.md``.
+    makes the result tables come from the code as it is).
+
+    Parameters
+    ----------
+    out
+        Folder for the cache, results, figures and reports.
+    model_cache
+        Where the trained tiny model is kept between runs (default: the user cache folder).
+    retrain
+        Train the model again even when a trained one is cached.
+    reanalyse
+        Re-run every stage after extraction.
+    log
+        Called with each progress line.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.md``.
+
+    Raises
+    ------
+    OSError
+        An *out* that cannot be created (checked before training).
     """
     t0 = time.perf_counter()
     out = Path(out)

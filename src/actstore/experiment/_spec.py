@@ -152,7 +152,21 @@ class ExperimentConfig:
 
 
 def config_hash(*parts: Any) -> str:
-    """A short, stable hash of config sections (dataclasses, mappings, scalars)."""
+    """A short, stable hash of config sections (dataclasses, mappings, scalars).
+
+    A stage of ``actstore run`` re-runs when the hash of the sections it depends on changes.
+
+    Parameters
+    ----------
+    *parts
+        Config sections; dataclasses and mappings are hashed by their keys and values (key
+        order does not matter), anything else by its ``str``.
+
+    Returns
+    -------
+    str
+        16 hex digits of a sha256.
+    """
     blob = json.dumps([to_mapping(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

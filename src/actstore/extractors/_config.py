@@ -68,7 +68,26 @@ class ModelConfig:
 
 
 def read_model_config(path: str | Path, *, need_weights: bool = True) -> ModelConfig:
-    """Read and check ``PATH/config.json``; raise :class:`ModelLoadError` when it is not a model."""
+    """Read and check ``PATH/config.json`` of a local checkpoint directory.
+
+    Parameters
+    ----------
+    path
+        The model directory (``config.json``, weights, tokenizer files).
+    need_weights
+        Also require weight files (``False`` for a dry run, which loads none).
+
+    Returns
+    -------
+    ModelConfig
+        Architecture, ``n_layers``, ``d_model`` and the raw config.
+
+    Raises
+    ------
+    ModelLoadError
+        A path that does not exist, is a file, has no readable ``config.json``, no layer count
+        or width, or (with *need_weights*) no weight files; the message names the fix.
+    """
     root = Path(path).expanduser()
     if not root.exists():
         raise ModelLoadError(

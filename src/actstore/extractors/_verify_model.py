@@ -25,7 +25,23 @@ DEFAULT_SAMPLE = 16
 
 
 def parse_sample(sample: str | int | None) -> int | None:
-    """``"all"`` -> None (every prompt); an integer >= 1 -> that many prompts."""
+    """How many prompts ``verify --model`` re-runs per prompt set.
+
+    Parameters
+    ----------
+    sample
+        ``"all"``, an integer >= 1 (or its text), or None for the default.
+
+    Returns
+    -------
+    int or None
+        The count, or None for every prompt.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Anything else (``0``, ``-3``, ``"some"``).
+    """
     if sample is None:
         return DEFAULT_SAMPLE
     if isinstance(sample, str) and sample.strip().lower() == "all":
@@ -225,7 +241,19 @@ def verify_against_model(
 
 
 def format_model_report(report: ModelVerifyReport, *, as_json: bool = False) -> str:
-    """One line per (prompt set, hook, layer) and a summary line, or JSON."""
+    """One line per (prompt set, hook, layer) and a summary line, or JSON.
+
+    Parameters
+    ----------
+    report
+        What :func:`verify_against_model` found.
+    as_json
+        Standard JSON (an undefined number is ``null``) instead of text.
+
+    Returns
+    -------
+    str
+    """
     if as_json:
         return dumps(report.to_json(), indent=2)
     lines = [r.line() for r in report.results]

@@ -90,12 +90,32 @@ def copy_cache(
 
     Parameters
     ----------
+    src, dst
+        Source cache (directory, ``.zip`` or fsspec URL) and a new destination; a *dst* ending
+        in ``.zip`` writes a zip file.
     layers
         Real layer indices to keep (default all); every copied prompt set must have them.
     prompt_sets
         Prompt sets to copy (default all). Other groups (``probes/...``) are always copied.
     prompts
         Prompt indices (a list or a slice) to keep in every copied prompt set (default all).
+    storage_options, dst_storage_options
+        fsspec options for a remote *src* and *dst*.
+
+    Returns
+    -------
+    CopyReport
+        Per copied prompt set: ``(n_prompts, layers, blocks written)``.
+
+    Raises
+    ------
+    StoreNotFoundError, NotACacheError, UnsafeCacheError
+        A source that is missing, not a cache, or unsafe to open.
+    InvalidArgumentError
+        A destination that already holds something, a layer, prompt or prompt set the source
+        does not have (checked before anything is written).
+    IncompleteCacheError
+        A prompt set whose creation was interrupted, named in *prompt_sets*.
 
     Notes
     -----

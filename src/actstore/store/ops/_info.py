@@ -37,7 +37,32 @@ def _positions(cache: Cache, name: str) -> list[str]:
 def cache_info(
     url: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A JSON-ready summary of the cache at *url* (what ``actstore info --json`` prints)."""
+    """A JSON-ready summary of the cache at *url* (what ``actstore info --json`` prints).
+
+    Parameters
+    ----------
+    url
+        Cache directory, ``.zip`` file or fsspec URL.
+    storage_options
+        fsspec options for a remote *url*.
+
+    Returns
+    -------
+    dict
+        ``url``, the cache's attributes, ``prompt_sets`` (per set: spec, layout, blocks done and
+        missing, per hook shape, dims, dtype and stored bytes), the other ``groups`` and totals.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Nothing at *url*.
+    NotACacheError, SchemaVersionError
+        Something that is not an actstore cache, or one of a newer schema.
+    UnsafeCacheError
+        Metadata that would make zarr run code or leave the cache (refused before reading).
+    CorruptCacheError
+        A prompt set whose metadata cannot be read (named, with the fix).
+    """
     cache = open_cache(url, mode="r", storage_options=storage_options)
     out: dict[str, Any] = {"url": cache.url, **cache.attrs, "prompt_sets": {}, "groups": []}
     total = 0

@@ -130,6 +130,35 @@ def repair_cache(
     """Make the damage of a cache resumable (see the module docstring); returns what was done.
 
     After it, re-running the extraction (same arguments) rewrites exactly the unrecorded blocks.
+
+    Parameters
+    ----------
+    url
+        Cache directory or fsspec URL (a ``.zip`` is read-only and cannot be repaired).
+    dry_run
+        Report what would change and change nothing.
+    storage_options
+        fsspec options for a remote *url*.
+
+    Returns
+    -------
+    RepairReport
+        Per prompt set the blocks unrecorded (to be extracted again), and the metadata keys
+        rewritten, removed or re-consolidated.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Nothing at *url*.
+    NotACacheError, SchemaVersionError
+        Something that is not an actstore cache, or one of a newer schema.
+    UnsafeCacheError
+        Metadata that would make zarr run code or leave the cache (refused before reading).
+    ReadOnlyError
+        A cache that cannot be written (a zip, no permission) unless *dry_run*.
+    CorruptCacheError
+        Damage that cannot be repaired in place (unreadable prompt-set metadata): extract into a
+        new cache.
     """
     cache = open_cache(url, mode="r" if dry_run else "r+", storage_options=storage_options)
     report = RepairReport(url=cache.url, dry_run=dry_run)

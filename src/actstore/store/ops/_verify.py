@@ -67,6 +67,30 @@ def verify_cache(
     that should exist (every chunk of a metadata array, every shard of a block recorded complete)
     but does not is reported ``missing``. Shards of blocks not recorded complete may be absent.
     Progress (inside :func:`actstore.show_progress`) counts chunks, named *progress_label*.
+
+    Parameters
+    ----------
+    url
+        Cache directory, ``.zip`` file or fsspec URL (``s3://...``, ``memory://...``).
+    storage_options
+        fsspec options for a remote *url* (credentials, endpoint).
+    progress_label
+        The progress bar's name.
+
+    Returns
+    -------
+    VerifyReport
+        ``n_arrays`` and ``n_objects`` checked and every ``Problem`` (``corrupt``, ``missing``,
+        ``metadata``) with its store key; ``ok`` is True when there is none.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Nothing at *url*.
+    NotACacheError, SchemaVersionError
+        Something that is not an actstore cache, or one of a newer schema.
+    UnsafeCacheError
+        Metadata that would make zarr run code or leave the cache (refused before reading).
     """
     cache = open_cache(url, mode="r", storage_options=storage_options)
     report = VerifyReport(url=cache.url)
