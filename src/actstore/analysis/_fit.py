@@ -30,7 +30,6 @@ from actstore.analysis._ridge import (
     r2_score,
     std_scale,
 )
-from actstore.analysis._stats import Moments
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["BatchFactory", "choose_solver", "fit_engine"]
@@ -172,6 +171,8 @@ def _fit_primal(
     out = _result(n_layers, k, d, t, a)
     # k fold moments per layer; layers are grouped so that the moments fit in max_memory (one pass
     # over the data per group: a single pass for all layers whenever they fit).
+    from actstore.analysis._stats import Moments  # (imports dask: not on the dual path)
+
     for group in _layer_groups(n_layers, Moments.nbytes(k, 1, d, t), max_memory):
         mom = Moments.zeros(k, len(group), d, t)
         for sl, block in batches(group):

@@ -1,0 +1,272 @@
+"""A minimal reader of the Zarr v3 arrays actstore writes, for a local directory, without zarr.
+
+The probe-fit fast path (``actstore.analysis._light``) reads a few small arrays (labels,
+``n_tokens``, materialised positions): importing zarr, xarray and dask for them costs more than
+the fit. This module reads exactly the formats actstore's writers produce and nothing else:
+
+* chunk grid ``regular``, chunk keys ``default`` with separator ``/`` (or ``.``);
+* codecs ``bytes`` (little endian) [+ ``zstd``] + ``crc32c``, optionally inside
+  ``sharding_indexed`` (index codecs ``bytes`` + ``crc32c``, index at the start or the end);
+* data types ``bool``, ``(u)int8-64``, ``float16/32/64`` and actstore's ``bfloat16``.
+
+Anything else raises :class:`Unsupported`: the caller then reads through zarr, whose path does the
+full safety scan and error reporting. Untrusted bytes get the same checks zarr gives them, and
+more: every chunk's and every shard index's crc32c is verified, a zstd frame must declare its
+decoded size and that size must be the chunk's (no decompression bomb), a shard index must point
+inside its shard. A mismatch raises :class:`~actstore.errors.CorruptCacheError` naming the chunk.
+Tested bit for bit against zarr-python (``tests/analysis/test_light_read.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from actstore.errors import CorruptCacheError
+
+__all__ = ["Unsupported", "read_array", "read_json"]
+
+_MAX_JSON = 64 * 2**20
+_EMPTY = 2**64 - 1  # a shard index entry of an absent inner chunk
+_INTS = {f"{p}int{b}" for p in ("", "u") for b in (8, 16, 32, 64)}
+_DTYPES = _INTS | {"bool", "float16", "float32", "float64", "bfloat16"}
+
+
+class Unsupported(Exception):
+    """The light reader does not handle this array (read it through zarr instead)."""
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A ``zarr.json`` document as a dict; :class:`Unsupported` when absent, huge or not JSON."""
+    try:
+        if os.path.getsize(path) > _MAX_JSON:
+            raise Unsupported(f"{path}: metadata larger than {_MAX_JSON} bytes")
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError) as exc:
+        raise Unsupported(f"{path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
+        raise Unsupported(f"{path}: not Zarr v3 metadata")
+    return doc
+
+
+def _dtype(name: Any) -> np.dtype:
+    if name not in _DTYPES:
+        raise Unsupported(f"data type {name!r}")
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name).newbyteorder("<")
+
+
+def _ints(values: Any, n: int, least: int = 1) -> tuple[int, ...]:
+    if not isinstance(values, list) or len(values) != n:
+        raise Unsupported(f"expected {n} integers, got {values!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in values):
+        raise Unsupported(f"expected integers >= {least}, got {values!r}")
+    return tuple(values)
+
+
+def _chain(codecs: Any) -> bool:
+    """Whether ``codecs`` is ``bytes`` (little endian) [+ ``zstd``] + ``crc32c``: the zstd flag."""
+    if not isinstance(codecs, list) or not 2 <= len(codecs) <= 3:
+        raise Unsupported(f"codecs {codecs!r}")
+    names = [c.get("name") if isinstance(c, dict) else None for c in codecs]
+    if names not in (["bytes", "crc32c"], ["bytes", "zstd", "crc32c"]):
+        raise Unsupported(f"codecs {names}")
+    endian = (codecs[0].get("configuration") or {}).get("endian", "little")
+    if endian != "little":
+        raise Unsupported(f"endian {endian!r}")
+    return len(codecs) == 3
+
+
+def _frame_size(frame: bytes) -> int | None:
+    """The decoded size a zstd frame header declares, or ``None`` (not a frame / undeclared)."""
+    if len(frame) < 6 or frame[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    fhd = frame[4]
+    fcs_flag, single = fhd >> 6, (fhd >> 5) & 1
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if size == 0 or len(frame) < pos + size:
+        return None
+    value = int.from_bytes(frame[pos : pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+class _Chunk:
+    """Decodes one chunk's bytes: crc32c check, zstd (size checked first), then the raw array."""
+
+    def __init__(self, zstd: bool, dtype: np.dtype, shape: tuple[int, ...], where: str) -> None:
+        self.zstd, self.dtype, self.shape, self.where = zstd, dtype, shape, where
+        self.nbytes = math.prod(shape) * dtype.itemsize
+
+    def damaged(self, key: str, problem: str) -> CorruptCacheError:
+        return CorruptCacheError(
+            f"expected an intact chunk {key} of {self.where!r}, got {problem}; the cache is "
+            f"damaged: run `actstore verify {self.where}` to list every damaged part and "
+            f"`actstore repair {self.where}` to fix it (or restore the copy)"
+        )
+
+    def decode(self, data: bytes, key: str) -> np.ndarray:
+        body = _checked(data, key, self.damaged)
+        if self.zstd:
+            if _frame_size(body) != self.nbytes:
+                raise self.damaged(key, f"a zstd frame that does not declare {self.nbytes} bytes")
+            from numcodecs.zstd import decompress
+
+            try:
+                body = decompress(body)
+            except RuntimeError as exc:
+                raise self.damaged(key, f"undecodable zstd data ({exc})") from exc
+        if len(body) != self.nbytes:
+            raise self.damaged(key, f"{len(body)} bytes where {self.nbytes} were expected")
+        return np.frombuffer(body, dtype=self.dtype).reshape(self.shape)
+
+
+def _checked(data: bytes, key: str, damaged: Callable[[str, str], Exception]) -> bytes:
+    from crc32c import crc32c
+
+    if len(data) < 4:
+        raise damaged(key, f"{len(data)} bytes, too short for its checksum")
+    if crc32c(data[:-4]) != int.from_bytes(data[-4:], "little"):
+        raise damaged(key, "a crc32c checksum that does not match its bytes")
+    return data[:-4]
+
+
+def _fill(meta: dict[str, Any], dtype: np.dtype) -> Any:
+    fill = meta.get("fill_value", 0)
+    if isinstance(fill, bool | int | float):
+        return fill
+    if fill in ("NaN", "Infinity", "-Infinity") and (dtype.kind == "f" or dtype.name == "bfloat16"):
+        return float(fill.replace("Infinity", "inf"))
+    raise Unsupported(f"fill value {fill!r}")
+
+
+def read_array(
+    path: str,
+    meta: dict[str, Any],
+    *,
+    where: str,
+    keep: Callable[[tuple[int, ...]], bool] | None = None,
+    missing_ok: bool = True,
+) -> np.ndarray:
+    """The whole array stored in directory ``path`` (its ``zarr.json`` already read as ``meta``).
+
+    Parameters
+    ----------
+    path : str
+        The array's directory (chunk keys ``c/i/j/...`` below it).
+    meta : dict
+        Its ``zarr.json``.
+    where : str
+        The cache's location, for messages.
+    keep : callable, optional
+        Given an inner chunk's grid coordinates (in units of inner chunks over the whole array),
+        whether to decode it; chunks not kept hold the fill value. ``None``: every chunk.
+    missing_ok : bool
+        A chunk (or inner chunk) that is not stored holds the fill value, as in zarr; ``False``
+        refuses it as damage instead (arrays whose every chunk is written).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``meta["shape"]``, the stored dtype (bfloat16 as ``ml_dtypes.bfloat16``).
+
+    Raises
+    ------
+    Unsupported
+        A layout, codec or data type this reader does not handle.
+    CorruptCacheError
+        A checksum, size or shard index that does not match (or a refused missing chunk).
+    """
+    if meta.get("node_type") != "array" or meta.get("storage_transformers") not in (None, []):
+        raise Unsupported("not a plain array")
+    shape_raw = meta.get("shape")
+    if not isinstance(shape_raw, list):
+        raise Unsupported(f"shape {shape_raw!r}")
+    ndim = len(shape_raw)
+    shape = _ints(shape_raw, ndim, least=0)
+    dtype = _dtype(meta.get("data_type"))
+    grid, keys = meta.get("chunk_grid") or {}, meta.get("chunk_key_encoding") or {}
+    if grid.get("name") != "regular" or keys.get("name") != "default":
+        raise Unsupported("chunk grid or key encoding")
+    sep = (keys.get("configuration") or {}).get("separator", "/")
+    if sep not in ("/", "."):
+        raise Unsupported(f"separator {sep!r}")
+    outer = _ints((grid.get("configuration") or {}).get("chunk_shape"), ndim)
+    codecs = meta.get("codecs")
+    inner, index_at_end, sharded = outer, True, False
+    if (
+        isinstance(codecs, list)
+        and len(codecs) == 1
+        and codecs[0].get("name") == "sharding_indexed"
+    ):
+        conf = codecs[0].get("configuration") or {}
+        inner = _ints(conf.get("chunk_shape"), ndim)
+        if any(o % i for o, i in zip(outer, inner, strict=True)):
+            raise Unsupported("inner chunks that do not tile the shard")
+        if _chain(conf.get("index_codecs")) or conf.get("index_location", "end") not in (
+            "start",
+            "end",
+        ):
+            raise Unsupported("shard index codecs")
+        index_at_end = conf.get("index_location", "end") == "end"
+        codecs, sharded = conf.get("codecs"), True
+    chunk = _Chunk(_chain(codecs), dtype, inner, where)
+    out = np.full(shape, _fill(meta, dtype), dtype=dtype)
+    per = tuple(o // i for o, i in zip(outer, inner, strict=True))  # inner chunks per shard
+    n_outer = [math.ceil(s / o) for s, o in zip(shape, outer, strict=True)]
+    for cell in np.ndindex(*n_outer):
+        rel = "c" + "".join(f"{sep}{c}" for c in cell) if ndim else "c"
+        key = f"{path}/{rel}"
+        subs = [
+            tuple(c * p + q for c, p, q in zip(cell, per, local, strict=True))
+            for local in np.ndindex(*per)
+        ]
+        if keep is not None and not any(keep(s) for s in subs):
+            continue
+        try:
+            with open(key, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            if missing_ok:
+                continue
+            raise chunk.damaged(key, "no stored chunk") from None
+        except OSError as exc:
+            raise Unsupported(f"{key}: {exc}") from exc
+        if not sharded:
+            _place(out, chunk.decode(data, key), cell, inner)
+            continue
+        n_in = math.prod(per)
+        size = 16 * n_in + 4
+        if len(data) < size:
+            raise chunk.damaged(key, "a shard shorter than its index")
+        raw = data[-size:] if index_at_end else data[:size]
+        index = np.frombuffer(_checked(raw, key, chunk.damaged), dtype="<u8").reshape(n_in, 2)
+        for j, sub in enumerate(subs):
+            offset, nbytes = (int(v) for v in index[j])
+            if keep is not None and not keep(sub):
+                continue
+            if offset == _EMPTY and nbytes == _EMPTY:
+                if missing_ok:
+                    continue
+                raise chunk.damaged(key, f"no inner chunk {sub}")
+            if offset + nbytes > len(data):
+                raise chunk.damaged(key, "a shard index pointing past the shard's end")
+            _place(out, chunk.decode(data[offset : offset + nbytes], key), sub, inner)
+    return out
+
+
+def _place(out: np.ndarray, block: np.ndarray, cell: Sequence[int], chunk: Sequence[int]) -> None:
+    """Copy a decoded chunk into ``out`` at grid ``cell`` (edge chunks are cut to the array)."""
+    sl = tuple(
+        slice(c * n, min((c + 1) * n, s)) for c, n, s in zip(cell, chunk, out.shape, strict=True)
+    )
+    out[sl] = block[tuple(slice(0, s.stop - s.start) for s in sl)]
