@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from actstore.analysis._alphasearch import primal_spectrum, spectrum_range
+from actstore.analysis._moments import Moments
 from actstore.analysis._ridge import (
     dual_cv,
     dual_fit,
@@ -111,7 +112,7 @@ def _fit_dual(
         shift = x.mean(axis=0)
         x -= shift
         scale = std_scale(x.var(axis=0), shift, float(n)) if standardize else np.ones(d)
-        xs = x / scale
+        xs = x / scale if standardize else x  # (x / 1 is x: no copy without standardising)
         gram = xs @ xs.T
         out["data_scale"][j] = np.trace(gram) / d
         if relative:  # the centred Gram's nonzero eigenvalues are those of X_c^T X_c
@@ -124,7 +125,8 @@ def _fit_dual(
         out["cv_mae_fold"][j] = folds.mae
         # Refit on all rows for every alpha at once: training metrics beside the held-out ones.
         coef, intercept, pred = dual_fit(xs, gram, y, layer_alphas)
-        coef /= scale[:, None, None]
+        if standardize:
+            coef /= scale[:, None, None]
         resid = y[:, :, None] - pred
         out["train_mae"][j] = np.abs(resid).mean(axis=0)
         out["train_r2"][j] = r2_score((resid**2).sum(axis=0), _sst(y), True)
@@ -171,8 +173,6 @@ def _fit_primal(
     out = _result(n_layers, k, d, t, a)
     # k fold moments per layer; layers are grouped so that the moments fit in max_memory (one pass
     # over the data per group: a single pass for all layers whenever they fit).
-    from actstore.analysis._stats import Moments  # (imports dask: not on the dual path)
-
     for group in _layer_groups(n_layers, Moments.nbytes(k, 1, d, t), max_memory):
         mom = Moments.zeros(k, len(group), d, t)
         for sl, block in batches(group):

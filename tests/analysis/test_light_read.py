@@ -1,0 +1,219 @@
+"""The probe-fit fast path: the light shard reader and ``fit_probes`` from materialised positions
+of a local cache without zarr, xarray or dask.
+
+References: zarr-python's read of the same arrays (bit for bit, every dtype and codec the store
+writes), and the general path's fit of the same cache (a ``Cache`` object, which the fast path
+never takes), compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from actstore.analysis import fit_probes
+from actstore.analysis._light import SCHEMA_VERSION, light_set
+from actstore.errors import CorruptCacheError, SampleLossWarning
+from actstore.store import SCHEMA_VERSION as STORE_SCHEMA_VERSION
+from actstore.store import materialize_positions, open_cache
+from actstore.store.format._shardread import Unsupported, read_array, read_json
+from tests._fixtures.store import make_synthetic, write_synthetic
+
+
+def _cache(tmp_path: Path, dtype: str = "bfloat16", codec: str | None = None, positions="last"):
+    syn = make_synthetic(n_prompts=40, d_model=8, dtype=dtype, block_size=7)
+    if codec is not None:
+        syn = dataclasses.replace(syn, spec=dataclasses.replace(syn.spec, codec=codec))
+    url = tmp_path / f"{dtype}-{codec}.zarr"
+    write_synthetic(url, syn)
+    if positions:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SampleLossWarning)
+            materialize_positions(open_cache(url, mode="r+"), "arith", positions)
+    return url
+
+
+def _fit(cache, position="last", **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleLossWarning)
+        return fit_probes(cache, prompt_set="arith", target="value", position=position, cv=3, **kw)
+
+
+def _light(url: Path, position: str = "last"):
+    return light_set(
+        url, "arith", hook="resid_post", position=position, target="value", layers=None
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("codec", [None, "none", "zstd:3"])
+def test_reader_matches_zarr_bit_for_bit(tmp_path, dtype, codec):
+    """Every array of the prompt set the reader handles reads as zarr-python reads it; the rest
+    (strings) are refused as Unsupported, never misread."""
+    url = _cache(tmp_path, dtype, codec, positions="last,before:operands")
+    import actstore  # noqa: F401  (bfloat16 for zarr-python)
+
+    read, refused = [], []
+    for meta_path in sorted((url / "arith").rglob("zarr.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("node_type") != "array":
+            continue
+        rel = meta_path.parent.relative_to(url).as_posix()
+        expect = zarr.open_array(str(url), path=rel, mode="r")[...]
+        try:
+            got = read_array(str(meta_path.parent), read_json(str(meta_path)), where=str(url))
+        except Unsupported:
+            refused.append(rel)
+            assert expect.dtype.kind in "OUT", rel  # only strings are left to zarr
+            continue
+        read.append(rel)
+        assert got.dtype == expect.dtype and got.shape == expect.shape, rel
+        assert got.tobytes() == expect.tobytes(), rel
+    assert {"arith/resid_post", "arith/positions/resid_post", "arith/n_tokens"} <= set(read)
+    assert "arith/positions/token_index" in read and "arith/value" in read
+    assert refused  # e.g. text, token_str: strings
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("position", ["last", "before:operands"])
+@pytest.mark.parametrize("control", ["shuffle", "none"])
+def test_fast_path_is_bit_identical_to_the_general_path(tmp_path, dtype, position, control):
+    url = _cache(tmp_path, dtype, positions="last,before:operands")
+    assert _light(url, position) is not None  # the fast path applies
+    fast = _fit(str(url), position, control=control)
+    general = _fit(open_cache(url), position, control=control)  # a Cache: never the fast path
+    a, b = fast.dataset, general.dataset
+    assert set(a.data_vars) == set(b.data_vars) and list(a.coords) == list(b.coords)
+    for v in list(a.data_vars) + list(a.coords):
+        assert a[v].dims == b[v].dims, v
+        assert a[v].values.tobytes() == b[v].values.tobytes(), v
+    la, lb = dict(fast.lineage), dict(general.lineage)
+    la.pop("created"), lb.pop("created")
+    assert la == lb
+    assert fast.metrics() == general.metrics()
+
+
+def test_fast_path_warns_as_the_general_path(tmp_path):
+    url = _cache(tmp_path, positions="before:operands")
+    with pytest.warns(SampleLossWarning) as fast:
+        fit_probes(url, prompt_set="arith", target="value", position="before:operands", cv=3)
+    with pytest.warns(SampleLossWarning) as general:
+        fit_probes(open_cache(url), prompt_set="arith", target="value", position="before:operands")
+    assert [str(w.message) for w in fast] == [str(w.message) for w in general]
+
+
+def test_other_cases_take_the_general_path(tmp_path):
+    url = _cache(tmp_path)
+    assert _light(url, "last") is not None
+    assert _light(url, "before:operands") is None  # not materialised
+    assert _light(url, "all") is None
+    assert light_set(url, "arith", hook="resid_post", position="last", target="nope",
+                     layers=None) is None  # fmt: skip
+    assert light_set(url, "arith", hook="resid_post", position="last", target="value",
+                     layers=[99]) is None  # fmt: skip
+    assert light_set(f"file://{url}.zip", "arith", hook="resid_post", position="last",
+                     target="value", layers=None) is None  # fmt: skip
+    # an incomplete positions group (a killed run) is ignored
+    meta_path = url / "arith" / "positions" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["actstore"]["complete"] = False
+    meta_path.write_text(json.dumps(meta))
+    assert _light(url, "last") is None
+    # a missing block marker: the general path refuses the incomplete set
+    url2 = _cache(tmp_path / "b")
+    next((url2 / "arith" / "_blocks_done" / "c").iterdir()).unlink()
+    assert _light(url2, "last") is None
+
+
+def _positions_chunk(url: Path) -> Path:
+    return next(p for p in (url / "arith" / "positions" / "resid_post").rglob("c/*/*/*/*"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip a byte", "truncate", "delete the shard", "inflate the zstd size"],
+)
+def test_a_damaged_positions_chunk_is_refused_on_the_fast_path(tmp_path, damage):
+    url = _cache(tmp_path)
+    chunk = _positions_chunk(url)
+    data = bytearray(chunk.read_bytes())
+    if damage == "flip a byte":
+        data[len(data) // 3] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    elif damage == "truncate":
+        chunk.write_bytes(bytes(data[:-7]))
+    elif damage == "delete the shard":
+        chunk.unlink()
+    else:  # a zstd frame claiming a huge decoded size, with a valid checksum: no bomb, refused
+        from crc32c import crc32c
+
+        raw = bytes(data)
+        meta = read_json(str(chunk.parents[4] / "zarr.json"))
+        n_in = int(np.prod([s // i for s, i in zip(
+            meta["chunk_grid"]["configuration"]["chunk_shape"],
+            meta["codecs"][0]["configuration"]["chunk_shape"], strict=True)]))  # fmt: skip
+        index = np.frombuffer(raw[-(16 * n_in + 4) : -4], dtype="<u8").reshape(n_in, 2)
+        off, nb = (int(v) for v in index[index[:, 0] != 2**64 - 1][0])
+        body = bytearray(raw[off : off + nb - 4])
+        assert body[:4] == b"\x28\xb5\x2f\xfd"
+        fhd = body[4]
+        size_len = (1 if (fhd >> 5) & 1 else 0, 2, 4, 8)[fhd >> 6]
+        pos = 5 + (0 if (fhd >> 5) & 1 else 1) + (0, 1, 2, 4)[fhd & 3]
+        assert size_len > 0  # the writer declares the size; claim the largest instead
+        body[pos : pos + size_len] = b"\xff" * size_len
+        new = bytes(body) + crc32c(bytes(body)).to_bytes(4, "little")
+        chunk.write_bytes(raw[:off] + new + raw[off + nb :])
+    found = _light(url, "last")  # the rows are read by the fit, not by the planning
+    with pytest.raises(CorruptCacheError, match="actstore repair"):
+        list(found.batches(np.arange(len(found.layers))))
+    with pytest.raises(CorruptCacheError, match="actstore verify"):
+        _fit(str(url))
+
+
+def test_constants_agree_with_the_store_and_classify():
+    from actstore.analysis._classify import KINDS
+    from actstore.analysis._probes import _KINDS
+
+    assert SCHEMA_VERSION == STORE_SCHEMA_VERSION
+    assert _KINDS == KINDS
+
+
+def test_fit_from_materialised_positions_imports_no_zarr_xarray_dask(tmp_path):
+    """The fast path's promise, in a fresh interpreter; the same numbers as here."""
+    url = _cache(tmp_path)
+    code = (
+        "import sys, json\nfrom actstore.analysis import fit_probes\n"
+        "p = fit_probes(sys.argv[1], prompt_set='arith', target='value', cv=3, alphas=[1.0])\n"
+        "print(json.dumps([m['cv_r2'] for m in p.metrics()]))\n"
+        "heavy = ('zarr', 'xarray', 'dask', 'pandas', 'scipy', 'sklearn', 'distributed')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(url)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[-1] == ""
+    here = _fit(open_cache(url), alphas=[1.0])
+    assert json.loads(out[0]) == [m["cv_r2"] for m in here.metrics()]
+
+
+def test_import_actstore_registers_bfloat16_when_zarr_comes_later(tmp_path):
+    """``import actstore`` no longer imports zarr, yet plain zarr reads bfloat16 afterwards."""
+    url = _cache(tmp_path, positions="")
+    code = (
+        "import sys\nimport actstore\nassert 'zarr' not in sys.modules\n"
+        "import zarr\na = zarr.open_array(sys.argv[1], path='arith/resid_post', mode='r')\n"
+        "print(a.dtype, a[0, 0, 0, :2].astype('float32').tolist())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(url)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    expect = zarr.open_array(str(url), path="arith/resid_post", mode="r")[0, 0, 0, :2]
+    assert out == f"bfloat16 {expect.astype(np.float32).tolist()}"
