@@ -3,8 +3,8 @@
 A ridge fit at ``last`` / ``before:SPAN`` from a cache whose ``<set>/positions`` group holds the
 hook at that position needs a few small arrays (the label, ``n_tokens``, the span masks,
 ``token_index``) and the rows themselves. :func:`light_set` reads them with
-:mod:`actstore.store.format._shardread` (checksums verified, sizes checked) from a local directory
-and answers ``None`` whenever anything differs from the plain case, so that
+``actstore.store.format.read_local_array`` (checksums verified, sizes checked) from a local
+directory and answers ``None`` whenever anything differs from the plain case, so that
 :func:`~actstore.analysis.fit_probes` takes the general path (zarr, xarray, dask, the safety scan),
 which then refuses or reports exactly as it always did. The rows are the same bytes either way, so
 the probes are bit-identical (``tests/analysis/test_light_read.py``).
@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from actstore.errors import ActstoreError, CorruptCacheError
-from actstore.store.format._shardread import Unsupported, read_array, read_json
+from actstore.store.format import UnsupportedArray as Unsupported
+from actstore.store.format import read_local_array as read_array
+from actstore.store.format import read_local_json as read_json
 
 __all__ = ["LightSet", "light_set"]
 

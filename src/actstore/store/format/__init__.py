@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from actstore.store.format._safety import damaged_error_message, scan_store
     from actstore.store.format._schema import _check_name as check_name
     from actstore.store.format._schema import derived_name, reserved_label_problem
+    from actstore.store.format._shardread import Unsupported as UnsupportedArray
+    from actstore.store.format._shardread import read_array as read_local_array
+    from actstore.store.format._shardread import read_json as read_local_json
     from actstore.store.format._storage import is_local, make_store, normalize_url, zip_location
 
 #: Name -> (module of this package, its name there), imported on first access.
@@ -44,6 +47,9 @@ _WHERE = {
     "make_store": ("_storage", "make_store"),
     "normalize_url": ("_storage", "normalize_url"),
     "parse_codec": ("_codecs", "parse_codec"),
+    "read_local_array": ("_shardread", "read_array"),
+    "read_local_json": ("_shardread", "read_json"),
+    "UnsupportedArray": ("_shardread", "Unsupported"),
     "reserved_label_problem": ("_schema", "reserved_label_problem"),
     "scan_store": ("_safety", "scan_store"),
     "zip_location": ("_storage", "zip_location"),
@@ -52,6 +58,7 @@ _WHERE = {
 __all__ = [
     "CODEC_CHOICES",
     "DEFAULT_CODEC",
+    "UnsupportedArray",
     "check_name",
     "damaged_error_message",
     "derived_name",
@@ -63,6 +70,8 @@ __all__ = [
     "make_store",
     "normalize_url",
     "parse_codec",
+    "read_local_array",
+    "read_local_json",
     "reserved_label_problem",
     "scan_store",
     "zip_location",
