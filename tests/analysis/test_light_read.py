@@ -217,3 +217,19 @@ def test_import_actstore_registers_bfloat16_when_zarr_comes_later(tmp_path):
     ).stdout.strip()
     expect = zarr.open_array(str(url), path="arith/resid_post", mode="r")[0, 0, 0, :2]
     assert out == f"bfloat16 {expect.astype(np.float32).tolist()}"
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "delete the shard"])
+def test_a_damaged_positions_chunk_is_refused_on_the_general_path(tmp_path, damage):
+    """The sibling: through zarr (a ``Cache`` object) a damaged chunk was a bare ValueError from
+    deep inside dask, and a deleted shard read as zeros; both are CorruptCacheError now."""
+    url = _cache(tmp_path)
+    chunk = _positions_chunk(url)
+    if damage == "delete the shard":
+        chunk.unlink()
+    else:
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 3] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptCacheError, match="actstore repair"):
+        _fit(open_cache(url))
