@@ -233,3 +233,60 @@ def test_a_damaged_positions_chunk_is_refused_on_the_general_path(tmp_path, dama
         chunk.write_bytes(bytes(data))
     with pytest.raises(CorruptCacheError, match="actstore repair"):
         _fit(open_cache(url))
+
+
+@pytest.mark.parametrize("rows", [(0, 40), (3, 17), (7, 14), (35, 40), (20, 20)])
+def test_reader_reads_a_prompt_range_as_zarr_slices_it(tmp_path, rows):
+    url = _cache(tmp_path, positions="last,before:operands")
+    import actstore  # noqa: F401  (bfloat16 for zarr-python)
+
+    for rel in ("arith/resid_post", "arith/positions/resid_post", "arith/n_tokens"):
+        path = url / rel
+        got = read_array(str(path), read_json(str(path / "zarr.json")), where=str(url), rows=rows)
+        expect = zarr.open_array(str(url), path=rel, mode="r")[rows[0] : rows[1]]
+        assert got.shape == expect.shape and got.tobytes() == expect.tobytes(), rel
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_batches_cut_where_the_general_path_cuts(tmp_path, monkeypatch, solver):
+    """Several batches (small TASK_BYTES): the light reader streams them with the dask reader's
+    bounds, so the primal solver's merged moments are bit-identical too."""
+    from actstore.analysis import _bounds
+
+    url = _cache(tmp_path, positions="last")
+    monkeypatch.setattr(_bounds, "TASK_BYTES", 7 * 8 * 2)  # one inner chunk of 7 prompts
+    found = _light(url)
+    parts = list(found.batches(np.arange(len(found.layers))))
+    assert len(parts) > 3 and parts[-1][0].stop == len(found.prompt)
+    rows = np.concatenate([r for _, r in parts])
+    group = open_cache(url).group("arith")["positions"]
+    expect = group["resid_post"][...][found.prompt][:, :, 0, :].astype(np.float32)
+    assert rows.tobytes() == expect.tobytes()
+    fast = _fit(str(url), solver=solver)
+    general = _fit(open_cache(url), solver=solver)
+    for v in fast.dataset.data_vars:
+        assert fast.dataset[v].values.tobytes() == general.dataset[v].values.tobytes(), v
+
+
+@pytest.mark.parametrize("edit", ["pickle codec", "deep json", "huge shape"])
+def test_hostile_metadata_is_left_to_the_general_path(tmp_path, edit):
+    """What the light reader does not handle (or distrusts) goes to the general path, whose
+    safety scan refuses it: the fast path never reads past a check the general path makes."""
+    from actstore.errors import ActstoreError
+
+    url = _cache(tmp_path)
+    meta_path = url / "arith" / "positions" / "resid_post" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    if edit == "pickle codec":
+        meta["codecs"][0]["configuration"]["codecs"].insert(1, {"name": "numcodecs.pickle"})
+    elif edit == "deep json":
+        deep: dict = {}
+        for _ in range(200):
+            deep = {"a": deep}
+        meta["attributes"]["deep"] = deep
+    else:
+        meta["shape"][0] = 2**40
+    meta_path.write_text(json.dumps(meta))
+    assert _light(url) is None
+    with pytest.raises(ActstoreError):
+        _fit(str(url))

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from actstore.analysis._bounds import prompt_bounds
 from actstore.errors import ActstoreError, CorruptCacheError
 from actstore.store.format import UnsupportedArray as Unsupported
+from actstore.store.format import check_local_array as check_array
 from actstore.store.format import read_local_array as read_array
 from actstore.store.format import read_local_json as read_json
 
@@ -54,23 +56,36 @@ class LightSet:
     rows_path: str  # <set>/positions/<hook>
     rows_meta: dict[str, Any]
     position_index: int  # along the positions array's position axis
+    unit: int  # prompts per inner chunk of the positions array
+    itemsize: int  # bytes per stored value
 
     def batches(self, layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        """One batch: every selected sample's rows ``(n, len(layer_pos), d_model)`` float32.
+        """Yield ``(sample_slice, rows)``, ``rows`` float32 ``(m, len(layer_pos), d_model)``.
 
-        Decodes only the inner chunks of the requested layers at this position.
+        The batches are :func:`._stats.iter_rows`' (the same bounds along ``prompt``, so the
+        primal solver's merged moments are bit-identical); each decodes only the inner chunks of
+        its prompts, of the requested layers, at this position.
         """
         wanted = {int(j) for j in layer_pos}
         j = self.position_index
-        arr = read_array(
-            self.rows_path,
-            self.rows_meta,
-            where=self.url,
-            keep=lambda cell: cell[1] in wanted and cell[2] == j,
-            missing_ok=False,
-        )
-        rows = np.ascontiguousarray(arr[self.prompt][:, layer_pos, j, :], dtype=np.float32)
-        yield slice(0, len(self.prompt)), rows
+        shape = tuple(self.rows_meta["shape"])
+        bounds = prompt_bounds(shape, self.itemsize, self.prompt, len(layer_pos), self.unit)
+        starts = np.searchsorted(self.prompt, bounds)
+        for c in range(len(bounds) - 1):
+            s0, s1 = int(starts[c]), int(starts[c + 1])
+            if s0 == s1:
+                continue
+            p0 = int(bounds[c])
+            arr = read_array(
+                self.rows_path,
+                self.rows_meta,
+                where=self.url,
+                keep=lambda cell: cell[1] in wanted and cell[2] == j,
+                missing_ok=False,
+                rows=(p0, int(bounds[c + 1])),
+            )
+            rows = arr[self.prompt[s0:s1] - p0][:, layer_pos, j, :]
+            yield slice(s0, s1), np.ascontiguousarray(rows, dtype=np.float32)
 
 
 def _local_dir(cache: Any) -> str | None:
@@ -129,7 +144,15 @@ def light_set(
         return _read(url, cache, prompt_set, hook, position, target, layers)
     except CorruptCacheError:
         raise
-    except (Unsupported, ActstoreError, KeyError, TypeError, ValueError, IndexError):
+    except (
+        Unsupported,
+        ActstoreError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+    ):
         return None  # anything unexpected: the general path reads (and reports) it
 
 
@@ -195,6 +218,8 @@ def _read(
     d = int(spec["d_model"])
     if rows_meta.get("shape") != [n, len(stored), len(group["positions"]), d]:
         return None
+    layout = check_array(rows_meta, url)  # every codec and type readable, before the fit
+    unit, itemsize = layout.inner[0], layout.dtype.itemsize
     return LightSet(
         url=os.fspath(cache)[len("file://") :]
         if os.fspath(cache).startswith("file://")
@@ -210,12 +235,21 @@ def _read(
         rows_path=rows_path,
         rows_meta=rows_meta,
         position_index=j,
+        unit=unit,
+        itemsize=itemsize,
     )
 
 
 def _span_masks(base: str, info: dict[str, Any], n: int, url: str) -> dict[str, np.ndarray] | None:
-    """Span name -> ``(prompt, token)`` mask; the names from the set's attributes."""
-    names = [str(s) for s in info.get("spans", [])]
+    """Span name -> ``(prompt, token)`` mask; the names from the set's attributes (as the store's
+    own consolidated open takes them), as many as its ``span`` array holds."""
+    spans = info.get("spans")
+    if not isinstance(spans, list):
+        return None  # a set written before span names were recorded: read them through zarr
+    names = [str(s) for s in spans]
+    index = os.path.join(base, "span", "zarr.json")
+    if os.path.exists(index) and read_json(index).get("shape") != [len(names)]:
+        return None
     path = os.path.join(base, "span_mask")
     if not os.path.exists(os.path.join(path, "zarr.json")):
         return {} if not names else None

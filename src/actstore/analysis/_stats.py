@@ -19,6 +19,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from actstore.analysis._bounds import prompt_bounds
 from actstore.analysis._moments import Moments
 from actstore.analysis._scheduler import read_scheduler
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Moments", "chunk_prompts", "iter_rows"]
 
 _DEFAULT_PROMPT_CHUNK = 64
-_TASK_BYTES = 4 * 2**20
-_ROWS_BYTES = 16 * 2**20
 
 
 def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarray:
@@ -78,16 +77,11 @@ def iter_rows(
     data = act.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, 1, -1, -1))
-    # Tasks cover ~_TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
+    # Tasks cover ~TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
     # decodes only its own inner chunks and memory stays at a few tasks whatever the cache size.
-    per_prompt = max(1, data.shape[2] * data.shape[3] * data.dtype.itemsize)
-    # Returned rows (float32, all layers) are bounded too: with every token a sample they are as
-    # large as what was read.
-    rows_per_prompt = max(1.0, len(prompt) / max(1, len(np.unique(prompt))))
-    row_bytes = rows_per_prompt * len(layer_pos) * data.shape[3] * 4
-    step = max(1, min(_TASK_BYTES // per_prompt, int(_ROWS_BYTES // row_bytes)))
-    step = max(unit, step - step % unit)
-    bounds = np.append(np.arange(0, data.shape[0], step), data.shape[0])
+    # Returned rows (float32, all layers) are bounded too (ROWS_BYTES): with every token a sample
+    # they are as large as what was read.
+    bounds = prompt_bounds(data.shape, data.dtype.itemsize, prompt, len(layer_pos), unit)
     starts = np.searchsorted(prompt, bounds)
     chunk_tasks: list[tuple[slice, list[object]]] = []
     for c in range(len(bounds) - 1):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from actstore.store.format._schema import _check_name as check_name
     from actstore.store.format._schema import derived_name, reserved_label_problem
     from actstore.store.format._shardread import Unsupported as UnsupportedArray
+    from actstore.store.format._shardread import check_array as check_local_array
     from actstore.store.format._shardread import read_array as read_local_array
     from actstore.store.format._shardread import read_json as read_local_json
     from actstore.store.format._storage import is_local, make_store, normalize_url, zip_location
@@ -48,6 +49,7 @@ _WHERE = {
     "normalize_url": ("_storage", "normalize_url"),
     "parse_codec": ("_codecs", "parse_codec"),
     "read_local_array": ("_shardread", "read_array"),
+    "check_local_array": ("_shardread", "check_array"),
     "read_local_json": ("_shardread", "read_json"),
     "UnsupportedArray": ("_shardread", "Unsupported"),
     "reserved_label_problem": ("_schema", "reserved_label_problem"),
@@ -59,6 +61,7 @@ __all__ = [
     "CODEC_CHOICES",
     "DEFAULT_CODEC",
     "UnsupportedArray",
+    "check_local_array",
     "check_name",
     "damaged_error_message",
     "derived_name",

@@ -23,15 +23,24 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from actstore.errors import CorruptCacheError
+from actstore.store.format._safety_limits import (
+    MAX_CHUNK_BYTES,
+    MAX_CHUNKS_PER_SHARD,
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    MAX_NDIM,
+)
 
-__all__ = ["Unsupported", "read_array", "read_json"]
+__all__ = ["MAX_READ_BYTES", "Unsupported", "check_array", "read_array", "read_json"]
 
-_MAX_JSON = 64 * 2**20
+#: The most one call reads into memory; larger reads are the general (streaming) path's.
+MAX_READ_BYTES = 1024 * 2**20
 _EMPTY = 2**64 - 1  # a shard index entry of an absent inner chunk
 _INTS = {f"{p}int{b}" for p in ("", "u") for b in (8, 16, 32, 64)}
 _DTYPES = _INTS | {"bool", "float16", "float32", "float64", "bfloat16"}
@@ -44,15 +53,27 @@ class Unsupported(Exception):
 def read_json(path: str) -> dict[str, Any]:
     """A ``zarr.json`` document as a dict; :class:`Unsupported` when absent, huge or not JSON."""
     try:
-        if os.path.getsize(path) > _MAX_JSON:
-            raise Unsupported(f"{path}: metadata larger than {_MAX_JSON} bytes")
+        if os.path.getsize(path) > MAX_METADATA_BYTES:
+            raise Unsupported(f"{path}: metadata larger than {MAX_METADATA_BYTES} bytes")
         with open(path, "rb") as fh:
             doc = json.loads(fh.read())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise Unsupported(f"{path}: {exc}") from exc
+    if not _shallow(doc, MAX_JSON_DEPTH):
+        raise Unsupported(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH}")
     if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
         raise Unsupported(f"{path}: not Zarr v3 metadata")
     return doc
+
+
+def _shallow(doc: Any, depth: int) -> bool:
+    if depth < 0:
+        return False
+    if isinstance(doc, dict):
+        return all(_shallow(v, depth - 1) for v in doc.values())
+    if isinstance(doc, list):
+        return all(_shallow(v, depth - 1) for v in doc)
+    return True
 
 
 def _dtype(name: Any) -> np.dtype:
@@ -149,43 +170,28 @@ def _fill(meta: dict[str, Any], dtype: np.dtype) -> Any:
     raise Unsupported(f"fill value {fill!r}")
 
 
-def read_array(
-    path: str,
-    meta: dict[str, Any],
-    *,
-    where: str,
-    keep: Callable[[tuple[int, ...]], bool] | None = None,
-    missing_ok: bool = True,
-) -> np.ndarray:
-    """The whole array stored in directory ``path`` (its ``zarr.json`` already read as ``meta``).
+@dataclass(frozen=True)
+class _Layout:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    outer: tuple[int, ...]  # chunk (shard) shape
+    inner: tuple[int, ...]  # inner chunk shape (= outer when not sharded)
+    chunk: _Chunk
+    sep: str
+    sharded: bool
+    index_at_end: bool
 
-    Parameters
-    ----------
-    path : str
-        The array's directory (chunk keys ``c/i/j/...`` below it).
-    meta : dict
-        Its ``zarr.json``.
-    where : str
-        The cache's location, for messages.
-    keep : callable, optional
-        Given an inner chunk's grid coordinates (in units of inner chunks over the whole array),
-        whether to decode it; chunks not kept hold the fill value. ``None``: every chunk.
-    missing_ok : bool
-        A chunk (or inner chunk) that is not stored holds the fill value, as in zarr; ``False``
-        refuses it as damage instead (arrays whose every chunk is written).
 
-    Returns
-    -------
-    numpy.ndarray
-        ``meta["shape"]``, the stored dtype (bfloat16 as ``ml_dtypes.bfloat16``).
+def check_array(meta: dict[str, Any], where: str = "") -> _Layout:
+    """The layout of an array's ``zarr.json`` (``meta``), checked: :class:`Unsupported` unless
+    this reader handles every part of it (call before relying on :func:`read_array`)."""
+    try:
+        return _layout(meta, where)
+    except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
+        raise Unsupported(f"metadata {type(exc).__name__}: {exc}") from exc
 
-    Raises
-    ------
-    Unsupported
-        A layout, codec or data type this reader does not handle.
-    CorruptCacheError
-        A checksum, size or shard index that does not match (or a refused missing chunk).
-    """
+
+def _layout(meta: dict[str, Any], where: str) -> _Layout:
     if meta.get("node_type") != "array" or meta.get("storage_transformers") not in (None, []):
         raise Unsupported("not a plain array")
     shape_raw = meta.get("shape")
@@ -206,6 +212,7 @@ def read_array(
     if (
         isinstance(codecs, list)
         and len(codecs) == 1
+        and isinstance(codecs[0], dict)
         and codecs[0].get("name") == "sharding_indexed"
     ):
         conf = codecs[0].get("configuration") or {}
@@ -220,17 +227,97 @@ def read_array(
         index_at_end = conf.get("index_location", "end") == "end"
         codecs, sharded = conf.get("codecs"), True
     chunk = _Chunk(_chain(codecs), dtype, inner, where)
-    out = np.full(shape, _fill(meta, dtype), dtype=dtype)
+    if chunk.nbytes > MAX_CHUNK_BYTES or ndim > MAX_NDIM or not ndim:
+        raise Unsupported(f"chunks of {chunk.nbytes} bytes, {ndim} dimensions")
+    _fill(meta, dtype)
+    return _Layout(
+        shape=shape,
+        dtype=dtype,
+        outer=outer,
+        inner=inner,
+        chunk=chunk,
+        sep=sep,
+        sharded=sharded,
+        index_at_end=index_at_end,
+    )
+
+
+def read_array(
+    path: str,
+    meta: dict[str, Any],
+    *,
+    where: str,
+    keep: Callable[[tuple[int, ...]], bool] | None = None,
+    missing_ok: bool = True,
+    rows: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The array stored in directory ``path`` (its ``zarr.json`` already read as ``meta``).
+
+    Parameters
+    ----------
+    path : str
+        The array's directory (chunk keys ``c/i/j/...`` below it).
+    meta : dict
+        Its ``zarr.json``.
+    where : str
+        The cache's location, for messages.
+    keep : callable, optional
+        Given an inner chunk's grid coordinates (in units of inner chunks over the whole array),
+        whether to decode it; chunks not kept hold the fill value. ``None``: every chunk.
+    missing_ok : bool
+        A chunk (or inner chunk) that is not stored holds the fill value, as in zarr; ``False``
+        refuses it as damage instead (arrays whose every chunk is written).
+    rows : (start, stop), optional
+        Only this range along the first axis (only the chunks that overlap it are read).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``meta["shape"]`` (the first axis cut to ``rows``), the stored dtype (bfloat16 as
+        ``ml_dtypes.bfloat16``).
+
+    Raises
+    ------
+    Unsupported
+        A layout, codec or data type this reader does not handle.
+    CorruptCacheError
+        A checksum, size or shard index that does not match (or a refused missing chunk).
+    """
+    lay = check_array(meta, where)
+    shape, dtype, outer, inner, chunk, sep = (
+        lay.shape,
+        lay.dtype,
+        lay.outer,
+        lay.inner,
+        lay.chunk,
+        lay.sep,
+    )
+    sharded, index_at_end = lay.sharded, lay.index_at_end
+    start, stop = (0, shape[0]) if rows is None else rows
+    if not 0 <= start <= stop <= shape[0]:
+        raise Unsupported(f"rows {rows} of {shape[0]}")
+    out_shape = (stop - start, *shape[1:])
+    if math.prod(out_shape) * dtype.itemsize > MAX_READ_BYTES:
+        raise Unsupported(f"a read of {out_shape} (the general path streams it)")
+    out = np.full(out_shape, _fill(meta, dtype), dtype=dtype)
     per = tuple(o // i for o, i in zip(outer, inner, strict=True))  # inner chunks per shard
+    if math.prod(per) > MAX_CHUNKS_PER_SHARD:
+        raise Unsupported(f"{math.prod(per)} inner chunks per shard")
     n_outer = [math.ceil(s / o) for s, o in zip(shape, outer, strict=True)]
-    for cell in np.ndindex(*n_outer):
-        rel = "c" + "".join(f"{sep}{c}" for c in cell) if ndim else "c"
+    first = range(start // outer[0], math.ceil(stop / outer[0]) if stop > start else 0)
+
+    def wanted(sub: tuple[int, ...]) -> bool:
+        lo = sub[0] * inner[0]
+        return lo < stop and lo + inner[0] > start and (keep is None or keep(sub))
+
+    for cell in (c for c in np.ndindex(*n_outer) if c[0] in first):
+        rel = "c" + "".join(f"{sep}{c}" for c in cell)
         key = f"{path}/{rel}"
         subs = [
             tuple(c * p + q for c, p, q in zip(cell, per, local, strict=True))
             for local in np.ndindex(*per)
         ]
-        if keep is not None and not any(keep(s) for s in subs):
+        if not any(wanted(s) for s in subs):
             continue
         try:
             with open(key, "rb") as fh:
@@ -242,7 +329,7 @@ def read_array(
         except OSError as exc:
             raise Unsupported(f"{key}: {exc}") from exc
         if not sharded:
-            _place(out, chunk.decode(data, key), cell, inner)
+            _place(out, chunk.decode(data, key), cell, inner, start)
             continue
         n_in = math.prod(per)
         size = 16 * n_in + 4
@@ -252,7 +339,7 @@ def read_array(
         index = np.frombuffer(_checked(raw, key, chunk.damaged), dtype="<u8").reshape(n_in, 2)
         for j, sub in enumerate(subs):
             offset, nbytes = (int(v) for v in index[j])
-            if keep is not None and not keep(sub):
+            if not wanted(sub):
                 continue
             if offset == _EMPTY and nbytes == _EMPTY:
                 if missing_ok:
@@ -260,13 +347,19 @@ def read_array(
                 raise chunk.damaged(key, f"no inner chunk {sub}")
             if offset + nbytes > len(data):
                 raise chunk.damaged(key, "a shard index pointing past the shard's end")
-            _place(out, chunk.decode(data[offset : offset + nbytes], key), sub, inner)
+            _place(out, chunk.decode(data[offset : offset + nbytes], key), sub, inner, start)
     return out
 
 
-def _place(out: np.ndarray, block: np.ndarray, cell: Sequence[int], chunk: Sequence[int]) -> None:
-    """Copy a decoded chunk into ``out`` at grid ``cell`` (edge chunks are cut to the array)."""
-    sl = tuple(
-        slice(c * n, min((c + 1) * n, s)) for c, n, s in zip(cell, chunk, out.shape, strict=True)
-    )
-    out[sl] = block[tuple(slice(0, s.stop - s.start) for s in sl)]
+def _place(
+    out: np.ndarray, block: np.ndarray, cell: Sequence[int], chunk: Sequence[int], start: int
+) -> None:
+    """Copy a decoded chunk at grid ``cell`` into ``out``, which begins at row ``start`` of the
+    array (chunks are cut to ``out``: the array's edges, and the rows asked for)."""
+    dst, src = [], []
+    for axis, (c, n, size) in enumerate(zip(cell, chunk, out.shape, strict=True)):
+        shift = start if axis == 0 else 0
+        lo, hi = max(c * n - shift, 0), min((c + 1) * n - shift, size)
+        dst.append(slice(lo, hi))
+        src.append(slice(lo - (c * n - shift), hi - (c * n - shift)))
+    out[tuple(dst)] = block[tuple(src)]
