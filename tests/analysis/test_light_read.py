@@ -153,7 +153,7 @@ def test_a_damaged_positions_chunk_is_refused_on_the_fast_path(tmp_path, damage)
     elif damage == "delete the shard":
         chunk.unlink()
     else:  # a zstd frame claiming a huge decoded size, with a valid checksum: no bomb, refused
-        from crc32c import crc32c
+        from google_crc32c import value as crc32c
 
         raw = bytes(data)
         meta = read_json(str(chunk.parents[4] / "zarr.json"))
@@ -169,7 +169,7 @@ def test_a_damaged_positions_chunk_is_refused_on_the_fast_path(tmp_path, damage)
         pos = 5 + (0 if (fhd >> 5) & 1 else 1) + (0, 1, 2, 4)[fhd & 3]
         assert size_len > 0  # the writer declares the size; claim the largest instead
         body[pos : pos + size_len] = b"\xff" * size_len
-        new = bytes(body) + crc32c(bytes(body)).to_bytes(4, "little")
+        new = bytes(body) + int(crc32c(bytes(body))).to_bytes(4, "little")
         chunk.write_bytes(raw[:off] + new + raw[off + nb :])
     found = _light(url, "last")  # the rows are read by the fit, not by the planning
     with pytest.raises(CorruptCacheError, match="actstore repair"):
@@ -290,3 +290,34 @@ def test_hostile_metadata_is_left_to_the_general_path(tmp_path, edit):
     assert _light(url) is None
     with pytest.raises(ActstoreError):
         _fit(str(url))
+
+
+def test_version_is_the_installed_metadata():
+    """``actstore.__version__`` is read from the dist-info without importlib.metadata; the same
+    answer as importlib.metadata's (when installed)."""
+    from importlib import metadata
+
+    import actstore
+
+    try:
+        expect = metadata.version("actstore")
+    except metadata.PackageNotFoundError:
+        expect = "0.0.0+unknown"
+    assert actstore.__version__ == expect
+
+
+def test_light_reader_imports_neither_importlib_metadata_nor_numcodecs(tmp_path):
+    """What makes the light path light: its zstd and crc32c come from zstandard and
+    google_crc32c, which import in about a millisecond (numcodecs and crc32c import
+    importlib.metadata, ~25 ms each time a process starts)."""
+    url = _cache(tmp_path)
+    code = (
+        "import sys\nfrom actstore.analysis import fit_probes\n"
+        "fit_probes(sys.argv[1], prompt_set='arith', target='value', cv=3, alphas=[1.0])\n"
+        "print(','.join(m for m in ('importlib.metadata', 'numcodecs', 'crc32c', 'argparse')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(url)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[-1] == ""
