@@ -321,3 +321,22 @@ def test_light_reader_imports_neither_importlib_metadata_nor_numcodecs(tmp_path)
         [sys.executable, "-c", code, str(url)], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out[-1] == ""
+
+
+def test_numpy_only_helpers_agree_with_numpy():
+    """The light path's replacements of np.setdiff1d / np.unique (which import numpy.ma)."""
+    from actstore.analysis._bounds import prompt_bounds
+    from actstore.analysis._data import _left_out
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        cand = np.unique(rng.integers(0, 50, rng.integers(0, 40)))
+        sel = np.sort(rng.integers(0, 60, rng.integers(0, 40)))
+        assert _left_out(cand, sel).tolist() == np.setdiff1d(cand, sel).tolist()
+        shape = (60, 3, int(rng.integers(1, 5)), 8)
+        distinct = len(np.unique(sel))
+        per = max(1.0, len(sel) / max(1, distinct))
+        step = max(1, min(4 * 2**20 // (shape[2] * 16), int(16 * 2**20 // (per * 3 * 32))))
+        step = max(5, step - step % 5)
+        expect = np.append(np.arange(0, 60, step), 60)
+        assert prompt_bounds(shape, 2, sel, 3, 5).tolist() == expect.tolist()

@@ -214,13 +214,25 @@ def position_losses(
     ``before:SPAN``) starts at token 0 so that no token precedes it.
     """
     candidates = np.asarray(candidates, dtype=np.int64)
-    lost = np.setdiff1d(candidates, selected)
+    lost = _left_out(candidates, selected)
     from actstore.prompts import parse_position
 
     if not lost.size or parse_position(position).span is None:
         return None
     n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)
     return losses_of(n_tokens, span_masks(ds), position, candidates, selected)
+
+
+def _left_out(candidates: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """``np.setdiff1d(candidates, selected)`` for prompt positions (sorted, unique), without
+    ``np.unique`` (which imports numpy.ma: ~20 ms of a fit in a fresh process)."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    selected = np.asarray(selected, dtype=np.int64)
+    size = int(max(candidates.max(initial=-1), selected.max(initial=-1))) + 1
+    keep = np.zeros(size, dtype=bool)
+    keep[candidates] = True
+    keep[selected] = False
+    return np.flatnonzero(keep).astype(np.int64)
 
 
 def losses_of(
@@ -234,7 +246,7 @@ def losses_of(
     from actstore.prompts import parse_position
 
     candidates = np.asarray(candidates, dtype=np.int64)
-    lost = np.setdiff1d(candidates, selected)
+    lost = _left_out(candidates, selected)
     pos = parse_position(position)
     if not lost.size or pos.span is None:
         return None
