@@ -173,7 +173,7 @@ def test_a_damaged_positions_chunk_is_refused_on_the_fast_path(tmp_path, damage)
         chunk.write_bytes(raw[:off] + new + raw[off + nb :])
     found = _light(url, "last")  # the rows are read by the fit, not by the planning
     with pytest.raises(CorruptCacheError, match="actstore repair"):
-        list(found.batches(np.arange(len(found.layers))))
+        list(found.batches(np.arange(len(found.layers)), found.select(np.arange(40))[0]))
     with pytest.raises(CorruptCacheError, match="actstore verify"):
         _fit(str(url))
 
@@ -256,11 +256,12 @@ def test_batches_cut_where_the_general_path_cuts(tmp_path, monkeypatch, solver):
     url = _cache(tmp_path, positions="last")
     monkeypatch.setattr(_bounds, "TASK_BYTES", 7 * 8 * 2)  # one inner chunk of 7 prompts
     found = _light(url)
-    parts = list(found.batches(np.arange(len(found.layers))))
-    assert len(parts) > 3 and parts[-1][0].stop == len(found.prompt)
+    prompt, _ = found.select(np.arange(40))
+    parts = list(found.batches(np.arange(len(found.layers)), prompt))
+    assert len(parts) > 3 and parts[-1][0].stop == len(prompt)
     rows = np.concatenate([r for _, r in parts])
     group = open_cache(url).group("arith")["positions"]
-    expect = group["resid_post"][...][found.prompt][:, :, 0, :].astype(np.float32)
+    expect = group["resid_post"][...][prompt][:, :, 0, :].astype(np.float32)
     assert rows.tobytes() == expect.tobytes()
     fast = _fit(str(url), solver=solver)
     general = _fit(open_cache(url), solver=solver)

@@ -51,16 +51,25 @@ class LightSet:
     y_prompt: np.ndarray  # (prompt,) float64
     n_tokens: np.ndarray  # (prompt,) int64
     masks: dict[str, np.ndarray]  # span -> (prompt, token) bool
-    prompt: np.ndarray  # (n,) selected prompt positions
-    token: np.ndarray  # (n,) their tokens
+    position: str
     rows_path: str  # <set>/positions/<hook>
     rows_meta: dict[str, Any]
     position_index: int  # along the positions array's position axis
     unit: int  # prompts per inner chunk of the positions array
     itemsize: int  # bytes per stored value
 
-    def batches(self, layer_pos: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(sample_slice, rows)``, ``rows`` float32 ``(m, len(layer_pos), d_model)``.
+    def select(self, prompts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(prompt, token)`` of the samples of ``prompts`` (as :func:`select_positions`);
+        ``token_index`` was checked for every prompt, so :meth:`batches` reads exactly these."""
+        from actstore.analysis._data import token_selection
+
+        return token_selection(self.n_tokens, self.masks, self.position, prompts)
+
+    def batches(
+        self, layer_pos: np.ndarray, prompt: np.ndarray
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(sample_slice, rows)``, ``rows`` float32 ``(m, len(layer_pos), d_model)`` of the
+        samples ``prompt`` (:meth:`select`'s, sorted).
 
         The batches are :func:`._stats.iter_rows`' (the same bounds along ``prompt``, so the
         primal solver's merged moments are bit-identical); each decodes only the inner chunks of
@@ -69,8 +78,8 @@ class LightSet:
         wanted = {int(j) for j in layer_pos}
         j = self.position_index
         shape = tuple(self.rows_meta["shape"])
-        bounds = prompt_bounds(shape, self.itemsize, self.prompt, len(layer_pos), self.unit)
-        starts = np.searchsorted(self.prompt, bounds)
+        bounds = prompt_bounds(shape, self.itemsize, prompt, len(layer_pos), self.unit)
+        starts = np.searchsorted(prompt, bounds)
         for c in range(len(bounds) - 1):
             s0, s1 = int(starts[c]), int(starts[c + 1])
             if s0 == s1:
@@ -84,7 +93,7 @@ class LightSet:
                 missing_ok=False,
                 rows=(p0, int(bounds[c + 1])),
             )
-            rows = arr[self.prompt[s0:s1] - p0][:, layer_pos, j, :]
+            rows = arr[prompt[s0:s1] - p0][:, layer_pos, j, :]
             yield slice(s0, s1), np.ascontiguousarray(rows, dtype=np.float32)
 
 
@@ -202,10 +211,10 @@ def _read(
     masks = _span_masks(base, info, n, url)
     if masks is None:
         return None
-    labelled = np.flatnonzero(np.isfinite(y.astype(np.float64)))
     from actstore.analysis._data import token_selection
 
-    prompt, token = token_selection(n_tokens.astype(np.int64), masks, position, labelled)
+    # Every prompt's token (labelled or not): any selection of prompts then reads its own rows.
+    prompt, token = token_selection(n_tokens.astype(np.int64), masks, position)
     j = list(group["positions"]).index(name)
     index_meta = read_json(os.path.join(pos_base, "token_index", "zarr.json"))
     index = read_array(os.path.join(pos_base, "token_index"), index_meta, where=url)
@@ -230,8 +239,7 @@ def _read(
         y_prompt=y.astype(np.float64),
         n_tokens=n_tokens.astype(np.int64),
         masks=masks,
-        prompt=prompt,
-        token=token,
+        position=position,
         rows_path=rows_path,
         rows_meta=rows_meta,
         position_index=j,

@@ -162,14 +162,48 @@ def fit_probes(
         light = light_set(
             cache, prompt_set, hook=hook, position=position, target=target, layers=layers
         )
-    if light is not None:
+    if light is None:
+        from actstore.analysis._data import open_source
+
+        src = open_source(cache, prompt_set)
+        ds = src.ds
+        if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
+            raise UnknownNameError(
+                f"expected an activation variable (prompt, layer, token, d_model) named "
+                f"{hook!r} in prompt set {prompt_set!r}; pass hook= one of the stored hooks"
+            )
+        stored = [int(v) for v in ds["layer"].values]
+    else:  # the light path checked the hook, the layers and the target already
         stored = light.layers
-        wanted = stored if layers is None else [int(v) for v in layers]
-        layer_pos = np.array([stored.index(v) for v in wanted])
+    wanted = stored if layers is None else [int(v) for v in layers]
+    missing = [v for v in wanted if v not in stored]
+    if missing or not wanted:
+        raise UnknownNameError(
+            f"expected layers among the stored {stored}, got {missing or wanted}; "
+            "pass layers that were extracted"
+        )
+    layer_pos = np.array([stored.index(v) for v in wanted])
+    if kind != "ridge":  # (never the light path)
+        from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, fit_class_probes
+
+        grid = DEFAULT_CLASS_ALPHAS if alphas is None else alpha_arr
+        ds = fit_class_probes(
+            src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
+            position=position, alphas=grid, cv=cv, seed=seed, control=control,
+            group_by=group_by, max_memory=max_memory, scheduler=scheduler,
+            standardize=standardize,
+        )  # fmt: skip
+        return ProbeSet(ds)
+    if light is None:
+        from actstore.analysis._data import label_vector
+
+        y_prompt = label_vector(ds, target)
+    else:
         y_prompt = light.y_prompt
-        check_finite_target(y_prompt, f"label {target!r}")
-        labelled = np.flatnonzero(np.isfinite(y_prompt))
-        prompt, token = light.prompt, light.token
+    check_finite_target(y_prompt, f"label {target!r}")
+    labelled = np.flatnonzero(np.isfinite(y_prompt))
+    if light is not None:
+        prompt, token = light.select(labelled)
         d = light.d_model
         origin = (light.url, fingerprint_digest(light.fingerprint), light.fingerprint.get("model"))
 
@@ -180,47 +214,12 @@ def fit_probes(
             return losses_of(light.n_tokens, light.masks, position, labelled, groups)
 
         def read(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-            return light.batches(layer_pos[sub])
+            return light.batches(layer_pos[sub], prompt)
 
     else:
-        from actstore.analysis._data import (
-            label_vector,
-            open_source,
-            position_losses,
-            select_positions,
-        )
+        from actstore.analysis._data import position_losses, select_positions
         from actstore.analysis._folds import prompt_folds
 
-        src = open_source(cache, prompt_set)
-        ds = src.ds
-        if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
-            raise UnknownNameError(
-                f"expected an activation variable (prompt, layer, token, d_model) named "
-                f"{hook!r} in prompt set {prompt_set!r}; pass hook= one of the stored hooks"
-            )
-        stored = [int(v) for v in ds["layer"].values]
-        wanted = stored if layers is None else [int(v) for v in layers]
-        missing = [v for v in wanted if v not in stored]
-        if missing or not wanted:
-            raise UnknownNameError(
-                f"expected layers among the stored {stored}, got {missing or wanted}; "
-                "pass layers that were extracted"
-            )
-        layer_pos = np.array([stored.index(v) for v in wanted])
-        if kind != "ridge":
-            from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, fit_class_probes
-
-            grid = DEFAULT_CLASS_ALPHAS if alphas is None else alpha_arr
-            ds = fit_class_probes(
-                src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
-                position=position, alphas=grid, cv=cv, seed=seed, control=control,
-                group_by=group_by, max_memory=max_memory, scheduler=scheduler,
-                standardize=standardize,
-            )  # fmt: skip
-            return ProbeSet(ds)
-        y_prompt = label_vector(ds, target)
-        check_finite_target(y_prompt, f"label {target!r}")
-        labelled = np.flatnonzero(np.isfinite(y_prompt))
         prompt, token = select_positions(ds, position, labelled)
         d = int(ds.sizes["d_model"])
         origin = (src.url, src.digest, src.model_fingerprint)
@@ -234,7 +233,7 @@ def fit_probes(
         read = _full_reader(src, hook, position, prompt, token, layer_pos, scheduler)
 
     groups, inverse = np.unique(prompt, return_inverse=True)
-    fold = folds_of(groups)[inverse]
+    fold = folds_of(groups)[inverse]  # folds over prompts, never over tokens
     check_varies(y_prompt[groups], f"label {target!r}")
     # The fit goes ahead: say which prompts it leaves out, and why.
     warn_missing_labels(y_prompt, f"label {target!r}")
