@@ -341,3 +341,20 @@ def test_numpy_only_helpers_agree_with_numpy():
         step = max(5, step - step % 5)
         expect = np.append(np.arange(0, 60, step), 60)
         assert prompt_bounds(shape, 2, sel, 3, 5).tolist() == expect.tolist()
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_missing_activation_shard_refuses_the_fit_as_before(tmp_path, damage):
+    """The light path reads only the positions, yet a recorded block whose activation shard is
+    gone still refuses the fit, as the general path's open does (nothing silently ignored)."""
+    from actstore.errors import ActstoreError
+
+    url = _cache(tmp_path)
+    shard = next(p for p in (url / "arith" / "resid_post" / "c").rglob("*") if p.is_file())
+    if damage == "delete":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:10])
+    assert _light(url) is None
+    with pytest.raises(ActstoreError, match="actstore repair"):
+        _fit(str(url))

@@ -18,6 +18,7 @@ target. A damaged positions chunk raises :class:`~actstore.errors.CorruptCacheEr
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,26 @@ def _blocks_done(path: str, n_blocks: int) -> bool:
     return all(str(b) in names for b in range(n_blocks))
 
 
+def _shards_present(base: str, hook: str, n_blocks: int) -> bool:
+    """Every shard of every recorded block of ``<set>/<hook>`` is stored and at least as long as
+    its index: what the general path's open checks (``damaged_shards``) before any read."""
+    path = os.path.join(base, hook)
+    lay = check_array(read_json(os.path.join(path, "zarr.json")))
+    floor = 16 * int(np.prod([o // i for o, i in zip(lay.outer, lay.inner, strict=True)])) + 4
+    floor = floor if lay.sharded else 1
+    rest = [range(-(-s // o)) for s, o in zip(lay.shape[1:], lay.outer[1:], strict=True)]
+    for cell in itertools.product(range(n_blocks), *rest):
+        key = os.path.join(path, "c", *(str(c) for c in cell))
+        if lay.sep == ".":
+            key = os.path.join(path, "c." + ".".join(str(c) for c in cell))
+        try:
+            if os.stat(key).st_size < floor:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def _prompt_column(base: str, name: str, n: int, where: str) -> np.ndarray | None:
     """A ``(prompt,)`` array of the set, or ``None`` when absent or not shaped like one."""
     if not name or name.startswith(("_", ".")) or "/" in name:
@@ -191,6 +212,8 @@ def _read(
         return None
     if not _blocks_done(base, int(layout["n_blocks"])):
         return None
+    if not all(_shards_present(base, h, int(layout["n_blocks"])) for h in spec["hooks"]):
+        return None  # a recorded block without its shards: the general path refuses it
     pos_base = os.path.join(base, "positions")
     group = read_json(os.path.join(pos_base, "zarr.json")).get("attributes", {}).get(_ATTR)
     name = str(parse_position(position))
