@@ -180,13 +180,18 @@ def _refined(
 # ----------------------------------------------------------------------------------------------
 # dual: rows in memory, Gram matrix
 # ----------------------------------------------------------------------------------------------
-def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Train-centred Gram ``Kc[T, T]`` and the centred cross-Gram of every row against ``T``."""
-    k_all_t = gram[:, train]  # (n, n_T): every row against the training rows
-    k_tt = k_all_t[train]
+def _gram_means(k_all_t: np.ndarray, k_tt: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Row means of ``K[:, T]``, column means of ``K[T, T]`` and their grand mean."""
     row_mean = k_all_t.mean(axis=1)  # mean_j K(x_i, x_j) over training j, for every i
     col_mean = k_tt.mean(axis=0)  # mean_i K(x_i, x_j) over training i
     grand = col_mean.mean()
+    return row_mean, col_mean, grand
+
+
+def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train-centred Gram ``Kc[T, T]`` and the centred cross-Gram of every row against ``T``."""
+    k_all_t = gram[:, train]  # (n, n_T): every row against the training rows
+    row_mean, col_mean, grand = _gram_means(k_all_t, k_all_t[train])
     cross = k_all_t - row_mean[:, None] - col_mean[None, :] + grand
     if np.array_equal(train, np.arange(len(gram))):  # the refit: cross[train] is cross itself
         return cross, cross
@@ -200,9 +205,7 @@ def _centre_fold(
     arithmetic on each element, the same means), without forming the whole cross-Gram first."""
     k_all_t = gram[:, train]
     k_tt = k_all_t[train]
-    row_mean = k_all_t.mean(axis=1)
-    col_mean = k_tt.mean(axis=0)
-    grand = col_mean.mean()
+    row_mean, col_mean, grand = _gram_means(k_all_t, k_tt)
     tt = k_tt - row_mean[train][:, None] - col_mean[None, :] + grand
     cross_test = k_all_t[test] - row_mean[test][:, None] - col_mean[None, :] + grand
     return tt, cross_test
