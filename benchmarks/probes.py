@@ -15,7 +15,10 @@ signal at the last token), then measures, side by side in one run:
 
   - ``full array``: the store's layout, inner chunks (prompts, 1 layer, all tokens, d_model);
   - ``materialised positions``: after ``materialize_positions(cache, set, "last")`` (timed too),
-    which ``fit_probes`` then reads automatically;
+    which ``fit_probes`` then reads automatically: from a local path, with the light reader
+    (no zarr, xarray or dask; ``analysis/_light.py``);
+  - ``materialised positions, through zarr``: the same rows, ``fit_probes(open_cache(path))``
+    (the general path: zarr, xarray, dask, the safety scan at open);
   - ``token-chunked, C prompts``: the same bytes re-chunked (C prompts, 1 layer, 1 token, d_model)
     inside the same shards, read by today's ``fit_probes``.
 
@@ -61,20 +64,50 @@ import json, sys, time
 t0 = time.perf_counter()
 from actstore.analysis import fit_probes
 t1 = time.perf_counter()
-from zarr.codecs.bytes import BytesCodec
 decoded = [0]
-_real = BytesCodec._decode_sync
-def _counting(self, chunk_bytes, chunk_spec):
-    if len(chunk_spec.shape) == 4:  # activation chunks (full array or positions)
-        decoded[0] += len(chunk_bytes)
-    return _real(self, chunk_bytes, chunk_spec)
-BytesCodec._decode_sync = _counting
-url, alphas, control = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+
+def _count_zarr(module):
+    real = module.BytesCodec._decode_sync
+    def counting(self, chunk_bytes, chunk_spec):
+        if len(chunk_spec.shape) == 4:  # activation chunks (full array or positions)
+            decoded[0] += len(chunk_bytes)
+        return real(self, chunk_bytes, chunk_spec)
+    module.BytesCodec._decode_sync = counting
+
+class _AfterImport:  # counts zarr's decodes once zarr is imported; the light path never imports it
+    def find_spec(self, name, path=None, target=None):
+        if name != "zarr.codecs.bytes":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                run = spec.loader.exec_module
+                def exec_module(module):
+                    run(module)
+                    _count_zarr(module)
+                spec.loader.exec_module = exec_module
+                return spec
+
+sys.meta_path.insert(0, _AfterImport())
+import actstore.store.format._shardread as light  # the light reader (already loaded by a fit)
+_light_decode = light._Chunk.decode
+def _counting_light(self, data, key):
+    out = _light_decode(self, data, key)
+    if out.ndim == 4:
+        decoded[0] += out.nbytes
+    return out
+light._Chunk.decode = _counting_light
+url, alphas, control, how = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+if how == "general":  # a Cache object: the general path (zarr, xarray, dask), never the light one
+    from actstore.store import open_cache
+    url = open_cache(url)
 p = fit_probes(url, prompt_set="arithmetic", target="value", alphas=alphas, cv=5, seed=0,
                control=control)
 t2 = time.perf_counter()
+heavy = [m for m in ("zarr", "xarray", "dask", "pandas") if m in sys.modules]
 print(json.dumps({"import_s": t1 - t0, "fit_s": t2 - t1, "decoded": decoded[0],
-                  "n_samples": p.lineage["n_samples"],
+                  "n_samples": p.lineage["n_samples"], "heavy": heavy,
                   "cv_r2": [m["cv_r2"] for m in p.metrics()]}))
 """
 
@@ -161,16 +194,28 @@ def rechunk_by_token(src: Path, dst: Path, prompts_per_chunk: int) -> None:
     new[...] = data
 
 
-def run_actstore(url: Path, alphas: list[float], control: str, repeat: int) -> dict:
+def _child_env() -> dict[str, str]:
+    """The children's environment: this one, but writing bytecode caches (an installed package
+    has them; without them every run of a source checkout compiles actstore again, ~30 ms)."""
+    env = os.environ.copy()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def run_actstore(
+    url: Path, alphas: list[float], control: str, repeat: int, how: str = "path"
+) -> dict:
+    """Best of *repeat* fresh processes; *how*: ``path`` (fit_probes(URL), the light path where
+    it applies) or ``general`` (fit_probes(open_cache(URL)): zarr, xarray, dask)."""
     best: dict = {}
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(url), json.dumps(alphas), control],
+            [sys.executable, "-c", _CHILD, str(url), json.dumps(alphas), control, how],
             capture_output=True,
             text=True,
             check=True,
-            env=os.environ.copy(),
+            env=_child_env(),
         )
         wall = time.perf_counter() - t0
         res = {"wall_s": wall, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -214,7 +259,7 @@ def run_sklearn_process(
             capture_output=True,
             text=True,
             check=True,
-            env=os.environ.copy(),
+            env=_child_env(),
         )
         res = {"wall_s": time.perf_counter() - t0, **json.loads(out.stdout.strip())}
         if not best or res["wall_s"] < best["wall_s"]:
@@ -254,9 +299,9 @@ def measure_d(args: argparse.Namespace, work: Path, d: int, alphas: list[float])
         paths.append((f"token-chunked, {c} prompt{'s' if c > 1 else ''} per chunk", tok))
     rows = []
 
-    def one(label: str, where: Path, extra: str = "") -> None:
-        bare = run_actstore(where, alphas, "none", args.repeat)
-        ctrl = run_actstore(where, alphas, "shuffle", args.repeat)
+    def one(label: str, where: Path, extra: str = "", how: str = "path") -> None:
+        bare = run_actstore(where, alphas, "none", args.repeat, how)
+        ctrl = run_actstore(where, alphas, "shuffle", args.repeat, how)
         if not np.allclose(bare["cv_r2"], sk["cv_r2"], atol=1e-3):
             raise SystemExit(f"{label}: CV R2 differs from scikit-learn: {bare} vs {sk}")
         used = bare["n_samples"] * len(LAYERS) * d * 2
@@ -271,6 +316,7 @@ def measure_d(args: argparse.Namespace, work: Path, d: int, alphas: list[float])
                 "import": bare["import_s"],
                 "ctrl": ctrl["wall_s"],
                 "decoded": bare["decoded"] / used,
+                "heavy": bare["heavy"],
                 "extra": extra,
             }
         )
@@ -279,7 +325,7 @@ def measure_d(args: argparse.Namespace, work: Path, d: int, alphas: list[float])
             f"  {label}: process {r['wall']:.2f} s ({r['wall'] / r['sk']:.2f}x sklearn "
             f"{r['sk']:.2f} s; {r['wall'] / r['sk_proc']:.2f}x sklearn in a fresh process "
             f"{r['sk_proc']:.2f} s), fit call {r['fit']:.2f} s, decoded/used {r['decoded']:.2f}x"
-            f"{extra}",
+            f"; imported {', '.join(r['heavy']) or 'none of zarr, xarray, dask, pandas'}{extra}",
             flush=True,
         )
 
@@ -289,6 +335,7 @@ def measure_d(args: argparse.Namespace, work: Path, d: int, alphas: list[float])
     t0 = time.perf_counter()
     materialize_positions(open_cache(str(url), mode="r+"), "arithmetic", "last")
     mat_s = time.perf_counter() - t0
+    one("materialised positions (last), through zarr", url, how="general")
     one("materialised positions (last)", url, f"; materialising took {mat_s:.2f} s")
     for _, where in paths:
         shutil.rmtree(where, ignore_errors=True)
@@ -307,12 +354,13 @@ def render(args: argparse.Namespace, results: list[dict], label: str) -> str:
         "actstore / scikit-learn on rows in memory (lower is better), and bytes decoded from "
         "activation chunks / bytes the fit uses. The last two columns compare the actstore "
         "process with scikit-learn also in a fresh process (interpreter, `import sklearn`, "
-        "`np.load` of the rows, the same fit).",
+        "`np.load` of the rows, the same fit). `imported`: which of zarr, xarray, dask and "
+        "pandas the actstore process loaded.",
         "",
         "| d_model | read path | decoded / used | actstore process (s) | vs sklearn "
         "| fit call (s) | vs sklearn | + shuffled control (s) | vs sklearn | sklearn (s) "
-        "| sklearn process (s) | process vs sklearn process |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sklearn process (s) | process vs sklearn process | imported |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for res in results:
         for r in res["rows"]:
@@ -320,7 +368,8 @@ def render(args: argparse.Namespace, results: list[dict], label: str) -> str:
                 f"| {r['d']} | {r['path']} | {r['decoded']:.2f}x | {r['wall']:.2f} "
                 f"| {r['wall'] / r['sk']:.2f}x | {r['fit']:.2f} | {r['fit'] / r['sk']:.2f}x "
                 f"| {r['ctrl']:.2f} | {r['ctrl'] / r['sk']:.2f}x | {r['sk']:.2f} "
-                f"| {r['sk_proc']:.2f} | {r['wall'] / r['sk_proc']:.2f}x |"
+                f"| {r['sk_proc']:.2f} | {r['wall'] / r['sk_proc']:.2f}x "
+                f"| {', '.join(r['heavy']) or 'none of zarr, xarray, dask, pandas'} |"
             )
     lines.append("")
     for res in results:

@@ -10,7 +10,6 @@ actstore raised on purpose pass through unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import functools
@@ -74,7 +73,7 @@ def is_location_failure(exc: BaseException) -> bool:
     """True for an OS error or a storage-side error (object store, network), not ours."""
     if isinstance(exc, ActstoreError):
         return False
-    if isinstance(exc, OSError | asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, OSError | TimeoutError):  # asyncio.TimeoutError is TimeoutError (3.11+)
         return True
     return any(_module(e) in _STORAGE_MODULES for e in _chain(exc))
 

@@ -26,6 +26,7 @@ class Mutant:
 RIDGE = "src/actstore/analysis/_ridge.py"
 FIT = "src/actstore/analysis/_fit.py"
 STATS = "src/actstore/analysis/_stats.py"
+MOMENTS = "src/actstore/analysis/_moments.py"
 PROBES = "src/actstore/analysis/_probes.py"
 RIDGEPROBE = "src/actstore/analysis/_ridgeprobe.py"
 ALPHASEARCH = "src/actstore/analysis/_alphasearch.py"
@@ -123,8 +124,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "probes-folds-per-token",
         PROBES,
-        "fold = prompt_folds(ds, groups, cv, seed, group_by)[inverse]",
-        "fold = prompt_folds(ds, prompt, cv, seed, group_by)",
+        "fold = folds_of(groups)[inverse]",
+        "fold = folds_of(prompt)",
         A_FIT,
         "issue 10: CV folds drawn per token instead of per prompt with position='all'",
     ),
@@ -315,7 +316,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "stats-syy",
-        STATS,
+        MOMENTS,
         "self.cyy[f] += (yext * yext).sum(axis=0)",
         "self.cyy[f] += yext.sum(axis=0)",
         A_FIT,
@@ -323,7 +324,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "stats-shift-layer0",
-        STATS,
+        MOMENTS,
         "ext[m] = root * (mx_b - self.mx[f, j])",
         "ext[m] = root * (mx_b - self.mx[f, 0])",
         (*A_FIT, "tests/analysis/test_numerics.py"),

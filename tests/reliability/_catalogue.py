@@ -545,6 +545,34 @@ def _positions_nowhere(work: Path) -> Any:  # readpath (issue 11)
     return materialize_positions(cache, "arith", "before:answer")
 
 
+def _damaged_positions(general: bool) -> Callable[[Path], Any]:  # probe (issue 11)
+    """Fit from a cache whose first positions shard has one byte flipped: from the path (the
+    light reader) or from a ``Cache`` object (zarr, the general path)."""
+
+    def call(work: Path) -> Any:
+        import shutil
+        import warnings
+
+        from actstore.analysis import fit_probes
+        from actstore.errors import SampleLossWarning
+        from actstore.store import materialize_positions, open_cache
+        from tests._fixtures.store import make_synthetic, write_synthetic
+
+        url = work / "damaged_positions.zarr"
+        shutil.rmtree(url, ignore_errors=True)
+        write_synthetic(url, make_synthetic(n_prompts=12, block_size=6))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SampleLossWarning)
+            materialize_positions(open_cache(url, mode="r+"), "arith", "last")
+        shard = url / "arith" / "positions" / "resid_post" / "c" / "0" / "0" / "0" / "0"
+        data = bytearray(shard.read_bytes())
+        data[8] ^= 0xFF
+        shard.write_bytes(bytes(data))
+        return fit_probes(open_cache(url) if general else url, prompt_set="arith", target="value")
+
+    return call
+
+
 def _open_store(**kw: Any) -> Callable[[Path], Any]:  # storesplit (issue 15)
     def call(work: Path) -> Any:
         from actstore.store import open_store
@@ -1880,6 +1908,29 @@ ROWS: tuple[Row, ...] = (
         error="ConfigError",
         message="config key 'extract.positions': expected positions that select one token per "
         "prompt (last, before:SPAN), got 'all'; read 'all' from the full activations instead",
+    ),
+    # -- probe (issue 11): a damaged materialised-positions chunk, on both read paths ------------
+    Row(
+        id="probe-fit-damaged-positions",
+        where="api",
+        input="`fit_probes('damaged_positions.zarr', ...)`, one byte of a positions chunk flipped",
+        call=_damaged_positions(general=False),
+        error="CorruptCacheError",
+        message="expected an intact chunk …/arith/positions/resid_post/c/0/0/0/0 of "
+        "'…damaged_positions.zarr', got a crc32c checksum that does not match its bytes; the "
+        "cache is damaged: run `actstore verify …damaged_positions.zarr` to list every damaged "
+        "part and `actstore repair …damaged_positions.zarr` to fix it (or restore the copy)",
+    ),
+    Row(
+        id="probe-fit-damaged-positions-cache",
+        where="api",
+        input="`fit_probes(open_cache('damaged_positions.zarr'), ...)`, the same damage",
+        call=_damaged_positions(general=True),
+        error="CorruptCacheError",
+        message="expected intact data in array 'arith/positions/resid_post' of "
+        "'…damaged_positions.zarr', got ValueError: … reading chunk(s) "
+        "arith/positions/resid_post/c/0/0/0/0; run `actstore verify …damaged_positions.zarr` "
+        "to list the damage and `actstore repair …damaged_positions.zarr` to fix it",
     ),
     # -- issue 11 (write path): extract --codec -------------------------------------------------
     Row(

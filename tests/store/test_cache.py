@@ -288,6 +288,9 @@ _AS_NOBODY = """
 import os, sys
 import actstore.errors
 from actstore.store import create_cache
+# create_cache reads library versions (importlib.metadata imports email.parser on first use):
+# import it while the interpreter's own files (here under root's home) are still readable
+import email.parser, importlib.metadata
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)  # from here on, file permissions apply (root ignores them)

@@ -12,14 +12,27 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
-from actstore.analysis._scheduler import values as _values
 from actstore.errors import IncompleteCacheError, InvalidArgumentError, UnknownNameError
-from actstore.store.format import is_number_dtype
+
+if TYPE_CHECKING:  # imported where used: the light fit path (._light) imports neither
+    import xarray as xr
+
+
+def _values(var: Any) -> np.ndarray:
+    from actstore.analysis._scheduler import values
+
+    return values(var)
+
+
+def is_number_dtype(dtype: Any) -> bool:
+    from actstore.store.format import is_number_dtype as check
+
+    return check(dtype)
+
 
 __all__ = [
     "SetSource",
@@ -28,6 +41,7 @@ __all__ = [
     "open_source",
     "position_losses",
     "select_positions",
+    "token_selection",
 ]
 
 
@@ -71,6 +85,8 @@ def _set_fingerprint(ds: xr.Dataset) -> dict[str, Any]:
 
 def open_source(cache: Any, prompt_set: str, *, mode: str = "r") -> SetSource:
     """Open ``prompt_set`` of ``cache``: a path/URL, ``Cache``, ``DataTree`` or ``Dataset``."""
+    import xarray as xr
+
     if isinstance(cache, xr.Dataset):
         return SetSource(
             ds=cache,
@@ -159,11 +175,20 @@ def select_positions(
     ``prompt_index`` are positions along the ``prompt`` dimension (not labels), sorted, with the
     tokens of each prompt in order; padding tokens are never selected.
     """
+    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)
+    return token_selection(n_tokens, span_masks(ds), position, prompts)
+
+
+def token_selection(
+    n_tokens: np.ndarray,
+    masks: dict[str, np.ndarray],
+    position: str,
+    prompts: Sequence[int] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`select_positions` from ``n_tokens (prompt,)`` and the span masks in memory."""
     from actstore.prompts import parse_position
 
     pos = parse_position(position)
-    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)
-    masks = span_masks(ds)
     if pos.span is not None and pos.span not in masks:
         raise UnknownNameError(
             f"expected a span of the prompt set ({', '.join(masks) or 'none'}), got "
@@ -188,15 +213,45 @@ def position_losses(
     the span is absent from the prompt, lies only in padding (beyond ``n_tokens``), or (for
     ``before:SPAN``) starts at token 0 so that no token precedes it.
     """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    lost = _left_out(candidates, selected)
+    from actstore.prompts import parse_position
+
+    if not lost.size or parse_position(position).span is None:
+        return None
+    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)
+    return losses_of(n_tokens, span_masks(ds), position, candidates, selected)
+
+
+def _left_out(candidates: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """``np.setdiff1d(candidates, selected)`` for prompt positions (sorted, unique), without
+    ``np.unique`` (which imports numpy.ma: ~20 ms of a fit in a fresh process)."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    selected = np.asarray(selected, dtype=np.int64)
+    size = int(max(candidates.max(initial=-1), selected.max(initial=-1))) + 1
+    keep = np.zeros(size, dtype=bool)
+    keep[candidates] = True
+    keep[selected] = False
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def losses_of(
+    n_tokens: np.ndarray,
+    masks: dict[str, np.ndarray],
+    position: str,
+    candidates: np.ndarray,
+    selected: np.ndarray,
+) -> str | None:
+    """:func:`position_losses` from ``n_tokens (prompt,)`` and the span masks in memory."""
     from actstore.prompts import parse_position
 
     candidates = np.asarray(candidates, dtype=np.int64)
-    lost = np.setdiff1d(candidates, selected)
+    lost = _left_out(candidates, selected)
     pos = parse_position(position)
     if not lost.size or pos.span is None:
         return None
-    mask = span_masks(ds)[pos.span][lost]
-    n_tokens = np.asarray(_values(ds["n_tokens"]), dtype=np.int64)[lost]
+    mask = masks[pos.span][lost]
+    n_tokens = n_tokens[lost]
     inside = mask & (np.arange(mask.shape[1])[None, :] < n_tokens[:, None])
     absent = ~mask.any(axis=1)
     padding = ~absent & ~inside.any(axis=1)

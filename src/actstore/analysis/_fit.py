@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from actstore.analysis._alphasearch import primal_spectrum, spectrum_range
+from actstore.analysis._moments import Moments
 from actstore.analysis._ridge import (
     dual_cv,
     dual_fit,
@@ -30,7 +31,6 @@ from actstore.analysis._ridge import (
     r2_score,
     std_scale,
 )
-from actstore.analysis._stats import Moments
 from actstore.errors import InvalidArgumentError
 
 __all__ = ["BatchFactory", "choose_solver", "fit_engine"]
@@ -112,7 +112,7 @@ def _fit_dual(
         shift = x.mean(axis=0)
         x -= shift
         scale = std_scale(x.var(axis=0), shift, float(n)) if standardize else np.ones(d)
-        xs = x / scale
+        xs = x / scale if standardize else x  # (x / 1 is x: no copy without standardising)
         gram = xs @ xs.T
         out["data_scale"][j] = np.trace(gram) / d
         if relative:  # the centred Gram's nonzero eigenvalues are those of X_c^T X_c
@@ -125,7 +125,8 @@ def _fit_dual(
         out["cv_mae_fold"][j] = folds.mae
         # Refit on all rows for every alpha at once: training metrics beside the held-out ones.
         coef, intercept, pred = dual_fit(xs, gram, y, layer_alphas)
-        coef /= scale[:, None, None]
+        if standardize:
+            coef /= scale[:, None, None]
         resid = y[:, :, None] - pred
         out["train_mae"][j] = np.abs(resid).mean(axis=0)
         out["train_r2"][j] = r2_score((resid**2).sum(axis=0), _sst(y), True)

@@ -16,6 +16,7 @@ import xarray as xr
 
 from actstore.analysis._data import SetSource
 from actstore.analysis._stats import chunk_prompts
+from actstore.errors import CorruptCacheError
 
 __all__ = ["RowSource", "materialised_rows", "row_source"]
 
@@ -54,9 +55,11 @@ def materialised_rows(
     the hook or the position, or its ``token_index`` disagrees with ``(prompt, token)``.
     """
     import dask.array as da
+    from dask.base import tokenize
 
     from actstore.prompts import parse_position
     from actstore.store import stored_positions
+    from actstore.store.core import GuardedArray, damaged_shards
 
     if src.cache is None or not len(prompt):
         return None
@@ -69,12 +72,37 @@ def materialised_rows(
         return None
     group = stored["group"]
     j = stored["positions"].index(name)
-    index = np.asarray(group["token_index"][:, j], dtype=np.int64)
+    where = f"{src.prompt_set}/positions"
+    # Damaged bytes raise CorruptCacheError naming the chunk (zarr raises a bare ValueError, and
+    # reads a deleted shard as zeros): the same refusal as the full array's and the fast path's.
+    bad = damaged_shards(src.cache, where, [hook], set(range(_n_blocks(src))))
+    if bad:
+        raise CorruptCacheError(
+            f"expected every shard of {where}/{hook} in {src.cache.url!r}, got {', '.join(bad[:5])}"
+            f"; run `actstore verify {src.cache.url}` to list the damage and `actstore repair "
+            f"{src.cache.url}` to fix it (then derive the positions again)"
+        )
+    index_arr = GuardedArray(group["token_index"], f"{where}/token_index", src.cache.url)
+    index = np.asarray(index_arr[:, j], dtype=np.int64)
     if not np.array_equal(index[prompt], token):  # not the tokens asked for: read the full array
         return None
     arr = group[hook]
     shard = arr.shards or arr.chunks
-    data = da.from_array(arr, chunks=(shard[0], 1, 1, arr.shape[3]), asarray=True, fancy=False)
+    guarded = GuardedArray(arr, f"{where}/{hook}", src.cache.url)
+    chunks = (shard[0], 1, 1, arr.shape[3])
+    data = da.from_array(
+        guarded,
+        chunks=chunks,
+        name=f"actstore-positions-{tokenize(src.cache.url, where, hook, chunks, str(arr.dtype))}",
+        asarray=False,
+        fancy=False,
+        lock=False,
+        meta=np.empty((0,) * arr.ndim, dtype=guarded.dtype),
+    )
     act = xr.DataArray(data, dims=("prompt", "layer", "position", "d_model"))
     token_at = np.full(len(prompt), j, dtype=np.int64)
     return RowSource(act=act, token=token_at, unit=arr.chunks[0], materialised=True)
+
+
+def _n_blocks(src: SetSource) -> int:
+    return int(src.cache.set_info(src.prompt_set)["layout"]["n_blocks"])

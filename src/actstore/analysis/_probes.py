@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from actstore._locations import located
 from actstore._progress import Progress
 from actstore._version import __version__
 from actstore.analysis._alphasearch import check_alphas, search_alphas
-from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, KINDS, fit_class_probes
-from actstore.analysis._data import (
-    label_vector,
-    open_source,
-    position_losses,
-    select_positions,
-)
+from actstore.analysis._data import fingerprint_digest, losses_of
 from actstore.analysis._degenerate import (
     check_finite_target,
     check_varies,
@@ -33,21 +26,20 @@ from actstore.analysis._degenerate import (
 )
 from actstore.analysis._estimator import check_bool, check_cv, check_whole
 from actstore.analysis._fit import choose_solver, fit_engine
-from actstore.analysis._folds import prompt_folds
-from actstore.analysis._positions import row_source
-from actstore.analysis._probeset import _ATTR, _EDGE_CODE, ProbeSet
-from actstore.analysis._ridge import fold_mean
-from actstore.analysis._stats import iter_rows
+from actstore.analysis._probeset import _ATTR, _EDGE_CODE, ArraysDataset, ProbeSet
+from actstore.analysis._ridge import fold_mean, kfold_assign
 from actstore.errors import InvalidArgumentError, SampleLossWarning, UnknownNameError
 
 __all__ = ["fit_probes"]
 
 _CONTROLS = ("shuffle", "none")
+#: The probe kinds (``actstore.analysis._classify.KINDS``; a test keeps them equal).
+_KINDS = ("ridge", "logistic", "mean_diff")
 
 
 def _build_dataset(
     out: dict[str, np.ndarray], *, layers: Sequence[int], alphas: np.ndarray, lineage: dict
-) -> xr.Dataset:
+) -> ArraysDataset:
     t = out["coef"].shape[1]
     data: dict[str, Any] = {
         "alpha_values": (("layer", "alpha_grid"), out["alpha_values"]),
@@ -78,7 +70,7 @@ def _build_dataset(
         "alpha_grid": alphas,
         "fold": np.arange(out["cv_r2_fold"].shape[1]),
     }
-    return xr.Dataset(data, coords=coords, attrs={_ATTR: lineage})
+    return ArraysDataset(data, coords=coords, attrs={_ATTR: lineage})
 
 
 @located("read", "cache")
@@ -156,21 +148,33 @@ def fit_probes(
     """
     if control not in _CONTROLS:
         raise InvalidArgumentError(f"expected control in {_CONTROLS}, got {control!r}")
-    if kind not in KINDS:
-        raise InvalidArgumentError(f"expected kind in {KINDS}, got {kind!r}; e.g. kind='logistic'")
+    if kind not in _KINDS:
+        raise InvalidArgumentError(f"expected kind in {_KINDS}, got {kind!r}; e.g. kind='logistic'")
     alpha_arr = check_alphas(alphas)
     standardize = check_bool("standardize", standardize)
     cv = check_cv(cv)
     seed = check_whole("seed", seed, 0)
     max_memory = check_whole("max_memory", max_memory, 1)
-    src = open_source(cache, prompt_set)
-    ds = src.ds
-    if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
-        raise UnknownNameError(
-            f"expected an activation variable (prompt, layer, token, d_model) named {hook!r} in "
-            f"prompt set {prompt_set!r}; pass hook= one of the stored hooks"
+    light = None
+    if kind == "ridge" and group_by is None:  # materialised rows of a local cache: no zarr/xarray
+        from actstore.analysis._light import light_set
+
+        light = light_set(
+            cache, prompt_set, hook=hook, position=position, target=target, layers=layers
         )
-    stored = [int(v) for v in ds["layer"].values]
+    if light is None:
+        from actstore.analysis._data import open_source
+
+        src = open_source(cache, prompt_set)
+        ds = src.ds
+        if hook not in ds.variables or ds[hook].dims != ("prompt", "layer", "token", "d_model"):
+            raise UnknownNameError(
+                f"expected an activation variable (prompt, layer, token, d_model) named "
+                f"{hook!r} in prompt set {prompt_set!r}; pass hook= one of the stored hooks"
+            )
+        stored = [int(v) for v in ds["layer"].values]
+    else:  # the light path checked the hook, the layers and the target already
+        stored = light.layers
     wanted = stored if layers is None else [int(v) for v in layers]
     missing = [v for v in wanted if v not in stored]
     if missing or not wanted:
@@ -179,7 +183,9 @@ def fit_probes(
             "pass layers that were extracted"
         )
     layer_pos = np.array([stored.index(v) for v in wanted])
-    if kind != "ridge":
+    if kind != "ridge":  # (never the light path)
+        from actstore.analysis._classify import DEFAULT_CLASS_ALPHAS, fit_class_probes
+
         grid = DEFAULT_CLASS_ALPHAS if alphas is None else alpha_arr
         ds = fit_class_probes(
             src, kind=kind, hook=hook, layers=wanted, layer_pos=layer_pos, target=target,
@@ -188,16 +194,50 @@ def fit_probes(
             standardize=standardize,
         )  # fmt: skip
         return ProbeSet(ds)
-    y_prompt = label_vector(ds, target)
+    if light is None:
+        from actstore.analysis._data import label_vector
+
+        y_prompt = label_vector(ds, target)
+    else:
+        y_prompt = light.y_prompt
     check_finite_target(y_prompt, f"label {target!r}")
     labelled = np.flatnonzero(np.isfinite(y_prompt))
-    prompt, token = select_positions(ds, position, labelled)
+    if light is not None:
+        prompt, token = light.select(labelled)
+        d = light.d_model
+        origin = (light.url, fingerprint_digest(light.fingerprint), light.fingerprint.get("model"))
+
+        def folds_of(groups: np.ndarray) -> np.ndarray:
+            return kfold_assign(len(groups), cv, seed)
+
+        def losses(groups: np.ndarray) -> str | None:
+            return losses_of(light.n_tokens, light.masks, position, labelled, groups)
+
+        def read(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+            return light.batches(layer_pos[sub], prompt)
+
+    else:
+        from actstore.analysis._data import position_losses, select_positions
+        from actstore.analysis._folds import prompt_folds
+
+        prompt, token = select_positions(ds, position, labelled)
+        d = int(ds.sizes["d_model"])
+        origin = (src.url, src.digest, src.model_fingerprint)
+
+        def folds_of(groups: np.ndarray) -> np.ndarray:
+            return prompt_folds(ds, groups, cv, seed, group_by)
+
+        def losses(groups: np.ndarray) -> str | None:
+            return position_losses(ds, position, labelled, groups)
+
+        read = _full_reader(src, hook, position, prompt, token, layer_pos, scheduler)
+
     groups, inverse = np.unique(prompt, return_inverse=True)
-    fold = prompt_folds(ds, groups, cv, seed, group_by)[inverse]
+    fold = folds_of(groups)[inverse]  # folds over prompts, never over tokens
     check_varies(y_prompt[groups], f"label {target!r}")
     # The fit goes ahead: say which prompts it leaves out, and why.
     warn_missing_labels(y_prompt, f"label {target!r}")
-    lost = position_losses(ds, position, labelled, groups)
+    lost = losses(groups)
     if lost is not None:
         warnings.warn(SampleLossWarning(lost), stacklevel=2)
     ys = [y_prompt[prompt]]
@@ -205,19 +245,14 @@ def fit_probes(
         perm = np.random.default_rng(seed).permutation(len(groups))
         ys.append(y_prompt[groups[perm]][inverse])
     y = np.stack(ys, axis=1)
-    d = int(ds.sizes["d_model"])
     kind = choose_solver(solver, len(prompt), d)
 
     # every sample of every layer is read once by the dual solver, twice by the primal one
     passes = 1 if kind == "dual" else 2
     bar = Progress("probe fit", passes * len(prompt) * len(wanted), "rows (sample x layer)")
 
-    rs = row_source(src, hook, position, prompt, token)  # materialised positions when stored
-
     def batches(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        for sl, block in iter_rows(
-            rs.act, layer_pos[sub], prompt, rs.token, scheduler=scheduler, unit=rs.unit
-        ):
+        for sl, block in read(sub):
             bar.update(block.shape[0] * block.shape[1])
             yield sl, block
 
@@ -267,10 +302,33 @@ def fit_probes(
         },
         "n_samples": len(prompt),
         "n_prompts": len(groups),
-        "cache_url": src.url,
-        "cache_fingerprint": src.digest,
-        "model_fingerprint": src.model_fingerprint,
+        "cache_url": origin[0],
+        "cache_fingerprint": origin[1],
+        "model_fingerprint": origin[2],
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "actstore_version": __version__,
     }
     return ProbeSet(_build_dataset(out, layers=wanted, alphas=alpha_arr, lineage=lineage))
+
+
+def _full_reader(
+    src: Any,
+    hook: str,
+    position: str,
+    prompt: np.ndarray,
+    token: np.ndarray,
+    layer_pos: np.ndarray,
+    scheduler: str | None,
+) -> Callable[[np.ndarray], Iterator[tuple[slice, np.ndarray]]]:
+    """Row batches through dask: the materialised positions when stored, else the full array."""
+    from actstore.analysis._positions import row_source
+    from actstore.analysis._stats import iter_rows
+
+    rs = row_source(src, hook, position, prompt, token)
+
+    def read(sub: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        return iter_rows(
+            rs.act, layer_pos[sub], prompt, rs.token, scheduler=scheduler, unit=rs.unit
+        )
+
+    return read

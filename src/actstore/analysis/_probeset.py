@@ -3,21 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
-from actstore.analysis._class_probeset import (
-    class_metric_rows,
-    class_to_dict,
-    detection_weights,
-)
 from actstore.errors import UnknownNameError
 
-__all__ = ["ProbeSet"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["ArraysDataset", "ProbeSet"]
 
 _ATTR = "actstore_probe"
+
+
+class _Variable:
+    """One variable of an :class:`ArraysDataset`: ``dims`` and ``values``, as xarray names them."""
+
+    __slots__ = ("dims", "values")
+
+    def __init__(self, dims: tuple[str, ...], values: np.ndarray) -> None:
+        self.dims, self.values = dims, values
+
+
+class ArraysDataset:
+    """The arguments of an ``xarray.Dataset`` not built yet (a fit need not import xarray).
+
+    Answers what :class:`ProbeSet` reads (``ds[name].values``, ``name in ds``, ``.sizes``,
+    ``.attrs``); :meth:`to_xarray` builds the Dataset, exactly as ``xr.Dataset(data_vars,
+    coords=coords, attrs=attrs)``.
+    """
+
+    def __init__(
+        self,
+        data_vars: dict[str, tuple[tuple[str, ...], np.ndarray]],
+        coords: dict[str, np.ndarray],
+        attrs: dict[str, Any],
+    ) -> None:
+        self.data_vars, self.coords, self.attrs = data_vars, coords, attrs
+        self.sizes: dict[str, int] = {k: len(v) for k, v in coords.items()}
+        for dims, values in data_vars.values():
+            self.sizes.update(zip(dims, np.shape(values), strict=True))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.data_vars or name in self.coords
+
+    def __getitem__(self, name: str) -> _Variable:
+        if name in self.coords:
+            return _Variable((name,), np.asarray(self.coords[name]))
+        dims, values = self.data_vars[name]
+        return _Variable(dims, np.asarray(values))
+
+    def to_xarray(self) -> xr.Dataset:
+        import xarray as xr
+
+        return xr.Dataset(self.data_vars, coords=self.coords, attrs=self.attrs)
 
 
 class ProbeSet:
@@ -34,9 +74,20 @@ class ProbeSet:
     stem), ``None`` for probes never saved: detection names its predictions ``pred_<name>``.
     """
 
-    def __init__(self, dataset: xr.Dataset, name: str | None = None) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: xr.Dataset | ArraysDataset, name: str | None = None) -> None:
+        self._data = dataset
         self.name = name
+
+    @property
+    def dataset(self) -> xr.Dataset:
+        """The probes as an ``xarray.Dataset`` (built on first use after a fit from a cache)."""
+        if isinstance(self._data, ArraysDataset):
+            self._data = self._data.to_xarray()
+        return self._data
+
+    @dataset.setter
+    def dataset(self, value: xr.Dataset) -> None:
+        self._data = value
 
     @property
     def default_name(self) -> str:
@@ -55,22 +106,22 @@ class ProbeSet:
     def lineage(self) -> dict[str, Any]:
         """What was fitted on what: kind, prompt set, target, position, layers, cache and model
         fingerprints, the arguments of the fit, versions (a JSON-ready dict)."""
-        return dict(self.dataset.attrs[_ATTR])
+        return dict(self._data.attrs[_ATTR])
 
     @property
     def layers(self) -> list[int]:
         """The real layer indices (the ``layer`` coordinate), one probe each."""
-        return [int(v) for v in self.dataset["layer"].values]
+        return [int(v) for v in self._data["layer"].values]
 
     @property
     def d_model(self) -> int:
         """The residual width the probes read (size of the ``d_model`` dimension)."""
-        return int(self.dataset.sizes["d_model"])
+        return int(self._data.sizes["d_model"])
 
     @property
     def has_control(self) -> bool:
         """Whether probes fitted on shuffled labels (``control_*`` variables) are included."""
-        return "control_coef" in self.dataset
+        return "control_coef" in self._data
 
     def select_layers(self, layers: Sequence[int]) -> ProbeSet:
         """The same probes restricted to *layers* (each one of ``.layers``), in that order.
@@ -121,11 +172,13 @@ class ProbeSet:
             If the probe is a multiclass classifier (no single score per token).
         """
         if self.kind != "ridge":
+            from actstore.analysis._class_probeset import detection_weights
+
             return detection_weights(self.dataset, self.kind, control)
         pre = "control_" if control else ""
         return (
-            np.asarray(self.dataset[pre + "coef"].values, dtype=np.float64),
-            np.asarray(self.dataset[pre + "intercept"].values, dtype=np.float64),
+            np.asarray(self._data[pre + "coef"].values, dtype=np.float64),
+            np.asarray(self._data[pre + "intercept"].values, dtype=np.float64),
         )
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -134,8 +187,10 @@ class ProbeSet:
         Classification kinds: held-out accuracy, balanced accuracy, ROC AUC, log-loss.
         """
         if self.kind != "ridge":
+            from actstore.analysis._class_probeset import class_metric_rows
+
             return class_metric_rows(self.dataset)
-        ds = self.dataset
+        ds = self._data
         rows = []
         grid = ds["alpha_values"].values if "alpha_values" in ds else None
 
@@ -163,8 +218,10 @@ class ProbeSet:
     def to_dict(self) -> dict[str, Any]:
         """Lineage, metrics per layer and the CV curves (JSON-ready; no coefficients)."""
         if self.kind != "ridge":
+            from actstore.analysis._class_probeset import class_to_dict
+
             return class_to_dict(self.dataset)
-        ds = self.dataset
+        ds = self._data
         return {
             "lineage": self.lineage,
             "layers": self.metrics(),
@@ -187,7 +244,7 @@ class ProbeSet:
 _EDGE_CODE = {"low": -1, "": 0, "high": 1}
 
 
-def _edge(ds: xr.Dataset, name: str, i: int) -> str | None:
+def _edge(ds: xr.Dataset | ArraysDataset, name: str, i: int) -> str | None:
     """``"low"``/``"high"`` when layer ``i``'s alpha is at an end of its grid, else ``None``."""
     if name not in ds:
         return None

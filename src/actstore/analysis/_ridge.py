@@ -180,15 +180,35 @@ def _refined(
 # ----------------------------------------------------------------------------------------------
 # dual: rows in memory, Gram matrix
 # ----------------------------------------------------------------------------------------------
-def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Train-centred Gram ``Kc[T, T]`` and the centred cross-Gram of every row against ``T``."""
-    k_all_t = gram[:, train]  # (n, n_T): every row against the training rows
-    k_tt = k_all_t[train]
+def _gram_means(k_all_t: np.ndarray, k_tt: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Row means of ``K[:, T]``, column means of ``K[T, T]`` and their grand mean."""
     row_mean = k_all_t.mean(axis=1)  # mean_j K(x_i, x_j) over training j, for every i
     col_mean = k_tt.mean(axis=0)  # mean_i K(x_i, x_j) over training i
     grand = col_mean.mean()
+    return row_mean, col_mean, grand
+
+
+def _centre_gram(gram: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train-centred Gram ``Kc[T, T]`` and the centred cross-Gram of every row against ``T``."""
+    k_all_t = gram[:, train]  # (n, n_T): every row against the training rows
+    row_mean, col_mean, grand = _gram_means(k_all_t, k_all_t[train])
     cross = k_all_t - row_mean[:, None] - col_mean[None, :] + grand
+    if np.array_equal(train, np.arange(len(gram))):  # the refit: cross[train] is cross itself
+        return cross, cross
     return cross[train], cross
+
+
+def _centre_fold(
+    gram: np.ndarray, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_centre_gram`'s ``cross[train]`` and ``cross[test]``: the same numbers (the same
+    arithmetic on each element, the same means), without forming the whole cross-Gram first."""
+    k_all_t = gram[:, train]
+    k_tt = k_all_t[train]
+    row_mean, col_mean, grand = _gram_means(k_all_t, k_tt)
+    tt = k_tt - row_mean[train][:, None] - col_mean[None, :] + grand
+    cross_test = k_all_t[test] - row_mean[test][:, None] - col_mean[None, :] + grand
+    return tt, cross_test
 
 
 def dual_cv(
@@ -226,10 +246,10 @@ def dual_cv(
             scale = std_scale(xt.var(axis=0), xt.mean(axis=0) + shift, float(len(xt)))
             xs = x / scale
             gram = xs @ xs.T
-        kc_tt, kc_cross = _centre_gram(gram, np.flatnonzero(train))
+        kc_tt, kc_test = _centre_fold(gram, np.flatnonzero(train), np.flatnonzero(test))
         y_mean = y[train].mean(axis=0)
         dual = _ridge_solve(kc_tt, y[train] - y_mean, alphas)  # (n_T, t, A)
-        pred = _matmul3(kc_cross[test], dual) + y_mean[None, :, None]
+        pred = _matmul3(kc_test, dual) + y_mean[None, :, None]
         resid = y[test][:, :, None] - pred
         sse = (resid**2).sum(axis=0)
         yc = y[test] - y[test].mean(axis=0)

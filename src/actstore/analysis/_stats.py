@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dask
@@ -20,6 +19,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from actstore.analysis._bounds import prompt_bounds
+from actstore.analysis._moments import Moments
 from actstore.analysis._scheduler import read_scheduler
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Moments", "chunk_prompts", "iter_rows"]
 
 _DEFAULT_PROMPT_CHUNK = 64
-_TASK_BYTES = 4 * 2**20
-_ROWS_BYTES = 16 * 2**20
 
 
 def _take(block: np.ndarray, prompt: np.ndarray, token: np.ndarray) -> np.ndarray:
@@ -78,16 +77,11 @@ def iter_rows(
     data = act.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(_DEFAULT_PROMPT_CHUNK, 1, -1, -1))
-    # Tasks cover ~_TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
+    # Tasks cover ~TASK_BYTES of one layer: dask fuses the slice into the zarr read, so a task
     # decodes only its own inner chunks and memory stays at a few tasks whatever the cache size.
-    per_prompt = max(1, data.shape[2] * data.shape[3] * data.dtype.itemsize)
-    # Returned rows (float32, all layers) are bounded too: with every token a sample they are as
-    # large as what was read.
-    rows_per_prompt = max(1.0, len(prompt) / max(1, len(np.unique(prompt))))
-    row_bytes = rows_per_prompt * len(layer_pos) * data.shape[3] * 4
-    step = max(1, min(_TASK_BYTES // per_prompt, int(_ROWS_BYTES // row_bytes)))
-    step = max(unit, step - step % unit)
-    bounds = np.append(np.arange(0, data.shape[0], step), data.shape[0])
+    # Returned rows (float32, all layers) are bounded too (ROWS_BYTES): with every token a sample
+    # they are as large as what was read.
+    bounds = prompt_bounds(data.shape, data.dtype.itemsize, prompt, len(layer_pos), unit)
     starts = np.searchsorted(prompt, bounds)
     chunk_tasks: list[tuple[slice, list[object]]] = []
     for c in range(len(bounds) - 1):
@@ -122,67 +116,3 @@ def chunk_prompts(ds: xr.Dataset) -> int:
     meta = ds.attrs.get("actstore") or {}
     layout = meta.get("layout", {}) if isinstance(meta, dict) else {}
     return max(1, int(layout.get("chunk_prompts", 1)))
-
-
-@dataclass
-class Moments:
-    """Per-fold centred float64 moments of one group of layers (``k`` folds, ``L`` layers, ``t``
-    targets): counts, means and co-moments about the mean.
-
-    Each batch is centred on its own mean (in float64) and merged into the running moments with
-    Chan et al.'s pairwise update, so no sum of raw squares is ever formed: a large common offset
-    or a few huge ("massive activation") columns cost no precision beyond the input's own.
-    """
-
-    n: np.ndarray  # (k,)
-    my: np.ndarray  # (k, t)   mean of y
-    cyy: np.ndarray  # (k, t)  sum of (y - my)^2
-    mx: np.ndarray  # (k, L, d)  mean of x
-    cxx: np.ndarray  # (k, L, d, d)  sum of (x - mx)(x - mx)^T
-    cxy: np.ndarray  # (k, L, d, t)  sum of (x - mx)(y - my)^T
-
-    @classmethod
-    def zeros(cls, k: int, n_layers: int, d: int, t: int) -> Moments:
-        return cls(
-            n=np.zeros(k),
-            my=np.zeros((k, t)),
-            cyy=np.zeros((k, t)),
-            mx=np.zeros((k, n_layers, d)),
-            cxx=np.zeros((k, n_layers, d, d)),
-            cxy=np.zeros((k, n_layers, d, t)),
-        )
-
-    @staticmethod
-    def nbytes(k: int, n_layers: int, d: int, t: int) -> int:
-        return 8 * k * n_layers * (d * d + d * (t + 1))
-
-    def add(self, rows: np.ndarray, y: np.ndarray, fold: np.ndarray) -> None:
-        """Merge float32 rows ``(m, L, d)`` with targets ``(m, t)`` and fold ids ``(m,)``.
-
-        Chan's update ``C += Xc^T Xc + w dx dx^T`` (``w = n_a m / n``, ``dx`` the difference of the
-        means) is one matrix product: the between-means term is one extra row ``sqrt(w) dx``
-        appended to the centred batch, so merging costs no pass over ``C`` beyond the product's.
-        """
-        for f in np.unique(fold):
-            sel = np.flatnonzero(fold == f)
-            m = len(sel)
-            n_a = self.n[f]
-            n = n_a + m
-            root = np.sqrt(n_a * m / n)
-            yf = y[sel]
-            my_b = yf.mean(axis=0)
-            yext = np.empty((m + 1, yf.shape[1]))
-            yext[:m] = yf - my_b
-            yext[m] = root * (my_b - self.my[f])
-            self.cyy[f] += (yext * yext).sum(axis=0)
-            self.my[f] += (my_b - self.my[f]) * (m / n)
-            ext = np.empty((m + 1, rows.shape[2]))
-            for j in range(rows.shape[1]):
-                ext[:m] = rows[sel, j]
-                mx_b = ext[:m].mean(axis=0)
-                ext[:m] -= mx_b
-                ext[m] = root * (mx_b - self.mx[f, j])
-                self.cxx[f, j] += ext.T @ ext
-                self.cxy[f, j] += ext.T @ yext
-                self.mx[f, j] += (mx_b - self.mx[f, j]) * (m / n)
-            self.n[f] = n

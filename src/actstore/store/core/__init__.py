@@ -19,6 +19,7 @@ from actstore.store.core._cache import Cache
 from actstore.store.core._checked import open_store
 from actstore.store.core._derived import _check_derived_name as check_derived_name
 from actstore.store.core._entry import create_cache, open, open_cache
+from actstore.store.core._guard import GuardedArray, damaged_shards
 from actstore.store.core._positions import (
     materialize_positions,
     parse_position_list,
@@ -31,9 +32,11 @@ from actstore.store.core._tokens import DEFAULT_BUFFER_BYTES, TokenPlan, select_
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "Cache",
+    "GuardedArray",
     "TokenPlan",
     "check_derived_name",
     "create_cache",
+    "damaged_shards",
     "materialize_positions",
     "open",
     "open_cache",

@@ -120,3 +120,7 @@ def register_bfloat16() -> None:
     """Register :class:`BFloat16` with zarr (idempotent; done on ``import actstore``)."""
     if data_type_registry.contents.get(BFloat16._zarr_v3_name) is not BFloat16:
         data_type_registry.register(BFloat16._zarr_v3_name, BFloat16)
+
+
+# Importing this module registers the type: ``import actstore`` imports it once zarr is imported.
+register_bfloat16()
