@@ -145,7 +145,8 @@ def test_no_import_cycle_in_actstore() -> None:
 LAYERS = {
     "errors": 0,
     "_version": 0,
-    "_validate": 0,
+    "_validate": 1,  # its errors come from actstore.errors
+    "_jsonout": 0,
     "_reserved": 0,
     "_locations": 1,
     "_progress": 1,

@@ -50,9 +50,15 @@ def test_cli_parser_builds_without_heavy_stack() -> None:
 COMMANDS = Path(__file__).resolve().parents[1] / "src" / "actstore" / "commands"
 
 
+#: Leaf helpers every layer shares (no package's API: argument splitting, standard JSON out);
+#: the commands may use them like any other module does.
+SHARED_LEAVES = (("actstore", "_validate"), ("actstore", "_jsonout"))
+
+
 def _private_imports(path: Path) -> list[str]:
     """``module:line`` of each actstore import in *path* that names a ``_private`` module or name,
-    other than the commands package's own helpers (``actstore.commands._x``)."""
+    other than the commands package's own helpers (``actstore.commands._x``) and the shared
+    leaves (:data:`SHARED_LEAVES`)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("actstore"):
@@ -63,7 +69,7 @@ def _private_imports(path: Path) -> list[str]:
             continue
         for name in names:
             parts = name.split(".")
-            if parts[:2] == ["actstore", "commands"]:
+            if parts[:2] == ["actstore", "commands"] or tuple(parts[:2]) in SHARED_LEAVES:
                 continue
             if any(p.startswith("_") and p != "__version__" for p in parts):
                 out.append(f"{name}:{node.lineno}")

@@ -160,7 +160,7 @@ def test_partial_resolution_warns_with_the_count(tmp_path):
         ("all", InvalidArgumentError, "one token per prompt"),
         ("span:answer", InvalidArgumentError, "one token per prompt"),
         ("middle", InvalidArgumentError, "expected a position spec"),
-        ("", InvalidArgumentError, "expected a position spec"),
+        ("", InvalidArgumentError, "expected at least one position"),
     ],
 )
 def test_bad_positions_are_refused(tmp_path, positions, error, match):

@@ -17,11 +17,12 @@ Shapes: ``d`` is d_model, ``t`` the number of target columns (the target and its
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from actstore.errors import InvalidArgumentError
+from actstore.errors import ActstoreWarning, InvalidArgumentError
 
 __all__ = [
     "CONSTANT_RTOL",
@@ -159,7 +160,20 @@ def _ridge_solve(
         eq = mat * scale[:, None]
         eq *= scale[None, :]
         eq[rows, rows] += alpha * scale * scale
-        out[:, :, i] = scale[:, None] * np.linalg.solve(eq, scale[:, None] * rhs)
+        try:
+            v = np.linalg.solve(eq, scale[:, None] * rhs)
+        except np.linalg.LinAlgError:
+            # singular to working precision (an alpha below the rounding of the data's scale):
+            # the minimum-norm least-squares answer, as scikit-learn's Ridge falls back to
+            v = np.linalg.lstsq(eq, scale[:, None] * rhs, rcond=None)[0]
+            warnings.warn(
+                f"ridge system singular to working precision at alpha={alpha:g} (the alpha is "
+                "below the rounding of the data's scale); used the least-squares solution, as "
+                "scikit-learn does: use larger alphas or standardize=True",
+                ActstoreWarning,
+                stacklevel=2,
+            )
+        out[:, :, i] = scale[:, None] * v
     return out
 
 
