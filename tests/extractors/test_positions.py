@@ -169,3 +169,31 @@ def test_position_selecting_no_token_anywhere_is_refused_before_the_model_runs(
         model=tiny_qwen2_dir, prompts=prompts, out=out, progress=False, positions="last", **KW
     )
     assert rep.complete and "materialised" in rep.message
+
+
+def test_repair_says_it_drops_positions_and_from_extraction_derives_them_again(
+    tiny_qwen2_dir, tmp_path, capsys
+):
+    """A damaged block takes the (derived) positions group with it: repair names that in its
+    text (also as a dry run), and ``--from-extraction`` writes the group again, byte for byte."""
+    from actstore.cli import main
+
+    prompts_path = tmp_path / "p.jsonl"
+    mixed_prompt_set(n=10).to_jsonl(prompts_path)
+    out = tmp_path / "c.zarr"
+    extract(model=tiny_qwen2_dir, prompts=prompts_path, out=out, set_name="mixed",
+            progress=False, positions=POS, **KW)  # fmt: skip
+    before = _files(out)
+    shard = sorted(p for p in (out / "mixed" / "resid_post" / "c").rglob("*") if p.is_file())[0]
+    shard.write_bytes(shard.read_bytes()[:10])
+
+    assert main(["repair", str(out), "--dry-run"]) == 0
+    assert "mixed: would delete the materialised positions" in capsys.readouterr().out
+    assert _files(out) == before  # a dry run deletes nothing
+
+    args = ["repair", str(out), "--from-extraction", "--model", str(tiny_qwen2_dir)]
+    assert main([*args, "--prompts", str(prompts_path), "--set-name", "mixed"]) == 0
+    text = capsys.readouterr().out
+    assert "mixed: delete the materialised positions" in text
+    assert "mixed: materialised positions last, before:answer again" in text
+    assert _files(out) == before

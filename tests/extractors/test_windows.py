@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from actstore.extractors._batching import (
     plan_windows,
     stored_window,
 )
+from actstore.prompts import load_prompts
 from tests.extractors._helpers import mixed_prompt_set
 
 SET = "mixed"
@@ -254,3 +256,52 @@ def test_old_set_without_a_stored_window_resumes_block_by_block(
     rep = extract(model=tiny_qwen2_dir, prompts=prompts, out=out, **KW)
     assert rep.plan.batch_window == 1 and rep.blocks_written == 3
     assert _files(out) == _files(old_ref)
+
+
+def test_an_explicit_window_is_capped_at_the_blocks_and_the_same_command_resumes(
+    tiny_qwen2_dir, tmp_path
+) -> None:
+    """A huge --batch-window is stored as the set's block count (no 20-digit integer in
+    zarr.json, no unbounded writer queue), and re-running the same command is a resume."""
+    from actstore.store import open_cache
+
+    prompts = load_prompts("multiplication", n=24, seed=0)
+    kw = dict(
+        model=tiny_qwen2_dir, prompts=prompts, layers="0,1", block_size=4, progress="none",
+        batch_window=10**20,
+    )  # fmt: skip
+    out = tmp_path / "c.zarr"
+    extract(out=out, **kw)
+    cache = open_cache(out)
+    name = cache.prompt_sets[0]
+    n_blocks = cache.set_info(name)["layout"]["n_blocks"]
+    assert cache.set_info(name)["spec"]["provenance"]["batch_window"] == n_blocks == 6
+    rep = extract(out=out, **kw)
+    assert rep.complete
+
+
+def _damage_one_block(out: Path, name: str) -> None:
+    from actstore.store import repair_cache
+
+    victim = next(p for p in sorted((out / name / "resid_post" / "c").rglob("*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes()[:10])  # a torn shard: repair unrecords its block
+    assert repair_cache(out).blocks[name]
+
+
+def test_resuming_with_another_batch_budget_warns(tiny_qwen2_dir, tmp_path) -> None:
+    """Lowering --max-batch-tokens after an out-of-memory error is allowed, but the blocks it
+    writes are batched differently: the run says so; with the stored value it says nothing."""
+    from actstore.store import open_cache
+
+    prompts = load_prompts("multiplication", n=24, seed=0)
+    kw = dict(model=tiny_qwen2_dir, prompts=prompts, layers="0,1", block_size=4, progress="none")
+    out = tmp_path / "c.zarr"
+    extract(out=out, max_batch_tokens=64, **kw)
+    name = open_cache(out).prompt_sets[0]
+    _damage_one_block(out, name)
+    with pytest.warns(UserWarning, match="created with --max-batch-tokens 64, this run uses 32"):
+        assert extract(out=out, max_batch_tokens=32, **kw).blocks_written == 1
+    _damage_one_block(out, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert extract(out=out, max_batch_tokens=64, **kw).blocks_written == 1

@@ -41,6 +41,24 @@ def _reextract(args: argparse.Namespace, cache_url: str, set_name: str) -> Any:
     return extract(config)
 
 
+def _rederive_positions(url: str, names: list[str], lines: list[str]) -> list[str]:
+    """Materialise again the positions repair dropped, for every set that is complete and was
+    extracted with ``--positions`` (its stored ``extract_config``); the names done."""
+    from actstore.store import materialize_positions, open_cache
+
+    cache = open_cache(url, mode="r+")
+    done = []
+    for name in names:
+        stored = cache.spec(name).provenance.get("extract_config") or {}
+        positions = stored.get("positions")
+        if not positions or cache.missing_blocks(name):
+            continue
+        materialize_positions(cache, name, list(positions))
+        lines.append(f"{name}: materialised positions {', '.join(positions)} again")
+        done.append(name)
+    return done
+
+
 def _run(args: argparse.Namespace) -> int:
     from actstore.store import format_repair, repair_cache
 
@@ -66,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         rep = _reextract(args, report.url, sets[0])
         out["extraction"] = {"blocks_written": rep.blocks_written, "complete": rep.complete}
         lines.append(f"re-extracted: {rep.message}")
+    if args.from_extraction and not args.dry_run and report.positions:
+        out["positions_rederived"] = _rederive_positions(report.url, report.positions, lines)
     print(dumps(out, indent=2) if args.json else "\n".join(lines))
     return 0 if report.ok else 1
 

@@ -115,6 +115,7 @@ def run_extraction(p: Planned, r: Resumed) -> ExtractionReport:
                 return finished_report(p, writer, widths)  # type: ignore[return-value]
         # the stored window (1 for a set from before windows), whoever created the set
         window = writer_window(writer, cfg.batch_window)
+        warn_batch_budget(writer, cfg.max_batch_tokens)
         missing = set(writer.missing_blocks())
         todo = [b for b in p.mine(writer.n_blocks, window) if b in missing]
         if not todo:
@@ -180,6 +181,29 @@ def _check_measured(backend_obj: Any, p: Planned) -> None:
             f"the tokenizer in {p.model_dir!r}; nothing was written: use the tokenizer that "
             "belongs to these weights"
         )
+
+
+def warn_batch_budget(writer: Any, max_batch_tokens: int) -> None:
+    """Warn when this run batches with another ``max_batch_tokens`` than the set was created with.
+
+    Allowed (lowering it is the fix for an out-of-memory error), but the blocks written from now
+    on are computed in other batches, and a forward pass's last bits depend on its batch: they
+    are not bit-identical to an uninterrupted run's, and the set's provenance records only the
+    value it was created with.
+    """
+    import warnings
+
+    stored = writer.spec.provenance.get("max_batch_tokens")
+    if stored is None or stored == max_batch_tokens:
+        return
+    warnings.warn(
+        f"prompt set {writer.name!r} was created with --max-batch-tokens {stored}, this run "
+        f"uses {max_batch_tokens}: the blocks it writes are batched differently, so their last "
+        f"bits may differ from an uninterrupted run's; pass --max-batch-tokens {stored} to keep "
+        "every block bit-identical (lower it only after an out-of-memory error)",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _new_window(p: Planned, spec: Any) -> int:

@@ -72,8 +72,8 @@ class Planned:
         :func:`choose_window`."""
         from actstore.extractors._plan import _ITEMSIZE
 
-        if self.config.batch_window is not None:
-            return self.config.batch_window
+        if self.config.batch_window is not None:  # never more than the set's blocks
+            return min(self.config.batch_window, max(1, -(-len(self.n_tokens) // block_size)))
 
         d = sum(widths.get(h, self.model.d_model) for h in self.hook_vars)
         nbytes = block_size * len(self.layers) * self.t_max * d * _ITEMSIZE[self.dtype_name]
@@ -367,6 +367,8 @@ def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> Extracti
 
 def writer_window(writer: Any, asked: int | None = None) -> int:
     """The ``batch_window`` *writer*'s prompt set records (:func:`stored_window`)."""
+    if asked is not None:  # capped at the set's blocks, as when the set was created
+        asked = min(asked, writer.n_blocks)
     return stored_window(writer.spec.provenance, writer.name, asked)
 
 

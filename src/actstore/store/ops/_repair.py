@@ -45,6 +45,7 @@ class RepairReport:
     consolidated: list[str] = field(default_factory=list)  # stale consolidated metadata rewritten
     consolidated_now: bool = False  # consolidated metadata written by this run
     unrepairable: list[Problem] = field(default_factory=list)
+    positions: list[str] = field(default_factory=list)  # prompt sets whose positions go
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,7 @@ class RepairReport:
             "metadata_rewritten": self.rewritten,
             "removed": self.removed,
             "consolidated_rewritten": self.consolidated,
+            "positions_dropped": self.positions,
             "unrepairable": [vars(p) for p in self.unrepairable],
         }
 
@@ -206,8 +208,16 @@ def repair_cache(
         if not dry_run:
             for b in blocks:
                 report.removed += _unrecord(cache, name, hooks[name], b)
-    for name in sorted(stale_positions | set(report.blocks)) if not dry_run else []:
-        report.removed += drop_positions(cache, name)  # out of step with what resume rewrites
+    for name in sorted(stale_positions | set(report.blocks)):
+        # derived data, out of step with what resume rewrites: dropped, derived again later
+        if dry_run:
+            if name in stale_positions or "positions" in cache.group(name):
+                report.positions.append(name)
+        else:
+            dropped = drop_positions(cache, name)
+            if dropped:
+                report.positions.append(name)
+                report.removed += dropped
     changed = report.rewritten or report.consolidated  # (unrecorded blocks change no metadata)
     if not dry_run and (changed or not has_consolidated(cache.store)):
         # metadata rewritten above, a stale consolidated copy, or none (a write was killed
@@ -227,7 +237,8 @@ def format_repair(report: RepairReport) -> str:
     Returns
     -------
     str
-        One line per rewritten document, unrecorded block and unrepairable problem
+        One line per rewritten document, unrecorded block, dropped positions group and
+        unrepairable problem
         (``would ...`` for a dry run), then a summary line.
     """
     verb = "would " if report.dry_run else ""
@@ -241,6 +252,12 @@ def format_repair(report: RepairReport) -> str:
             f"{name}: {verb}unrecord {len(blocks)} damaged block(s) {blocks}: re-run the "
             "extraction (same arguments) or `actstore repair --from-extraction` to rewrite them"
         )
+    lines += [
+        f"{name}: {verb}delete the materialised positions ({name}/positions/, derived data): "
+        "once the set is complete, `actstore derive positions` (or the extraction re-run with "
+        "--positions) writes them again"
+        for name in report.positions
+    ]
     lines += [
         f"cannot repair {p.kind}: {p.key} ({p.detail}); extract into a new cache"
         for p in report.unrepairable
