@@ -305,3 +305,39 @@ def test_resuming_with_another_batch_budget_warns(tiny_qwen2_dir, tmp_path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert extract(out=out, max_batch_tokens=64, **kw).blocks_written == 1
+
+
+def test_dry_run_of_a_resume_plans_the_stored_window_and_the_missing_blocks(
+    tiny_qwen2_dir, tmp_path
+) -> None:
+    """The dry run shows what the real run will do: the stored window (not the automatic one),
+    the blocks still missing, and it refuses a --batch-window the real run would refuse."""
+    from actstore.store import open_cache
+
+    prompts = load_prompts("multiplication", n=24, seed=0)
+    kw = dict(model=tiny_qwen2_dir, prompts=prompts, layers="0,1", block_size=4, progress="none")
+    out = tmp_path / "c.zarr"
+    extract(out=out, batch_window=2, **kw)
+    name = open_cache(out).prompt_sets[0]
+    _damage_one_block(out, name)
+    missing = open_cache(out).missing_blocks(name)
+    dry = extract(out=out, dry_run=True, **kw)
+    assert f"{len(missing)} of 6 blocks missing" in dry.message
+    assert "stored batch window 2" in dry.message
+    assert dry.plan.batch_window == 2
+    real = extract(out=out, **kw)
+    assert real.blocks_written == len(missing)
+    assert dry.plan.batches_this_shard == real.plan.batches_this_shard
+    assert dry.plan.blocks_this_shard == len(missing)
+    with pytest.raises(FingerprintMismatchError, match="batch_window differs"):
+        extract(out=out, dry_run=True, batch_window=3, **kw)
+
+
+def test_a_worker_without_a_window_says_so(tiny_qwen2_dir, tmp_path) -> None:
+    prompts = load_prompts("multiplication", n=24, seed=0)
+    kw = dict(model=tiny_qwen2_dir, prompts=prompts, layers="0,1", block_size=4, progress="none")
+    out = tmp_path / "c.zarr"
+    extract(out=out, batch_window=3, shard="0/4", **kw)  # 6 blocks: windows 0 and 1
+    rep = extract(out=out, batch_window=3, shard="3/4", **kw)
+    assert rep.blocks_written == 0
+    assert "no block of" in rep.message and "use at most 2 workers" in rep.message

@@ -8,6 +8,7 @@ worker) or hands :func:`~actstore.extractors._run_step.run_extraction` the write
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,18 +231,57 @@ def dry_run_report(p: Planned) -> ExtractionReport:
         itemsize=4 if p.dtype_name == "float32" else 2,
         block_size=p.config.block_size,
     )
-    bs, n = layout.block_size, len(p.n_tokens)
+    bs, n, n_blocks = layout.block_size, len(p.n_tokens), layout.n_blocks
     window = p.auto_window(bs, p.widths)
-    blocks = [(b, b * bs, min((b + 1) * bs, n)) for b in p.mine(layout.n_blocks, window)]
-    plan, _ = p.make_plan(bs, layout.n_blocks, blocks, p.widths, window)
+    todo = p.mine(n_blocks, window)
+    message = "dry run: nothing loaded or written"
+    stored = _stored_set(p)
+    if stored is not None:  # a resume: the stored layout and window, the blocks still missing
+        spec, bs, n_blocks, missing = stored
+        asked = _capped(p.config.batch_window, n_blocks)
+        window = stored_window(spec.provenance, p.set_name, asked)
+        todo = [b for b in p.mine(n_blocks, window) if b in set(missing)]
+        message += (
+            f"; resuming prompt set {p.set_name!r}: {len(missing)} of {n_blocks} blocks missing, "
+            f"{len(todo)} for this worker (stored batch window {window})"
+        )
+    blocks = [(b, b * bs, min((b + 1) * bs, n)) for b in todo]
+    plan, _ = p.make_plan(bs, n_blocks, blocks, p.widths, window)
     return ExtractionReport(
         status="dry-run",
         plan=plan,
         out=str(p.config.out),
         set_name=p.set_name,
-        blocks_total=layout.n_blocks,
+        blocks_total=n_blocks,
         seconds=time.perf_counter() - p.t0,
-        message="dry run: nothing loaded or written",
+        message=message,
+    )
+
+
+def _capped(asked: int | None, n_blocks: int) -> int | None:
+    return None if asked is None else min(asked, n_blocks)
+
+
+def _stored_set(p: Planned) -> tuple[Any, int, int, list[int]] | None:
+    """``(spec, block_size, n_blocks, missing blocks)`` of the set a dry run would resume."""
+    from actstore.errors import StoreNotFoundError
+    from actstore.store import open_cache
+
+    options = p.config.storage_options
+    try:
+        cache = open_cache(
+            str(p.config.out), mode="r", storage_options=None if options is None else dict(options)
+        )
+    except StoreNotFoundError:
+        return None
+    if p.set_name not in cache.prompt_sets or not cache.set_info(p.set_name).get("ready"):
+        return None
+    layout = cache.set_info(p.set_name)["layout"]
+    return (
+        cache.spec(p.set_name),
+        int(layout["block_size"]),
+        int(layout["n_blocks"]),
+        cache.missing_blocks(p.set_name),
     )
 
 
@@ -361,15 +401,26 @@ def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> Extracti
         def make_plan(*args: Any) -> tuple[ExtractionPlan, list[Any]]:
             return p.make_plan(*args, window)
 
-        return shard_done_report(writer, make_plan, widths, out, p.set_name, p.config.shard, p.t0)
+        report = shard_done_report(writer, make_plan, widths, out, p.set_name, p.config.shard, p.t0)
+        if p.config.shard is not None and not p.mine(writer.n_blocks, window):
+            n_windows = -(-writer.n_blocks // window)
+            report = dataclasses.replace(
+                report,
+                message=(
+                    f"shard {p.config.shard[0]}/{p.config.shard[1]}: no block of {p.set_name!r} "
+                    f"falls to this worker (the set has {n_windows} batching window(s) of {window} "
+                    f"block(s), handed out window w to worker w % {p.config.shard[1]}); nothing to "
+                    f"do: use at most {n_windows} workers, or a smaller --batch-window for a new set"
+                ),
+            )
+        return report
     return None
 
 
 def writer_window(writer: Any, asked: int | None = None) -> int:
     """The ``batch_window`` *writer*'s prompt set records (:func:`stored_window`)."""
-    if asked is not None:  # capped at the set's blocks, as when the set was created
-        asked = min(asked, writer.n_blocks)
-    return stored_window(writer.spec.provenance, writer.name, asked)
+    # capped at the set's blocks, as when the set was created
+    return stored_window(writer.spec.provenance, writer.name, _capped(asked, writer.n_blocks))
 
 
 def _open_existing(out: str, storage_options: Any) -> Any:
