@@ -81,9 +81,14 @@ def catalogue_env(
     from actstore.extractors import extract
 
     extract(
-        model=work / "model", prompts=good, out=work / "tiny.zarr", layers="0,1",
-        device="cpu", dtype="float32",
-    )  # fmt: skip
+        model=work / "model",
+        prompts=good,
+        out=work / "tiny.zarr",
+        layers="0,1",
+        device="cpu",
+        dtype="float32",
+        block_size=2,
+    )  # fmt: skip  (3 blocks, batched in one window of 3)
     _probe_files(work)
     (work / "typo.toml").write_text(
         'name = "study"\n[[prompt_sets]]\nname = "arith"\n[[prompt_sets.sources]]\n'

@@ -491,7 +491,7 @@ def _fit_labels(kind: str, label: str, max_memory: int = 2 * 2**30) -> Callable[
 
 _FIT = ("probe", "fit", "cache.zarr", "--prompt-set", "arith", "--target", "value")
 _EXTRACT = ("extract", "--model", "model", "--prompts", "good.jsonl", "--out")
-_TINY_GOOD = ("--layers", "0,1")  # how tiny.zarr's set "good" was extracted
+_TINY_GOOD = ("--layers", "0,1", "--block-size", "2")  # how tiny.zarr's set "good" was extracted
 
 
 def _write_threads_zero(work: Path) -> Any:  # breaker11
@@ -2460,10 +2460,10 @@ ROWS: tuple[Row, ...] = (
         id="batch-window-changed",
         where="cli",
         input="`actstore extract ... --out tiny.zarr --set-name good --layers 0,1 "
-        "--batch-window 2` (the set was written with windows of 1 block)",
+        "--batch-window 2` (the set was written with one window of its 3 blocks)",
         args=(*_EXTRACT, "tiny.zarr", "--set-name", "good", *_TINY_GOOD, "--batch-window", "2"),
         error="FingerprintMismatchError",
-        message="prompt set 'good': batch_window differs from the stored one: expected 1 "
+        message="prompt set 'good': batch_window differs from the stored one: expected 3 "
         "(stored), got 2; drop --batch-window to resume with the stored one, or write to a new "
         "cache or a new prompt-set name",
     ),

@@ -95,4 +95,6 @@ def test_another_writers_temporary_files_do_not_make_a_reader_warn(tmp_path):
         warnings.simplefilter("always")
         actstore.open(out)
         actstore.open(out, group="arith")
-    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+    # a ResourceWarning is the garbage collector closing another test's file, at any moment
+    got = [w for w in caught if not issubclass(w.category, ResourceWarning)]
+    assert [f"{w.category.__name__}: {w.message}" for w in got] == []
