@@ -407,10 +407,11 @@ def finished_report(p: Planned, writer: Any, widths: dict[str, int]) -> Extracti
             report = dataclasses.replace(
                 report,
                 message=(
-                    f"shard {p.config.shard[0]}/{p.config.shard[1]}: no block of {p.set_name!r} "
-                    f"falls to this worker (the set has {n_windows} batching window(s) of {window} "
-                    f"block(s), handed out window w to worker w % {p.config.shard[1]}); nothing to "
-                    f"do: use at most {n_windows} workers, or a smaller --batch-window for a new set"
+                    f"shard {p.config.shard[0]}/{p.config.shard[1]}: no block of "
+                    f"{p.set_name!r} falls to this worker (the set has {n_windows} batching "
+                    f"window(s) of {window} block(s), handed out window w to worker w % "
+                    f"{p.config.shard[1]}); nothing to do: use at most {n_windows} workers, or "
+                    "a smaller --batch-window for a new set"
                 ),
             )
         return report
