@@ -6,6 +6,7 @@ import contextlib
 import tomllib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +86,11 @@ def test_random_bytes_as_file(tmp_path_factory, data: bytes) -> None:
     path.write_bytes(data)
     with contextlib.suppress(ConfigError):
         load_config(path)
+
+
+@pytest.mark.parametrize("n", [1_000_001, 2**61 - 1])
+def test_a_huge_generated_n_is_a_config_error_not_a_memory_error(n: int) -> None:
+    """Found by the fuzzer: the config check built the prompts and ran out of memory."""
+    data = _replace(BASE, ("prompt_sets", 0, "sources", 0, "n"), n)
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.n': expected at most 1,000,000"):
+        parse_config(data)

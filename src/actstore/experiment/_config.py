@@ -37,6 +37,7 @@ from actstore.experiment._spec import (
     config_hash,
 )
 from actstore.extractors._extract_config import TOML_KEYS
+from actstore.prompts._registry import MAX_GENERATED
 
 __all__ = [
     "DetectConfig",
@@ -126,6 +127,11 @@ def _validate(cfg: ExperimentConfig) -> None:
                 check_choice(f"{key}.generator", src.generator, generators)
             if src.n is not None and src.n < 1:
                 raise ConfigError(f"config key '{key}.n': expected a positive integer, got {src.n}")
+            if src.n is not None and src.generator is not None and src.n > MAX_GENERATED:
+                raise ConfigError(
+                    f"config key '{key}.n': expected at most {MAX_GENERATED:,} generated prompts, "
+                    f"got {src.n:,}; split the set into sources with different seeds"
+                )
             check_seed(f"{key}.seed", src.seed)
     probe_names: set[str] = set()
     for i, pc in enumerate(cfg.probes):

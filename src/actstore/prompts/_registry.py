@@ -142,6 +142,10 @@ def generator_info(name: str) -> GeneratorInfo:
         ) from exc
 
 
+#: the most prompts one generator call makes: beyond, a typo (``n = 1e12``) would fill memory
+MAX_GENERATED = 1_000_000
+
+
 def _check_int(value: Any, what: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise InvalidArgumentError(f"expected {what} to be an integer >= {minimum}, got {value!r}")
@@ -177,11 +181,17 @@ def generate(
     UnknownNameError
         If ``generator`` is not registered.
     InvalidArgumentError
-        If ``n`` < 1 or ``seed`` < 0 (or either is not an integer), an option is not one of the
+        If ``n`` < 1 or above :data:`MAX_GENERATED`, ``seed`` < 0 (or either is not an
+        integer), an option is not one of the
         generator's, or the generator returns another number of prompts than ``n``.
     """
     info = generator_info(generator)
     n = _check_int(n, "n", 1)
+    if n > MAX_GENERATED:
+        raise InvalidArgumentError(
+            f"expected n <= {MAX_GENERATED:,} prompts from generator {generator!r}, got {n:,}; "
+            "generate several sets with different seeds, or write the prompts to a file"
+        )
     seed = _check_int(seed, "seed", 0)
     unknown = sorted(set(options) - set(info.options))
     if unknown:
