@@ -197,7 +197,9 @@ def choose_window(
     return int(max(1, min(want, cap, n_blocks)))
 
 
-def stored_window(provenance: Mapping[str, Any], name: str, asked: int | None = None) -> int:
+def stored_window(
+    provenance: Mapping[str, Any], name: str, asked: int | None = None, n_blocks: int | None = None
+) -> int:
     """The ``batch_window`` prompt set *name* records; 1 for a set written before windows existed.
 
     Parameters
@@ -207,7 +209,10 @@ def stored_window(provenance: Mapping[str, Any], name: str, asked: int | None = 
     name
         The prompt set, for messages.
     asked
-        ``--batch-window`` of this run, or None: it must equal the stored window.
+        ``--batch-window`` of this run, or None: it must equal the stored window, once capped
+        at *n_blocks* as it was when the set was created.
+    n_blocks
+        The set's blocks (None: no cap).
 
     Raises
     ------
@@ -222,6 +227,8 @@ def stored_window(provenance: Mapping[str, Any], name: str, asked: int | None = 
             f"expected prompt set {name!r} to record batch_window as an integer >= 1, got "
             f"{value!r}; the cache's metadata was changed by hand: extract into a new cache"
         )
+    if asked is not None and n_blocks is not None:
+        asked = min(asked, n_blocks)
     if asked is not None and asked != value:
         raise FingerprintMismatchError(
             f"prompt set {name!r}: batch_window differs from the stored one: expected {value} "

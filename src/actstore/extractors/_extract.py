@@ -15,10 +15,11 @@ from typing import Any
 
 from actstore._extras import requires_extras
 from actstore._locations import location_errors
+from actstore.extractors._dryrun import dry_run_report
 from actstore.extractors._extract_config import ExtractConfig
 from actstore.extractors._positions import check_spans, materialise_positions
 from actstore.extractors._report import ExtractionReport
-from actstore.extractors._steps import dry_run_report, plan_extraction, resume_extraction
+from actstore.extractors._steps import plan_extraction, resume_extraction
 
 __all__ = ["extract"]
 

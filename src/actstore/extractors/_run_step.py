@@ -208,17 +208,7 @@ def warn_batch_budget(writer: Any, max_batch_tokens: int) -> None:
 
 def _new_window(p: Planned, spec: Any) -> int:
     """The ``batch_window`` recorded for a new set: from the block size the store will choose."""
-    from actstore.store import choose_layout
-
-    layout = choose_layout(
-        n_prompts=spec.n_prompts,
-        n_layers=len(spec.layers),
-        n_tokens=spec.n_tokens_max,
-        d_model=spec.d_model,
-        itemsize=spec.itemsize,
-        block_size=spec.block_size,
-    )
-    return p.auto_window(layout.block_size, {h: spec.d_model for h in spec.hooks})
+    return p.auto_window(spec.layout().block_size, {h: spec.d_model for h in spec.hooks})
 
 
 def _default_command() -> str:

@@ -25,7 +25,7 @@ from actstore.store.core._shardio import ShardBuffers, ShardPlan, shard_plan
 from actstore.store.format._codecs import codec_compressors, parse_codec
 from actstore.store.format._dtype import BFLOAT16
 from actstore.store.format._enospc import disk_full_as_error, is_disk_full
-from actstore.store.format._layout import Layout, choose_layout
+from actstore.store.format._layout import Layout
 from actstore.store.format._partial import clear_block, remove_block_partials, remove_partials
 from actstore.store.format._schema import (
     ACT_DIMS,
@@ -291,14 +291,7 @@ def _open_writer_locked(
     # a creation killed mid-write left temporary files: nothing else writes here before "ready"
     remove_partials(cache.url, name)
     remove_partials(cache.url, recursive=False)
-    layout = choose_layout(
-        n_prompts=spec.n_prompts,
-        n_layers=len(spec.layers),
-        n_tokens=spec.n_tokens_max,
-        d_model=spec.d_model,
-        itemsize=spec.itemsize,
-        block_size=spec.block_size,
-    )
+    layout = spec.layout()
     spec = dataclasses.replace(spec, block_size=layout.block_size, codec=parse_codec(spec.codec))
     set_info = {
         "kind": "prompt_set",

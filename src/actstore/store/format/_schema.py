@@ -24,6 +24,7 @@ from actstore._reserved import (
 from actstore.errors import FingerprintMismatchError, InvalidArgumentError
 from actstore.store.format._dtype import is_number_dtype
 from actstore.store.format._layers import is_index, layer_indices
+from actstore.store.format._layout import Layout, choose_layout
 
 __all__ = [
     "ACT_DIMS",
@@ -217,6 +218,17 @@ class PromptSetSpec:
     def itemsize(self) -> int:
         """Bytes per activation value."""
         return 4 if self.dtype == "float32" else 2
+
+    def layout(self) -> Layout:
+        """The shard and chunk layout the store gives this set (:func:`choose_layout`)."""
+        return choose_layout(
+            n_prompts=self.n_prompts,
+            n_layers=len(self.layers),
+            n_tokens=self.n_tokens_max,
+            d_model=self.d_model,
+            itemsize=self.itemsize,
+            block_size=self.block_size,
+        )
 
     @property
     def prompt_nbytes(self) -> int:
